@@ -1,0 +1,57 @@
+"""cubemem: a memory operating system for LLM agents.
+
+``MemCube`` is the unit: memories with provenance, versions and hybrid search, on disk.
+"""
+
+from cubemem.cube import MemCube
+from cubemem.embed import Embedder, SentenceTransformerEmbedder
+from cubemem.errors import (
+    BackendUnavailableError,
+    CubememError,
+    IncompatibleCubeError,
+    InvalidFilterError,
+    InvalidInputError,
+    NotACubeError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from cubemem.model import (
+    Filters,
+    Kind,
+    MemoryInput,
+    MemoryItem,
+    Message,
+    Provenance,
+    Scope,
+    SearchResult,
+    Status,
+    Usage,
+)
+from cubemem.settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError",
+    "CubememError",
+    "Embedder",
+    "Filters",
+    "IncompatibleCubeError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "Kind",
+    "MemCube",
+    "MemoryInput",
+    "MemoryItem",
+    "Message",
+    "NotACubeError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Provenance",
+    "Scope",
+    "SearchResult",
+    "SentenceTransformerEmbedder",
+    "Settings",
+    "Status",
+    "Usage",
+]

@@ -1,0 +1,606 @@
+"""MemCube: the unit of memory — add, search, version, delete, export, import and compose."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, overload
+
+from pydantic import ValidationError
+
+from cubemem import archive
+from cubemem.embed import Embedder, SentenceTransformerEmbedder, check_vectors
+from cubemem.errors import InvalidInputError, NotFoundError
+from cubemem.manifest import Manifest, read_manifest, write_manifest
+from cubemem.model import (
+    Filters,
+    MemoryInput,
+    MemoryItem,
+    Message,
+    MetadataValue,
+    Provenance,
+    Scope,
+    SearchResult,
+    Status,
+    check_json,
+    utcnow,
+    validate_content,
+    validate_model,
+)
+from cubemem.retrieve import HybridRetriever, embed_items
+from cubemem.settings import Settings
+from cubemem.store import EmbeddedStore, Embedding, MemoryStore
+from cubemem.store.base import Repair
+
+log = logging.getLogger(__name__)
+
+ContentLike = str | MemoryInput | dict[str, Any]
+ScopeLike = Scope | dict[str, str | None] | None
+FiltersLike = Filters | dict[str, Any] | None
+MessageLike = Message | dict[str, Any]
+Progress = Callable[[int], None]
+
+
+class MemCube:
+    """A folder of memories with provenance, versions and hybrid search.
+
+    Make one with ``MemCube.create(path)``, reopen it with ``MemCube.open(path)``.
+    Every method has an async twin prefixed with ``a`` that runs it off the event loop.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        store: MemoryStore,
+        embedder: Embedder,
+        settings: Settings,
+    ) -> None:
+        self._path = path
+        self._manifest = manifest
+        self._store = store
+        self._embedder = embedder
+        self._settings = settings
+        self._retriever = HybridRetriever(store, embedder)
+        self.last_repair: Repair = Repair()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        owner: str | None = None,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+    ) -> MemCube:
+        """Make a new, empty cube in ``path`` (which must not exist or be empty)."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise InvalidInputError(
+                f"{path} already exists and is not an empty folder; open an existing cube with "
+                "MemCube.open, or choose a new path"
+            )
+        settings = settings or Settings()
+        embedder = embedder or _default_embedder(settings)
+        manifest = Manifest(
+            name=name or path.name,
+            owner=owner,
+            embedder=embedder.name,
+            dimension=embedder.dimension,
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        store = EmbeddedStore(path, embedder)
+        write_manifest(path, manifest)
+        log.info("created cube %s at %s", manifest.name, path)
+        return cls(path, manifest, store, embedder, settings)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+    ) -> MemCube:
+        """Open an existing cube, repairing its index if a crash left it behind the rows."""
+        path = Path(path)
+        manifest = read_manifest(path)
+        settings = settings or Settings()
+        embedder = embedder or SentenceTransformerEmbedder(
+            manifest.embedder, device=settings.device, batch_size=settings.embed_batch_size
+        )
+        manifest.check_embedder(embedder.name, embedder.dimension)
+        cube = cls(path, manifest, EmbeddedStore(path, embedder), embedder, settings)
+        cube.last_repair = cube._store.reconcile(cube._embed)
+        return cube
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> MemCube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def id(self) -> str:
+        return self._manifest.id
+
+    @property
+    def name(self) -> str:
+        return self._manifest.name
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    def __repr__(self) -> str:
+        return f"MemCube(name={self.name!r}, path={str(self._path)!r})"
+
+    # -- writing --------------------------------------------------------------------------
+    @overload
+    def add(
+        self,
+        content: ContentLike,
+        *,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> MemoryItem: ...
+
+    @overload
+    def add(
+        self,
+        content: Sequence[ContentLike],
+        *,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> list[MemoryItem]: ...
+
+    def add(
+        self,
+        content: ContentLike | Sequence[ContentLike],
+        *,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> MemoryItem | list[MemoryItem]:
+        """Store one text (returns its item) or many (returns a list), embedded in batches.
+
+        ``content`` may be a string, a ``MemoryInput`` (or its dict form) for per-item
+        provenance, or a list of those. ``scope``, ``tags`` and ``metadata`` apply to all.
+        """
+        single = isinstance(content, str | MemoryInput | dict)
+        inputs = [content] if single else _as_list(content, "content")
+        base_scope = _scope(scope)
+        base_tags = _tags(tags)
+        base_metadata = _metadata(metadata)
+        items = [self._new_item(x, base_scope, base_tags, base_metadata) for x in inputs]
+        self._write_new(items)
+        return items[0] if single else items
+
+    def add_messages(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        session: str | None = None,
+        timestamp: datetime | str | None = None,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        progress: Progress | None = None,
+    ) -> list[MemoryItem]:
+        """Store conversation turns raw: one memory per turn, keeping speaker, time and id.
+
+        Each turn is indexed with the turn before it as context; ``timestamp`` is the
+        session time, used where a message carries none.
+        """
+        turns = [validate_model(Message, m) for m in _as_list(messages, "messages")]
+        base = _scope(scope)
+        session_scope = base.model_copy(update={"session": session}) if session else base
+        when = _timestamp(timestamp)
+        base_tags, base_metadata = _tags(tags), _metadata(metadata)
+        inputs = []
+        previous: Message | None = None
+        for turn in turns:
+            inputs.append(
+                MemoryInput(
+                    content=turn.content,
+                    scope=session_scope,
+                    metadata={**base_metadata, **turn.metadata},
+                    source_ids=[turn.id] if turn.id else [],
+                    speaker=turn.speaker,
+                    occurred_at=turn.timestamp or when,
+                    context=f"{previous.speaker}: {previous.content}" if previous else None,
+                )
+            )
+            previous = turn
+        items = [self._new_item(x, session_scope, base_tags, {}, "message") for x in inputs]
+        self._write_new(items, progress=progress)
+        return items
+
+    def update(
+        self,
+        id: str,
+        content: str | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        scope: ScopeLike = None,
+        expires_at: datetime | None = None,
+    ) -> MemoryItem:
+        """Write a new version of a memory; the old one stays in ``history``."""
+        current = self.get(id)
+        if current.status is Status.DELETED:
+            raise InvalidInputError(f"memory {id} is deleted; restore it before updating")
+        changes: dict[str, Any] = {}
+        if content is not None:
+            changes["content"] = validate_content(content, self._settings.max_content_bytes)
+        if tags is not None:
+            changes["tags"] = _tags(tags)
+        if metadata is not None:
+            changes["metadata"] = _metadata(metadata)
+        if scope is not None:
+            changes["scope"] = _scope(scope)
+        if expires_at is not None:
+            changes["expires_at"] = expires_at
+        if not changes:
+            raise InvalidInputError(
+                f"update of {id} changes nothing; pass content, tags, metadata, scope or expires_at"
+            )
+        new = _revise(current, changes, version=current.version + 1)
+        reindex = self._embed([new]) if "content" in changes else {}
+        self._store.write([new], reindex)
+        return new
+
+    def delete(self, id: str, *, purge: bool = False) -> None:
+        """Mark a memory deleted (it stops appearing in search); ``purge=True`` erases it."""
+        current = self.get(id)
+        if purge:
+            self._store.purge([current.id])
+        elif current.status is not Status.DELETED:
+            self._set_status(current, Status.DELETED)
+
+    def restore(self, id: str) -> MemoryItem:
+        """Undo a soft delete or archive: the memory becomes active again."""
+        return self._set_status(self.get(id), Status.ACTIVE)
+
+    def _set_status(self, item: MemoryItem, status: Status) -> MemoryItem:
+        new = _revise(item, {"status": status}, version=item.version)
+        self._store.write([new], {})
+        return new
+
+    # -- reading --------------------------------------------------------------------------
+    def search(self, query: str, *, k: int = 10, filters: FiltersLike = None) -> list[SearchResult]:
+        """The ``k`` memories most relevant to ``query`` (dense + BM25, fused)."""
+        query = validate_content(query, self._settings.max_content_bytes)
+        _check_k(k)
+        parsed = Filters.parse(filters)
+        now = utcnow()
+        hits = self._retriever.search(query, k, parsed, now)
+        items = {item.id: item for item in self._store.get([h[0] for h in hits])}
+        results = [
+            SearchResult(item=items[id_], score=s, dense_score=d, lexical_score=lex)
+            for id_, s, d, lex in hits
+            if id_ in items
+        ]
+        self._store.touch([r.id for r in results], now)
+        return results
+
+    def get(self, id: str) -> MemoryItem:
+        """One memory by id, whatever its status."""
+        if not isinstance(id, str) or not id:
+            raise InvalidInputError(f"memory id must be a non-empty str, got {id!r}")
+        found = self._store.get([id])
+        if not found:
+            raise NotFoundError(f"no memory {id!r} in cube {self.name!r}")
+        return found[0]
+
+    def history(self, id: str) -> list[MemoryItem]:
+        """Every version of a memory, oldest first; the last is the current one."""
+        self.get(id)
+        return self._store.versions(id)
+
+    def list(
+        self, filters: FiltersLike = None, *, limit: int = 100, offset: int = 0
+    ) -> list[MemoryItem]:
+        """A page of memories in insertion order."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
+        return self._store.select(Filters.parse(filters), now=utcnow(), limit=limit, offset=offset)
+
+    def iter(self, filters: FiltersLike = None, *, page_size: int = 500) -> Iterator[MemoryItem]:
+        """Every matching memory, fetched a page at a time."""
+        offset = 0
+        while page := self.list(filters, limit=page_size, offset=offset):
+            yield from page
+            offset += len(page)
+
+    def __iter__(self) -> Iterator[MemoryItem]:
+        return self.iter()
+
+    def count(self, filters: FiltersLike = None) -> int:
+        return self._store.count(Filters.parse(filters), now=utcnow())
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status, the embedder, and the store's revision."""
+        now = utcnow()
+        by_status = {
+            s.value: self._store.count(Filters(status=[s], include_expired=True), now=now)
+            for s in Status
+        }
+        return {
+            "cube": self.name,
+            "id": self.id,
+            "path": str(self._path),
+            "memories": sum(by_status.values()),
+            "by_status": by_status,
+            "expired": by_status["active"] - self.count(),
+            "embedder": self._manifest.embedder,
+            "dimension": self._manifest.dimension,
+            "format_version": self._manifest.format_version,
+            "revision": self._store.revision(),
+        }
+
+    # -- moving cubes ---------------------------------------------------------------------
+    def export(self, archive_path: str | Path) -> Path:
+        """Write the whole cube (every memory, every version) into one archive file."""
+        everything = Filters(status=list(Status), include_expired=True)
+        items = list(self.iter(everything))
+        versions = [v for item in items for v in self._store.versions(item.id)]
+        return archive.write(Path(archive_path), self._manifest, items, versions)
+
+    @classmethod
+    def import_(
+        cls,
+        archive_path: str | Path,
+        path: str | Path,
+        *,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+    ) -> MemCube:
+        """Recreate an exported cube in ``path``: same id, memories, versions and usage."""
+        manifest, items, versions = archive.read(Path(archive_path))
+        settings = settings or Settings()
+        embedder = embedder or SentenceTransformerEmbedder(
+            manifest.embedder, device=settings.device, batch_size=settings.embed_batch_size
+        )
+        manifest.check_embedder(embedder.name, embedder.dimension)
+        cube = cls.create(path, name=manifest.name, embedder=embedder, settings=settings)
+        cube._manifest = manifest
+        write_manifest(cube.path, manifest)
+        cube._write_new(items, history=versions)
+        return cube
+
+    @classmethod
+    def compose(
+        cls,
+        cubes: Sequence[MemCube],
+        path: str | Path,
+        *,
+        name: str | None = None,
+        owner: str | None = None,
+    ) -> MemCube:
+        """A new cube holding every memory of ``cubes``, each remembering its origin cube."""
+        cubes = _as_list(cubes, "cubes")
+        if not cubes or not all(isinstance(c, MemCube) for c in cubes):
+            raise InvalidInputError("compose takes a non-empty list of MemCube objects")
+        first = cubes[0]
+        for other in cubes[1:]:
+            first.manifest.check_embedder(other.manifest.embedder, other.manifest.dimension)
+        target = cls.create(
+            path, name=name, owner=owner, embedder=first.embedder, settings=first._settings
+        )
+        everything = Filters(status=list(Status), include_expired=True)
+        for source in cubes:
+            origin = {"cube": target.id}
+            items, versions = [], []
+            for item in source.iter(everything):
+                items.append(_recube(item, origin, source.id))
+                versions += [_recube(v, origin, source.id) for v in source._store.versions(item.id)]
+            target._write_new(items, history=versions)
+        return target
+
+    # -- internals ------------------------------------------------------------------------
+    def _new_item(
+        self,
+        raw: Any,
+        scope: Scope,
+        tags: list[str],
+        metadata: dict[str, MetadataValue],
+        source: str = "api",
+    ) -> MemoryItem:
+        given = raw if isinstance(raw, MemoryInput) else _input(raw)
+        content = validate_content(given.content, self._settings.max_content_bytes)
+        merged_metadata = {**metadata, **given.metadata}
+        check_json(merged_metadata)
+        item_scope = given.scope or scope
+        try:
+            return MemoryItem(
+                cube=self.id,
+                content=content,
+                scope=item_scope,
+                provenance=Provenance(
+                    source=source,
+                    author_agent=item_scope.agent,
+                    source_ids=given.source_ids,
+                    trust=given.trust,
+                    speaker=given.speaker,
+                    occurred_at=given.occurred_at,
+                ),
+                tags=[*tags, *given.tags],
+                metadata=merged_metadata,
+                expires_at=given.expires_at,
+                context=given.context,
+            )
+        except ValidationError as exc:
+            raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
+
+    def _embed(self, items: Sequence[MemoryItem]) -> dict[str, Embedding]:
+        embeddings = embed_items(self._embedder, items)
+        if embeddings:
+            check_vectors(
+                [e.vector for e in embeddings.values()],
+                len(items),
+                self._manifest.dimension,
+                self._embedder.name,
+            )
+        return embeddings
+
+    def _write_new(
+        self,
+        items: Sequence[MemoryItem],
+        *,
+        history: Sequence[MemoryItem] = (),
+        progress: Progress | None = None,
+    ) -> None:
+        """Embed everything first (so a bad vector writes nothing), then store in batches."""
+        embeddings = self._embed(items) if items else {}
+        batch = max(self._settings.embed_batch_size * 4, 256)
+        by_id: dict[str, list[MemoryItem]] = {}
+        for version in history:
+            by_id.setdefault(version.id, []).append(version)
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            self._store.write(
+                chunk,
+                {i.id: embeddings[i.id] for i in chunk},
+                [v for i in chunk for v in by_id.get(i.id, [])],
+            )
+            if progress is not None:
+                progress(len(chunk))
+
+    # -- async twins ----------------------------------------------------------------------
+    async def aadd(self, content: Any, **kwargs: Any) -> MemoryItem | list[MemoryItem]:
+        return await asyncio.to_thread(self.add, content, **kwargs)
+
+    async def aadd_messages(self, messages: Any, **kwargs: Any) -> list[MemoryItem]:
+        return await asyncio.to_thread(self.add_messages, messages, **kwargs)
+
+    async def asearch(self, query: str, **kwargs: Any) -> list[SearchResult]:
+        return await asyncio.to_thread(self.search, query, **kwargs)
+
+    async def aget(self, id: str) -> MemoryItem:
+        return await asyncio.to_thread(self.get, id)
+
+    async def aupdate(self, id: str, content: str | None = None, **kwargs: Any) -> MemoryItem:
+        return await asyncio.to_thread(self.update, id, content, **kwargs)
+
+    async def adelete(self, id: str, *, purge: bool = False) -> None:
+        await asyncio.to_thread(self.delete, id, purge=purge)
+
+    async def arestore(self, id: str) -> MemoryItem:
+        return await asyncio.to_thread(self.restore, id)
+
+    async def ahistory(self, id: str) -> list[MemoryItem]:
+        return await asyncio.to_thread(self.history, id)
+
+    async def alist(self, filters: FiltersLike = None, **kwargs: Any) -> list[MemoryItem]:
+        return await asyncio.to_thread(self.list, filters, **kwargs)
+
+    async def acount(self, filters: FiltersLike = None) -> int:
+        return await asyncio.to_thread(self.count, filters)
+
+    async def astats(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.stats)
+
+
+def _default_embedder(settings: Settings) -> Embedder:
+    return SentenceTransformerEmbedder(
+        settings.embedder, device=settings.device, batch_size=settings.embed_batch_size
+    )
+
+
+def _as_list(value: Any, what: str) -> list[Any]:
+    if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"{what} must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _input(raw: Any) -> MemoryInput:
+    if isinstance(raw, str):
+        return MemoryInput(content=raw)
+    if isinstance(raw, dict):
+        return validate_model(MemoryInput, raw)
+    raise InvalidInputError(
+        f"memory content must be a str, got {type(raw).__name__}; convert it to text first"
+    )
+
+
+def _scope(scope: ScopeLike) -> Scope:
+    if scope is None:
+        return Scope()
+    return scope if isinstance(scope, Scope) else validate_model(Scope, scope)
+
+
+def _tags(tags: Sequence[str] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not all(isinstance(t, str) and t.strip() for t in tags):
+        raise InvalidInputError(f"tags must be a list of non-empty strings, got {tags!r}")
+    return list(dict.fromkeys(t.strip() for t in tags))
+
+
+def _metadata(metadata: dict[str, MetadataValue] | None) -> dict[str, MetadataValue]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidInputError("metadata must be a dict with string keys")
+    bad = {k: v for k, v in metadata.items() if not isinstance(v, str | int | float | bool | None)}
+    if bad:
+        raise InvalidInputError(
+            f"metadata values must be str, int, float, bool or None; got {bad!r}"
+        )
+    check_json(metadata)
+    return dict(metadata)
+
+
+def _timestamp(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"timestamp must be a datetime or ISO 8601 string, got {value!r}"
+        ) from None
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise InvalidInputError(f"k must be a positive int, got {k!r}")
+
+
+def _revise(item: MemoryItem, changes: dict[str, Any], *, version: int) -> MemoryItem:
+    try:
+        data = item.model_dump() | changes | {"version": version, "updated_at": utcnow()}
+        return MemoryItem.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
+
+
+def _recube(item: MemoryItem, origin: dict[str, str], source_cube: str) -> MemoryItem:
+    provenance = item.provenance.model_copy(
+        update={"origin_cube": item.provenance.origin_cube or source_cube}
+    )
+    return item.model_copy(update={**origin, "provenance": provenance})

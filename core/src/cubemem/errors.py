@@ -1,0 +1,35 @@
+"""The typed errors cubemem raises. Every message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class CubememError(Exception):
+    """Base class of every error cubemem raises on purpose."""
+
+
+class InvalidInputError(CubememError, ValueError):
+    """An argument was malformed; nothing was written."""
+
+
+class InvalidFilterError(InvalidInputError):
+    """A search or list filter named an unknown key or held a value of the wrong type."""
+
+
+class NotFoundError(CubememError, LookupError):
+    """The memory (or cube) asked for does not exist."""
+
+
+class PermissionDeniedError(CubememError, PermissionError):
+    """The acting agent holds no grant for this operation."""
+
+
+class IncompatibleCubeError(CubememError):
+    """The cube on disk cannot be opened as asked (another embedder, a newer format, not a cube)."""
+
+
+class NotACubeError(IncompatibleCubeError):
+    """The path holds no cube manifest."""
+
+
+class BackendUnavailableError(CubememError, RuntimeError):
+    """A storage backend, index or model could not be reached or loaded."""

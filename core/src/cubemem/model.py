@@ -1,0 +1,267 @@
+"""The vocabulary: what a memory is, where it came from, and what a search returns."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from cubemem.errors import InvalidFilterError, InvalidInputError
+
+MetadataValue = str | int | float | bool | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted to UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Kind(StrEnum):
+    """The three forms a memory takes (MemOS): text, a model's KV cache, adapter weights."""
+
+    PLAINTEXT = "plaintext"
+    ACTIVATION = "activation"
+    PARAMETRIC = "parametric"
+
+
+class Status(StrEnum):
+    """Lifecycle state; only ``active`` memories are searched by default."""
+
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    DELETED = "deleted"
+    QUARANTINED = "quarantined"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        return as_utc(value) if isinstance(value, datetime) else value
+
+
+class Scope(_Model):
+    """Whose memory this is: a user, an agent, a session; any may be unset (shared)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
+
+
+class Provenance(_Model):
+    """Where a memory came from and how far to trust it."""
+
+    source: str = Field("api", description="How it entered: api, message, import, compose ...")
+    author_agent: str | None = Field(None, description="The agent that wrote it.")
+    source_ids: list[str] = Field(default_factory=list, description="Ids of source messages.")
+    created_at: datetime = Field(default_factory=utcnow)
+    trust: float = Field(1.0, ge=0.0, le=1.0)
+    speaker: str | None = Field(None, description="Who said it, for conversation turns.")
+    occurred_at: datetime | None = Field(None, description="When it happened (session time).")
+    origin_cube: str | None = Field(None, description="Cube it was composed or imported from.")
+
+
+class Usage(_Model):
+    """How often a memory was returned by search, and when last."""
+
+    hits: int = Field(0, ge=0)
+    last_access: datetime | None = None
+
+
+class MemoryItem(_Model):
+    """One memory with its provenance, version and lifecycle; the unit every store keeps."""
+
+    id: str = Field(default_factory=new_id)
+    cube: str
+    content: str
+    kind: Kind = Kind.PLAINTEXT
+    scope: Scope = Field(default_factory=Scope)
+    provenance: Provenance = Field(default_factory=Provenance)
+    version: int = Field(1, ge=1)
+    parent_id: str | None = Field(None, description="The memory this one was derived from.")
+    superseded_by: str | None = Field(None, description="The memory that replaced this one.")
+    status: Status = Status.ACTIVE
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    expires_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    context: str | None = Field(
+        None, description="Neighbouring text seen at ingestion; indexed with the content."
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, tags: list[str]) -> list[str]:
+        cleaned = [tag.strip() for tag in tags]
+        if not all(cleaned):
+            raise ValueError("tags must be non-empty strings")
+        return list(dict.fromkeys(cleaned))
+
+    @property
+    def event_time(self) -> datetime:
+        """When the remembered thing happened: the session time if known, else creation."""
+        return self.provenance.occurred_at or self.provenance.created_at
+
+
+class MemoryInput(_Model):
+    """What a caller supplies to ``MemCube.add``; the cube fills in the rest."""
+
+    content: Any
+    scope: Scope | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    source_ids: list[str] = Field(default_factory=list)
+    speaker: str | None = None
+    occurred_at: datetime | None = None
+    expires_at: datetime | None = None
+    trust: float = Field(1.0, ge=0.0, le=1.0)
+    context: str | None = None
+
+
+class Message(_Model):
+    """A conversation turn for ``MemCube.add_messages``; ``role``/``text``/``dia_id`` accepted."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    speaker: str = Field(validation_alias=AliasChoices("speaker", "role", "name"))
+    content: Any = Field(validation_alias=AliasChoices("content", "text"))
+    id: str | None = Field(None, validation_alias=AliasChoices("id", "dia_id", "message_id"))
+    timestamp: datetime | None = None
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+
+
+class SearchResult(BaseModel):
+    """A memory returned by search, with its fused score and the parts it came from."""
+
+    item: MemoryItem
+    score: float
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.item.id
+
+    @property
+    def content(self) -> str:
+        return self.item.content
+
+    @property
+    def provenance(self) -> Provenance:
+        return self.item.provenance
+
+
+class Filters(_Model):
+    """What search and list may be narrowed by. Unknown keys are an error."""
+
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
+    tags: list[str] = Field(default_factory=list, description="All of these tags.")
+    status: list[Status] = Field(default_factory=lambda: [Status.ACTIVE])
+    kind: Kind | None = None
+    after: datetime | None = Field(None, description="Event time at or after this.")
+    before: datetime | None = Field(None, description="Event time before this.")
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    include_expired: bool = False
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Status) else value
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_or_tags(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @classmethod
+    def parse(cls, filters: Filters | dict[str, Any] | None) -> Filters:
+        """Validate user-supplied filters, naming the allowed keys when one is unknown."""
+        if filters is None:
+            return cls()
+        if isinstance(filters, Filters):
+            return filters
+        if not isinstance(filters, dict):
+            raise InvalidFilterError(
+                f"filters must be a dict, got {type(filters).__name__}; "
+                f"allowed keys: {', '.join(cls.model_fields)}"
+            )
+        unknown = sorted(set(filters) - set(cls.model_fields))
+        if unknown:
+            raise InvalidFilterError(
+                f"unknown filter key(s) {unknown}; allowed keys: {', '.join(cls.model_fields)}"
+            )
+        try:
+            return cls.model_validate(filters)
+        except ValidationError as exc:
+            raise InvalidFilterError(f"invalid filter value: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "value"
+    return f"{where}: {err['msg']}"
+
+
+def validate_content(content: Any, max_bytes: int) -> str:
+    """Return ``content`` if it is storable text, else raise ``InvalidInputError``."""
+    if not isinstance(content, str):
+        raise InvalidInputError(
+            f"memory content must be a str, got {type(content).__name__}; convert it to text first"
+        )
+    if not content.strip():
+        raise InvalidInputError("memory content is empty or whitespace; pass some text")
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            "memory content holds a lone surrogate and is not valid Unicode; "
+            "decode the source with errors='replace' or fix it"
+        ) from None
+    if size > max_bytes:
+        raise InvalidInputError(
+            f"memory content is {size} bytes, over the limit of {max_bytes}; split it into "
+            "smaller memories or raise CUBEMEM_MAX_CONTENT_BYTES"
+        )
+    return content
+
+
+def validate_model(model: type[_Model], value: Any) -> Any:
+    """Validate ``value`` as ``model``, turning pydantic's error into ``InvalidInputError``."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid {model.__name__}: {_first_error(exc)}") from None
+
+
+def check_json(metadata: dict[str, Any]) -> None:
+    """Metadata must survive a JSON round trip unchanged."""
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from None

@@ -1,0 +1,101 @@
+"""The storage protocol: a handful of primitives every engine implements.
+
+Policy (validation, versioning, fusion, filters' meaning) lives above the engine in
+``MemCube`` and ``cubemem.retrieve``; an engine only persists rows, keeps their version
+snapshots, evaluates ``Filters`` and answers nearest-neighbour queries. The conformance
+suite in ``tests/core/test_store_conformance.py`` runs against every engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+from cubemem.model import Filters, MemoryItem
+
+
+class Embedding(NamedTuple):
+    """A vector and the digest of the text it was computed from (to detect stale vectors)."""
+
+    vector: np.ndarray
+    digest: str
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What ``reconcile`` fixed: vectors re-embedded (missing or stale) and orphans removed."""
+
+    reembedded: list[str] = field(default_factory=list)
+    orphans_removed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.reembedded or self.orphans_removed)
+
+
+EmbedFn = Callable[[list[MemoryItem]], Mapping[str, Embedding]]
+
+
+@runtime_checkable
+class MemoryStore(Protocol):
+    """Rows are the truth; the vector index is derived from them and can be rebuilt."""
+
+    def write(
+        self,
+        items: Sequence[MemoryItem],
+        embeddings: Mapping[str, Embedding],
+        history: Sequence[MemoryItem] = (),
+    ) -> None:
+        """Upsert rows and snapshot their versions durably, then (re)index ``embeddings``.
+
+        ``history`` holds older version snapshots to keep as well (import, compose).
+        """
+        ...
+
+    def get(self, ids: Sequence[str]) -> list[MemoryItem]:
+        """The current rows for ``ids`` that exist, in the order asked."""
+        ...
+
+    def versions(self, id: str) -> list[MemoryItem]:
+        """Every version snapshot of one memory, oldest first."""
+        ...
+
+    def select(
+        self, filters: Filters, *, now: datetime, limit: int | None = None, offset: int = 0
+    ) -> list[MemoryItem]:
+        """Rows matching ``filters``, in insertion order."""
+        ...
+
+    def match_ids(self, filters: Filters, *, now: datetime) -> list[str]:
+        """Ids of rows matching ``filters``, in insertion order."""
+        ...
+
+    def count(self, filters: Filters, *, now: datetime) -> int: ...
+
+    def nearest(
+        self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
+    ) -> list[tuple[str, float]]:
+        """Up to ``k`` (id, cosine similarity) pairs, best first, among ``allowed`` if given."""
+        ...
+
+    def touch(self, ids: Sequence[str], at: datetime) -> None:
+        """Count a retrieval hit on each of ``ids``."""
+        ...
+
+    def purge(self, ids: Sequence[str]) -> None:
+        """Remove rows, their versions and vectors for good."""
+        ...
+
+    def revision(self) -> int:
+        """A number that changes whenever rows change (by any process)."""
+        ...
+
+    def reconcile(self, embed: EmbedFn) -> Repair:
+        """Bring the index in line with the rows after a crash between the two writes."""
+        ...
+
+    def close(self) -> None: ...

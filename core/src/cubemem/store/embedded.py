@@ -1,0 +1,356 @@
+"""The default engine: SQLite in WAL mode holds the truth, a Chroma PersistentClient the vectors."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cubemem.embed import Embedder
+from cubemem.errors import BackendUnavailableError, InvalidFilterError
+from cubemem.model import Filters, MemoryItem, Usage
+from cubemem.store.base import Embedding, EmbedFn, Repair
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user_id TEXT,
+    agent_id TEXT,
+    session_id TEXT,
+    created_at REAL NOT NULL,
+    event_at REAL NOT NULL,
+    expires_at REAL,
+    version INTEGER NOT NULL,
+    digest TEXT,
+    hits INTEGER NOT NULL DEFAULT 0,
+    last_access REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_scope ON memories (user_id, agent_id, session_id);
+CREATE INDEX IF NOT EXISTS memories_status ON memories (status);
+CREATE INDEX IF NOT EXISTS memories_event ON memories (event_at);
+CREATE INDEX IF NOT EXISTS memories_expires ON memories (expires_at);
+CREATE TABLE IF NOT EXISTS tags (
+    tag TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (tag, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_id ON tags (id);
+CREATE TABLE IF NOT EXISTS versions (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+"""
+
+UPSERT = """
+INSERT INTO memories (id, status, kind, user_id, agent_id, session_id, created_at, event_at,
+                      expires_at, version, digest, hits, last_access, data)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, kind = excluded.kind, user_id = excluded.user_id,
+    agent_id = excluded.agent_id, session_id = excluded.session_id,
+    created_at = excluded.created_at, event_at = excluded.event_at,
+    expires_at = excluded.expires_at, version = excluded.version,
+    digest = COALESCE(excluded.digest, memories.digest),
+    hits = excluded.hits, last_access = excluded.last_access, data = excluded.data
+"""
+
+_ITEM_JSON_EXCLUDE = {"usage"}
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _row_values(item: MemoryItem, digest: str | None) -> tuple[Any, ...]:
+    return (
+        item.id,
+        item.status.value,
+        item.kind.value,
+        item.scope.user,
+        item.scope.agent,
+        item.scope.session,
+        _ts(item.provenance.created_at),
+        _ts(item.event_time),
+        _ts(item.expires_at),
+        item.version,
+        digest,
+        item.usage.hits,
+        _ts(item.usage.last_access),
+        item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE),
+    )
+
+
+def _item(data: str, hits: int, last_access: float | None) -> MemoryItem:
+    item = MemoryItem.model_validate_json(data)
+    item.usage = Usage(
+        hits=hits,
+        last_access=None if last_access is None else datetime.fromtimestamp(last_access, UTC),
+    )
+    return item
+
+
+def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
+    """Translate ``Filters`` into a SQL condition over ``memories m``."""
+    clauses = [f"m.status IN ({', '.join('?' * len(filters.status))})"]
+    params: list[Any] = [s.value for s in filters.status]
+    for column, value in (
+        ("user_id", filters.user),
+        ("agent_id", filters.agent),
+        ("session_id", filters.session),
+        ("kind", filters.kind.value if filters.kind else None),
+    ):
+        if value is not None:
+            clauses.append(f"m.{column} = ?")
+            params.append(value)
+    for tag in filters.tags:
+        clauses.append("EXISTS (SELECT 1 FROM tags t WHERE t.tag = ? AND t.id = m.id)")
+        params.append(tag)
+    if filters.after is not None:
+        clauses.append("m.event_at >= ?")
+        params.append(filters.after.timestamp())
+    if filters.before is not None:
+        clauses.append("m.event_at < ?")
+        params.append(filters.before.timestamp())
+    for key, value in filters.metadata.items():
+        if '"' in key or "\\" in key:
+            raise InvalidFilterError(f"metadata filter key {key!r} may not contain quotes")
+        path = f'$.metadata."{key}"'
+        if value is None:
+            clauses.append("json_extract(m.data, ?) IS NULL")
+            params.append(path)
+        else:
+            clauses.append("json_extract(m.data, ?) = ?")
+            params.extend([path, value])
+    if not filters.include_expired:
+        clauses.append("(m.expires_at IS NULL OR m.expires_at > ?)")
+        params.append(now.timestamp())
+    return " AND ".join(clauses), params
+
+
+class EmbeddedStore:
+    """SQLite (WAL, synchronous=FULL) + Chroma ``PersistentClient`` in one cube folder."""
+
+    def __init__(self, path: Path, embedder: Embedder) -> None:
+        self._path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self._path / "memories.sqlite3",
+                timeout=30.0,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"cannot open SQLite store in {self._path}: {exc}"
+            ) from exc
+        self._client, self._collection = _open_index(self._path / "index", embedder)
+        self._max_batch = max(1, self._client.get_max_batch_size())
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # -- primitives -----------------------------------------------------------------------
+    def write(
+        self,
+        items: Sequence[MemoryItem],
+        embeddings: Mapping[str, Embedding],
+        history: Sequence[MemoryItem] = (),
+    ) -> None:
+        if not items:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO versions (id, version, data) VALUES (?, ?, ?)",
+                [(v.id, v.version, v.model_dump_json(exclude=_ITEM_JSON_EXCLUDE)) for v in history],
+            )
+            for item in items:
+                emb = embeddings.get(item.id)
+                db.execute(UPSERT, _row_values(item, emb.digest if emb else None))
+                db.execute("DELETE FROM tags WHERE id = ?", (item.id,))
+                db.executemany(
+                    "INSERT OR IGNORE INTO tags (tag, id) VALUES (?, ?)",
+                    [(tag, item.id) for tag in item.tags],
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO versions (id, version, data) VALUES (?, ?, ?)",
+                    (item.id, item.version, item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE)),
+                )
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+        # The rows are durable now; a crash before the index write is repaired on open.
+        self._index({i.id: embeddings[i.id] for i in items if i.id in embeddings})
+
+    def _index(self, embeddings: Mapping[str, Embedding]) -> None:
+        ids = list(embeddings)
+        for start in range(0, len(ids), self._max_batch):
+            chunk = ids[start : start + self._max_batch]
+            self._collection.upsert(
+                ids=chunk,
+                embeddings=np.stack([embeddings[i].vector for i in chunk]),
+                metadatas=[{"h": embeddings[i].digest} for i in chunk],
+            )
+
+    def get(self, ids: Sequence[str]) -> list[MemoryItem]:
+        found: dict[str, MemoryItem] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self._query(
+                "SELECT id, data, hits, last_access FROM memories "
+                f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update({row[0]: _item(*row[1:]) for row in rows})
+        return [found[i] for i in ids if i in found]
+
+    def versions(self, id: str) -> list[MemoryItem]:
+        rows = self._query("SELECT data FROM versions WHERE id = ? ORDER BY version", (id,))
+        return [MemoryItem.model_validate_json(row[0]) for row in rows]
+
+    def select(
+        self, filters: Filters, *, now: datetime, limit: int | None = None, offset: int = 0
+    ) -> list[MemoryItem]:
+        where, params = _where(filters, now)
+        rows = self._query(
+            f"SELECT data, hits, last_access FROM memories m WHERE {where} "
+            "ORDER BY m.rowid LIMIT ? OFFSET ?",
+            [*params, -1 if limit is None else limit, offset],
+        )
+        return [_item(*row) for row in rows]
+
+    def match_ids(self, filters: Filters, *, now: datetime) -> list[str]:
+        where, params = _where(filters, now)
+        rows = self._query(f"SELECT m.id FROM memories m WHERE {where} ORDER BY m.rowid", params)
+        return [row[0] for row in rows]
+
+    def count(self, filters: Filters, *, now: datetime) -> int:
+        where, params = _where(filters, now)
+        return int(self._query(f"SELECT COUNT(*) FROM memories m WHERE {where}", params)[0][0])
+
+    def nearest(
+        self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
+    ) -> list[tuple[str, float]]:
+        available = self._collection.count() if allowed is None else len(allowed)
+        n = min(k, available)
+        if n <= 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=n,
+            ids=None if allowed is None else list(allowed),
+            include=["distances"],
+        )
+        return [
+            (id_, 1.0 - float(dist))
+            for id_, dist in zip(result["ids"][0], result["distances"][0], strict=True)
+        ]
+
+    def touch(self, ids: Sequence[str], at: datetime) -> None:
+        if not ids:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE memories SET hits = hits + 1, last_access = ? WHERE id = ?",
+                [(at.timestamp(), id_) for id_ in ids],
+            )
+
+    def purge(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._transaction() as db:
+            for table in ("memories", "tags", "versions"):
+                db.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i in ids])
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+        self._collection.delete(ids=list(ids))
+
+    def revision(self) -> int:
+        return int(self._query("SELECT value FROM meta WHERE key = 'revision'")[0][0])
+
+    def reconcile(self, embed: EmbedFn) -> Repair:
+        truth = dict(self._query("SELECT id, digest FROM memories"))
+        indexed = self._collection.get(include=["metadatas"])
+        digests = {
+            id_: (meta or {}).get("h")
+            for id_, meta in zip(indexed["ids"], indexed["metadatas"] or [], strict=False)
+        }
+        orphans = [id_ for id_ in digests if id_ not in truth]
+        stale = [
+            id_ for id_, digest in truth.items() if digest is None or digests.get(id_) != digest
+        ]
+        if orphans:
+            self._collection.delete(ids=orphans)
+        if stale:
+            items = self.get(stale)
+            embeddings = embed(items)
+            with self._transaction() as db:
+                db.executemany(
+                    "UPDATE memories SET digest = ? WHERE id = ?",
+                    [(e.digest, id_) for id_, e in embeddings.items()],
+                )
+            self._index(embeddings)
+        if orphans or stale:
+            log.warning(
+                "repaired index of %s: %d re-embedded, %d orphans removed",
+                self._path,
+                len(stale),
+                len(orphans),
+            )
+        return Repair(reembedded=stale, orphans_removed=orphans)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._client.close()
+
+
+def _open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    from cubemem.store.chroma_embedding import CubememEmbeddingFunction
+
+    try:
+        client = chromadb.PersistentClient(
+            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
+        )
+        collection = client.get_or_create_collection(
+            "memories",
+            embedding_function=CubememEmbeddingFunction(embedder),
+            configuration={"hnsw": {"space": "cosine"}},
+        )
+    except Exception as exc:  # chromadb raises assorted errors for a broken folder
+        raise BackendUnavailableError(f"cannot open the vector index in {path}: {exc}") from exc
+    return client, collection
