@@ -1,0 +1,287 @@
+"""The ``cubemem`` command: manage a cube from the shell, and ``cubemem demo``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cubemem.cube import MemCube
+from cubemem.errors import CubememError, InvalidInputError
+from cubemem.model import MemoryItem, SearchResult
+
+app = typer.Typer(
+    name="cubemem",
+    help="A memory operating system for LLM agents: MemCubes with provenance and hybrid search.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+CubePath = Annotated[
+    Path,
+    typer.Option("--cube", "-c", envvar="CUBEMEM_CUBE", help="Folder of the cube."),
+]
+
+
+def _run(fn: Any) -> Any:
+    """Show cubemem's errors as one red line and exit 2, never as a traceback."""
+    try:
+        return fn()
+    except CubememError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _quiet_model_loading() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
+
+
+@app.callback()
+def _main() -> None:
+    _quiet_model_loading()
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder to create the cube in.")],
+    name: Annotated[str | None, typer.Option(help="Cube name (default: folder name).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Who owns the cube.")] = None,
+) -> None:
+    """Create a new, empty cube."""
+    cube = _run(lambda: MemCube.create(path, name=name, owner=owner))
+    console.print(f"created cube [bold]{cube.name}[/] at {cube.path}")
+    cube.close()
+
+
+@app.command()
+def add(
+    text: Annotated[str, typer.Argument(help="The memory text.")],
+    cube: CubePath = Path("memory"),
+    user: Annotated[str | None, typer.Option(help="Scope: user id.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Scope: agent id.")] = None,
+    session: Annotated[str | None, typer.Option(help="Scope: session id.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+) -> None:
+    """Add one memory."""
+    with _run(lambda: MemCube.open(cube)) as mc:
+        scope = {"user": user, "agent": agent, "session": session}
+        item = _run(lambda: mc.add(text, scope=scope, tags=tag or []))
+        console.print(item.id)
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="JSON or JSONL file of messages.")],
+    cube: CubePath = Path("memory"),
+    session: Annotated[
+        str | None, typer.Option(help="Session id for messages without one.")
+    ] = None,
+    timestamp: Annotated[
+        str | None, typer.Option(help="ISO time for messages without one.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Scope: user id.")] = None,
+) -> None:
+    """Ingest conversation turns, one memory per turn.
+
+    JSON: a list of messages, or {"sessions": [{"session", "timestamp", "messages"}]}.
+    JSONL: one message per line; a "session" key groups lines. A message has "speaker"
+    (or "role"), "text" (or "content"), and optionally "id" and "timestamp".
+    """
+    sessions = _run(lambda: list(_read_sessions(file, session, timestamp)))
+    total = sum(len(s["messages"]) for s in sessions)
+    with _run(lambda: MemCube.open(cube)) as mc, _progress() as bar:
+        task = bar.add_task("ingesting", total=total)
+        for s in sessions:
+            _run(
+                lambda s=s: mc.add_messages(
+                    s["messages"],
+                    session=s["session"],
+                    timestamp=s["timestamp"],
+                    scope={"user": user},
+                    progress=lambda n: bar.advance(task, n),
+                )
+            )
+    console.print(f"ingested {total} messages in {len(sessions)} session(s) into {mc.name}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    cube: CubePath = Path("memory"),
+    k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 5,
+    user: Annotated[str | None, typer.Option(help="Only this user's memories.")] = None,
+    session: Annotated[str | None, typer.Option(help="Only this session's memories.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Search a cube (dense + BM25, fused)."""
+    filters = {key: v for key, v in {"user": user, "session": session}.items() if v}
+    with _run(lambda: MemCube.open(cube)) as mc:
+        hits = _run(lambda: mc.search(query, k=k, filters=filters))
+    if as_json:
+        typer.echo(json.dumps([h.model_dump(mode="json") for h in hits], indent=2))
+    else:
+        console.print(_hits_table(query, hits))
+
+
+@app.command()
+def show(
+    id: Annotated[str, typer.Argument(help="Memory id.")],
+    cube: CubePath = Path("memory"),
+    history: Annotated[bool, typer.Option("--history", help="Show every version.")] = False,
+) -> None:
+    """Show one memory as JSON, or its version history."""
+    with _run(lambda: MemCube.open(cube)) as mc:
+        items = _run(lambda: mc.history(id) if history else [mc.get(id)])
+    for item in items:
+        console.print_json(item.model_dump_json())
+
+
+@app.command("export")
+def export_(
+    archive: Annotated[Path, typer.Argument(help="Archive file to write (.zip).")],
+    cube: CubePath = Path("memory"),
+) -> None:
+    """Export a cube into one archive."""
+    with _run(lambda: MemCube.open(cube)) as mc:
+        path = _run(lambda: mc.export(archive))
+    console.print(f"exported {mc.name} to {path}")
+
+
+@app.command("import")
+def import_(
+    archive: Annotated[Path, typer.Argument(help="Archive written by `cubemem export`.")],
+    path: Annotated[Path, typer.Argument(help="Folder for the new cube.")],
+) -> None:
+    """Recreate a cube from an archive."""
+    mc = _run(lambda: MemCube.import_(archive, path))
+    console.print(f"imported {mc.count()} active memories into {mc.path}")
+    mc.close()
+
+
+@app.command()
+def stats(cube: CubePath = Path("memory")) -> None:
+    """Counts and identity of a cube."""
+    with _run(lambda: MemCube.open(cube)) as mc:
+        typer.echo(json.dumps(mc.stats(), indent=2))
+
+
+@app.command()
+def demo(
+    k: Annotated[int, typer.Option("--k", "-k", help="Hits shown per question.")] = 3,
+) -> None:
+    """Ingest a short conversation into a temporary cube and ask it questions (offline)."""
+    source = resources.files("cubemem") / "data" / "demo_conversation.json"
+    data = json.loads(source.read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix="cubemem-demo-") as tmp:
+        console.print(f"[bold]cubemem demo[/]: {data['title']}")
+        with console.status("loading the embedder (all-MiniLM-L6-v2, offline)"):
+            mc = _run(lambda: MemCube.create(Path(tmp) / "demo", name="demo"))
+        with mc, _progress() as bar:
+            sessions = data["sessions"]
+            task = bar.add_task("ingesting", total=sum(len(s["messages"]) for s in sessions))
+            for s in sessions:
+                mc.add_messages(
+                    s["messages"],
+                    session=s["session"],
+                    timestamp=s["timestamp"],
+                    progress=lambda n: bar.advance(task, n),
+                )
+            bar.stop()
+            for question in data["questions"]:
+                console.print(_hits_table(question, mc.search(question, k=k)))
+            console.print(f"{mc.count()} memories in a cube at {mc.path} (removed on exit)")
+
+
+def _hits_table(query: str, hits: list[SearchResult]) -> Table:
+    table = Table(title=f"[bold]{query}[/]", title_justify="left", show_lines=False)
+    for column, style in (
+        ("score", "cyan"),
+        ("speaker", "magenta"),
+        ("date", "green"),
+        ("text", ""),
+        ("provenance", "dim"),
+    ):
+        table.add_column(column, style=style, overflow="fold")
+    for hit in hits:
+        item: MemoryItem = hit.item
+        when = item.provenance.occurred_at
+        table.add_row(
+            f"{hit.score:.4f}",
+            item.provenance.speaker or "",
+            f"{when:%Y-%m-%d}" if when else "",
+            item.content,
+            f"{item.provenance.source} {','.join(item.provenance.source_ids)} v{item.version}",
+        )
+    return table
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _read_sessions(
+    file: Path, session: str | None, timestamp: str | None
+) -> Iterator[dict[str, Any]]:
+    """Yield {"session", "timestamp", "messages"} groups from a JSON or JSONL file."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read {file}: {exc}") from exc
+    try:
+        if file.suffix == ".jsonl":
+            records: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{file} is not valid JSON: {exc}") from exc
+    if isinstance(records, dict) and isinstance(records.get("sessions"), list):
+        for s in records["sessions"]:
+            yield {
+                "session": s.get("session", session),
+                "timestamp": s.get("timestamp", timestamp),
+                "messages": s.get("messages", []),
+            }
+        return
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InvalidInputError(
+            f"{file} must hold a list of message objects or {{'sessions': [...]}}"
+        )
+    group: dict[str, Any] | None = None
+    for record in records:
+        record = dict(record)
+        name = record.pop("session", session)
+        if group is None or group["session"] != name:
+            if group is not None:
+                yield group
+            group = {"session": name, "timestamp": timestamp, "messages": []}
+        group["messages"].append(record)
+    if group is not None:
+        yield group
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

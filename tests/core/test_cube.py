@@ -1,0 +1,163 @@
+"""MemCube's public API on the real embedded store and the real MiniLM embedder."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cubemem import (
+    InvalidInputError,
+    MemCube,
+    MemoryInput,
+    NotFoundError,
+    Scope,
+    Status,
+)
+
+TURNS = [
+    {"speaker": "Ana", "text": "I adopted a grey tabby and named her Miso", "id": "D1:1"},
+    {"speaker": "Ben", "text": "What does she like to eat?", "id": "D1:2"},
+    {"speaker": "Ana", "text": "Tuna, every single day", "id": "D1:3"},
+]
+
+
+def test_add_returns_a_stored_item_with_provenance(cube):
+    item = cube.add("Mira is allergic to peanuts", scope={"user": "ana"}, tags=["health"])
+    assert cube.get(item.id) == item
+    assert item.cube == cube.id
+    assert item.scope == Scope(user="ana")
+    assert item.tags == ["health"]
+    assert item.version == 1 and item.status is Status.ACTIVE
+    assert item.provenance.source == "api"
+
+
+def test_add_many_embeds_in_batches_and_keeps_order(cube):
+    texts = [f"fact number {i} about the garden" for i in range(300)]
+    items = cube.add(texts, scope={"user": "ana"})
+    assert [i.content for i in items] == texts
+    assert cube.count() == 300
+    assert [i.id for i in cube.list(limit=5, offset=10)] == [i.id for i in items[10:15]]
+
+
+def test_search_finds_the_relevant_memory(cube):
+    cube.add(["The sky was grey over Lisbon", "Mira is allergic to peanuts", "Tom plays chess"])
+    hits = cube.search("what is Mira allergic to?", k=2)
+    assert hits[0].content == "Mira is allergic to peanuts"
+    assert hits[0].dense_score is not None and hits[0].lexical_score is not None
+    assert hits[0].score >= hits[1].score
+    assert cube.get(hits[0].id).usage.hits == 1
+
+
+def test_add_messages_keeps_speaker_session_time_and_source_ids(cube):
+    items = cube.add_messages(TURNS, session="s1", timestamp="2023-05-08T13:56:00")
+    assert [i.provenance.source_ids for i in items] == [["D1:1"], ["D1:2"], ["D1:3"]]
+    assert [i.provenance.speaker for i in items] == ["Ana", "Ben", "Ana"]
+    assert all(i.scope.session == "s1" for i in items)
+    assert items[0].provenance.occurred_at == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    assert items[0].context is None
+    assert items[2].context == "Ben: What does she like to eat?"
+    # The answer turn is found by words of the question it answered (indexed as context).
+    answer = next(h for h in cube.search("eat", k=3) if h.id == items[2].id)
+    assert answer.lexical_score is not None and answer.lexical_score > 0
+
+
+def test_filters_narrow_the_searched_subset(cube):
+    cube.add("Ana likes green tea", scope={"user": "ana"}, tags=["food"])
+    cube.add("Ben likes green tea", scope={"user": "ben"}, tags=["food", "drink"])
+    cube.add("Ben likes jazz", scope={"user": "ben", "session": "s2"}, metadata={"mood": "calm"})
+    assert {h.content for h in cube.search("green tea", filters={"user": "ana"})} == {
+        "Ana likes green tea"
+    }
+    assert [h.content for h in cube.search("tea", filters={"tags": ["drink"]})] == [
+        "Ben likes green tea"
+    ]
+    assert [h.content for h in cube.search("music", filters={"metadata": {"mood": "calm"}})] == [
+        "Ben likes jazz"
+    ]
+    assert cube.count({"user": "ben"}) == 2
+    assert cube.count({"session": "s2"}) == 1
+
+
+def test_time_range_filters_use_the_event_time(cube):
+    cube.add_messages([TURNS[0]], session="s1", timestamp="2023-01-01T10:00:00")
+    cube.add_messages([TURNS[2]], session="s2", timestamp="2023-06-01T10:00:00")
+    after = datetime(2023, 3, 1, tzinfo=UTC)
+    assert [i.scope.session for i in cube.list({"after": after})] == ["s2"]
+    assert [i.scope.session for i in cube.list({"before": after})] == ["s1"]
+
+
+def test_expired_memories_leave_search(cube):
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    cube.add([MemoryInput(content="the door code is 4711", expires_at=past)])
+    cube.add("the wifi password is hunter2")
+    assert [h.content for h in cube.search("code", k=5)] == ["the wifi password is hunter2"]
+    assert cube.count({"include_expired": True}) == 2
+    assert cube.stats()["expired"] == 1
+
+
+def test_update_writes_a_new_version_and_keeps_history(cube):
+    item = cube.add("Ana's cat is called Miso", tags=["pets"])
+    new = cube.update(item.id, "Ana's cat is called Mochi", tags=["pets", "renamed"])
+    assert new.id == item.id and new.version == 2
+    assert [v.content for v in cube.history(item.id)] == [
+        "Ana's cat is called Miso",
+        "Ana's cat is called Mochi",
+    ]
+    assert cube.search("Mochi", k=1)[0].content == "Ana's cat is called Mochi"
+    assert cube.count({"tags": ["renamed"]}) == 1
+
+
+def test_delete_is_soft_until_purged(cube):
+    item = cube.add("a secret")
+    cube.delete(item.id)
+    assert cube.get(item.id).status is Status.DELETED
+    assert cube.search("secret") == []
+    assert cube.count() == 0 and cube.count({"status": "deleted"}) == 1
+    with pytest.raises(InvalidInputError):
+        cube.update(item.id, "changed")
+    cube.restore(item.id)
+    assert cube.search("secret")[0].id == item.id
+    cube.delete(item.id, purge=True)
+    with pytest.raises(NotFoundError):
+        cube.get(item.id)
+    with pytest.raises(NotFoundError):
+        cube.history(item.id)
+    assert cube.search("secret") == []
+
+
+def test_iteration_pages_through_everything(cube):
+    cube.add([f"note {i}" for i in range(23)])
+    assert [i.content for i in cube.iter(page_size=5)] == [f"note {i}" for i in range(23)]
+    assert len(cube) == 23 == len(list(cube))
+
+
+def test_stats(cube):
+    cube.add(["one", "two"])
+    cube.delete(cube.list()[0].id)
+    stats = cube.stats()
+    assert stats["memories"] == 2
+    assert stats["by_status"]["deleted"] == 1 and stats["by_status"]["active"] == 1
+    assert stats["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert stats["dimension"] == 384
+
+
+async def test_async_twins(cube):
+    item = await cube.aadd("Ana runs every morning", scope={"user": "ana"})
+    await cube.aadd_messages(TURNS, session="s1")
+    assert (await cube.aget(item.id)).content == item.content
+    hits = await cube.asearch("who runs in the morning?", k=1, filters={"user": "ana"})
+    assert hits[0].id == item.id
+    await cube.aupdate(item.id, "Ana runs every evening")
+    assert len(await cube.ahistory(item.id)) == 2
+    await cube.adelete(item.id)
+    await cube.arestore(item.id)
+    assert await cube.acount() == 4
+    assert len(await cube.alist(limit=2)) == 2
+    assert (await cube.astats())["memories"] == 4
+
+
+def test_context_manager_closes(tmp_path, embedder):
+    with MemCube.create(tmp_path / "c", embedder=embedder) as c:
+        c.add("kept")
+    with MemCube.open(tmp_path / "c", embedder=embedder) as again:
+        assert [i.content for i in again.list()] == ["kept"]
