@@ -39,7 +39,7 @@ def _run(fn: Any) -> Any:
     try:
         return fn()
     except CubememError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
 

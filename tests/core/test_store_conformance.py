@@ -1,0 +1,117 @@
+"""The MemoryStore conformance suite: every engine runs it (today: the embedded one)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from cubemem.model import Filters, MemoryItem, Provenance, Scope, Status
+from cubemem.retrieve import embed_items
+from cubemem.store import EmbeddedStore, MemoryStore
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+ENGINES = {"embedded": lambda path, embedder: EmbeddedStore(path, embedder)}
+
+
+@pytest.fixture(params=list(ENGINES))
+def store(request, tmp_path, embedder):
+    engine = ENGINES[request.param](tmp_path, embedder)
+    assert isinstance(engine, MemoryStore)
+    yield engine
+    engine.close()
+
+
+def _item(content, **kw):
+    return MemoryItem(cube="c", content=content, **kw)
+
+
+def _write(store, embedder, *items):
+    store.write(items, embed_items(embedder, items))
+    return items
+
+
+def test_write_then_get_in_the_order_asked(store, embedder):
+    a, b = _write(store, embedder, _item("alpha"), _item("beta"))
+    assert store.get([b.id, "missing", a.id]) == [b, a]
+
+
+def test_revision_moves_on_every_write(store, embedder):
+    start = store.revision()
+    (a,) = _write(store, embedder, _item("alpha"))
+    assert store.revision() > start
+    mid = store.revision()
+    store.touch([a.id], NOW)
+    assert store.revision() == mid, "a hit is not a change of content"
+    store.purge([a.id])
+    assert store.revision() > mid
+
+
+def test_versions_are_snapshots_oldest_first(store, embedder):
+    (a,) = _write(store, embedder, _item("v1"))
+    v2 = a.model_copy(update={"content": "v2", "version": 2})
+    _write(store, embedder, v2)
+    assert [v.content for v in store.versions(a.id)] == ["v1", "v2"]
+    assert store.get([a.id])[0].content == "v2"
+
+
+def test_filters(store, embedder):
+    old = Provenance(occurred_at=NOW - timedelta(days=30))
+    items = _write(
+        store,
+        embedder,
+        _item("ana tea", scope=Scope(user="ana"), tags=["x"], provenance=old),
+        _item("ben tea", scope=Scope(user="ben", session="s"), metadata={"n": 1}),
+        _item("gone", status=Status.DELETED),
+        _item("expired", expires_at=NOW - timedelta(seconds=1)),
+    )
+    ids = [i.id for i in items]
+
+    def match(**kw):
+        return store.match_ids(Filters(**kw), now=NOW)
+
+    assert match() == ids[:2]
+    assert match(user="ana") == [ids[0]]
+    assert match(session="s") == [ids[1]]
+    assert match(tags=["x"]) == [ids[0]]
+    assert match(metadata={"n": 1}) == [ids[1]]
+    assert match(status=[Status.DELETED]) == [ids[2]]
+    assert match(include_expired=True) == [ids[0], ids[1], ids[3]]
+    assert match(before=NOW - timedelta(days=1)) == [ids[0]]
+    assert store.count(Filters(), now=NOW) == 2
+    assert [i.id for i in store.select(Filters(), now=NOW, limit=1, offset=1)] == [ids[1]]
+
+
+def test_nearest_ranks_by_cosine_and_respects_allowed(store, embedder):
+    items = _write(store, embedder, _item("a red boat"), _item("green tea"), _item("blue boat"))
+    query = embedder.embed_query("boat")
+    got = store.nearest(query, 2, None)
+    assert {i for i, _ in got} == {items[0].id, items[2].id}
+    assert got[0][1] >= got[1][1]
+    assert [i for i, _ in store.nearest(query, 5, [items[1].id])] == [items[1].id]
+    assert store.nearest(query, 5, []) == []
+    assert np.isclose(store.nearest(embedder.embed_query("green tea"), 1, None)[0][1], 1.0)
+
+
+def test_touch_counts_hits(store, embedder):
+    (a,) = _write(store, embedder, _item("alpha"))
+    store.touch([a.id, a.id], NOW)
+    usage = store.get([a.id])[0].usage
+    assert usage.hits == 2 and usage.last_access == NOW
+
+
+def test_purge_removes_rows_versions_and_vectors(store, embedder):
+    a, b = _write(store, embedder, _item("alpha"), _item("beta"))
+    store.purge([a.id])
+    assert store.get([a.id]) == [] and store.versions(a.id) == []
+    assert [i for i, _ in store.nearest(embedder.embed_query("alpha"), 5, None)] == [b.id]
+
+
+def test_reconcile_indexes_rows_written_without_vectors(store, embedder):
+    (a,) = [_item("written without a vector")]
+    store.write([a], {})
+    assert store.nearest(embedder.embed_query("vector"), 5, None) == []
+    repair = store.reconcile(lambda items: embed_items(embedder, items))
+    assert repair.reembedded == [a.id]
+    assert [i for i, _ in store.nearest(embedder.embed_query("vector"), 5, None)] == [a.id]
+    assert not store.reconcile(lambda items: embed_items(embedder, items)).changed

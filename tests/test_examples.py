@@ -1,0 +1,26 @@
+"""Every script in examples/ runs and prints what it promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_quickstart(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "what is Ana allergic to?"
+    assert "Ana is allergic to peanuts" in lines[1]
+    assert (tmp_path / "memory" / "cube.json").is_file()
