@@ -25,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+bench_app = typer.Typer(help="Benchmarks: recall and latency.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -208,6 +210,59 @@ def demo(
             for question in data["questions"]:
                 console.print(_hits_table(question, mc.search(question, k=k)))
             console.print(f"{mc.count()} memories in a cube at {mc.path} (removed on exit)")
+
+
+@bench_app.command("locomo")
+def bench_locomo(
+    data: Annotated[Path, typer.Option(help="A LoCoMo JSON file.")],
+    conversations: Annotated[
+        str | None, typer.Option(help="Comma-separated indexes into the file (default: all).")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="raw (every turn) or observations.")] = "raw",
+    k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs.")] = "1,5,10,20",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Evidence recall@k, search latency and ingest speed on LoCoMo."""
+    from cubemem.bench import locomo
+
+    chosen = _run(lambda: _int_list(conversations, "--conversations")) if conversations else None
+    ks = _run(lambda: _int_list(k, "--k"))
+    samples = _run(lambda: locomo.load(data))
+    indexes = chosen if chosen is not None else list(range(len(samples)))
+    total = sum(len(locomo.questions(samples[i])) for i in indexes if 0 <= i < len(samples))
+    with _progress() as bar:
+        task = bar.add_task(f"locomo {mode}", total=total)
+        report = _run(
+            lambda: locomo.run(
+                data,
+                conversations=chosen,
+                mode=mode,
+                ks=ks,
+                progress=lambda what, _: what == "question" and bar.advance(task),
+            )
+        )
+    table = Table(title=f"LoCoMo evidence recall ({mode}, {report['questions']} questions)")
+    for column in ["", *(f"R@{x}" for x in report["recall"])]:
+        table.add_column(column, justify="right")
+    table.add_row("all", *(f"{v:.3f}" for v in report["recall"].values()))
+    for category, row in report["recall_by_category"].items():
+        name = locomo.CATEGORY_NAMES[int(category)]
+        table.add_row(f"{category} {name}", *(f"{v:.3f}" for v in row.values()))
+    console.print(table)
+    console.print(
+        f"search p50 {report['search_ms']['p50']} ms, p95 {report['search_ms']['p95']} ms; "
+        f"ingest {report['ingest_items_per_s']} items/s"
+    )
+    typer.echo(json.dumps(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInputError(f"{option} takes comma-separated integers, got {text!r}") from None
 
 
 def _hits_table(query: str, hits: list[SearchResult]) -> Table:

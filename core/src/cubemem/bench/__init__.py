@@ -1,0 +1,1 @@
+"""Benchmarks behind ``cubemem bench``: LoCoMo evidence recall, latency and scale."""

@@ -1,0 +1,211 @@
+"""LoCoMo evidence recall: ingest each conversation into its own cube, ask its questions.
+
+Evidence recall@k = |evidence turn ids ∩ source turn ids of the top k results| / |evidence|,
+averaged over the questions of categories 1–4 that carry evidence (Maharana et al., 2024).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from cubemem.cube import MemCube
+from cubemem.embed import Embedder
+from cubemem.errors import InvalidInputError
+from cubemem.model import MemoryInput, Scope
+
+Mode = Literal["raw", "observations"]
+CATEGORIES = (1, 2, 3, 4)
+CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+_SESSION = re.compile(r"^session_(\d+)$")
+_ID = re.compile(r"D\d+:\d+")
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    evidence: frozenset[str]
+    category: int
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """Read a LoCoMo file: a JSON list of samples with ``conversation`` and ``qa``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"cannot read LoCoMo file {path}: {exc}") from exc
+    if not isinstance(data, list) or not all(
+        isinstance(s, dict) and "conversation" in s and "qa" in s for s in data
+    ):
+        raise InvalidInputError(
+            f"{path} is not a LoCoMo file: expected a JSON list of samples with "
+            "'conversation' and 'qa'"
+        )
+    return data
+
+
+def session_time(text: str) -> datetime:
+    """Parse LoCoMo's '1:56 pm on 8 May, 2023'."""
+    try:
+        return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y")
+    except ValueError:
+        raise InvalidInputError(f"unrecognised LoCoMo session time {text!r}") from None
+
+
+def sessions(sample: dict[str, Any]) -> list[tuple[str, datetime, list[dict[str, Any]]]]:
+    """(session key, session time, messages) in session order."""
+    conversation = sample["conversation"]
+    found = []
+    for key, turns in conversation.items():
+        match = _SESSION.match(key)
+        if match and turns:
+            found.append((int(match.group(1)), key, turns))
+    out = []
+    for _, key, turns in sorted(found):
+        when = session_time(conversation[f"{key}_date_time"])
+        messages = []
+        for turn in turns:
+            text = turn["text"]
+            if turn.get("blip_caption"):
+                text = f"{text} [shares a photo: {turn['blip_caption']}]"
+            messages.append({"speaker": turn["speaker"], "text": text, "id": turn["dia_id"]})
+        out.append((key, when, messages))
+    return out
+
+
+def observations(sample: dict[str, Any]) -> list[MemoryInput]:
+    """The sample's observation facts as memories, each citing its evidence turn ids."""
+    times = {key: when for key, when, _ in sessions(sample)}
+    items = []
+    for obs_key, by_speaker in sample.get("observation", {}).items():
+        key = obs_key.removesuffix("_observation")
+        for speaker, facts in by_speaker.items():
+            for fact, evidence in facts:
+                ids = _ID.findall(evidence if isinstance(evidence, str) else " ".join(evidence))
+                items.append(
+                    MemoryInput(
+                        content=fact,
+                        scope=Scope(session=key),
+                        source_ids=ids,
+                        speaker=speaker,
+                        occurred_at=times.get(key),
+                    )
+                )
+    return items
+
+
+def questions(sample: dict[str, Any]) -> list[Question]:
+    """Questions of categories 1–4 that carry evidence turn ids."""
+    out = []
+    for qa in sample["qa"]:
+        evidence = frozenset(_ID.findall(" ".join(map(str, qa.get("evidence", [])))))
+        if qa.get("category") in CATEGORIES and evidence:
+            out.append(Question(qa["question"], evidence, qa["category"]))
+    return out
+
+
+def ingest(cube: MemCube, sample: dict[str, Any], mode: Mode) -> int:
+    if mode == "raw":
+        count = 0
+        for key, when, messages in sessions(sample):
+            count += len(cube.add_messages(messages, session=key, timestamp=when))
+        return count
+    return len(cube.add(observations(sample)))
+
+
+def recall_at(hits_ids: Sequence[Sequence[str]], evidence: frozenset[str], k: int) -> float:
+    found = {i for ids in hits_ids[:k] for i in ids}
+    return len(evidence & found) / len(evidence)
+
+
+def run(
+    path: Path,
+    *,
+    conversations: Sequence[int] | None = None,
+    mode: Mode = "raw",
+    ks: Sequence[int] = (1, 5, 10, 20),
+    embedder: Embedder | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark; returns the JSON report (schema in docs/benchmarks.md)."""
+    if mode not in ("raw", "observations"):
+        raise InvalidInputError(f"mode must be 'raw' or 'observations', got {mode!r}")
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0 for k in ks):
+        raise InvalidInputError(f"k values must be positive ints, got {list(ks)!r}")
+    data = load(path)
+    chosen = list(range(len(data))) if conversations is None else list(conversations)
+    bad = [i for i in chosen if not 0 <= i < len(data)]
+    if bad:
+        raise InvalidInputError(f"conversation indexes {bad} out of range 0..{len(data) - 1}")
+    ks = sorted(set(ks))
+    per_question: list[tuple[int, dict[int, float]]] = []
+    latencies: list[float] = []
+    ingested, ingest_seconds = 0, 0.0
+    with tempfile.TemporaryDirectory(prefix="cubemem-locomo-") as tmp:
+        for index in chosen:
+            sample = data[index]
+            cube = MemCube.create(Path(tmp) / f"conv-{index}", embedder=embedder)
+            embedder = cube.embedder  # load the model once, reuse it for every cube
+            start = time.perf_counter()
+            ingested += ingest(cube, sample, mode)
+            ingest_seconds += time.perf_counter() - start
+            if progress:
+                progress("ingested", index)
+            for q in questions(sample):
+                start = time.perf_counter()
+                hits = cube.search(q.text, k=ks[-1])
+                latencies.append((time.perf_counter() - start) * 1000)
+                ids = [h.provenance.source_ids for h in hits]
+                per_question.append((q.category, {k: recall_at(ids, q.evidence, k) for k in ks}))
+                if progress:
+                    progress("question", index)
+            cube.close()
+    return _report(mode, chosen, ks, per_question, latencies, ingested, ingest_seconds)
+
+
+def _report(
+    mode: str,
+    chosen: list[int],
+    ks: list[int],
+    per_question: list[tuple[int, dict[int, float]]],
+    latencies: list[float],
+    ingested: int,
+    ingest_seconds: float,
+) -> dict[str, Any]:
+    def mean_recall(rows: list[dict[int, float]]) -> dict[str, float]:
+        return {str(k): round(statistics.fmean(r[k] for r in rows), 4) if rows else 0.0 for k in ks}
+
+    by_category = {
+        str(c): mean_recall([r for cat, r in per_question if cat == c]) for c in CATEGORIES
+    }
+    return {
+        "dataset": "locomo",
+        "mode": mode,
+        "conversations": chosen,
+        "questions": len(per_question),
+        "recall": mean_recall([r for _, r in per_question]),
+        "recall_by_category": by_category,
+        "search_ms": {
+            "p50": round(_percentile(latencies, 50), 2),
+            "p95": round(_percentile(latencies, 95), 2),
+        },
+        "ingest_items_per_s": round(ingested / ingest_seconds, 1) if ingest_seconds else 0.0,
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -1,0 +1,79 @@
+"""The LoCoMo benchmark runs real ingestion and real searches on a slice of the dev file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cubemem.bench import locomo
+from cubemem.cli import app
+from cubemem.errors import InvalidInputError
+from typer.testing import CliRunner
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+KEYS = [
+    "dataset",
+    "mode",
+    "conversations",
+    "questions",
+    "recall",
+    "recall_by_category",
+    "search_ms",
+    "ingest_items_per_s",
+]
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return locomo.load(DATA)[0]
+
+
+def test_parsing(sample):
+    sessions = locomo.sessions(sample)
+    assert sessions[0][0] == "session_1" and sessions[0][1].year == 2023
+    assert sessions[0][2][0]["id"] == "D1:1"
+    assert any("[shares a photo:" in m["text"] for _, _, ms in sessions for m in ms)
+    facts = locomo.observations(sample)
+    assert facts and all(f.source_ids for f in facts[:20])
+    qs = locomo.questions(sample)
+    assert qs and {q.category for q in qs} <= {1, 2, 3, 4}
+
+
+def test_recall_at():
+    hits = [["D1:1"], ["D1:2", "D1:3"], ["D2:1"]]
+    assert locomo.recall_at(hits, frozenset({"D1:3", "D2:1"}), 1) == 0.0
+    assert locomo.recall_at(hits, frozenset({"D1:3", "D2:1"}), 2) == 0.5
+    assert locomo.recall_at(hits, frozenset({"D1:3", "D2:1"}), 3) == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["raw", "observations"])
+def test_cli_report_on_one_conversation(tmp_path, embedder, mode):
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app,
+        ["bench", "locomo", "--data", str(DATA), "--conversations", "0", "--mode", mode,
+         "--k", "1,5,10", "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert list(report) == KEYS
+    assert report["mode"] == mode and report["conversations"] == [0]
+    assert report["questions"] == len(locomo.questions(locomo.load(DATA)[0]))
+    recall = report["recall"]
+    assert list(recall) == ["1", "5", "10"]
+    assert 0.0 <= recall["1"] <= recall["5"] <= recall["10"] <= 1.0
+    assert recall["10"] > 0.3, "searches that found nothing would score 0"
+    assert set(report["recall_by_category"]) == {"1", "2", "3", "4"}
+    assert report["search_ms"]["p50"] > 0 and report["ingest_items_per_s"] > 0
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(InvalidInputError, match="out of range"):
+        locomo.run(DATA, conversations=[99])
+    with pytest.raises(InvalidInputError, match="mode"):
+        locomo.run(DATA, mode="summaries")
+    (tmp_path / "x.json").write_text('{"not": "a list"}')
+    with pytest.raises(InvalidInputError, match="not a LoCoMo file"):
+        locomo.load(tmp_path / "x.json")
