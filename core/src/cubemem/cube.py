@@ -207,29 +207,25 @@ class MemCube:
     ) -> list[MemoryItem]:
         """Store conversation turns raw: one memory per turn, keeping speaker, time and id.
 
-        Each turn is indexed with the turn before it as context; ``timestamp`` is the
-        session time, used where a message carries none.
+        Turns of one session are searched with their neighbours (see ``cubemem.retrieve``);
+        ``timestamp`` is the session time, used where a message carries none.
         """
         turns = [validate_model(Message, m) for m in _as_list(messages, "messages")]
         base = _scope(scope)
         session_scope = base.model_copy(update={"session": session}) if session else base
         when = _timestamp(timestamp)
         base_tags, base_metadata = _tags(tags), _metadata(metadata)
-        inputs = []
-        previous: Message | None = None
-        for turn in turns:
-            inputs.append(
-                MemoryInput(
-                    content=turn.content,
-                    scope=session_scope,
-                    metadata={**base_metadata, **turn.metadata},
-                    source_ids=[turn.id] if turn.id else [],
-                    speaker=turn.speaker,
-                    occurred_at=turn.timestamp or when,
-                    context=f"{previous.speaker}: {previous.content}" if previous else None,
-                )
+        inputs = [
+            MemoryInput(
+                content=turn.content,
+                scope=session_scope,
+                metadata={**base_metadata, **turn.metadata},
+                source_ids=[turn.id] if turn.id else [],
+                speaker=turn.speaker,
+                occurred_at=turn.timestamp or when,
             )
-            previous = turn
+            for turn in turns
+        ]
         items = [self._new_item(x, session_scope, base_tags, {}, "message") for x in inputs]
         self._write_new(items, progress=progress)
         return items

@@ -1,8 +1,17 @@
 """Hybrid retrieval: dense (the store's vector index) + BM25 (bm25s), fused by reciprocal rank.
 
-What gets indexed is a memory's *index text*: the session date and speaker in front of the
-content, and the neighbouring turn it was said after. Both retrievers see the same text and
-search only the subset of memories the filters allow.
+What gets indexed for a memory is its *index text*: the session date and speaker in front of
+the content. Conversation turns carry their neighbours too, because an answer ("Yes, next
+Tuesday") is often found by the words of the turn around it:
+
+- dense: one vector of the index text (plus, averaged in, one of the text with its
+  ``context`` when a caller supplied context);
+- lexical: BM25 over the turn with the turns before and after it in its session;
+- fusion: weighted reciprocal rank, then each turn inherits a share of its best
+  neighbour's score, so evidence next to a strong match rises with it.
+
+Both retrievers search only the subset of memories the filters allow. The defaults were
+chosen on LoCoMo's dev conversations (see docs/benchmarks.md for the measurements).
 """
 
 from __future__ import annotations
@@ -12,13 +21,14 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import bm25s
 import numpy as np
 import Stemmer
 
 from cubemem.embed import Embedder
+from cubemem.errors import InvalidInputError
 from cubemem.model import Filters, MemoryItem, Status
 from cubemem.store.base import Embedding, MemoryStore
 
@@ -28,8 +38,20 @@ RRF_K = 60
 """Reciprocal rank fusion constant (Cormack et al. 2009)."""
 
 
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """The knobs of hybrid retrieval; the defaults are the measured best."""
+
+    dense_weight: float = 1.0
+    lexical_weight: float = 2.0
+    lexical_score_power: float = 0.5
+    neighbour_share: float = 0.3
+    dense_pool: int = 400
+    """Dense candidates fetched; BM25 contributes every memory with a positive score."""
+
+
 def index_text(item: MemoryItem) -> str:
-    """The text both retrievers index for ``item``."""
+    """The memory as a retriever sees it: ``[date] speaker: content``."""
     parts = []
     when = item.provenance.occurred_at
     if when is not None:
@@ -37,23 +59,34 @@ def index_text(item: MemoryItem) -> str:
     if item.provenance.speaker:
         parts.append(f"{item.provenance.speaker}:")
     parts.append(item.content)
-    if item.context:
-        parts.append(f"(after: {item.context})")
     return " ".join(parts)
 
 
-def digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+def dense_texts(item: MemoryItem) -> list[str]:
+    """The texts whose vectors are averaged into the memory's one vector."""
+    text = index_text(item)
+    return [text, f"{text} (after: {item.context})"] if item.context else [text]
+
+
+def digest(texts: Sequence[str]) -> str:
+    return hashlib.blake2b("\x1f".join(texts).encode("utf-8"), digest_size=12).hexdigest()
 
 
 def embed_items(embedder: Embedder, items: Sequence[MemoryItem]) -> dict[str, Embedding]:
-    """Embed the index texts of ``items`` in one batched call."""
-    texts = [index_text(item) for item in items]
-    vectors = embedder.embed_documents(texts)
-    return {
-        item.id: Embedding(vector, digest(text))
-        for item, text, vector in zip(items, texts, vectors, strict=True)
-    }
+    """One vector per memory, all texts embedded in one batched call."""
+    texts = [dense_texts(item) for item in items]
+    flat = [t for group in texts for t in group]
+    vectors = np.asarray(embedder.embed_documents(flat), dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(flat):
+        raise InvalidInputError(
+            f"embedder {embedder.name!r} returned {vectors.shape} for {len(flat)} texts; "
+            "it must return one vector per text"
+        )
+    out, start = {}, 0
+    for item, group in zip(items, texts, strict=True):
+        out[item.id] = Embedding(vectors[start : start + len(group)].mean(axis=0), digest(group))
+        start += len(group)
+    return out
 
 
 class _Tokenizer:
@@ -74,16 +107,33 @@ class _LexicalIndex:
     revision: int
     ids: list[str]
     positions: dict[str, int]
+    neighbours: dict[str, tuple[str, ...]]
     bm25: bm25s.BM25 | None
+
+
+def _conversation_neighbours(items: Sequence[MemoryItem]) -> dict[str, tuple[str, ...]]:
+    """Turns next to each other in one session, in the order they were stored."""
+    sessions: dict[tuple[str | None, str], list[str]] = {}
+    for item in items:
+        if item.provenance.source == "message" and item.scope.session is not None:
+            key = (item.scope.user, item.scope.session)
+            sessions.setdefault(key, []).append(item.id)
+    neighbours: dict[str, tuple[str, ...]] = {}
+    for turns in sessions.values():
+        for i, id_ in enumerate(turns):
+            neighbours[id_] = tuple(turns[j] for j in (i - 1, i + 1) if 0 <= j < len(turns))
+    return neighbours
 
 
 class HybridRetriever:
     """Dense + BM25 over the filtered subset; the BM25 index is cached per store revision."""
 
-    def __init__(self, store: MemoryStore, embedder: Embedder, *, pool: int = 50) -> None:
+    def __init__(
+        self, store: MemoryStore, embedder: Embedder, config: RetrievalConfig | None = None
+    ) -> None:
         self._store = store
         self._embedder = embedder
-        self._pool = pool
+        self.config = config or RetrievalConfig()
         self._tokenize = _Tokenizer()
         self._lexical: _LexicalIndex | None = None
         self._lock = threading.Lock()
@@ -95,24 +145,52 @@ class HybridRetriever:
         allowed = self._store.match_ids(filters, now=now)
         if not allowed:
             return []
-        pool = max(self._pool, 2 * k)
-        lexical = self._lexical_search(query, allowed, pool)
+        cfg = self.config
+        index = self._current_index()
+        lexical = self._lexical_search(index, query, allowed)
         unfiltered = filters == Filters() and self._store.count(
             Filters(status=list(Status), include_expired=True), now=now
         ) == len(allowed)
         dense = self._store.nearest(
-            self._embedder.embed_query(query), pool, None if unfiltered else allowed
+            self._embedder.embed_query(query),
+            max(cfg.dense_pool, 2 * k),
+            None if unfiltered else allowed,
         )
         fused: dict[str, float] = {}
-        for ranking in (dense, lexical):
-            for rank, (id_, _) in enumerate(ranking):
-                fused[id_] = fused.get(id_, 0.0) + 1.0 / (RRF_K + rank + 1)
+        for rank, (id_, _) in enumerate(dense):
+            fused[id_] = cfg.dense_weight / (RRF_K + rank + 1)
+        top = lexical[0][1] if lexical else 1.0
+        for rank, (id_, score) in enumerate(lexical):
+            # Rank fusion flattens the head of a ranking; the relative BM25 score keeps a
+            # turn that matched one common word from tying with one that matched the rare ones.
+            weight = cfg.lexical_weight * (score / top) ** cfg.lexical_score_power
+            fused[id_] = fused.get(id_, 0.0) + weight / (RRF_K + rank + 1)
+        if cfg.neighbour_share:
+            fused = self._spread(fused, index.neighbours, set(allowed), cfg.neighbour_share)
         dense_scores, lexical_scores = dict(dense), dict(lexical)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [(id_, s, dense_scores.get(id_), lexical_scores.get(id_)) for id_, s in best]
 
-    def _lexical_search(self, query: str, allowed: list[str], pool: int) -> list[tuple[str, float]]:
-        index = self._current_index()
+    @staticmethod
+    def _spread(
+        fused: dict[str, float],
+        neighbours: dict[str, tuple[str, ...]],
+        allowed: set[str],
+        share: float,
+    ) -> dict[str, float]:
+        """Each turn gains ``share`` of its best-scoring neighbour's fused score."""
+        targets = set(fused)
+        for id_ in fused:
+            targets.update(n for n in neighbours.get(id_, ()) if n in allowed)
+        return {
+            t: fused.get(t, 0.0)
+            + share * max((fused.get(n, 0.0) for n in neighbours.get(t, ())), default=0.0)
+            for t in targets
+        }
+
+    def _lexical_search(
+        self, index: _LexicalIndex, query: str, allowed: list[str]
+    ) -> list[tuple[str, float]]:
         if index.bm25 is None:
             return []
         tokens = [t for t in self._tokenize(query) if t in index.bm25.vocab_dict]
@@ -121,10 +199,7 @@ class HybridRetriever:
         mask = np.zeros(len(index.ids), dtype=np.float32)
         mask[[index.positions[i] for i in allowed if i in index.positions]] = 1.0
         scores = index.bm25.get_scores(tokens, weight_mask=mask)
-        n = min(pool, int((scores > 0).sum()))
-        if n == 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
+        top = np.flatnonzero(scores > 0)
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(index.ids[i], float(scores[i])) for i in top]
 
@@ -137,12 +212,24 @@ class HybridRetriever:
 
     def _build(self, revision: int) -> _LexicalIndex:
         everything = Filters(status=list(Status), include_expired=True)
-        items = self._store.select(everything, now=datetime.now().astimezone())
-        ids = [item.id for item in items]
-        corpus = [self._tokenize(index_text(item)) for item in items]
+        items = self._store.select(everything, now=datetime.now(UTC))
+        by_id = {item.id: item for item in items}
+        neighbours = _conversation_neighbours(items)
+        corpus = []
+        for item in items:
+            around = [by_id[n] for n in neighbours.get(item.id, ())]
+            text = " ".join(
+                [
+                    index_text(item),
+                    item.context or "",
+                    *(f"{n.provenance.speaker}: {n.content}" for n in around),
+                ]
+            )
+            corpus.append(self._tokenize(text))
         bm25 = None
         if any(corpus):
             bm25 = bm25s.BM25()
             bm25.index(corpus, show_progress=False)
+        ids = list(by_id)
         log.debug("built BM25 index over %d memories at revision %d", len(ids), revision)
-        return _LexicalIndex(revision, ids, {id_: i for i, id_ in enumerate(ids)}, bm25)
+        return _LexicalIndex(revision, ids, {id_: i for i, id_ in enumerate(ids)}, neighbours, bm25)

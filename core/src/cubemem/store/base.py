@@ -79,7 +79,7 @@ class MemoryStore(Protocol):
     def nearest(
         self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
     ) -> list[tuple[str, float]]:
-        """Up to ``k`` (id, cosine similarity) pairs, best first, among ``allowed`` if given."""
+        """Up to ``k`` (id, inner product) pairs, best first, among ``allowed`` if given."""
         ...
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:

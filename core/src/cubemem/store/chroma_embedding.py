@@ -25,10 +25,10 @@ class CubememEmbeddingFunction(EmbeddingFunction[Documents]):
         return "cubemem"
 
     def default_space(self) -> Space:
-        return "cosine"
+        return "ip"
 
     def supported_spaces(self) -> list[Space]:
-        return ["cosine"]
+        return ["ip", "cosine"]
 
     def get_config(self) -> dict[str, Any]:
         return {"embedder": self._embedder.name}

@@ -349,7 +349,7 @@ def _open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:
         collection = client.get_or_create_collection(
             "memories",
             embedding_function=CubememEmbeddingFunction(embedder),
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {"space": "ip"}},
         )
     except Exception as exc:  # chromadb raises assorted errors for a broken folder
         raise BackendUnavailableError(f"cannot open the vector index in {path}: {exc}") from exc
