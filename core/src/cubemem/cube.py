@@ -30,7 +30,7 @@ from cubemem.model import (
     validate_content,
     validate_model,
 )
-from cubemem.retrieve import HybridRetriever, embed_items
+from cubemem.retrieve import HybridRetriever, RetrievalConfig, embed_items
 from cubemem.settings import Settings
 from cubemem.store import EmbeddedStore, Embedding, MemoryStore
 from cubemem.store.base import Repair
@@ -147,6 +147,17 @@ class MemCube:
     @property
     def embedder(self) -> Embedder:
         return self._embedder
+
+    @property
+    def retrieval(self) -> RetrievalConfig:
+        """The fusion weights and pools search uses (defaults measured on LoCoMo)."""
+        return self._retriever.config
+
+    @retrieval.setter
+    def retrieval(self, config: RetrievalConfig) -> None:
+        if not isinstance(config, RetrievalConfig):
+            raise InvalidInputError("retrieval must be a cubemem.retrieve.RetrievalConfig")
+        self._retriever.config = config
 
     def __repr__(self) -> str:
         return f"MemCube(name={self.name!r}, path={str(self._path)!r})"

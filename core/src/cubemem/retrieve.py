@@ -47,7 +47,9 @@ class RetrievalConfig:
     lexical_score_power: float = 0.5
     neighbour_share: float = 0.3
     dense_pool: int = 400
-    """Dense candidates fetched; BM25 contributes every memory with a positive score."""
+    """Candidates taken from the vector index."""
+    lexical_pool: int = 400
+    """Candidates taken from BM25."""
 
 
 def index_text(item: MemoryItem) -> str:
@@ -104,11 +106,26 @@ class _Tokenizer:
 
 @dataclass
 class _LexicalIndex:
+    """Everything search needs that is derived from the rows, rebuilt when they change."""
+
     revision: int
     ids: list[str]
     positions: dict[str, int]
     neighbours: dict[str, tuple[str, ...]]
     bm25: bm25s.BM25 | None
+    active: np.ndarray
+    """True where the memory's status is active."""
+    expires: np.ndarray
+    """Expiry as a POSIX timestamp, +inf where none."""
+
+    def default_mask(self, now: datetime) -> np.ndarray:
+        """What ``Filters()`` allows: active and not expired."""
+        return self.active & (self.expires > now.timestamp())
+
+    def mask_of(self, ids: Sequence[str]) -> np.ndarray:
+        mask = np.zeros(len(self.ids), dtype=bool)
+        mask[[self.positions[i] for i in ids if i in self.positions]] = True
+        return mask
 
 
 def _conversation_neighbours(items: Sequence[MemoryItem]) -> dict[str, tuple[str, ...]]:
@@ -142,20 +159,16 @@ class HybridRetriever:
         self, query: str, k: int, filters: Filters, now: datetime
     ) -> list[tuple[str, float, float | None, float | None]]:
         """Top ``k`` as (id, fused score, dense similarity, BM25 score), best first."""
-        allowed = self._store.match_ids(filters, now=now)
-        if not allowed:
-            return []
         cfg = self.config
         index = self._current_index()
-        lexical = self._lexical_search(index, query, allowed)
-        unfiltered = filters == Filters() and self._store.count(
-            Filters(status=list(Status), include_expired=True), now=now
-        ) == len(allowed)
-        dense = self._store.nearest(
-            self._embedder.embed_query(query),
-            max(cfg.dense_pool, 2 * k),
-            None if unfiltered else allowed,
-        )
+        if filters == Filters():
+            mask = index.default_mask(now)  # the common case needs no SQL
+        else:
+            mask = index.mask_of(self._store.match_ids(filters, now=now))
+        if not mask.any():
+            return []
+        lexical = self._lexical_search(index, query, mask, max(cfg.lexical_pool, 2 * k))
+        dense = self._dense_search(index, query, mask, max(cfg.dense_pool, 2 * k))
         fused: dict[str, float] = {}
         for rank, (id_, _) in enumerate(dense):
             fused[id_] = cfg.dense_weight / (RRF_K + rank + 1)
@@ -166,22 +179,35 @@ class HybridRetriever:
             weight = cfg.lexical_weight * (score / top) ** cfg.lexical_score_power
             fused[id_] = fused.get(id_, 0.0) + weight / (RRF_K + rank + 1)
         if cfg.neighbour_share:
-            fused = self._spread(fused, index.neighbours, set(allowed), cfg.neighbour_share)
+            fused = self._spread(fused, index, mask, cfg.neighbour_share)
         dense_scores, lexical_scores = dict(dense), dict(lexical)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [(id_, s, dense_scores.get(id_), lexical_scores.get(id_)) for id_, s in best]
 
+    def _dense_search(
+        self, index: _LexicalIndex, query: str, mask: np.ndarray, pool: int
+    ) -> list[tuple[str, float]]:
+        vector = self._embedder.embed_query(query)
+        excluded = len(mask) - int(mask.sum())
+        if excluded <= pool:
+            # Few memories are filtered out: over-fetch from the whole index and drop them,
+            # rather than sending the index a list of every allowed id.
+            hits = self._store.nearest(vector, pool + excluded, None)
+            return [h for h in hits if h[0] in index.positions and mask[index.positions[h[0]]]][
+                :pool
+            ]
+        allowed = [index.ids[i] for i in np.flatnonzero(mask)]
+        return self._store.nearest(vector, pool, allowed)
+
     @staticmethod
     def _spread(
-        fused: dict[str, float],
-        neighbours: dict[str, tuple[str, ...]],
-        allowed: set[str],
-        share: float,
+        fused: dict[str, float], index: _LexicalIndex, mask: np.ndarray, share: float
     ) -> dict[str, float]:
         """Each turn gains ``share`` of its best-scoring neighbour's fused score."""
+        neighbours = index.neighbours
         targets = set(fused)
         for id_ in fused:
-            targets.update(n for n in neighbours.get(id_, ()) if n in allowed)
+            targets.update(n for n in neighbours.get(id_, ()) if mask[index.positions[n]])
         return {
             t: fused.get(t, 0.0)
             + share * max((fused.get(n, 0.0) for n in neighbours.get(t, ())), default=0.0)
@@ -189,17 +215,18 @@ class HybridRetriever:
         }
 
     def _lexical_search(
-        self, index: _LexicalIndex, query: str, allowed: list[str]
+        self, index: _LexicalIndex, query: str, mask: np.ndarray, pool: int
     ) -> list[tuple[str, float]]:
         if index.bm25 is None:
             return []
         tokens = [t for t in self._tokenize(query) if t in index.bm25.vocab_dict]
         if not tokens:
             return []
-        mask = np.zeros(len(index.ids), dtype=np.float32)
-        mask[[index.positions[i] for i in allowed if i in index.positions]] = 1.0
-        scores = index.bm25.get_scores(tokens, weight_mask=mask)
-        top = np.flatnonzero(scores > 0)
+        scores = index.bm25.get_scores(tokens, weight_mask=mask.astype(np.float32))
+        n = min(pool, int(np.count_nonzero(scores > 0)))
+        if n == 0:
+            return []
+        top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(index.ids[i], float(scores[i])) for i in top]
 
@@ -232,4 +259,15 @@ class HybridRetriever:
             bm25.index(corpus, show_progress=False)
         ids = list(by_id)
         log.debug("built BM25 index over %d memories at revision %d", len(ids), revision)
-        return _LexicalIndex(revision, ids, {id_: i for i, id_ in enumerate(ids)}, neighbours, bm25)
+        return _LexicalIndex(
+            revision=revision,
+            ids=ids,
+            positions={id_: i for i, id_ in enumerate(ids)},
+            neighbours=neighbours,
+            bm25=bm25,
+            active=np.array([item.status is Status.ACTIVE for item in items], dtype=bool),
+            expires=np.array(
+                [item.expires_at.timestamp() if item.expires_at else np.inf for item in items],
+                dtype=np.float64,
+            ),
+        )

@@ -1,0 +1,108 @@
+"""Leave-one-conversation-out tuning of cubemem's fusion weights on a LoCoMo file.
+
+    uv run python benchmarks/tune_retrieval.py --data ../shared/data/locomo/locomo_dev.json
+
+Each conversation is ingested once into a real cube; every configuration of the grid is then
+searched through ``MemCube.search``. For each held-out conversation the configuration with the
+best R@10 on the other conversations is chosen and scored on the held-out one, so the reported
+recall is of a choice that never saw its test questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from cubemem import MemCube, SentenceTransformerEmbedder
+from cubemem.bench import locomo
+from cubemem.retrieve import RetrievalConfig
+
+KS = (1, 5, 10, 20)
+
+
+def grid(lexical_weights, shares, powers) -> list[RetrievalConfig]:
+    return [
+        RetrievalConfig(lexical_weight=w, neighbour_share=s, lexical_score_power=p)
+        for w, s, p in itertools.product(lexical_weights, shares, powers)
+    ]
+
+
+def evaluate(data, conversations, configs):
+    """recall[config index][conversation] = list of per-question {k: recall}."""
+    embedder = SentenceTransformerEmbedder()
+    scores = {i: {} for i in range(len(configs))}
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in conversations:
+            cube = MemCube.create(Path(tmp) / f"c{c}", embedder=embedder)
+            locomo.ingest(cube, data[c], "raw")
+            questions = locomo.questions(data[c])
+            for i, config in enumerate(configs):
+                cube.retrieval = config
+                rows = []
+                for q in questions:
+                    ids = [h.provenance.source_ids for h in cube.search(q.text, k=max(KS))]
+                    rows.append({k: locomo.recall_at(ids, q.evidence, k) for k in KS})
+                scores[i][c] = rows
+            cube.close()
+    return scores
+
+
+def mean(rows, k):
+    return statistics.fmean(r[k] for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--lexical-weights", default="1,1.5,2,3")
+    parser.add_argument("--neighbour-shares", default="0,0.2,0.3,0.5")
+    parser.add_argument("--score-powers", default="0,0.5")
+    args = parser.parse_args()
+    data = locomo.load(args.data)
+    conversations = list(range(len(data)))
+
+    def floats(text):
+        return [float(x) for x in text.split(",")]
+
+    configs = grid(
+        floats(args.lexical_weights), floats(args.neighbour_shares), floats(args.score_powers)
+    )
+    scores = evaluate(data, conversations, configs)
+    held_out = []
+    for out in conversations:
+        train = [c for c in conversations if c != out]
+        best = max(scores, key=lambda i: mean([r for c in train for r in scores[i][c]], 10))
+        rows = scores[best][out]
+        held_out.append((out, configs[best], rows))
+        print(
+            f"held out {out}: chose {configs[best]} -> "
+            + ", ".join(f"R@{k} {mean(rows, k):.4f}" for k in KS)
+        )
+    all_rows = [r for _, _, rows in held_out for r in rows]
+    default = configs.index(RetrievalConfig()) if RetrievalConfig() in configs else None
+    report = {
+        "questions": len(all_rows),
+        "loco_recall": {str(k): round(mean(all_rows, k), 4) for k in KS},
+        "loco_spread_r10": {
+            "min": round(min(mean(rows, 10) for _, _, rows in held_out), 4),
+            "max": round(max(mean(rows, 10) for _, _, rows in held_out), 4),
+        },
+        "default_in_sample": None
+        if default is None
+        else {
+            str(k): round(mean([r for c in conversations for r in scores[default][c]], k), 4)
+            for k in KS
+        },
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

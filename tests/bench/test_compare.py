@@ -1,0 +1,57 @@
+"""The peer comparison and the tuning script run their real code paths on a slice."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from cubemem.bench import locomo
+from cubemem.retrieve import RetrievalConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_compare_runs_every_system_on_a_slice(tmp_path, embedder):
+    compare = _load("compare_locomo")
+    out = tmp_path / "results.json"
+    compare.main(
+        ["--data", str(DATA), "--conversations", "0", "--max-questions", "12", "--k", "1,5,10",
+         "--json", str(out)]
+    )  # fmt: skip
+    results = json.loads(out.read_text())
+    assert [r["system"] for r in results] == list(compare.SYSTEMS)
+    for r in results:
+        assert r["questions"] == 12
+        assert 0.0 <= r["recall"]["1"] <= r["recall"]["5"] <= r["recall"]["10"] <= 1.0
+        assert r["search_ms"]["p95"] > 0 and r["ingest_items_per_s"] > 0
+    assert any(r["recall"]["10"] > 0 for r in results)
+    section = compare.markdown(results, "cmd", [0])
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# B\n{compare.MARK_BEGIN}\nold\n{compare.MARK_END}\ntail\n")
+    compare.write_docs(section, docs)
+    text = docs.read_text()
+    assert "old" not in text and "| cubemem |" in text and text.endswith("tail\n")
+
+
+@pytest.mark.slow
+def test_tuning_scores_each_config_with_real_searches(embedder):
+    tune = _load("tune_retrieval")
+    data = locomo.load(DATA)[:1]
+    configs = [RetrievalConfig(), RetrievalConfig(lexical_weight=1.0, neighbour_share=0.0)]
+    scores = tune.evaluate(data, [0], configs)
+    n = len(locomo.questions(data[0]))
+    assert all(len(scores[i][0]) == n for i in range(2))
+    means = [tune.mean(scores[i][0], 10) for i in range(2)]
+    assert all(0.0 < m <= 1.0 for m in means)
+    assert means[0] != means[1], "the configuration must change what search returns"
