@@ -34,6 +34,22 @@ def grid(lexical_weights, shares, powers) -> list[RetrievalConfig]:
     ]
 
 
+ABLATION = {
+    "dense only": RetrievalConfig(
+        lexical_weight=0.0, neighbour_share=0.0, lexical_neighbours=False
+    ),
+    "BM25 only": RetrievalConfig(dense_weight=0.0, neighbour_share=0.0, lexical_neighbours=False),
+    "dense + BM25, plain RRF": RetrievalConfig(
+        lexical_weight=1.0, lexical_score_power=0.0, neighbour_share=0.0, lexical_neighbours=False
+    ),
+    "+ neighbour turns in BM25": RetrievalConfig(
+        lexical_weight=1.0, lexical_score_power=0.0, neighbour_share=0.0
+    ),
+    "+ BM25 weight 2, score-aware": RetrievalConfig(neighbour_share=0.0),
+    "+ neighbour spread 0.3 (default)": RetrievalConfig(),
+}
+
+
 def evaluate(data, conversations, configs):
     """recall[config index][conversation] = list of per-question {k: recall}."""
     embedder = SentenceTransformerEmbedder()
@@ -64,9 +80,18 @@ def main() -> None:
     parser.add_argument("--lexical-weights", default="1,1.5,2,3")
     parser.add_argument("--neighbour-shares", default="0,0.2,0.3,0.5")
     parser.add_argument("--score-powers", default="0,0.5")
+    parser.add_argument("--ablation", action="store_true", help="what each piece adds")
     args = parser.parse_args()
     data = locomo.load(args.data)
     conversations = list(range(len(data)))
+    if args.ablation:
+        scores = evaluate(data, conversations, list(ABLATION.values()))
+        print("| retrieval | " + " | ".join(f"R@{k}" for k in KS) + " |")
+        print("| --- |" + " --- |" * len(KS))
+        for i, name in enumerate(ABLATION):
+            rows = [r for c in conversations for r in scores[i][c]]
+            print(f"| {name} | " + " | ".join(f"{mean(rows, k):.3f}" for k in KS) + " |")
+        return
 
     def floats(text):
         return [float(x) for x in text.split(",")]

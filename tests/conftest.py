@@ -8,6 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
+
 from cubemem import MemCube, SentenceTransformerEmbedder
 from cubemem.model import Filters, Status
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from cubemem.bench import locomo
 from cubemem.retrieve import RetrievalConfig
 

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from cubemem.bench import locomo
 from cubemem.cli import app
 from cubemem.errors import InvalidInputError
-from typer.testing import CliRunner
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "locomo" / "locomo_dev.json"
 KEYS = [

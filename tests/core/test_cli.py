@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from cubemem.cli import app
 from typer.testing import CliRunner
+
+from cubemem.cli import app
 
 runner = CliRunner()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from cubemem import (
     InvalidInputError,
     MemCube,
@@ -159,3 +160,14 @@ def test_context_manager_closes(tmp_path, embedder):
         c.add("kept")
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
         assert [i.content for i in again.list()] == ["kept"]
+
+
+def test_filtered_search_scores_small_subsets_exactly(cube):
+    """A filter leaving a small subset is scored from stored vectors, not the index."""
+    cube.add([f"note {i} about gardening" for i in range(450)], scope={"user": "ben"})
+    target = cube.add("Ana keeps bees on her balcony", scope={"user": "ana"})
+    cube.add("Ana repairs old radios", scope={"user": "ana"})
+    hits = cube.search("who keeps bees?", k=2, filters={"user": "ana"})
+    assert [h.id for h in hits][0] == target.id
+    assert {h.item.scope.user for h in hits} == {"ana"}
+    assert hits[0].dense_score > 0.3

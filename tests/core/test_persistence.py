@@ -14,6 +14,7 @@ import time
 import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
+
 from cubemem import IncompatibleCubeError, MemCube
 from cubemem.model import Filters, Status
 
@@ -53,7 +54,7 @@ def test_reopen_keeps_everything(tmp_path, embedder, snapshot):
         assert [h.id for h in again.search("cat", k=3)] == hits_before
 
 
-def test_rows_without_vectors_are_reembedded_on_open(tmp_path, embedder):
+def test_rows_without_vectors_are_reindexed_on_open(tmp_path, embedder):
     """A crash after the SQLite commit and before the index write leaves rows unindexed."""
     with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
         items = cube.add(["the boat is blue", "the house is red", "the car is green"])
@@ -62,7 +63,7 @@ def test_rows_without_vectors_are_reembedded_on_open(tmp_path, embedder):
     client.close()
     assert _indexed_ids(tmp_path / "c") == {items[1].id}
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
-        assert sorted(again.last_repair.reembedded) == sorted([items[0].id, items[2].id])
+        assert sorted(again.last_repair.reindexed) == sorted([items[0].id, items[2].id])
         assert again.search("what colour is the boat?", k=1)[0].id == items[0].id
     assert _indexed_ids(tmp_path / "c") == {i.id for i in items}
 
@@ -76,7 +77,7 @@ def test_stale_vector_after_an_interrupted_update_is_replaced(tmp_path, embedder
         # Put the old vector back, as if the update's index write never happened.
         collection.upsert(ids=[item.id], embeddings=old["embeddings"], metadatas=old["metadatas"])
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
-        assert again.last_repair.reembedded == [item.id]
+        assert again.last_repair.reindexed == [item.id]
         hit = again.search("Thursday", k=1)[0]
         assert hit.id == item.id and hit.dense_score > 0.3
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from cubemem import MemCube, NotFoundError, Status
-from cubemem.model import Filters
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -17,6 +15,9 @@ from hypothesis.stateful import (
     invariant,
     rule,
 )
+
+from cubemem import MemCube, NotFoundError, Status
+from cubemem.model import Filters
 
 EVERYTHING = Filters(status=list(Status), include_expired=True)
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+
 from cubemem.model import Filters, MemoryItem, Provenance, Scope, Status
 from cubemem.retrieve import embed_items
 from cubemem.store import EmbeddedStore, MemoryStore
@@ -112,6 +113,16 @@ def test_reconcile_indexes_rows_written_without_vectors(store, embedder):
     store.write([a], {})
     assert store.nearest(embedder.embed_query("vector"), 5, None) == []
     repair = store.reconcile(lambda items: embed_items(embedder, items))
-    assert repair.reembedded == [a.id]
+    assert repair.reindexed == [a.id]
     assert [i for i, _ in store.nearest(embedder.embed_query("vector"), 5, None)] == [a.id]
     assert not store.reconcile(lambda items: embed_items(embedder, items)).changed
+
+
+def test_vectors_are_kept_with_the_rows(store, embedder):
+    a, b = _write(store, embedder, _item("alpha"), _item("beta"))
+    store.write([_item("no vector yet")], {})
+    ids, matrix = store.vectors([b.id, "missing", a.id])
+    assert sorted(ids) == sorted([a.id, b.id])
+    expected = embed_items(embedder, [a, b])
+    for id_, row in zip(ids, matrix, strict=True):
+        np.testing.assert_allclose(row, expected[id_].vector, rtol=1e-6)

@@ -258,6 +258,55 @@ def bench_locomo(
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
+@bench_app.command("scale")
+def bench_scale(
+    items: Annotated[str, typer.Option(help="Comma-separated cube sizes.")] = "10000,100000",
+    queries: Annotated[int, typer.Option(help="Searches per size and filter.")] = 500,
+    precomputed: Annotated[
+        bool, typer.Option(help="Random unit vectors instead of the model (index cost only).")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Ingest speed, search latency, RSS and disk per item as a cube grows."""
+    from cubemem.bench import scale
+
+    sizes = _run(lambda: _int_list(items, "--items"))
+    with _progress() as bar:
+        ingest = bar.add_task("ingest", total=sum(sizes))
+        search = bar.add_task("search", total=3 * queries * len(sizes))
+        report = _run(
+            lambda: scale.run(
+                sizes,
+                queries=queries,
+                precomputed=precomputed,
+                progress=lambda what, n: bar.advance(ingest if what == "ingest" else search, n),
+            )
+        )
+    table = Table(title=f"scale ({report['embedder']}, {queries} queries per filter)")
+    for column in (
+        "items", "ingest/s", "index build s", "p50 ms", "p95 ms", "p95 user", "p95 user+tag",
+        "RSS MB", "disk B/item",
+    ):  # fmt: skip
+        table.add_column(column, justify="right")
+    for r in report["sizes"]:
+        ms = r["search_ms"]
+        table.add_row(
+            f"{r['items']:,}",
+            f"{r['ingest_items_per_s']:,}",
+            str(r["index_build_s"]),
+            str(ms["unfiltered"]["p50"]),
+            str(ms["unfiltered"]["p95"]),
+            str(ms["user"]["p95"]),
+            str(ms["user+tag"]["p95"]),
+            str(r["rss_mb"]),
+            f"{r['disk_bytes_per_item']:,}",
+        )
+    console.print(table)
+    typer.echo(json.dumps(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
 def _int_list(text: str, option: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]

@@ -50,6 +50,10 @@ class RetrievalConfig:
     """Candidates taken from the vector index."""
     lexical_pool: int = 400
     """Candidates taken from BM25."""
+    exact_limit: int = 20_000
+    """Filtered subsets up to this size are scored exactly instead of through the index."""
+    lexical_neighbours: bool = True
+    """Index each conversation turn for BM25 together with the turns before and after it."""
 
 
 def index_text(item: MemoryItem) -> str:
@@ -109,6 +113,7 @@ class _LexicalIndex:
     """Everything search needs that is derived from the rows, rebuilt when they change."""
 
     revision: int
+    with_neighbours: bool
     ids: list[str]
     positions: dict[str, int]
     neighbours: dict[str, tuple[str, ...]]
@@ -187,17 +192,28 @@ class HybridRetriever:
     def _dense_search(
         self, index: _LexicalIndex, query: str, mask: np.ndarray, pool: int
     ) -> list[tuple[str, float]]:
+        """Nearest allowed memories: from the vector index, or exactly when the subset is small.
+
+        A vector index answers an allow-list slowly (tens of ms at 10^5 items), so a small
+        filtered subset is scored exactly from the vectors its rows keep, and a large one is
+        over-fetched from the index and filtered.
+        """
         vector = self._embedder.embed_query(query)
-        excluded = len(mask) - int(mask.sum())
-        if excluded <= pool:
-            # Few memories are filtered out: over-fetch from the whole index and drop them,
-            # rather than sending the index a list of every allowed id.
-            hits = self._store.nearest(vector, pool + excluded, None)
-            return [h for h in hits if h[0] in index.positions and mask[index.positions[h[0]]]][
-                :pool
-            ]
-        allowed = [index.ids[i] for i in np.flatnonzero(mask)]
-        return self._store.nearest(vector, pool, allowed)
+        allowed = int(mask.sum())
+        excluded = len(mask) - allowed
+        if excluded > pool and allowed <= self.config.exact_limit:
+            ids, matrix = self._store.vectors([index.ids[i] for i in np.flatnonzero(mask)])
+            if not ids:
+                return []
+            scores = matrix @ np.asarray(vector, dtype=np.float32)
+            n = min(pool, len(ids))
+            top = np.argpartition(-scores, n - 1)[:n]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return [(ids[i], float(scores[i])) for i in top]
+        fetch = pool + excluded if excluded <= pool else int(pool * len(mask) / allowed * 1.5)
+        hits = self._store.nearest(vector, min(fetch, len(mask)), None)
+        positions = index.positions
+        return [h for h in hits if h[0] in positions and mask[positions[h[0]]]][:pool]
 
     @staticmethod
     def _spread(
@@ -233,18 +249,20 @@ class HybridRetriever:
     def _current_index(self) -> _LexicalIndex:
         revision = self._store.revision()
         with self._lock:
-            if self._lexical is None or self._lexical.revision != revision:
-                self._lexical = self._build(revision)
+            current = self._lexical
+            wanted = self.config.lexical_neighbours
+            if current is None or (current.revision, current.with_neighbours) != (revision, wanted):
+                self._lexical = self._build(revision, wanted)
             return self._lexical
 
-    def _build(self, revision: int) -> _LexicalIndex:
+    def _build(self, revision: int, with_neighbours: bool) -> _LexicalIndex:
         everything = Filters(status=list(Status), include_expired=True)
         items = self._store.select(everything, now=datetime.now(UTC))
         by_id = {item.id: item for item in items}
         neighbours = _conversation_neighbours(items)
         corpus = []
         for item in items:
-            around = [by_id[n] for n in neighbours.get(item.id, ())]
+            around = [by_id[n] for n in neighbours.get(item.id, ())] if with_neighbours else []
             text = " ".join(
                 [
                     index_text(item),
@@ -261,6 +279,7 @@ class HybridRetriever:
         log.debug("built BM25 index over %d memories at revision %d", len(ids), revision)
         return _LexicalIndex(
             revision=revision,
+            with_neighbours=with_neighbours,
             ids=ids,
             positions={id_: i for i, id_ in enumerate(ids)},
             neighbours=neighbours,

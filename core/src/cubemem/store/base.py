@@ -27,14 +27,14 @@ class Embedding(NamedTuple):
 
 @dataclass(frozen=True)
 class Repair:
-    """What ``reconcile`` fixed: vectors re-embedded (missing or stale) and orphans removed."""
+    """What ``reconcile`` fixed: rows re-indexed (vector missing or stale) and orphans removed."""
 
-    reembedded: list[str] = field(default_factory=list)
+    reindexed: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.reembedded or self.orphans_removed)
+        return bool(self.reindexed or self.orphans_removed)
 
 
 EmbedFn = Callable[[list[MemoryItem]], Mapping[str, Embedding]]
@@ -82,6 +82,10 @@ class MemoryStore(Protocol):
         """Up to ``k`` (id, inner product) pairs, best first, among ``allowed`` if given."""
         ...
 
+    def vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The stored vectors of those ``ids`` that have one: (found ids, matrix)."""
+        ...
+
     def touch(self, ids: Sequence[str], at: datetime) -> None:
         """Count a retrieval hit on each of ``ids``."""
         ...
@@ -95,7 +99,11 @@ class MemoryStore(Protocol):
         ...
 
     def reconcile(self, embed: EmbedFn) -> Repair:
-        """Bring the index in line with the rows after a crash between the two writes."""
+        """Bring the index in line with the rows after a crash between the two writes.
+
+        Rows keep their vectors, so the index is refilled from them; ``embed`` is called
+        only for rows that were written without one.
+        """
         ...
 
     def close(self) -> None: ...

@@ -1,4 +1,8 @@
-"""The default engine: SQLite in WAL mode holds the truth, a Chroma PersistentClient the vectors."""
+"""The default engine: SQLite in WAL mode holds the truth, a Chroma PersistentClient the index.
+
+Each row keeps its vector too, so the index can be rebuilt without the model and a filtered
+search can score a small subset exactly instead of asking the index for an allow-list.
+"""
 
 from __future__ import annotations
 
@@ -33,12 +37,13 @@ CREATE TABLE IF NOT EXISTS memories (
     expires_at REAL,
     version INTEGER NOT NULL,
     digest TEXT,
+    vector BLOB,
     hits INTEGER NOT NULL DEFAULT 0,
     last_access REAL,
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS memories_scope ON memories (user_id, agent_id, session_id);
-CREATE INDEX IF NOT EXISTS memories_status ON memories (status);
+DROP INDEX IF EXISTS memories_status;
 CREATE INDEX IF NOT EXISTS memories_event ON memories (event_at);
 CREATE INDEX IF NOT EXISTS memories_expires ON memories (expires_at);
 CREATE TABLE IF NOT EXISTS tags (
@@ -59,25 +64,27 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 
 UPSERT = """
 INSERT INTO memories (id, status, kind, user_id, agent_id, session_id, created_at, event_at,
-                      expires_at, version, digest, hits, last_access, data)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      expires_at, version, digest, vector, hits, last_access, data)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, kind = excluded.kind, user_id = excluded.user_id,
     agent_id = excluded.agent_id, session_id = excluded.session_id,
     created_at = excluded.created_at, event_at = excluded.event_at,
     expires_at = excluded.expires_at, version = excluded.version,
     digest = COALESCE(excluded.digest, memories.digest),
+    vector = COALESCE(excluded.vector, memories.vector),
     hits = excluded.hits, last_access = excluded.last_access, data = excluded.data
 """
 
 _ITEM_JSON_EXCLUDE = {"usage"}
+_INDEX_PAGE = 10_000
 
 
 def _ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _row_values(item: MemoryItem, digest: str | None) -> tuple[Any, ...]:
+def _row_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...]:
     return (
         item.id,
         item.status.value,
@@ -89,11 +96,16 @@ def _row_values(item: MemoryItem, digest: str | None) -> tuple[Any, ...]:
         _ts(item.event_time),
         _ts(item.expires_at),
         item.version,
-        digest,
+        embedding.digest if embedding else None,
+        _blob(embedding.vector) if embedding else None,
         item.usage.hits,
         _ts(item.usage.last_access),
         item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE),
     )
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
 
 
 def _item(data: str, hits: int, last_access: float | None) -> MemoryItem:
@@ -149,6 +161,7 @@ class EmbeddedStore:
     def __init__(self, path: Path, embedder: Embedder) -> None:
         self._path = Path(path)
         self._lock = threading.RLock()
+        self._closed = False
         try:
             self._db = sqlite3.connect(
                 self._path / "memories.sqlite3",
@@ -198,8 +211,7 @@ class EmbeddedStore:
                 [(v.id, v.version, v.model_dump_json(exclude=_ITEM_JSON_EXCLUDE)) for v in history],
             )
             for item in items:
-                emb = embeddings.get(item.id)
-                db.execute(UPSERT, _row_values(item, emb.digest if emb else None))
+                db.execute(UPSERT, _row_values(item, embeddings.get(item.id)))
                 db.execute("DELETE FROM tags WHERE id = ?", (item.id,))
                 db.executemany(
                     "INSERT OR IGNORE INTO tags (tag, id) VALUES (?, ?)",
@@ -263,8 +275,7 @@ class EmbeddedStore:
     def nearest(
         self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
     ) -> list[tuple[str, float]]:
-        available = self._collection.count() if allowed is None else len(allowed)
-        n = min(k, available)
+        n = k if allowed is None else min(k, len(allowed))
         if n <= 0:
             return []
         result = self._collection.query(
@@ -277,6 +288,21 @@ class EmbeddedStore:
             (id_, 1.0 - float(dist))
             for id_, dist in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
+
+    def vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        found: list[str] = []
+        rows: list[bytes] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            for id_, blob in self._query(
+                "SELECT id, vector FROM memories "
+                f"WHERE vector IS NOT NULL AND id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found.append(id_)
+                rows.append(blob)
+        matrix = np.frombuffer(b"".join(rows), dtype=np.float32)
+        return found, matrix.reshape(len(found), -1) if found else matrix.reshape(0, 0)
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
         if not ids:
@@ -301,25 +327,24 @@ class EmbeddedStore:
 
     def reconcile(self, embed: EmbedFn) -> Repair:
         truth = dict(self._query("SELECT id, digest FROM memories"))
-        indexed = self._collection.get(include=["metadatas"])
-        digests = {
-            id_: (meta or {}).get("h")
-            for id_, meta in zip(indexed["ids"], indexed["metadatas"] or [], strict=False)
-        }
+        digests = self._indexed_digests()
         orphans = [id_ for id_ in digests if id_ not in truth]
         stale = [
             id_ for id_, digest in truth.items() if digest is None or digests.get(id_) != digest
         ]
-        if orphans:
-            self._collection.delete(ids=orphans)
+        for start in range(0, len(orphans), self._max_batch):
+            self._collection.delete(ids=orphans[start : start + self._max_batch])
         if stale:
-            items = self.get(stale)
-            embeddings = embed(items)
-            with self._transaction() as db:
-                db.executemany(
-                    "UPDATE memories SET digest = ? WHERE id = ?",
-                    [(e.digest, id_) for id_, e in embeddings.items()],
-                )
+            embeddings = self._stored_embeddings(stale)
+            missing = self.get([i for i in stale if i not in embeddings])
+            if missing:
+                fresh = embed(missing)
+                with self._transaction() as db:
+                    db.executemany(
+                        "UPDATE memories SET digest = ?, vector = ? WHERE id = ?",
+                        [(e.digest, _blob(e.vector), id_) for id_, e in fresh.items()],
+                    )
+                embeddings.update(fresh)
             self._index(embeddings)
         if orphans or stale:
             log.warning(
@@ -328,10 +353,33 @@ class EmbeddedStore:
                 len(stale),
                 len(orphans),
             )
-        return Repair(reembedded=stale, orphans_removed=orphans)
+        return Repair(reindexed=stale, orphans_removed=orphans)
+
+    def _stored_embeddings(self, ids: Sequence[str]) -> dict[str, Embedding]:
+        """The vectors (and digests) the rows hold, for re-indexing without the model."""
+        digests = dict(self._query("SELECT id, digest FROM memories WHERE digest IS NOT NULL"))
+        found, matrix = self.vectors([i for i in ids if i in digests])
+        return {id_: Embedding(v, digests[id_]) for id_, v in zip(found, matrix, strict=True)}
+
+    def _indexed_digests(self) -> dict[str, str | None]:
+        """Every vector's id and text digest, read a page at a time (Chroma caps SQL variables)."""
+        digests: dict[str, str | None] = {}
+        while True:
+            page = self._collection.get(
+                include=["metadatas"], limit=_INDEX_PAGE, offset=len(digests)
+            )
+            for id_, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
+                digests[id_] = (meta or {}).get("h")
+            if len(page["ids"]) < _INDEX_PAGE:
+                return digests
 
     def close(self) -> None:
+        """Release the database and the index; closing twice is harmless."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._db.execute("PRAGMA optimize")
             self._db.close()
             self._client.close()
 

@@ -1,0 +1,211 @@
+"""Scale: ingest speed, search latency, memory and disk as a cube grows to 10^5–10^6 items.
+
+Memories are generated sentences with varied vocabulary, spread over users, sessions and
+tags. ``precomputed=True`` swaps the embedder for deterministic random unit vectors, which
+separates the cost of the index from the cost of the model and makes 10^6 items feasible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cubemem.bench.locomo import _percentile
+from cubemem.cube import MemCube
+from cubemem.embed import Embedder, SentenceTransformerEmbedder
+from cubemem.errors import InvalidInputError
+from cubemem.model import MemoryInput, Scope
+
+_SYLLABLES = "ka ri mo le ta si no ve da lu pe zo mi ra fe ol an ti bo ce".split()
+_VERBS = (
+    "visited bought cooked painted fixed read planned learned borrowed sold found lost "
+    "photographed repaired ordered recommended booked cleaned built designed sketched "
+    "wrote about practised played discovered tasted rented shared packed returned described"
+).split()
+_ADJECTIVES = (
+    "old new red blue green tiny huge quiet noisy cheap expensive broken shiny wooden "
+    "vintage local strange famous rare ordinary bright dark heavy light spicy sweet"
+).split()
+_NOUNS = (
+    "bicycle guitar recipe novel camera garden kayak painting telescope violin lamp sofa "
+    "map jacket tent boat piano notebook teapot bakery museum lake trail concert market "
+    "festival workshop library course podcast puzzle chess set sculpture quilt drone"
+).split()
+_PLACES = (
+    "in Lisbon,at the harbour,near the station,in the old town,at the farm,in Kyoto,"
+    "at the office,in the mountains,by the river,at the weekend market,in Oslo,at school"
+).split(",")
+_TIMES = (
+    "last week,on Monday,in March,yesterday,two years ago,this morning,over the summer,"
+    "after work,on her birthday,during the holidays"
+).split(",")
+_TAGS = [f"topic-{i}" for i in range(20)]
+
+
+class RandomEmbedder:
+    """Deterministic random unit vectors (seeded by the text): index cost without a model."""
+
+    name = "random-unit-384"
+    dimension = 384
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+            v = np.random.default_rng(seed).standard_normal(self.dimension)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+class Corpus:
+    """A reproducible stream of synthetic memories and questions about them."""
+
+    def __init__(self, seed: int = 7, users: int = 100) -> None:
+        self._rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed + 1)
+        self.names = sorted(
+            {"".join(rng.choice(_SYLLABLES, size=rng.integers(2, 4))).title() for _ in range(400)}
+        )
+        self.users = [f"user-{i}" for i in range(users)]
+
+    def _pick(self, options: Sequence[str]) -> str:
+        return options[int(self._rng.integers(len(options)))]
+
+    def sentence(self) -> str:
+        p = self._pick
+        return (
+            f"{p(self.names)} {p(_VERBS)} the {p(_ADJECTIVES)} {p(_NOUNS)} "
+            f"{p(_PLACES)} {p(_TIMES)}."
+        )
+
+    def memories(self, count: int, per_session: int = 20) -> Iterator[MemoryInput]:
+        for i in range(count):
+            tags = list(self._rng.choice(_TAGS, size=int(self._rng.integers(0, 3)), replace=False))
+            yield MemoryInput(
+                content=self.sentence(),
+                scope=Scope(user=self._pick(self.users), session=f"s{i // per_session}"),
+                tags=tags,
+            )
+
+    def question(self) -> str:
+        p = self._pick
+        return f"what did {p(self.names)} {p(_VERBS)} {p(_PLACES)}?"
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_size(
+    size: int,
+    *,
+    queries: int,
+    embedder: Embedder,
+    workdir: Path,
+    batch: int = 1000,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, Any]:
+    """Build one cube of ``size`` synthetic memories and measure it."""
+    corpus = Corpus()
+    cube = MemCube.create(workdir / f"cube-{size}", embedder=embedder)
+    start = time.perf_counter()
+    pending: list[MemoryInput] = []
+    for item in corpus.memories(size):
+        pending.append(item)
+        if len(pending) == batch:
+            cube.add(pending)
+            if progress:
+                progress("ingest", len(pending))
+            pending = []
+    if pending:
+        cube.add(pending)
+        if progress:
+            progress("ingest", len(pending))
+    ingest_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    cube.search(corpus.question(), k=10)  # builds the BM25 index once
+    warmup_s = time.perf_counter() - start
+
+    def timed(filters: dict[str, Any] | None) -> list[float]:
+        out = []
+        for _ in range(queries):
+            question = corpus.question()
+            start = time.perf_counter()
+            cube.search(question, k=10, filters=filters)
+            out.append((time.perf_counter() - start) * 1000)
+            if progress:
+                progress("search", 1)
+        return out
+
+    unfiltered = timed(None)
+    by_user = timed({"user": corpus.users[0]})
+    by_user_tag = timed({"user": corpus.users[1], "tags": [_TAGS[0]]})
+    result = {
+        "items": size,
+        "ingest_items_per_s": round(size / ingest_s, 1),
+        "index_build_s": round(warmup_s, 2),
+        "search_ms": {
+            name: {"p50": round(_percentile(v, 50), 2), "p95": round(_percentile(v, 95), 2)}
+            for name, v in (
+                ("unfiltered", unfiltered),
+                ("user", by_user),
+                ("user+tag", by_user_tag),
+            )
+        },
+        "rss_mb": round(_rss_mb(), 1),
+        "disk_bytes_per_item": round(_disk_bytes(cube.path) / size, 1),
+    }
+    cube.close()
+    return result
+
+
+def run(
+    sizes: Sequence[int],
+    *,
+    queries: int = 500,
+    precomputed: bool = False,
+    embedder: Embedder | None = None,
+    workdir: Path | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every size in turn; the JSON report lists one entry per size."""
+    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise InvalidInputError(f"sizes must be positive ints, got {list(sizes)!r}")
+    if isinstance(queries, bool) or not isinstance(queries, int) or queries < 1:
+        raise InvalidInputError(f"queries must be a positive int, got {queries!r}")
+    chosen = RandomEmbedder() if precomputed else (embedder or SentenceTransformerEmbedder())
+    results = []
+    with tempfile.TemporaryDirectory(prefix="cubemem-scale-", dir=workdir) as tmp:
+        for size in sizes:
+            results.append(
+                run_size(
+                    size, queries=queries, embedder=chosen, workdir=Path(tmp), progress=progress
+                )
+            )
+    return {
+        "benchmark": "scale",
+        "embedder": "precomputed random unit vectors" if precomputed else "all-MiniLM-L6-v2",
+        "queries": queries,
+        "sizes": results,
+    }

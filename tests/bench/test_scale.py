@@ -1,0 +1,49 @@
+"""The scale benchmark's real code path on small sizes; no timing assertions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cubemem.bench import scale
+from cubemem.cli import app
+from cubemem.errors import InvalidInputError
+
+
+def test_corpus_is_varied_and_reproducible():
+    a, b = scale.Corpus(seed=3), scale.Corpus(seed=3)
+    first = [m.content for m in a.memories(200)]
+    assert first == [m.content for m in b.memories(200)]
+    assert len(set(first)) > 190
+    assert len({w for s in first for w in s.split()}) > 150
+
+
+def test_random_embedder_is_deterministic_unit_vectors():
+    e = scale.RandomEmbedder()
+    v = e.embed_documents(["a", "b", "a"])
+    assert v.shape == (3, 384)
+    assert (v[0] == v[2]).all() and not (v[0] == v[1]).all()
+    assert abs(float((v[1] ** 2).sum()) - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("precomputed", [True, False])
+def test_cli_reports_each_size(tmp_path, embedder, precomputed):
+    out = tmp_path / "scale.json"
+    args = ["bench", "scale", "--items", "300,600", "--queries", "5", "--json", str(out)]
+    result = CliRunner().invoke(app, [*args, "--precomputed"] if precomputed else args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [r["items"] for r in report["sizes"]] == [300, 600]
+    for r in report["sizes"]:
+        assert r["ingest_items_per_s"] > 0 and r["disk_bytes_per_item"] > 0 and r["rss_mb"] > 0
+        assert set(r["search_ms"]) == {"unfiltered", "user", "user+tag"}
+        assert all(v["p95"] >= v["p50"] >= 0 for v in r["search_ms"].values())
+
+
+def test_bad_arguments():
+    with pytest.raises(InvalidInputError):
+        scale.run([0])
+    with pytest.raises(InvalidInputError):
+        scale.run([10], queries=0)
