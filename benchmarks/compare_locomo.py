@@ -1,7 +1,7 @@
 """LoCoMo evidence recall, cubemem beside the memory layers people would use instead.
 
     uv run python benchmarks/compare_locomo.py --data ../shared/data/locomo/locomo_dev.json \
-        --systems cubemem,mem0,langgraph,llamaindex --write-docs
+        --json docs/results/locomo_compare.json --plot docs/img/locomo_compare.png
 
 Every system gets the same turns (``[date] speaker: text``), the same embedder
 (all-MiniLM-L6-v2 from the offline package), the same questions and the same k:
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -35,10 +34,7 @@ from cubemem.bench import locomo
 from cubemem.embed import bundled_model_path
 from cubemem.settings import DEFAULT_EMBEDDER
 
-ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("cubemem", "mem0", "langgraph", "llamaindex")
-MARK_BEGIN = "<!-- compare_locomo:begin -->"
-MARK_END = "<!-- compare_locomo:end -->"
 
 
 class System(Protocol):
@@ -217,31 +213,6 @@ def run_system(
     }
 
 
-def markdown(results: list[dict[str, Any]], command: str, conversations: Sequence[int]) -> str:
-    ks = list(results[0]["recall"])
-    head = "| system | " + " | ".join(f"R@{k}" for k in ks)
-    head += " | search p50 ms | search p95 ms | ingest items/s |"
-    lines = [
-        f"Conversations {list(conversations)}, {results[0]['questions']} questions "
-        "(categories 1–4 with evidence), all-MiniLM-L6-v2 for every system, one run:",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-        head,
-        "|" + " --- |" * (len(ks) + 4),
-    ]
-    for r in results:
-        recall = " | ".join(f"{r['recall'][k]:.3f}" for k in ks)
-        lines.append(
-            f"| {r['system']} | {recall} | {r['search_ms']['p50']} | {r['search_ms']['p95']} "
-            f"| {r['ingest_items_per_s']} |"
-        )
-    lines += ["", "![LoCoMo evidence recall by system](img/locomo_compare.png)"]
-    return "\n".join(lines)
-
-
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -266,12 +237,6 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def write_docs(section: str, docs: Path) -> None:
-    text = docs.read_text(encoding="utf-8")
-    start, end = text.index(MARK_BEGIN) + len(MARK_BEGIN), text.index(MARK_END)
-    docs.write_text(text[:start] + "\n" + section + "\n" + text[end:], encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -280,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--k", default="1,5,10,20")
     parser.add_argument("--max-questions", type=int, default=None, help="per conversation")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--plot", type=Path, default=None, help="draw a bar chart here (PNG)")
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = sorted(set(systems) - set(SYSTEMS))
@@ -299,16 +264,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         result = run_system(name, data, conversations, ks, embedder, args.max_questions)
         print(json.dumps(result), flush=True)
         results.append(result)
-    command = "uv run python benchmarks/compare_locomo.py " + " ".join(
-        a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:])
-    )
-    section = markdown(results, command, conversations)
-    print(section)
+    report = {"conversations": conversations, "results": results}
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.write_docs:
-        plot(results, ROOT / "docs" / "img" / "locomo_compare.png")
-        write_docs(section, ROOT / "docs" / "benchmarks.md")
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.plot:
+        plot(results, args.plot)
     return results
 
 

@@ -81,16 +81,18 @@ def main() -> None:
     parser.add_argument("--neighbour-shares", default="0,0.2,0.3,0.5")
     parser.add_argument("--score-powers", default="0,0.5")
     parser.add_argument("--ablation", action="store_true", help="what each piece adds")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     data = locomo.load(args.data)
     conversations = list(range(len(data)))
     if args.ablation:
         scores = evaluate(data, conversations, list(ABLATION.values()))
-        print("| retrieval | " + " | ".join(f"R@{k}" for k in KS) + " |")
-        print("| --- |" + " --- |" * len(KS))
+        report = {"ablation": {}}
         for i, name in enumerate(ABLATION):
             rows = [r for c in conversations for r in scores[i][c]]
-            print(f"| {name} | " + " | ".join(f"{mean(rows, k):.3f}" for k in KS) + " |")
+            report["ablation"][name] = {str(k): round(mean(rows, k), 4) for k in KS}
+            print(name, report["ablation"][name])
+        _write(args.json, report)
         return
 
     def floats(text):
@@ -113,6 +115,18 @@ def main() -> None:
     all_rows = [r for _, _, rows in held_out for r in rows]
     default = configs.index(RetrievalConfig()) if RetrievalConfig() in configs else None
     report = {
+        "held_out": [
+            {
+                "conversation": out,
+                "chose": {
+                    "lexical_weight": config.lexical_weight,
+                    "neighbour_share": config.neighbour_share,
+                    "lexical_score_power": config.lexical_score_power,
+                },
+                "recall": {str(k): round(mean(rows, k), 4) for k in KS},
+            }
+            for out, config, rows in held_out
+        ],
         "questions": len(all_rows),
         "loco_recall": {str(k): round(mean(all_rows, k), 4) for k in KS},
         "loco_spread_r10": {
@@ -127,6 +141,12 @@ def main() -> None:
         },
     }
     print(json.dumps(report))
+    _write(args.json, report)
+
+
+def _write(path: Path | None, report: dict) -> None:
+    if path is not None:
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

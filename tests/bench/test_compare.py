@@ -25,24 +25,28 @@ def _load(name):
 @pytest.mark.slow
 def test_compare_runs_every_system_on_a_slice(tmp_path, embedder):
     compare = _load("compare_locomo")
-    out = tmp_path / "results.json"
+    out, png = tmp_path / "results.json", tmp_path / "bars.png"
     compare.main(
         ["--data", str(DATA), "--conversations", "0", "--max-questions", "12", "--k", "1,5,10",
-         "--json", str(out)]
+         "--json", str(out), "--plot", str(png)]
     )  # fmt: skip
-    results = json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    assert report["conversations"] == [0]
+    results = report["results"]
     assert [r["system"] for r in results] == list(compare.SYSTEMS)
     for r in results:
         assert r["questions"] == 12
         assert 0.0 <= r["recall"]["1"] <= r["recall"]["5"] <= r["recall"]["10"] <= 1.0
         assert r["search_ms"]["p95"] > 0 and r["ingest_items_per_s"] > 0
     assert any(r["recall"]["10"] > 0 for r in results)
-    section = compare.markdown(results, "cmd", [0])
-    docs = tmp_path / "benchmarks.md"
-    docs.write_text(f"# B\n{compare.MARK_BEGIN}\nold\n{compare.MARK_END}\ntail\n")
-    compare.write_docs(section, docs)
-    text = docs.read_text()
-    assert "old" not in text and "| cubemem |" in text and text.endswith("tail\n")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_benchmark_docs_show_exactly_the_measured_results():
+    """docs/benchmarks.md is rendered from docs/results/*.json, never typed by hand."""
+    render = _load("render_docs")
+    text = render.DOCS.read_text(encoding="utf-8")
+    assert render.render(text) == text, "run: uv run python benchmarks/render_docs.py"
 
 
 @pytest.mark.slow

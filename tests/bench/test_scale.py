@@ -47,3 +47,16 @@ def test_bad_arguments():
         scale.run([0])
     with pytest.raises(InvalidInputError):
         scale.run([10], queries=0)
+
+
+def test_plot_script_draws_a_png(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "plot_scale.py"
+    spec = importlib.util.spec_from_file_location("plot_scale", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = scale.run([200], queries=3, precomputed=True)
+    module.plot([report], tmp_path / "scale.png")
+    assert (tmp_path / "scale.png").read_bytes()[:4] == b"\x89PNG"

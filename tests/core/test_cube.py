@@ -168,6 +168,6 @@ def test_filtered_search_scores_small_subsets_exactly(cube):
     target = cube.add("Ana keeps bees on her balcony", scope={"user": "ana"})
     cube.add("Ana repairs old radios", scope={"user": "ana"})
     hits = cube.search("who keeps bees?", k=2, filters={"user": "ana"})
-    assert [h.id for h in hits][0] == target.id
+    assert hits[0].id == target.id
     assert {h.item.scope.user for h in hits} == {"ana"}
     assert hits[0].dense_score > 0.3

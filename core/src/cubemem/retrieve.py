@@ -109,7 +109,7 @@ class _Tokenizer:
 
 
 @dataclass
-class _LexicalIndex:
+class _SearchIndex:
     """Everything search needs that is derived from the rows, rebuilt when they change."""
 
     revision: int
@@ -147,6 +147,15 @@ def _conversation_neighbours(items: Sequence[MemoryItem]) -> dict[str, tuple[str
     return neighbours
 
 
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest finite scores, best first (ties keep position order)."""
+    n = min(n, int(np.isfinite(scores).sum()))
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
 class HybridRetriever:
     """Dense + BM25 over the filtered subset; the BM25 index is cached per store revision."""
 
@@ -157,7 +166,7 @@ class HybridRetriever:
         self._embedder = embedder
         self.config = config or RetrievalConfig()
         self._tokenize = _Tokenizer()
-        self._lexical: _LexicalIndex | None = None
+        self._index: _SearchIndex | None = None
         self._lock = threading.Lock()
 
     def search(
@@ -190,7 +199,7 @@ class HybridRetriever:
         return [(id_, s, dense_scores.get(id_), lexical_scores.get(id_)) for id_, s in best]
 
     def _dense_search(
-        self, index: _LexicalIndex, query: str, mask: np.ndarray, pool: int
+        self, index: _SearchIndex, query: str, mask: np.ndarray, pool: int
     ) -> list[tuple[str, float]]:
         """Nearest allowed memories: from the vector index, or exactly when the subset is small.
 
@@ -206,10 +215,7 @@ class HybridRetriever:
             if not ids:
                 return []
             scores = matrix @ np.asarray(vector, dtype=np.float32)
-            n = min(pool, len(ids))
-            top = np.argpartition(-scores, n - 1)[:n]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            return [(ids[i], float(scores[i])) for i in top]
+            return [(ids[i], float(scores[i])) for i in _top(scores, pool)]
         fetch = pool + excluded if excluded <= pool else int(pool * len(mask) / allowed * 1.5)
         hits = self._store.nearest(vector, min(fetch, len(mask)), None)
         positions = index.positions
@@ -217,7 +223,7 @@ class HybridRetriever:
 
     @staticmethod
     def _spread(
-        fused: dict[str, float], index: _LexicalIndex, mask: np.ndarray, share: float
+        fused: dict[str, float], index: _SearchIndex, mask: np.ndarray, share: float
     ) -> dict[str, float]:
         """Each turn gains ``share`` of its best-scoring neighbour's fused score."""
         neighbours = index.neighbours
@@ -231,7 +237,7 @@ class HybridRetriever:
         }
 
     def _lexical_search(
-        self, index: _LexicalIndex, query: str, mask: np.ndarray, pool: int
+        self, index: _SearchIndex, query: str, mask: np.ndarray, pool: int
     ) -> list[tuple[str, float]]:
         if index.bm25 is None:
             return []
@@ -239,23 +245,19 @@ class HybridRetriever:
         if not tokens:
             return []
         scores = index.bm25.get_scores(tokens, weight_mask=mask.astype(np.float32))
-        n = min(pool, int(np.count_nonzero(scores > 0)))
-        if n == 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(index.ids[i], float(scores[i])) for i in top]
+        scores[scores <= 0] = -np.inf
+        return [(index.ids[i], float(scores[i])) for i in _top(scores, pool)]
 
-    def _current_index(self) -> _LexicalIndex:
+    def _current_index(self) -> _SearchIndex:
         revision = self._store.revision()
         with self._lock:
-            current = self._lexical
+            current = self._index
             wanted = self.config.lexical_neighbours
             if current is None or (current.revision, current.with_neighbours) != (revision, wanted):
-                self._lexical = self._build(revision, wanted)
-            return self._lexical
+                self._index = self._build(revision, wanted)
+            return self._index
 
-    def _build(self, revision: int, with_neighbours: bool) -> _LexicalIndex:
+    def _build(self, revision: int, with_neighbours: bool) -> _SearchIndex:
         everything = Filters(status=list(Status), include_expired=True)
         items = self._store.select(everything, now=datetime.now(UTC))
         by_id = {item.id: item for item in items}
@@ -277,7 +279,7 @@ class HybridRetriever:
             bm25.index(corpus, show_progress=False)
         ids = list(by_id)
         log.debug("built BM25 index over %d memories at revision %d", len(ids), revision)
-        return _LexicalIndex(
+        return _SearchIndex(
             revision=revision,
             with_neighbours=with_neighbours,
             ids=ids,

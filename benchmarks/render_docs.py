@@ -1,0 +1,149 @@
+"""Fill the tables of docs/benchmarks.md from the JSON the benchmark commands wrote.
+
+    uv run python benchmarks/render_docs.py
+
+Each table sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; a table whose JSON
+is missing is left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def _load(name: str) -> Any:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _recall(recall: dict[str, float]) -> list[str]:
+    return [f"{v:.3f}" for v in recall.values()]
+
+
+def locomo() -> str | None:
+    reports = [r for r in (_load("locomo_raw.json"), _load("locomo_observations.json")) if r]
+    if not reports:
+        return None
+    ks = list(reports[0]["recall"])
+    names = {"1": "multi-hop", "2": "temporal", "3": "open-domain", "4": "single-hop"}
+    rows = []
+    for r in reports:
+        rows.append(
+            [f"**{r['mode']}**, all", *_recall(r["recall"]), r["search_ms"]["p50"],
+             r["search_ms"]["p95"], r["ingest_items_per_s"]]
+        )  # fmt: skip
+        for cat, recall in r["recall_by_category"].items():
+            rows.append([f"{r['mode']}, {cat} {names[cat]}", *_recall(recall), "", "", ""])
+    header = ["mode, questions", *(f"R@{k}" for k in ks), "p50 ms", "p95 ms", "ingest items/s"]
+    note = f"{reports[0]['questions']} questions over conversations {reports[0]['conversations']}."
+    return note + "\n\n" + _table(header, rows)
+
+
+def compare() -> str | None:
+    report = _load("locomo_compare.json")
+    if not report:
+        return None
+    results = report["results"]
+    ks = list(results[0]["recall"])
+    rows = [
+        [r["system"], *_recall(r["recall"]), r["search_ms"]["p50"], r["search_ms"]["p95"],
+         r["ingest_items_per_s"]]
+        for r in results
+    ]  # fmt: skip
+    header = ["system", *(f"R@{k}" for k in ks), "p50 ms", "p95 ms", "ingest items/s"]
+    return (
+        "```bash\nuv run python benchmarks/compare_locomo.py --data "
+        "../shared/data/locomo/locomo_dev.json --json docs/results/locomo_compare.json "
+        "--plot docs/img/locomo_compare.png\n```\n\n"
+        f"{results[0]['questions']} questions, conversations {report['conversations']}, "
+        "one run:\n\n" + _table(header, rows) + "\n\n"
+        "![LoCoMo evidence recall by system](img/locomo_compare.png)"
+    )
+
+
+def ablation() -> str | None:
+    report = _load("retrieval_ablation.json")
+    if not report:
+        return None
+    ks = list(next(iter(report["ablation"].values())))
+    rows = [[name, *_recall(recall)] for name, recall in report["ablation"].items()]
+    return _table(["retrieval", *(f"R@{k}" for k in ks)], rows)
+
+
+def loco() -> str | None:
+    report = _load("retrieval_loco.json")
+    if not report:
+        return None
+    ks = list(report["loco_recall"])
+    rows = [
+        [h["conversation"], h["chose"]["lexical_weight"], h["chose"]["neighbour_share"],
+         h["chose"]["lexical_score_power"], *_recall(h["recall"])]
+        for h in report["held_out"]
+    ]  # fmt: skip
+    rows.append(["**all, held out**", "", "", "", *_recall(report["loco_recall"])])
+    header = ["held out", "BM25 weight", "neighbour share", "score power", *(f"R@{k}" for k in ks)]
+    spread = report["loco_spread_r10"]
+    return (
+        _table(header, rows)
+        + f"\n\nHeld-out R@10 ranges from {spread['min']:.3f} to {spread['max']:.3f} "
+        "across conversations."
+    )
+
+
+def scale() -> str | None:
+    reports = [r for r in (_load("scale.json"), _load("scale_precomputed.json")) if r]
+    if not reports:
+        return None
+    rows = []
+    for report in reports:
+        for r in report["sizes"]:
+            ms = r["search_ms"]
+            rows.append(
+                [report["embedder"], f"{r['items']:,}", r["ingest_items_per_s"],
+                 r["index_build_s"], ms["unfiltered"]["p50"], ms["unfiltered"]["p95"],
+                 ms["user"]["p95"], ms["user+tag"]["p95"], r["rss_mb"],
+                 f"{r['disk_bytes_per_item']:,.0f}"]
+            )  # fmt: skip
+    header = [
+        "vectors", "items", "ingest items/s", "index build s", "p50 ms", "p95 ms",
+        "p95 ms, user", "p95 ms, user+tag", "RSS MB", "disk bytes/item",
+    ]  # fmt: skip
+    return _table(header, rows)
+
+
+def render(text: str) -> str:
+    for name, section in (
+        ("locomo", locomo),
+        ("compare_locomo", compare),
+        ("ablation", ablation),
+        ("loco", loco),
+        ("scale", scale),
+    ):
+        body = section()
+        if body is None:
+            continue
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        start, stop = text.index(begin) + len(begin), text.index(end)
+        text = text[:start] + "\n" + body + "\n" + text[stop:]
+    return text
+
+
+def main() -> None:
+    DOCS.write_text(render(DOCS.read_text(encoding="utf-8")), encoding="utf-8")
+    print(DOCS)
+
+
+if __name__ == "__main__":
+    main()
