@@ -111,9 +111,7 @@ class MemCube:
         path = Path(path)
         manifest = read_manifest(path)
         settings = settings or Settings()
-        embedder = embedder or SentenceTransformerEmbedder(
-            manifest.embedder, device=settings.device, batch_size=settings.embed_batch_size
-        )
+        embedder = embedder or _default_embedder(settings, manifest.embedder)
         manifest.check_embedder(embedder.name, embedder.dimension)
         cube = cls(path, manifest, EmbeddedStore(path, embedder), embedder, settings)
         cube.last_repair = cube._store.reconcile(cube._embed)
@@ -389,9 +387,7 @@ class MemCube:
         """Recreate an exported cube in ``path``: same id, memories, versions and usage."""
         manifest, items, versions = archive.read(Path(archive_path))
         settings = settings or Settings()
-        embedder = embedder or SentenceTransformerEmbedder(
-            manifest.embedder, device=settings.device, batch_size=settings.embed_batch_size
-        )
+        embedder = embedder or _default_embedder(settings, manifest.embedder)
         manifest.check_embedder(embedder.name, embedder.dimension)
         cube = cls.create(path, name=manifest.name, embedder=embedder, settings=settings)
         cube._manifest = manifest
@@ -532,9 +528,10 @@ class MemCube:
         return await asyncio.to_thread(self.stats)
 
 
-def _default_embedder(settings: Settings) -> Embedder:
+def _default_embedder(settings: Settings, name: str | None = None) -> Embedder:
+    """The sentence-transformers model ``name`` (default: the configured one)."""
     return SentenceTransformerEmbedder(
-        settings.embedder, device=settings.device, batch_size=settings.embed_batch_size
+        name or settings.embedder, device=settings.device, batch_size=settings.embed_batch_size
     )
 
 
