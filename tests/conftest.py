@@ -10,7 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 
 from cubemem import MemCube, SentenceTransformerEmbedder
-from cubemem.model import Filters, Status
+from cubemem.model import Filters
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def cube(tmp_path, embedder):
         yield c
 
 
-EVERYTHING = Filters(status=list(Status), include_expired=True)
+EVERYTHING = Filters.everything()
 
 
 def snapshot(cube: MemCube) -> list[tuple[dict, list[dict]]]:

@@ -187,3 +187,8 @@ def test_import_of_a_broken_archive(tmp_path, embedder):
     assert not (tmp_path / "c").exists()
     with pytest.raises(NotFoundError):
         MemCube.import_(tmp_path / "missing.zip", tmp_path / "c", embedder=embedder)
+
+
+def test_query_errors_name_the_query(cube):
+    with pytest.raises(InvalidInputError, match="search query is empty"):
+        cube.search("   ")

@@ -16,9 +16,9 @@ import pytest
 from chromadb.config import Settings as ChromaSettings
 
 from cubemem import IncompatibleCubeError, MemCube
-from cubemem.model import Filters, Status
+from cubemem.model import Filters
 
-EVERYTHING = Filters(status=list(Status), include_expired=True)
+EVERYTHING = Filters.everything()
 
 
 def _index(path):

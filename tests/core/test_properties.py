@@ -19,7 +19,7 @@ from hypothesis.stateful import (
 from cubemem import MemCube, NotFoundError, Status
 from cubemem.model import Filters
 
-EVERYTHING = Filters(status=list(Status), include_expired=True)
+EVERYTHING = Filters.everything()
 
 words = st.sampled_from(
     ["tea", "cello", "boat", "Miso", "peanuts", "La Palma", "garden", "chess", "rain", "Bach"]

@@ -293,7 +293,7 @@ class MemCube:
     # -- reading --------------------------------------------------------------------------
     def search(self, query: str, *, k: int = 10, filters: FiltersLike = None) -> list[SearchResult]:
         """The ``k`` memories most relevant to ``query`` (dense + BM25, fused)."""
-        query = validate_content(query, self._settings.max_content_bytes)
+        query = validate_content(query, self._settings.max_content_bytes, "search query")
         _check_k(k)
         parsed = Filters.parse(filters)
         now = utcnow()
@@ -370,7 +370,7 @@ class MemCube:
     # -- moving cubes ---------------------------------------------------------------------
     def export(self, archive_path: str | Path) -> Path:
         """Write the whole cube (every memory, every version) into one archive file."""
-        everything = Filters(status=list(Status), include_expired=True)
+        everything = Filters.everything()
         items = list(self.iter(everything))
         versions = [v for item in items for v in self._store.versions(item.id)]
         return archive.write(Path(archive_path), self._manifest, items, versions)
@@ -414,7 +414,7 @@ class MemCube:
         target = cls.create(
             path, name=name, owner=owner, embedder=first.embedder, settings=first._settings
         )
-        everything = Filters(status=list(Status), include_expired=True)
+        everything = Filters.everything()
         for source in cubes:
             origin = {"cube": target.id}
             items, versions = [], []

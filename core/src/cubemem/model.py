@@ -200,6 +200,11 @@ class Filters(_Model):
         return [value] if isinstance(value, str) else value
 
     @classmethod
+    def everything(cls) -> Filters:
+        """Every memory: any status, expired or not."""
+        return cls(status=list(Status), include_expired=True)
+
+    @classmethod
     def parse(cls, filters: Filters | dict[str, Any] | None) -> Filters:
         """Validate user-supplied filters, naming the allowed keys when one is unknown."""
         if filters is None:
@@ -228,24 +233,24 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}"
 
 
-def validate_content(content: Any, max_bytes: int) -> str:
+def validate_content(content: Any, max_bytes: int, what: str = "memory content") -> str:
     """Return ``content`` if it is storable text, else raise ``InvalidInputError``."""
     if not isinstance(content, str):
         raise InvalidInputError(
-            f"memory content must be a str, got {type(content).__name__}; convert it to text first"
+            f"{what} must be a str, got {type(content).__name__}; convert it to text first"
         )
     if not content.strip():
-        raise InvalidInputError("memory content is empty or whitespace; pass some text")
+        raise InvalidInputError(f"{what} is empty or whitespace; pass some text")
     try:
         size = len(content.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidInputError(
-            "memory content holds a lone surrogate and is not valid Unicode; "
+            f"{what} holds a lone surrogate and is not valid Unicode; "
             "decode the source with errors='replace' or fix it"
         ) from None
     if size > max_bytes:
         raise InvalidInputError(
-            f"memory content is {size} bytes, over the limit of {max_bytes}; split it into "
+            f"{what} is {size} bytes, over the limit of {max_bytes}; split it into "
             "smaller memories or raise CUBEMEM_MAX_CONTENT_BYTES"
         )
     return content

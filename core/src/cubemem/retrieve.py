@@ -258,7 +258,7 @@ class HybridRetriever:
             return self._index
 
     def _build(self, revision: int, with_neighbours: bool) -> _SearchIndex:
-        everything = Filters(status=list(Status), include_expired=True)
+        everything = Filters.everything()
         items = self._store.select(everything, now=datetime.now(UTC))
         by_id = {item.id: item for item in items}
         neighbours = _conversation_neighbours(items)

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from cubemem.bench import percentile
 from cubemem.cube import MemCube
 from cubemem.embed import Embedder
 from cubemem.errors import InvalidInputError
@@ -194,18 +195,8 @@ def _report(
         "recall": mean_recall([r for _, r in per_question]),
         "recall_by_category": by_category,
         "search_ms": {
-            "p50": round(_percentile(latencies, 50), 2),
-            "p95": round(_percentile(latencies, 95), 2),
+            "p50": round(percentile(latencies, 50), 2),
+            "p95": round(percentile(latencies, 95), 2),
         },
         "ingest_items_per_s": round(ingested / ingest_seconds, 1) if ingest_seconds else 0.0,
     }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cubemem.bench.locomo import _percentile
+from cubemem.bench import percentile
 from cubemem.cube import MemCube
 from cubemem.embed import Embedder, SentenceTransformerEmbedder
 from cubemem.errors import InvalidInputError
@@ -166,7 +166,7 @@ def run_size(
         "ingest_items_per_s": round(size / ingest_s, 1),
         "index_build_s": round(warmup_s, 2),
         "search_ms": {
-            name: {"p50": round(_percentile(v, 50), 2), "p95": round(_percentile(v, 95), 2)}
+            name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)}
             for name, v in (
                 ("unfiltered", unfiltered),
                 ("user", by_user),
