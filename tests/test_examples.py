@@ -24,3 +24,23 @@ def test_quickstart(tmp_path):
     assert lines[0] == "what is Ana allergic to?"
     assert "Ana is allergic to peanuts" in lines[1]
     assert (tmp_path / "memory" / "cube.json").is_file()
+
+
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
+        timeout=300,
+    )
+
+
+def test_langchain_agent(tmp_path):
+    result = run_example("langchain_agent.py", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "thread 2: Since you're allergic to peanuts" in out
+    prompt = out.split("system prompt the model received in thread 2:\n", 1)[1]
+    assert "- Ana is allergic to peanuts" in prompt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
 
@@ -25,7 +25,9 @@ from cubemem.model import (
     Scope,
     SearchResult,
     Status,
+    address_id,
     check_json,
+    check_namespace,
     utcnow,
     validate_content,
     validate_model,
@@ -290,6 +292,98 @@ class MemCube:
         self._store.write([new], {})
         return new
 
+    # -- keyed memories -------------------------------------------------------------------
+    def put(
+        self,
+        namespace: Sequence[str],
+        key: str,
+        content: str,
+        *,
+        value: dict[str, Any] | None = None,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        ttl: timedelta | None = None,
+    ) -> MemoryItem:
+        """Store ``content`` under ``(namespace, key)``, replacing what was there as a new version.
+
+        A key-value view of the cube (LangGraph's store is built on it): the memory's id is
+        ``address_id(namespace, key)``, the old text stays in ``history``, a deleted key comes
+        back to life. ``value`` keeps a structured document beside its text; ``ttl`` gives a
+        sliding lifetime that ``refresh`` extends.
+        """
+        labels = check_namespace(tuple(namespace) if isinstance(namespace, list) else namespace)
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"key must be a non-empty str, got {key!r}")
+        content = validate_content(content, self._settings.max_content_bytes)
+        if value is not None:
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise InvalidInputError("value must be a dict with string keys")
+            check_json(value)
+        if ttl is not None and (not isinstance(ttl, timedelta) or ttl <= timedelta(0)):
+            raise InvalidInputError(f"ttl must be a positive timedelta, got {ttl!r}")
+        now = utcnow()
+        fields: dict[str, Any] = {
+            "content": content,
+            "namespace": labels,
+            "key": key,
+            "value": value,
+            "scope": _scope(scope),
+            "tags": _tags(tags),
+            "metadata": _metadata(metadata),
+            "ttl": ttl,
+            "expires_at": None if ttl is None else now + ttl,
+            "status": Status.ACTIVE,
+        }
+        id_ = address_id(labels, key)
+        current = self._store.get([id_])
+        if not current:
+            item = self._new_item(content, fields["scope"], fields["tags"], fields["metadata"])
+            item = _revise(item, {**fields, "id": id_}, version=1)
+            self._write_new([item])
+            return item
+        old = current[0]
+        if all(
+            getattr(old, name) == wanted for name, wanted in fields.items() if name != "expires_at"
+        ):
+            return self.refresh([old.id])[0] if ttl is not None else old
+        new = _revise(old, fields, version=old.version + 1)
+        self._store.write([new], self._embed([new]) if new.content != old.content else {})
+        return new
+
+    def lookup(self, namespace: Sequence[str], key: str) -> MemoryItem | None:
+        """The live memory stored under ``(namespace, key)``: None if absent, deleted or expired."""
+        labels = check_namespace(tuple(namespace) if isinstance(namespace, list) else namespace)
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"key must be a non-empty str, got {key!r}")
+        found = self._store.get([address_id(labels, key)])
+        if not found or found[0].status is not Status.ACTIVE:
+            return None
+        item = found[0]
+        if item.expires_at is not None and item.expires_at <= utcnow():
+            return None
+        return item
+
+    def refresh(self, ids: Sequence[str]) -> list[MemoryItem]:
+        """Extend the lifetime of memories with a ``ttl`` to now + ttl; others are left alone."""
+        now = utcnow()
+        renewed = [
+            item.model_copy(update={"expires_at": now + item.ttl})
+            for item in self._store.get(list(dict.fromkeys(_as_list(ids, "ids"))))
+            if item.ttl is not None and item.status is Status.ACTIVE
+        ]
+        if renewed:
+            self._store.write(renewed, {})
+        return renewed
+
+    def namespaces(
+        self, prefix: Sequence[str] = (), *, filters: FiltersLike = None
+    ) -> list[tuple[str, ...]]:
+        """The distinct namespaces of live keyed memories under ``prefix``, sorted."""
+        labels = check_namespace(tuple(prefix), allow_empty=True)
+        parsed = Filters.parse(filters).model_copy(update={"namespace": labels})
+        return self._store.namespaces(parsed, now=utcnow())
+
     # -- reading --------------------------------------------------------------------------
     def search(self, query: str, *, k: int = 10, filters: FiltersLike = None) -> list[SearchResult]:
         """The ``k`` memories most relevant to ``query`` (dense + BM25, fused)."""
@@ -502,6 +596,20 @@ class MemCube:
 
     async def asearch(self, query: str, **kwargs: Any) -> list[SearchResult]:
         return await asyncio.to_thread(self.search, query, **kwargs)
+
+    async def aput(
+        self, namespace: Sequence[str], key: str, content: str, **kwargs: Any
+    ) -> MemoryItem:
+        return await asyncio.to_thread(self.put, namespace, key, content, **kwargs)
+
+    async def alookup(self, namespace: Sequence[str], key: str) -> MemoryItem | None:
+        return await asyncio.to_thread(self.lookup, namespace, key)
+
+    async def arefresh(self, ids: Sequence[str]) -> list[MemoryItem]:
+        return await asyncio.to_thread(self.refresh, ids)
+
+    async def anamespaces(self, prefix: Sequence[str] = (), **kwargs: Any) -> list[tuple[str, ...]]:
+        return await asyncio.to_thread(self.namespaces, prefix, **kwargs)
 
     async def aget(self, id: str) -> MemoryItem:
         return await asyncio.to_thread(self.get, id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +28,41 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+_ADDRESS_NAMESPACE = uuid.UUID("6f1c3a52-8d4e-4b7a-9a57-0c2f1e3d4b6a")
+NAMESPACE_SEPARATOR = "\x1f"
+
+
+def address_id(namespace: tuple[str, ...], key: str) -> str:
+    """The memory id of the keyed memory ``key`` in ``namespace`` (stable across processes)."""
+    return uuid.uuid5(_ADDRESS_NAMESPACE, json.dumps([list(namespace), key])).hex
+
+
+def check_namespace(namespace: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
+    """A namespace is a tuple of non-empty labels without control characters."""
+    if isinstance(namespace, str) or not isinstance(namespace, tuple | list):
+        raise InvalidInputError(
+            f"namespace must be a tuple of str labels, got {namespace!r}; e.g. ('memories', 'ana')"
+        )
+    labels = tuple(namespace)
+    if not labels and not allow_empty:
+        raise InvalidInputError("namespace is empty; give at least one label")
+    for label in labels:
+        if not isinstance(label, str) or not label:
+            raise InvalidInputError(f"namespace labels must be non-empty str, got {label!r}")
+        if any(ord(ch) < 0x20 for ch in label):
+            raise InvalidInputError(f"namespace label {label!r} contains a control character")
+    return labels
+
+
+def encode_namespace(namespace: tuple[str, ...]) -> str:
+    """Labels joined so that a namespace prefix is a string prefix (every label is closed)."""
+    return "".join(label + NAMESPACE_SEPARATOR for label in namespace)
+
+
+def decode_namespace(encoded: str) -> tuple[str, ...]:
+    return tuple(encoded.split(NAMESPACE_SEPARATOR)[:-1])
 
 
 def as_utc(value: datetime) -> datetime:
@@ -112,6 +147,16 @@ class MemoryItem(_Model):
     context: str | None = Field(
         None, description="Neighbouring text seen at ingestion; indexed with the content."
     )
+    namespace: tuple[str, ...] | None = Field(
+        None, description="Hierarchical address of a keyed memory (see ``MemCube.put``)."
+    )
+    key: str | None = Field(None, description="Key of a keyed memory within its namespace.")
+    value: dict[str, Any] | None = Field(
+        None, description="Structured document a keyed memory holds; content is its text."
+    )
+    ttl: timedelta | None = Field(
+        None, description="Sliding lifetime: ``MemCube.refresh`` moves expires_at to now + ttl."
+    )
 
     @field_validator("tags")
     @classmethod
@@ -187,6 +232,14 @@ class Filters(_Model):
     after: datetime | None = Field(None, description="Event time at or after this.")
     before: datetime | None = Field(None, description="Event time before this.")
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    namespace: tuple[str, ...] | None = Field(
+        None, description="Keyed memories under this namespace prefix; () means any namespace."
+    )
+    value: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Match fields of a keyed memory's value: equality, nested dicts, or "
+        "operators $eq $ne $gt $gte $lt $lte.",
+    )
     include_expired: bool = False
 
     @field_validator("status", mode="before")
@@ -198,6 +251,16 @@ class Filters(_Model):
     @classmethod
     def _tag_or_tags(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("namespace", mode="before")
+    @classmethod
+    def _namespace(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check_namespace(value, allow_empty=True)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
 
     @classmethod
     def everything(cls) -> Filters:

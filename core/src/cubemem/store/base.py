@@ -76,6 +76,10 @@ class MemoryStore(Protocol):
 
     def count(self, filters: Filters, *, now: datetime) -> int: ...
 
+    def namespaces(self, filters: Filters, *, now: datetime) -> list[tuple[str, ...]]:
+        """The distinct namespaces of keyed rows matching ``filters``, sorted."""
+        ...
+
     def nearest(
         self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
     ) -> list[tuple[str, float]]:

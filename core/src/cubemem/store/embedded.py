@@ -6,6 +6,7 @@ search can score a small subset exactly instead of asking the index for an allow
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -19,7 +20,14 @@ import numpy as np
 
 from cubemem.embed import Embedder
 from cubemem.errors import BackendUnavailableError, InvalidFilterError
-from cubemem.model import Filters, MemoryItem, Usage
+from cubemem.model import (
+    NAMESPACE_SEPARATOR,
+    Filters,
+    MemoryItem,
+    Usage,
+    decode_namespace,
+    encode_namespace,
+)
 from cubemem.store.base import Embedding, EmbedFn, Repair
 
 log = logging.getLogger(__name__)
@@ -40,12 +48,14 @@ CREATE TABLE IF NOT EXISTS memories (
     vector BLOB,
     hits INTEGER NOT NULL DEFAULT 0,
     last_access REAL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    namespace TEXT
 );
 CREATE INDEX IF NOT EXISTS memories_scope ON memories (user_id, agent_id, session_id);
 DROP INDEX IF EXISTS memories_status;
 CREATE INDEX IF NOT EXISTS memories_event ON memories (event_at);
 CREATE INDEX IF NOT EXISTS memories_expires ON memories (expires_at);
+CREATE INDEX IF NOT EXISTS memories_namespace ON memories (namespace) WHERE namespace IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tags (
     tag TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -64,8 +74,8 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 
 UPSERT = """
 INSERT INTO memories (id, status, kind, user_id, agent_id, session_id, created_at, event_at,
-                      expires_at, version, digest, vector, hits, last_access, data)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      expires_at, version, digest, vector, hits, last_access, data, namespace)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     status = excluded.status, kind = excluded.kind, user_id = excluded.user_id,
     agent_id = excluded.agent_id, session_id = excluded.session_id,
@@ -73,8 +83,12 @@ ON CONFLICT (id) DO UPDATE SET
     expires_at = excluded.expires_at, version = excluded.version,
     digest = COALESCE(excluded.digest, memories.digest),
     vector = COALESCE(excluded.vector, memories.vector),
-    hits = excluded.hits, last_access = excluded.last_access, data = excluded.data
+    hits = excluded.hits, last_access = excluded.last_access, data = excluded.data,
+    namespace = excluded.namespace
 """
+
+# Cubes made before keyed memories existed lack the namespace column.
+MIGRATIONS = {"namespace": "ALTER TABLE memories ADD COLUMN namespace TEXT"}
 
 _ITEM_JSON_EXCLUDE = {"usage"}
 _INDEX_PAGE = 10_000
@@ -101,6 +115,7 @@ def _row_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...
         item.usage.hits,
         _ts(item.usage.last_access),
         item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE),
+        None if item.namespace is None else encode_namespace(item.namespace),
     )
 
 
@@ -149,10 +164,63 @@ def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
         else:
             clauses.append("json_extract(m.data, ?) = ?")
             params.extend([path, value])
+    if filters.namespace is not None:
+        if filters.namespace:
+            # Every label ends with the separator, so a prefix is a half-open string range.
+            low = encode_namespace(filters.namespace)
+            clauses.append("m.namespace >= ? AND m.namespace < ?")
+            params.extend([low, low[:-1] + chr(ord(NAMESPACE_SEPARATOR) + 1)])
+        else:
+            clauses.append("m.namespace IS NOT NULL")
+    _value_clauses(filters.value, "$.value", clauses, params)
     if not filters.include_expired:
         clauses.append("(m.expires_at IS NULL OR m.expires_at > ?)")
         params.append(now.timestamp())
     return " AND ".join(clauses), params
+
+
+_COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_OPERATORS = ("$eq", "$ne", *_COMPARISONS)
+
+
+def _value_clauses(match: dict[str, Any], path: str, clauses: list[str], params: list[Any]) -> None:
+    """JSONB-style matching of a keyed memory's value (LangGraph's store filter semantics)."""
+    for key, wanted in match.items():
+        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+            raise InvalidFilterError(f"value filter key {key!r} must be a str without quotes")
+        field = f'{path}."{key}"'
+        if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
+            for op, operand in wanted.items():
+                _operator_clause(field, op, operand, clauses, params)
+        elif isinstance(wanted, dict):
+            _value_clauses(wanted, field, clauses, params)
+        else:
+            _operator_clause(field, "$eq", wanted, clauses, params)
+
+
+def _operator_clause(
+    field: str, op: str, operand: Any, clauses: list[str], params: list[Any]
+) -> None:
+    extract = "json_extract(m.data, ?)"
+    if op in _COMPARISONS:
+        if isinstance(operand, bool) or not isinstance(operand, int | float):
+            raise InvalidFilterError(f"{op} compares numbers; got {operand!r}")
+        clauses.append(f"CAST({extract} AS REAL) {_COMPARISONS[op]} ?")
+        params.extend([field, operand])
+        return
+    if op not in ("$eq", "$ne"):
+        raise InvalidFilterError(f"unknown value filter operator {op!r}; use one of {_OPERATORS}")
+    if isinstance(operand, list | dict):
+        rhs, operand = "json(?)", json.dumps(operand, separators=(",", ":"))
+    elif operand is None or isinstance(operand, str | int | float):
+        rhs = "?"
+    else:
+        raise InvalidFilterError(f"value filter operand {operand!r} is not JSON")
+    if op == "$eq":
+        clauses.append(f"{extract} IS {rhs}" if operand is None else f"{extract} = {rhs}")
+    else:
+        clauses.append(f"{extract} IS NOT {rhs}")
+    params.extend([field, operand])
 
 
 class EmbeddedStore:
@@ -172,7 +240,7 @@ class EmbeddedStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+            self._db.executescript(f"BEGIN IMMEDIATE;{_migrations(self._db)}{SCHEMA}COMMIT;")
         except sqlite3.Error as exc:
             raise BackendUnavailableError(
                 f"cannot open SQLite store in {self._path}: {exc}"
@@ -322,6 +390,15 @@ class EmbeddedStore:
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
         self._collection.delete(ids=list(ids))
 
+    def namespaces(self, filters: Filters, *, now: datetime) -> list[tuple[str, ...]]:
+        where, params = _where(filters, now)
+        rows = self._query(
+            f"SELECT DISTINCT m.namespace FROM memories m WHERE {where} "
+            "AND m.namespace IS NOT NULL ORDER BY m.namespace",
+            params,
+        )
+        return [decode_namespace(row[0]) for row in rows]
+
     def revision(self) -> int:
         return int(self._query("SELECT value FROM meta WHERE key = 'revision'")[0][0])
 
@@ -382,6 +459,13 @@ class EmbeddedStore:
             self._db.execute("PRAGMA optimize")
             self._db.close()
             self._client.close()
+
+
+def _migrations(db: sqlite3.Connection) -> str:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
+    if not columns:
+        return ""
+    return "".join(f"{sql};" for column, sql in MIGRATIONS.items() if column not in columns)
 
 
 def _open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:

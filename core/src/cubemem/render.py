@@ -1,0 +1,55 @@
+"""Memories as prompt text: what adapters put in front of a model, within a character budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cubemem.errors import InvalidInputError
+from cubemem.model import MemoryItem, SearchResult
+
+DEFAULT_HEADER = "Relevant long-term memories (most relevant first):"
+
+
+def render_memory(item: MemoryItem, *, with_id: bool = False) -> str:
+    """One memory as a line: ``- [8 May 2023] Caroline: went to the support group``."""
+    parts = ["-"]
+    if with_id:
+        parts.append(f"({item.id})")
+    when = item.provenance.occurred_at
+    if when is not None:
+        parts.append(f"[{when:%-d %B %Y}]")
+    if item.provenance.speaker:
+        parts.append(f"{item.provenance.speaker}:")
+    parts.append(" ".join(item.content.split()))
+    return " ".join(parts)
+
+
+def render_memories(
+    memories: Sequence[SearchResult | MemoryItem],
+    *,
+    max_chars: int = 2000,
+    header: str | None = DEFAULT_HEADER,
+    with_ids: bool = False,
+) -> str:
+    """As many whole memories as fit in ``max_chars`` (best first); "" when none fit.
+
+    A memory longer than the whole budget is cut with an ellipsis rather than dropped, so the
+    most relevant memory is never silently lost.
+    """
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+        raise InvalidInputError(f"max_chars must be a positive int, got {max_chars!r}")
+    lines: list[str] = []
+    used = len(header) + 1 if header else 0
+    for memory in memories:
+        item = memory.item if isinstance(memory, SearchResult) else memory
+        line = render_memory(item, with_id=with_ids)
+        if used + len(line) + 1 > max_chars:
+            room = max_chars - used - 1
+            if not lines and room > 20:
+                lines.append(line[: room - 1] + "…")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    if not lines:
+        return ""
+    return "\n".join([header, *lines] if header else lines)

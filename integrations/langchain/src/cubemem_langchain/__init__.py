@@ -1,0 +1,21 @@
+"""cubemem for LangChain 1.x and LangGraph.
+
+- ``MemCubeStore``: a LangGraph ``BaseStore`` (``create_agent(..., store=MemCubeStore(cube))``)
+- ``MemCubeMiddleware``: recall into the system prompt, capture after each turn
+- ``create_memory_tools``: save/search/update/delete tools bound to one user
+- ``MemCubeRetriever``: a ``BaseRetriever`` over hybrid search
+"""
+
+from cubemem_langchain.middleware import MemCubeMiddleware
+from cubemem_langchain.retriever import MemCubeRetriever, to_document
+from cubemem_langchain.store import MemCubeStore
+from cubemem_langchain.tools import MemoryTools, create_memory_tools
+
+__all__ = [
+    "MemCubeMiddleware",
+    "MemCubeRetriever",
+    "MemCubeStore",
+    "MemoryTools",
+    "create_memory_tools",
+    "to_document",
+]

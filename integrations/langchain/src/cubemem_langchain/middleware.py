@@ -1,0 +1,184 @@
+"""``MemCubeMiddleware``: automatic recall before each model call, capture after each turn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+
+from cubemem import MemCube, Scope
+from cubemem.model import utcnow
+from cubemem.render import DEFAULT_HEADER, render_memories
+
+log = logging.getLogger(__name__)
+
+ScopeResolver = Callable[[Any], Scope | dict[str, str | None] | None]
+STORABLE_ROLES = ("human", "ai", "system", "tool")
+
+
+class MemCubeMiddleware(AgentMiddleware):
+    """Give a ``create_agent`` agent long-term memory without tools.
+
+    Before every model call it searches the cube for memories relevant to the latest user
+    message (that user's memories only) and appends them to the system prompt, whole memories
+    within ``max_chars``. After the agent finishes a turn it stores the turn's messages (the
+    user message and the final answer by default) as raw memories, scoped to the user, the
+    agent and the thread.
+
+    ```python
+    agent = create_agent(model, tools, middleware=[MemCubeMiddleware(cube, user_id="ana")])
+    ```
+
+    Args:
+        cube: Where memories are searched and stored.
+        user_id, agent_id: The identity memories belong to; a ``scope`` function may override
+            them per run from ``runtime.context`` (e.g. a multi-user server).
+        k: How many memories to retrieve per model call.
+        max_chars: Budget for the memory block in the system prompt.
+        store_roles: Message types stored after a turn (``"human"``, ``"ai"``, ``"tool"``,
+            ``"system"``); empty to only recall.
+        scope: ``runtime.context -> {"user": ..., "agent": ...}``.
+        header: First line of the memory block.
+    """
+
+    def __init__(
+        self,
+        cube: MemCube,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        k: int = 5,
+        max_chars: int = 2000,
+        store_roles: Sequence[str] = ("human", "ai"),
+        scope: ScopeResolver | None = None,
+        header: str = DEFAULT_HEADER,
+    ) -> None:
+        super().__init__()
+        if not isinstance(cube, MemCube):
+            raise TypeError(f"MemCubeMiddleware needs a MemCube, got {type(cube).__name__}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+            raise ValueError(f"max_chars must be a positive int, got {max_chars!r}")
+        unknown = sorted(set(store_roles) - set(STORABLE_ROLES))
+        if unknown:
+            raise ValueError(f"store_roles may name {STORABLE_ROLES}, got {unknown}")
+        self.cube = cube
+        self.user_id = user_id
+        self.agent_id = agent_id
+        self.k = k
+        self.max_chars = max_chars
+        self.store_roles = tuple(store_roles)
+        self.resolve_scope = scope
+        self.header = header
+
+    # -- recall ---------------------------------------------------------------------------
+    def wrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], ModelResponse],
+    ) -> ModelResponse | AIMessage:
+        return handler(self._with_memories(request, self._recall(request)))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest,
+        handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+    ) -> ModelResponse | AIMessage:
+        block = await asyncio.to_thread(self._recall, request)
+        return await handler(self._with_memories(request, block))
+
+    def _recall(self, request: ModelRequest) -> str:
+        query = _latest_user_text(request.messages)
+        if not query:
+            return ""
+        scope = self._scope(request.runtime)
+        results = self.cube.search(query, k=self.k, filters=_owner_filter(scope))
+        return render_memories(results, max_chars=self.max_chars, header=self.header)
+
+    @staticmethod
+    def _with_memories(request: ModelRequest, block: str) -> ModelRequest:
+        if not block:
+            return request
+        base = request.system_message.text if request.system_message else ""
+        prompt = f"{base}\n\n{block}" if base else block
+        return request.override(system_message=SystemMessage(content=prompt))
+
+    # -- capture --------------------------------------------------------------------------
+    def after_agent(self, state: Any, runtime: Runtime) -> dict[str, Any] | None:
+        self._capture(state, runtime)
+        return None
+
+    async def aafter_agent(self, state: Any, runtime: Runtime) -> dict[str, Any] | None:
+        await asyncio.to_thread(self._capture, state, runtime, _thread_id())
+        return None
+
+    def _capture(self, state: Any, runtime: Runtime, thread_id: str | None = None) -> None:
+        if not self.store_roles:
+            return
+        turn = [m for m in _current_turn(state["messages"]) if m.type in self.store_roles]
+        messages = [
+            {"speaker": _speaker(m), "content": m.text, **({"id": m.id} if m.id else {})}
+            for m in turn
+            if m.text.strip()
+        ]
+        if not messages:
+            return
+        scope = self._scope(runtime)
+        session = thread_id or _thread_id()
+        self.cube.add_messages(messages, scope=scope, session=session, timestamp=utcnow())
+
+    # -- identity -------------------------------------------------------------------------
+    def _scope(self, runtime: Runtime | None) -> Scope:
+        scope = Scope(user=self.user_id, agent=self.agent_id)
+        if self.resolve_scope is not None and runtime is not None:
+            resolved = self.resolve_scope(runtime.context)
+            if resolved is not None:
+                given = resolved if isinstance(resolved, Scope) else Scope(**resolved)
+                scope = scope.model_copy(update=given.model_dump(exclude_none=True))
+        if scope.user is None and scope.agent is None:
+            raise ValueError(
+                "MemCubeMiddleware has no identity for this run: pass user_id/agent_id or a "
+                "scope function that returns one from runtime.context"
+            )
+        return scope
+
+
+def _owner_filter(scope: Scope) -> dict[str, str]:
+    """A user's memories (from any agent or thread); an agent's own when there is no user."""
+    if scope.user is not None:
+        return {"user": scope.user}
+    return {"agent": scope.agent}  # type: ignore[dict-item]
+
+
+def _latest_user_text(messages: Sequence[AnyMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.text.strip()
+    return ""
+
+
+def _current_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
+    """The messages from the latest user message on."""
+    for i in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[i], HumanMessage):
+            return list(messages[i:])
+    return []
+
+
+def _speaker(message: AnyMessage) -> str:
+    return message.name or {"human": "user", "ai": "assistant"}.get(message.type, message.type)
+
+
+def _thread_id() -> str | None:
+    try:
+        thread = get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:  # outside a runnable context
+        return None
+    return None if thread is None else str(thread)

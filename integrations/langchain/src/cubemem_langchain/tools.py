@@ -1,0 +1,180 @@
+"""Memory tools for a LangChain agent: save, search, update and delete, bound to one identity.
+
+The application binds ``user_id`` (and optionally ``agent_id``/``session_id``) when it makes
+the tools; the model only ever supplies text, a query or a memory id. A memory of another
+user is "not found" to these tools, and bad input comes back to the model as an error
+message (``ToolMessage`` with ``status="error"``) with nothing stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from pydantic import BaseModel, Field
+
+from cubemem import CubememError, MemCube, MemoryItem, NotFoundError, Scope, Status
+from cubemem.render import render_memories
+
+
+class SaveMemoryInput(BaseModel):
+    content: str = Field(description="The fact, preference or event to remember, as one sentence.")
+    tags: list[str] = Field(default_factory=list, description="Optional short labels.")
+
+
+class SearchMemoriesInput(BaseModel):
+    query: str = Field(description="What to look for, in natural language.")
+    k: int = Field(5, ge=1, le=20, description="How many memories to return.")
+
+
+class UpdateMemoryInput(BaseModel):
+    memory_id: str = Field(description="The id shown in parentheses by search_memories.")
+    content: str = Field(description="The corrected text; the old text is kept in history.")
+
+
+class DeleteMemoryInput(BaseModel):
+    memory_id: str = Field(description="The id shown in parentheses by search_memories.")
+
+
+class MemoryTools:
+    """The four tool functions over one cube and one bound identity (sync; async via threads)."""
+
+    def __init__(
+        self,
+        cube: MemCube,
+        *,
+        user_id: str | None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        max_chars: int = 4000,
+    ) -> None:
+        if not isinstance(cube, MemCube):
+            raise TypeError(f"memory tools need a MemCube, got {type(cube).__name__}")
+        if user_id is None and agent_id is None:
+            raise ValueError("bind the tools to a user_id or an agent_id")
+        self.cube = cube
+        self.scope = Scope(user=user_id, agent=agent_id, session=session_id)
+        self.max_chars = max_chars
+
+    def _filters(self) -> dict[str, str]:
+        if self.scope.user is not None:
+            return {"user": self.scope.user}
+        return {"agent": self.scope.agent}  # type: ignore[dict-item]
+
+    def _owned(self, memory_id: str) -> MemoryItem:
+        item = self.cube.get(memory_id)
+        owner = self._filters()
+        if any(getattr(item.scope, field) != value for field, value in owner.items()) or (
+            item.status is Status.DELETED
+        ):
+            raise NotFoundError(f"no memory {memory_id!r}; search_memories lists valid ids")
+        return item
+
+    def save(self, content: str, tags: Sequence[str] = ()) -> str:
+        item = self.cube.add(content, scope=self.scope, tags=list(tags))
+        return f"Saved memory ({item.id})."
+
+    def search(self, query: str, k: int = 5) -> str:
+        results = self.cube.search(query, k=k, filters=self._filters())
+        text = render_memories(results, max_chars=self.max_chars, header=None, with_ids=True)
+        return text or "No memories found."
+
+    def update(self, memory_id: str, content: str) -> str:
+        self._owned(memory_id)
+        item = self.cube.update(memory_id, content)
+        return f"Updated memory ({item.id}) to version {item.version}."
+
+    def delete(self, memory_id: str) -> str:
+        self._owned(memory_id)
+        self.cube.delete(memory_id)
+        return f"Deleted memory ({memory_id})."
+
+
+def create_memory_tools(
+    cube: MemCube,
+    *,
+    user_id: str | None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    max_chars: int = 4000,
+) -> list[BaseTool]:
+    """``save_memory``, ``search_memories``, ``update_memory`` and ``delete_memory`` tools.
+
+    ```python
+    tools = create_memory_tools(cube, user_id="ana", agent_id="assistant")
+    agent = create_agent(model, tools=tools)
+    ```
+    """
+    memory = MemoryTools(
+        cube, user_id=user_id, agent_id=agent_id, session_id=session_id, max_chars=max_chars
+    )
+    specs = [
+        (
+            "save_memory",
+            "Remember a fact, preference or event about the user for future conversations.",
+            SaveMemoryInput,
+            memory.save,
+        ),
+        (
+            "search_memories",
+            "Search long-term memory for what is known about the user or past conversations.",
+            SearchMemoriesInput,
+            memory.search,
+        ),
+        (
+            "update_memory",
+            "Correct a remembered fact; use the id from search_memories.",
+            UpdateMemoryInput,
+            memory.update,
+        ),
+        (
+            "delete_memory",
+            "Forget a memory that is wrong or that the user asked to forget.",
+            DeleteMemoryInput,
+            memory.delete,
+        ),
+    ]
+    return [
+        StructuredTool.from_function(
+            func=_as_tool_errors(fn),
+            coroutine=_as_async(_as_tool_errors(fn)),
+            name=name,
+            description=description,
+            args_schema=schema,
+            handle_tool_error=True,
+            handle_validation_error=_explain_invalid_arguments,
+        )
+        for name, description, schema, fn in specs
+    ]
+
+
+def _explain_invalid_arguments(exc: Exception) -> str:
+    """Tell the model which argument was wrong, not just that one was."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return f"Error: invalid arguments: {exc}"
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in errors()]
+    return "Error: invalid arguments: " + "; ".join(parts)
+
+
+def _as_tool_errors(fn):  # type: ignore[no-untyped-def]
+    """cubemem's typed errors become ``ToolException``: the model reads the message."""
+
+    def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except CubememError as exc:
+            raise ToolException(f"Error: {exc}") from exc
+
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    return run
+
+
+def _as_async(fn):  # type: ignore[no-untyped-def]
+    async def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    run.__name__ = fn.__name__
+    return run
