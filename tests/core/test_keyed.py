@@ -119,3 +119,28 @@ def test_keyed_memories_round_trip_export(cube, tmp_path, embedder):
         item = copy.lookup(("memories", "ana"), "k")
         assert item.value == {"text": "Miso"} and item.ttl == timedelta(days=1)
         assert copy.namespaces() == [("memories", "ana")]
+
+
+@pytest.mark.parametrize(
+    ("metadata_filter", "expected"),
+    [
+        ({"lang": "pt"}, ["b"]),
+        ({"year": {"$gte": 2021}}, ["b", "c"]),
+        ({"lang": {"$in": ["pt", "de"]}}, ["b", "c"]),
+        ({"lang": {"$nin": ["pt"]}}, ["a", "c", "d"]),
+        ({"lang": {"$ne": "en"}}, ["b", "c", "d"]),
+        ({"lang": None}, ["d"]),
+    ],
+)
+def test_metadata_filter_operators(cube, metadata_filter, expected):
+    cube.add("a", metadata={"lang": "en", "year": 2019})
+    cube.add("b", metadata={"lang": "pt", "year": 2021})
+    cube.add("c", metadata={"lang": "de", "year": 2024})
+    cube.add("d")
+    assert [m.content for m in cube.list({"metadata": metadata_filter})] == expected
+
+
+@pytest.mark.parametrize("bad", [{"x": {"$in": []}}, {"x": {"$in": "pt"}}, {"x": {"$like": "p%"}}])
+def test_bad_metadata_filters(cube, bad):
+    with pytest.raises(InvalidFilterError):
+        cube.list({"metadata": bad})

@@ -231,14 +231,18 @@ class Filters(_Model):
     kind: Kind | None = None
     after: datetime | None = Field(None, description="Event time at or after this.")
     before: datetime | None = Field(None, description="Event time before this.")
-    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Match metadata fields: equality, or operators $eq $ne $gt $gte $lt $lte "
+        "$in $nin.",
+    )
     namespace: tuple[str, ...] | None = Field(
         None, description="Keyed memories under this namespace prefix; () means any namespace."
     )
     value: dict[str, Any] = Field(
         default_factory=dict,
         description="Match fields of a keyed memory's value: equality, nested dicts, or "
-        "operators $eq $ne $gt $gte $lt $lte.",
+        "operators $eq $ne $gt $gte $lt $lte $in $nin.",
     )
     include_expired: bool = False
 

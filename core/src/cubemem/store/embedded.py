@@ -154,16 +154,7 @@ def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
     if filters.before is not None:
         clauses.append("m.event_at < ?")
         params.append(filters.before.timestamp())
-    for key, value in filters.metadata.items():
-        if '"' in key or "\\" in key:
-            raise InvalidFilterError(f"metadata filter key {key!r} may not contain quotes")
-        path = f'$.metadata."{key}"'
-        if value is None:
-            clauses.append("json_extract(m.data, ?) IS NULL")
-            params.append(path)
-        else:
-            clauses.append("json_extract(m.data, ?) = ?")
-            params.extend([path, value])
+    _value_clauses(filters.metadata, "$.metadata", clauses, params)
     if filters.namespace is not None:
         if filters.namespace:
             # Every label ends with the separator, so a prefix is a half-open string range.
@@ -180,14 +171,15 @@ def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
 
 
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_OPERATORS = ("$eq", "$ne", *_COMPARISONS)
+_OPERATORS = ("$eq", "$ne", *_COMPARISONS, "$in", "$nin")
 
 
 def _value_clauses(match: dict[str, Any], path: str, clauses: list[str], params: list[Any]) -> None:
-    """JSONB-style matching of a keyed memory's value (LangGraph's store filter semantics)."""
+    """JSONB-style matching of a JSON field of the row (``$.value``, ``$.metadata``): equality,
+    nested dicts, and operators (LangGraph's store filter semantics plus ``$in``/``$nin``)."""
     for key, wanted in match.items():
         if not isinstance(key, str) or not key or '"' in key or "\\" in key:
-            raise InvalidFilterError(f"value filter key {key!r} must be a str without quotes")
+            raise InvalidFilterError(f"filter key {key!r} must be a non-empty str without quotes")
         field = f'{path}."{key}"'
         if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
             for op, operand in wanted.items():
@@ -196,6 +188,10 @@ def _value_clauses(match: dict[str, Any], path: str, clauses: list[str], params:
             _value_clauses(wanted, field, clauses, params)
         else:
             _operator_clause(field, "$eq", wanted, clauses, params)
+
+
+def _is_json_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and value == value  # NaN is not JSON
 
 
 def _operator_clause(
@@ -208,14 +204,28 @@ def _operator_clause(
         clauses.append(f"CAST({extract} AS REAL) {_COMPARISONS[op]} ?")
         params.extend([field, operand])
         return
+    if op in ("$in", "$nin"):
+        if not isinstance(operand, list | tuple) or not operand:
+            raise InvalidFilterError(f"{op} takes a non-empty list, got {operand!r}")
+        for each in operand:
+            if isinstance(each, list | dict) or not _is_json_scalar(each):
+                raise InvalidFilterError(f"{op} takes a list of str/number/bool, got {each!r}")
+        marks = ", ".join("?" * len(operand))
+        if op == "$in":
+            clauses.append(f"{extract} IN ({marks})")
+        else:
+            clauses.append(f"({extract} IS NULL OR {extract} NOT IN ({marks}))")
+            params.append(field)
+        params.extend([field, *operand])
+        return
     if op not in ("$eq", "$ne"):
-        raise InvalidFilterError(f"unknown value filter operator {op!r}; use one of {_OPERATORS}")
+        raise InvalidFilterError(f"unknown filter operator {op!r}; use one of {_OPERATORS}")
     if isinstance(operand, list | dict):
         rhs, operand = "json(?)", json.dumps(operand, separators=(",", ":"))
-    elif operand is None or isinstance(operand, str | int | float):
+    elif operand is None or _is_json_scalar(operand):
         rhs = "?"
     else:
-        raise InvalidFilterError(f"value filter operand {operand!r} is not JSON")
+        raise InvalidFilterError(f"filter operand {operand!r} is not JSON")
     if op == "$eq":
         clauses.append(f"{extract} IS {rhs}" if operand is None else f"{extract} = {rhs}")
     else:

@@ -9,13 +9,12 @@
 from cubemem_langchain.middleware import MemCubeMiddleware
 from cubemem_langchain.retriever import MemCubeRetriever, to_document
 from cubemem_langchain.store import MemCubeStore
-from cubemem_langchain.tools import MemoryTools, create_memory_tools
+from cubemem_langchain.tools import create_memory_tools
 
 __all__ = [
     "MemCubeMiddleware",
     "MemCubeRetriever",
     "MemCubeStore",
-    "MemoryTools",
     "create_memory_tools",
     "to_document",
 ]

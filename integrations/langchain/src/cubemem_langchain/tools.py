@@ -9,13 +9,12 @@ message (``ToolMessage`` with ``status="error"``) with nothing stored.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from cubemem import CubememError, MemCube, MemoryItem, NotFoundError, Scope, Status
-from cubemem.render import render_memories
+from cubemem import CubememError, MemCube
+from cubemem.tools import MAX_K, MemoryTools
 
 
 class SaveMemoryInput(BaseModel):
@@ -25,7 +24,7 @@ class SaveMemoryInput(BaseModel):
 
 class SearchMemoriesInput(BaseModel):
     query: str = Field(description="What to look for, in natural language.")
-    k: int = Field(5, ge=1, le=20, description="How many memories to return.")
+    k: int = Field(5, ge=1, le=MAX_K, description="How many memories to return.")
 
 
 class UpdateMemoryInput(BaseModel):
@@ -35,60 +34,6 @@ class UpdateMemoryInput(BaseModel):
 
 class DeleteMemoryInput(BaseModel):
     memory_id: str = Field(description="The id shown in parentheses by search_memories.")
-
-
-class MemoryTools:
-    """The four tool functions over one cube and one bound identity (sync; async via threads)."""
-
-    def __init__(
-        self,
-        cube: MemCube,
-        *,
-        user_id: str | None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
-        max_chars: int = 4000,
-    ) -> None:
-        if not isinstance(cube, MemCube):
-            raise TypeError(f"memory tools need a MemCube, got {type(cube).__name__}")
-        if user_id is None and agent_id is None:
-            raise ValueError("bind the tools to a user_id or an agent_id")
-        self.cube = cube
-        self.scope = Scope(user=user_id, agent=agent_id, session=session_id)
-        self.max_chars = max_chars
-
-    def _filters(self) -> dict[str, str]:
-        if self.scope.user is not None:
-            return {"user": self.scope.user}
-        return {"agent": self.scope.agent}  # type: ignore[dict-item]
-
-    def _owned(self, memory_id: str) -> MemoryItem:
-        item = self.cube.get(memory_id)
-        owner = self._filters()
-        if any(getattr(item.scope, field) != value for field, value in owner.items()) or (
-            item.status is Status.DELETED
-        ):
-            raise NotFoundError(f"no memory {memory_id!r}; search_memories lists valid ids")
-        return item
-
-    def save(self, content: str, tags: Sequence[str] = ()) -> str:
-        item = self.cube.add(content, scope=self.scope, tags=list(tags))
-        return f"Saved memory ({item.id})."
-
-    def search(self, query: str, k: int = 5) -> str:
-        results = self.cube.search(query, k=k, filters=self._filters())
-        text = render_memories(results, max_chars=self.max_chars, header=None, with_ids=True)
-        return text or "No memories found."
-
-    def update(self, memory_id: str, content: str) -> str:
-        self._owned(memory_id)
-        item = self.cube.update(memory_id, content)
-        return f"Updated memory ({item.id}) to version {item.version}."
-
-    def delete(self, memory_id: str) -> str:
-        self._owned(memory_id)
-        self.cube.delete(memory_id)
-        return f"Deleted memory ({memory_id})."
 
 
 def create_memory_tools(

@@ -1,0 +1,77 @@
+"""Memory operations for agents, bound to one identity: what every adapter's tools call.
+
+The application binds ``user_id`` (and optionally ``agent_id``/``session_id``); the model only
+supplies text, a query or a memory id. A memory of another user is "not found", so tools never
+reveal or change what belongs to someone else. Results are short texts meant for a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cubemem.cube import MemCube
+from cubemem.errors import InvalidInputError, NotFoundError
+from cubemem.model import MemoryItem, Scope, Status
+from cubemem.render import render_memories
+
+MAX_K = 20
+
+
+class MemoryTools:
+    """save / search / update / delete over one cube for one bound identity.
+
+    Each returns a short text for the model and raises a ``CubememError`` (with a message
+    saying what to fix) on bad input; adapters turn that into their framework's tool error.
+    """
+
+    def __init__(
+        self,
+        cube: MemCube,
+        *,
+        user_id: str | None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        max_chars: int = 4000,
+    ) -> None:
+        if not isinstance(cube, MemCube):
+            raise InvalidInputError(f"memory tools need a MemCube, got {type(cube).__name__}")
+        if user_id is None and agent_id is None:
+            raise InvalidInputError("bind the tools to a user_id or an agent_id")
+        self.cube = cube
+        self.scope = Scope(user=user_id, agent=agent_id, session=session_id)
+        self.max_chars = max_chars
+
+    def _filters(self) -> dict[str, str]:
+        if self.scope.user is not None:
+            return {"user": self.scope.user}
+        return {"agent": self.scope.agent}  # type: ignore[dict-item]
+
+    def _owned(self, memory_id: str) -> MemoryItem:
+        item = self.cube.get(memory_id)
+        owner = self._filters()
+        if any(getattr(item.scope, field) != value for field, value in owner.items()) or (
+            item.status is Status.DELETED
+        ):
+            raise NotFoundError(f"no memory {memory_id!r}; search_memories lists valid ids")
+        return item
+
+    def save(self, content: str, tags: Sequence[str] = ()) -> str:
+        item = self.cube.add(content, scope=self.scope, tags=list(tags))
+        return f"Saved memory ({item.id})."
+
+    def search(self, query: str, k: int = 5) -> str:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInputError(f"k must be an int from 1 to {MAX_K}, got {k!r}")
+        results = self.cube.search(query, k=k, filters=self._filters())
+        text = render_memories(results, max_chars=self.max_chars, header=None, with_ids=True)
+        return text or "No memories found."
+
+    def update(self, memory_id: str, content: str) -> str:
+        self._owned(memory_id)
+        item = self.cube.update(memory_id, content)
+        return f"Updated memory ({item.id}) to version {item.version}."
+
+    def delete(self, memory_id: str) -> str:
+        self._owned(memory_id)
+        self.cube.delete(memory_id)
+        return f"Deleted memory ({memory_id})."
