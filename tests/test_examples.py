@@ -44,3 +44,20 @@ def test_langchain_agent(tmp_path):
     assert "thread 2: Since you're allergic to peanuts" in out
     prompt = out.split("system prompt the model received in thread 2:\n", 1)[1]
     assert "- Ana is allergic to peanuts" in prompt
+
+
+def test_llamaindex_retriever(tmp_path):
+    result = run_example("llamaindex_retriever.py", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "We finally booked the trip to Kyoto for April" in lines[0]
+    assert lines[-1] == "since 2022: ['Ben collects vinyl records']"
+
+
+def test_llamaindex_agent(tmp_path):
+    result = run_example("llamaindex_agent.py", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "tool save_memory -> Saved memory" in out
+    recalled = out.split("system messages the LLM received on friday:\n", 1)[1]
+    assert "- Ana prefers aisle seats on long flights" in recalled

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from cubemem.errors import InvalidInputError
 from cubemem.model import MemoryItem, SearchResult
@@ -30,18 +30,27 @@ def render_memories(
     max_chars: int = 2000,
     header: str | None = DEFAULT_HEADER,
     with_ids: bool = False,
+    skip: Collection[str] = (),
+    limit: int | None = None,
 ) -> str:
     """As many whole memories as fit in ``max_chars`` (best first); "" when none fit.
 
-    A memory longer than the whole budget is cut with an ellipsis rather than dropped, so the
-    most relevant memory is never silently lost.
+    ``skip`` holds texts the model already sees (the chat history): memories with that exact
+    content are left out instead of repeated, and at most ``limit`` are shown (search for a few
+    more than you want when skipping). A memory longer than the whole budget is cut with
+    an ellipsis rather than dropped, so the most relevant memory is never silently lost.
     """
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
         raise InvalidInputError(f"max_chars must be a positive int, got {max_chars!r}")
     lines: list[str] = []
     used = len(header) + 1 if header else 0
+    seen = {" ".join(text.split()) for text in skip}
     for memory in memories:
         item = memory.item if isinstance(memory, SearchResult) else memory
+        if seen and " ".join(item.content.split()) in seen:
+            continue
+        if limit is not None and len(lines) >= limit:
+            break
         line = render_memory(item, with_id=with_ids)
         if used + len(line) + 1 > max_chars:
             room = max_chars - used - 1

@@ -99,8 +99,13 @@ class MemCubeMiddleware(AgentMiddleware):
         if not query:
             return ""
         scope = self._scope(request.runtime)
-        results = self.cube.search(query, k=self.k, filters=_owner_filter(scope))
-        return render_memories(results, max_chars=self.max_chars, header=self.header)
+        in_context = [m.text for m in request.messages]
+        # Memories already in the conversation are skipped, so ask for a few more.
+        wanted = self.k + min(len(in_context), self.k)
+        results = self.cube.search(query, k=wanted, filters=_owner_filter(scope))
+        return render_memories(
+            results, max_chars=self.max_chars, header=self.header, skip=in_context, limit=self.k
+        )
 
     @staticmethod
     def _with_memories(request: ModelRequest, block: str) -> ModelRequest:

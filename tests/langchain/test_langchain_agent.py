@@ -199,3 +199,23 @@ def test_agent_store_is_usable_from_tools(cube):
     # the store's item is an ordinary memory of that user: the memory tools find it too
     found = create_memory_tools(cube, user_id="ana")[1].invoke({"query": "window seats"})
     assert "Ana prefers window seats" in found
+
+
+def test_middleware_does_not_repeat_what_the_thread_already_shows(cube):
+    model = scripted("Noted: you keep bees.", "You keep bees.")
+    agent = create_agent(
+        model,
+        middleware=[MemCubeMiddleware(cube, user_id="ana")],
+        checkpointer=InMemorySaver(),
+    )
+    run(agent, "I keep bees on my roof", "same-thread")
+    run(agent, "What do I keep on my roof?", "same-thread")
+    # the first turn is stored, but in this thread the model already has it as chat history
+    assert not any("I keep bees on my roof" in p for p in model.system_prompts())
+    stored = [m.content for m in cube.list({"user": "ana"})]
+    assert stored == [
+        "I keep bees on my roof",
+        "Noted: you keep bees.",
+        "What do I keep on my roof?",
+        "You keep bees.",
+    ]  # each turn stored once, even though the thread replays the first

@@ -1,0 +1,20 @@
+"""cubemem for LlamaIndex.
+
+- ``MemCubeRetriever``: a ``BaseRetriever`` over hybrid search (query engines, ``RetrieverTool``)
+- ``MemCubeMemoryBlock``: a long-term block for ``Memory.from_defaults(memory_blocks=[...])``
+- ``MemCubeMemory``: short-term history plus recalled memories, for agents
+- ``MemCubeToolSpec``: save/search/update/delete tools bound to one user
+"""
+
+from cubemem_llamaindex.memory import MemCubeMemory, MemCubeMemoryBlock
+from cubemem_llamaindex.retriever import MemCubeRetriever, to_cubemem_filters, to_node
+from cubemem_llamaindex.tools import MemCubeToolSpec
+
+__all__ = [
+    "MemCubeMemory",
+    "MemCubeMemoryBlock",
+    "MemCubeRetriever",
+    "MemCubeToolSpec",
+    "to_cubemem_filters",
+    "to_node",
+]

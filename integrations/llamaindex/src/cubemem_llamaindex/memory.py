@@ -1,0 +1,243 @@
+"""Agent memory for LlamaIndex: ``MemCubeMemoryBlock`` for ``Memory``, and ``MemCubeMemory``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
+from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.memory import BaseMemory, Memory
+from llama_index.core.memory.memory import BaseMemoryBlock
+from llama_index.core.utils import get_tokenizer
+
+from cubemem import InvalidInputError, MemCube, Scope
+from cubemem.model import utcnow
+from cubemem.render import DEFAULT_HEADER, render_memories
+
+STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
+
+
+class _CubeBinding:
+    """What both memory classes share: identity, search for recall, and storing messages.
+    (The pydantic subclasses declare the fields: cube, user_id, agent_id, similarity_top_k,
+    max_chars.)"""
+
+    def _owner(self) -> dict[str, str]:
+        if self.user_id is not None:
+            return {"user": self.user_id}
+        if self.agent_id is not None:
+            return {"agent": self.agent_id}
+        raise InvalidInputError("bind the memory to a user_id or an agent_id")
+
+    def _recall(self, query: str, in_context: Sequence[str], header: str | None) -> str:
+        if not query.strip():
+            return ""
+        wanted = self.similarity_top_k + min(len(in_context), self.similarity_top_k)
+        results = self.cube.search(query, k=wanted, filters=self._owner())
+        return render_memories(
+            results,
+            max_chars=self.max_chars,
+            header=header,
+            skip=in_context,
+            limit=self.similarity_top_k,
+        )
+
+    def _store(
+        self,
+        messages: Sequence[ChatMessage],
+        session: str | None,
+        roles: Sequence[MessageRole] = STORED_ROLES,
+    ) -> None:
+        turns = [
+            {"speaker": m.role.value, "content": text}
+            for m in messages
+            if m.role in roles and (text := message_text(m)).strip()
+        ]
+        if not turns:
+            return
+        self._owner()
+        scope = Scope(user=self.user_id, agent=self.agent_id)
+        self.cube.add_messages(turns, scope=scope, session=session, timestamp=utcnow())
+
+
+class MemCubeMemoryBlock(_CubeBinding, BaseMemoryBlock[str]):
+    """Long-term memory block for ``Memory.from_defaults(memory_blocks=[...])``.
+
+    Messages flushed out of the short-term queue are stored in the cube (raw turns, scoped to
+    the user/agent and the session); on every ``aget`` the memories relevant to the latest
+    messages are rendered, best first, within ``max_chars``. Under token pressure ``Memory``
+    truncates this block from its least relevant memory up (priority 0 never truncates).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str = Field(default="long_term_memory", description="The name of the memory block.")
+    cube: MemCube = Field(description="The cube that stores and recalls memories.")
+    user_id: str | None = Field(default=None, description="Whose memories these are.")
+    agent_id: str | None = Field(default=None, description="The agent writing them.")
+    similarity_top_k: int = Field(default=5, ge=1, description="Memories recalled per get.")
+    retrieval_context_window: int = Field(
+        default=3, ge=1, description="How many latest messages form the search query."
+    )
+    max_chars: int = Field(default=2000, ge=1, description="Budget for the rendered block.")
+    priority: int = Field(default=1, description="Truncated before priority-0 blocks.")
+
+    def model_post_init(self, context: Any) -> None:
+        self._owner()
+
+    async def _aget(
+        self,
+        messages: list[ChatMessage] | None = None,
+        session_id: str | None = None,
+        **block_kwargs: Any,
+    ) -> str:
+        if not messages:
+            return ""
+        window = messages[-self.retrieval_context_window :]
+        query = " ".join(message_text(m) for m in window)
+        seen = [message_text(m) for m in messages]
+        return await asyncio.to_thread(self._recall, query, seen, None)
+
+    async def _aput(self, messages: list[ChatMessage]) -> None:
+        session = next(
+            (m.additional_kwargs.get("session_id") for m in messages if m.additional_kwargs),
+            None,
+        )
+        await asyncio.to_thread(self._store, messages, session)
+
+    async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
+        """Drop the least relevant memories (last lines) until enough tokens are freed, counted
+        with LlamaIndex's default tokenizer (the one ``Memory`` counts with by default)."""
+        tokenize = get_tokenizer()
+        lines = content.splitlines()
+        to_free = tokens_to_truncate
+        while lines and to_free > 0:
+            to_free -= len(tokenize(lines.pop() + "\n"))
+        return "\n".join(lines) or None
+
+
+class MemCubeMemory(_CubeBinding, BaseMemory):
+    """Long-term memory for a LlamaIndex agent in one object (the shape of the mem0 integration).
+
+    Short-term chat history lives in a LlamaIndex ``Memory``; every user and assistant message
+    put into it is also stored in the cube; ``get`` returns the history with the cube's memories
+    relevant to the input (or the latest user message) in the system message.
+
+    ```python
+    memory = MemCubeMemory.from_defaults(cube=cube, user_id="ana")
+    response = await agent.run("Where did I say I was travelling?", memory=memory)
+    ```
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    cube: MemCube
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    similarity_top_k: int = Field(default=5, ge=1)
+    max_chars: int = Field(default=2000, ge=1)
+    header: str = DEFAULT_HEADER
+    short_term: BaseMemory
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MemCubeMemory"
+
+    @classmethod
+    def from_defaults(  # type: ignore[override]
+        cls,
+        *,
+        cube: MemCube,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        similarity_top_k: int = 5,
+        max_chars: int = 2000,
+        token_limit: int = 30000,
+        chat_history: list[ChatMessage] | None = None,
+        short_term: BaseMemory | None = None,
+    ) -> MemCubeMemory:
+        memory = cls(
+            cube=cube,
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            similarity_top_k=similarity_top_k,
+            max_chars=max_chars,
+            short_term=short_term
+            or Memory.from_defaults(session_id=session_id, token_limit=token_limit),
+        )
+        memory._owner()
+        if chat_history:
+            memory.short_term.set(chat_history)
+        return memory
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
+        history = self.short_term.get(**kwargs)
+        return self._with_memories(history, input)
+
+    async def aget(self, input: str | None = None, **kwargs: Any) -> list[ChatMessage]:
+        history = await self.short_term.aget(**kwargs)
+        return await asyncio.to_thread(self._with_memories, history, input)
+
+    def get_all(self) -> list[ChatMessage]:
+        return self.short_term.get_all()
+
+    async def aget_all(self) -> list[ChatMessage]:
+        return await self.short_term.aget_all()
+
+    def _with_memories(self, history: list[ChatMessage], input: str | None) -> list[ChatMessage]:
+        query = input or next(
+            (message_text(m) for m in reversed(history) if m.role == MessageRole.USER), ""
+        )
+        block = self._recall(query, [message_text(m) for m in history], self.header)
+        if not block:
+            return history
+        if history and history[0].role == MessageRole.SYSTEM:
+            system = history[0]
+            merged = ChatMessage(
+                role=MessageRole.SYSTEM, content=f"{message_text(system)}\n\n{block}"
+            )
+            return [merged, *history[1:]]
+        return [ChatMessage(role=MessageRole.SYSTEM, content=block), *history]
+
+    # -- writing --------------------------------------------------------------------------
+    def put(self, message: ChatMessage) -> None:
+        self.short_term.put(message)
+        self._store([message], self.session_id)
+
+    async def aput(self, message: ChatMessage) -> None:
+        await self.short_term.aput(message)
+        await asyncio.to_thread(self._store, [message], self.session_id)
+
+    def put_messages(self, messages: list[ChatMessage]) -> None:
+        self.short_term.put_messages(messages)
+        self._store(messages, self.session_id)
+
+    async def aput_messages(self, messages: list[ChatMessage]) -> None:
+        await self.short_term.aput_messages(messages)
+        await asyncio.to_thread(self._store, messages, self.session_id)
+
+    def set(self, messages: list[ChatMessage]) -> None:
+        """Replace the short-term history; long-term memory keeps what it has and is not
+        re-fed the whole history (only new messages, by ``put``, are stored)."""
+        self.short_term.set(messages)
+
+    async def aset(self, messages: list[ChatMessage]) -> None:
+        await self.short_term.aset(messages)
+
+    def reset(self) -> None:
+        """Clear the short-term history. Long-term memories stay; delete them in the cube."""
+        self.short_term.reset()
+
+    async def areset(self) -> None:
+        await self.short_term.areset()
+
+
+def message_text(message: ChatMessage) -> str:
+    """The text of a chat message (its text blocks joined; tool calls and images have none)."""
+    return " ".join(b.text for b in message.blocks if isinstance(b, TextBlock)).strip()

@@ -1,0 +1,149 @@
+"""``MemCubeRetriever``: cubemem's hybrid search as a LlamaIndex ``BaseRetriever``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
+
+from cubemem import Filters, InvalidFilterError, InvalidInputError, MemCube, SearchResult
+
+SCOPE_KEYS = ("user", "agent", "session")
+_METADATA_OPERATORS = {
+    FilterOperator.EQ: None,
+    FilterOperator.NE: "$ne",
+    FilterOperator.GT: "$gt",
+    FilterOperator.GTE: "$gte",
+    FilterOperator.LT: "$lt",
+    FilterOperator.LTE: "$lte",
+    FilterOperator.IN: "$in",
+    FilterOperator.NIN: "$nin",
+}
+
+
+class MemCubeRetriever(BaseRetriever):
+    """Retrieve memories as ``NodeWithScore(TextNode)``: node id = memory id, score = fused score.
+
+    ```python
+    retriever = MemCubeRetriever(cube, similarity_top_k=5, filters={"user": "ana"})
+    engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
+    ```
+
+    ``filters`` is either cubemem's filters (a dict or ``Filters``) or LlamaIndex
+    ``MetadataFilters``, mapped by ``to_cubemem_filters``.
+    """
+
+    def __init__(
+        self,
+        cube: MemCube,
+        similarity_top_k: int = 4,
+        filters: MetadataFilters | Filters | dict[str, Any] | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if not isinstance(cube, MemCube):
+            raise InvalidInputError(f"MemCubeRetriever needs a MemCube, got {type(cube).__name__}")
+        if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int):
+            raise ValueError(f"similarity_top_k must be an int, got {similarity_top_k!r}")
+        if similarity_top_k < 1:
+            raise ValueError(f"similarity_top_k must be positive, got {similarity_top_k}")
+        self.cube = cube
+        self.similarity_top_k = similarity_top_k
+        self.filters = to_cubemem_filters(filters)
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        results = self.cube.search(
+            query_bundle.query_str, k=self.similarity_top_k, filters=self.filters
+        )
+        return [to_node(r) for r in results]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+def to_node(result: SearchResult) -> NodeWithScore:
+    """A search result as a scored ``TextNode``; the LLM sees the text and when it was said."""
+    item = result.item
+    metadata = {
+        "scope": item.scope.model_dump(mode="json"),
+        "provenance": item.provenance.model_dump(mode="json"),
+        "version": item.version,
+        "created_at": item.provenance.created_at.isoformat(),
+        "tags": list(item.tags),
+        "metadata": dict(item.metadata),
+    }
+    hidden = [key for key in metadata if key != "created_at"]
+    node = TextNode(
+        id_=item.id,
+        text=item.content,
+        metadata=metadata,
+        excluded_llm_metadata_keys=hidden,
+        excluded_embed_metadata_keys=list(metadata),
+    )
+    return NodeWithScore(node=node, score=result.score)
+
+
+def to_cubemem_filters(filters: MetadataFilters | Filters | dict[str, Any] | None) -> Filters:
+    """Map LlamaIndex ``MetadataFilters`` onto cubemem ``Filters``.
+
+    ``user``/``agent``/``session``/``kind`` keys take ``==``; ``tags`` takes ``==``/``contains``
+    (one tag) or ``all``; ``event_time`` takes ``>=`` (after) and ``<`` (before); any other key is
+    a memory metadata field with ``== != > >= < <= in nin``. Conditions must be AND; anything else
+    raises ``InvalidFilterError`` naming what is supported.
+    """
+    if not isinstance(filters, MetadataFilters):
+        return Filters.parse(filters)
+    spec: dict[str, Any] = {"tags": [], "metadata": {}}
+    for item in _flatten(filters):
+        _apply(item, spec)
+    return Filters.parse({k: v for k, v in spec.items() if v or k in SCOPE_KEYS})
+
+
+def _flatten(filters: MetadataFilters) -> list[MetadataFilter]:
+    condition = filters.condition or FilterCondition.AND
+    if condition != FilterCondition.AND and len(filters.filters) > 1:
+        raise InvalidFilterError(
+            f"cubemem filters combine with AND only; got condition {condition.value!r}"
+        )
+    if condition == FilterCondition.NOT:
+        raise InvalidFilterError("cubemem filters do not support NOT; use operator '!=' instead")
+    flat: list[MetadataFilter] = []
+    for item in filters.filters:
+        flat.extend(_flatten(item) if isinstance(item, MetadataFilters) else [item])
+    return flat
+
+
+def _apply(f: MetadataFilter, spec: dict[str, Any]) -> None:
+    op, key, value = f.operator, f.key, f.value
+    if key in (*SCOPE_KEYS, "kind"):
+        _require(op, (FilterOperator.EQ,), key)
+        spec[key] = value
+    elif key == "tags":
+        _require(op, (FilterOperator.EQ, FilterOperator.CONTAINS, FilterOperator.ALL), key)
+        spec["tags"] += list(value) if op == FilterOperator.ALL else [value]
+    elif key == "event_time":
+        _require(op, (FilterOperator.GTE, FilterOperator.LT), key)
+        spec["after" if op == FilterOperator.GTE else "before"] = value
+    else:
+        _require(op, tuple(_METADATA_OPERATORS), key)
+        symbol = _METADATA_OPERATORS[op]
+        condition = {"$eq" if symbol is None else symbol: value}
+        spec["metadata"].setdefault(key, {}).update(condition)  # "year >= 1 and year < 5"
+
+
+def _require(op: FilterOperator, allowed: tuple[FilterOperator, ...], key: str) -> None:
+    if op not in allowed:
+        names = ", ".join(repr(a.value) for a in allowed)
+        raise InvalidFilterError(
+            f"filter on {key!r} does not support operator {op.value!r}; use one of {names}"
+        )

@@ -1,0 +1,97 @@
+"""``MemCubeToolSpec``: save / search / update / delete memory tools for LlamaIndex agents."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
+
+from cubemem import MemCube
+from cubemem.tools import MemoryTools
+
+
+class MemCubeToolSpec(BaseToolSpec):
+    """Memory tools for ``FunctionAgent`` / ``ReActAgent``, bound to one identity.
+
+    ```python
+    tools = MemCubeToolSpec(cube, user_id="ana").to_tool_list()
+    agent = FunctionAgent(tools=tools, llm=llm)
+    ```
+
+    The application binds ``user_id`` (and optionally ``agent_id``/``session_id``); the model
+    supplies only text, a query or a memory id. Another user's memory is "not found". Bad
+    input raises a cubemem error whose message the agent receives as the tool output
+    (``is_error=True``); nothing is stored.
+    """
+
+    spec_functions: ClassVar[list[SPEC_FUNCTION_TYPE]] = [
+        ("save_memory", "asave_memory"),
+        ("search_memories", "asearch_memories"),
+        ("update_memory", "aupdate_memory"),
+        ("delete_memory", "adelete_memory"),
+    ]
+
+    def __init__(
+        self,
+        cube: MemCube,
+        *,
+        user_id: str | None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        max_chars: int = 4000,
+    ) -> None:
+        self.memory = MemoryTools(
+            cube, user_id=user_id, agent_id=agent_id, session_id=session_id, max_chars=max_chars
+        )
+
+    def save_memory(self, content: str, tags: list[str] | None = None) -> str:
+        """Remember a fact, preference or event about the user for future conversations.
+
+        Args:
+            content: The fact to remember, as one sentence.
+            tags: Optional short labels.
+        """
+        return self.memory.save(content, tags or [])
+
+    async def asave_memory(self, content: str, tags: list[str] | None = None) -> str:
+        """Remember a fact, preference or event about the user for future conversations."""
+        return await asyncio.to_thread(self.save_memory, content, tags)
+
+    def search_memories(self, query: str, k: int = 5) -> str:
+        """Search long-term memory for what is known about the user or past conversations.
+
+        Args:
+            query: What to look for, in natural language.
+            k: How many memories to return (1 to 20).
+        """
+        return self.memory.search(query, k)
+
+    async def asearch_memories(self, query: str, k: int = 5) -> str:
+        """Search long-term memory for what is known about the user or past conversations."""
+        return await asyncio.to_thread(self.search_memories, query, k)
+
+    def update_memory(self, memory_id: str, content: str) -> str:
+        """Correct a remembered fact; the old text is kept in its history.
+
+        Args:
+            memory_id: The id shown in parentheses by search_memories.
+            content: The corrected text.
+        """
+        return self.memory.update(memory_id, content)
+
+    async def aupdate_memory(self, memory_id: str, content: str) -> str:
+        """Correct a remembered fact; the old text is kept in its history."""
+        return await asyncio.to_thread(self.update_memory, memory_id, content)
+
+    def delete_memory(self, memory_id: str) -> str:
+        """Forget a memory that is wrong or that the user asked to forget.
+
+        Args:
+            memory_id: The id shown in parentheses by search_memories.
+        """
+        return self.memory.delete(memory_id)
+
+    async def adelete_memory(self, memory_id: str) -> str:
+        """Forget a memory that is wrong or that the user asked to forget."""
+        return await asyncio.to_thread(self.delete_memory, memory_id)

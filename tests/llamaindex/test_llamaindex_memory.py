@@ -1,0 +1,154 @@
+"""``MemCubeMemoryBlock`` inside LlamaIndex's ``Memory``, and ``MemCubeMemory``."""
+
+from __future__ import annotations
+
+import pytest
+from li_helpers import system_texts
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.memory import Memory
+
+from cubemem import InvalidInputError
+from cubemem_llamaindex import MemCubeMemory, MemCubeMemoryBlock
+
+CHATTER = [
+    ("user", "I just got back from a week of hiking in the Dolomites"),
+    ("assistant", "That sounds wonderful. How was the weather up there?"),
+    ("user", "Sunny every day, and my knee held up fine after the surgery"),
+    ("assistant", "Great to hear the knee recovered."),
+    ("user", "Next I want to plan a sailing trip for the autumn"),
+    ("assistant", "Autumn sailing can be lovely; where are you thinking of?"),
+]
+
+
+def msgs(pairs) -> list[ChatMessage]:
+    return [ChatMessage(role=role, content=text) for role, text in pairs]
+
+
+def memory_with(block: MemCubeMemoryBlock, session: str, token_limit: int = 60) -> Memory:
+    return Memory.from_defaults(
+        session_id=session,
+        token_limit=token_limit,
+        token_flush_size=20,
+        chat_history_token_ratio=0.5,
+        memory_blocks=[block],
+        insert_method="system",
+    )
+
+
+async def test_flushed_messages_are_recalled_in_a_new_session(cube):
+    block = MemCubeMemoryBlock(cube=cube, user_id="ana")
+    first = memory_with(block, "session-1")
+    await first.aput_messages(msgs(CHATTER))
+    # enough messages to overflow the short-term queue: the oldest were flushed into the cube
+    stored = cube.list({"user": "ana"})
+    assert stored, "nothing was flushed into the cube"
+    assert stored[0].content == CHATTER[0][1]
+    assert {m.scope.session for m in stored} == {"session-1"}
+    assert [m.provenance.speaker for m in stored][:2] == ["user", "assistant"]
+
+    second = memory_with(block, "session-2", token_limit=4000)
+    await second.aput(ChatMessage(role="user", content="Remind me, where did I go hiking?"))
+    messages = await second.aget()
+    system = system_texts(messages)
+    assert "hiking in the Dolomites" in system
+    assert messages[-1].content == "Remind me, where did I go hiking?"
+
+
+async def test_block_skips_what_is_already_in_the_chat(cube):
+    cube.add_messages([{"speaker": "user", "text": "I play the oboe"}], scope={"user": "ana"})
+    block = MemCubeMemoryBlock(cube=cube, user_id="ana")
+    seen_in_chat = msgs([("user", "I play the oboe"), ("user", "what instrument do I play?")])
+    assert await block.aget(seen_in_chat) == ""
+    assert "I play the oboe" in await block.aget(msgs([("user", "what instrument do I play?")]))
+
+
+async def test_block_truncates_least_relevant_first(cube):
+    cube.add(
+        ["Ana's first car was a red Fiat", "Ana sold her car in 2020", "Ana cycles to work"],
+        scope={"user": "ana"},
+    )
+    block = MemCubeMemoryBlock(cube=cube, user_id="ana", similarity_top_k=3)
+    content = await block.aget(msgs([("user", "what car did Ana have first?")]))
+    lines = content.splitlines()
+    assert len(lines) == 3 and "red Fiat" in lines[0]
+    shorter = await block.atruncate(content, tokens_to_truncate=5)
+    assert shorter.splitlines() == lines[:2]
+    assert await block.atruncate(content, tokens_to_truncate=10_000) is None
+
+
+async def test_memory_truncates_our_block_under_pressure(cube):
+    cube.add([f"Ana's note number {i}: " + "detail " * 60 for i in range(5)], scope={"user": "ana"})
+    block = MemCubeMemoryBlock(cube=cube, user_id="ana", similarity_top_k=5, max_chars=10_000)
+    memory = memory_with(block, "s", token_limit=200)
+    await memory.aput(ChatMessage(role="user", content="what are Ana's notes?"))
+    system = system_texts(await memory.aget())
+    assert 0 < system.count("Ana's note number") < 5
+
+
+def test_block_needs_an_identity(cube):
+    with pytest.raises(ValueError, match="user_id or an agent_id"):  # pydantic wraps it
+        MemCubeMemoryBlock(cube=cube)
+    with pytest.raises(InvalidInputError, match="user_id or an agent_id"):
+        MemCubeMemory.from_defaults(cube=cube)
+
+
+# -- MemCubeMemory ----------------------------------------------------------------------------
+def test_memory_object_stores_and_recalls_across_sessions(cube):
+    one = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s1")
+    one.put(ChatMessage(role="user", content="My daughter Lia starts school in September"))
+    one.put(ChatMessage(role="assistant", content="Exciting! Which school?"))
+    assert [m.content for m in one.get_all()] == [
+        "My daughter Lia starts school in September",
+        "Exciting! Which school?",
+    ]
+    # same session: the history already holds it, so it is not repeated as a memory
+    assert system_texts(one.get()) == ""
+
+    two = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s2")
+    two.put(ChatMessage(role="user", content="When does my daughter start school?"))
+    messages = two.get()
+    assert messages[0].role == MessageRole.SYSTEM
+    assert "My daughter Lia starts school in September" in messages[0].content
+    assert messages[-1].content == "When does my daughter start school?"
+
+
+def test_memory_object_merges_into_an_existing_system_message(cube):
+    cube.add("Ana is vegetarian", scope={"user": "ana"})
+    memory = MemCubeMemory.from_defaults(
+        cube=cube,
+        user_id="ana",
+        chat_history=[ChatMessage(role="system", content="You are a cook.")],
+    )
+    messages = memory.get(input="what should I cook tonight, given my diet?")
+    assert [m.role for m in messages] == [MessageRole.SYSTEM]
+    assert messages[0].content.startswith("You are a cook.\n\n")
+    assert "Ana is vegetarian" in messages[0].content
+
+
+async def test_memory_object_async_set_and_reset(cube):
+    memory = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="a")
+    await memory.aput(ChatMessage(role="user", content="I'm flying to Oslo on Friday"))
+    await memory.aput_messages(msgs([("assistant", "Safe travels!")]))
+    assert len(await memory.aget_all()) == 2
+    await memory.aset(msgs([("user", "new history")]))
+    assert [m.content for m in await memory.aget_all()] == ["new history"]
+    await memory.areset()
+    assert await memory.aget_all() == []
+    # long-term memory survives reset; only put ever wrote to it
+    assert [m.content for m in cube.list({"user": "ana"})] == [
+        "I'm flying to Oslo on Friday",
+        "Safe travels!",
+    ]
+    fresh = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="b")
+    recalled = await fresh.aget(input="when is my flight?")
+    assert "I'm flying to Oslo on Friday" in system_texts(recalled)
+
+
+def test_users_are_isolated(cube):
+    ana = MemCubeMemory.from_defaults(cube=cube, user_id="ana")
+    bob = MemCubeMemory.from_defaults(cube=cube, user_id="bob")
+    ana.put(ChatMessage(role="user", content="My locker code is 4471"))
+    assert "4471" not in system_texts(bob.get(input="what is my locker code?"))
+    assert "4471" in system_texts(
+        MemCubeMemory.from_defaults(cube=cube, user_id="ana").get(input="what is my locker code?")
+    )
