@@ -2,12 +2,20 @@
 
 Each row keeps its vector too, so the index can be rebuilt without the model and a filtered
 search can score a small subset exactly instead of asking the index for an allow-list.
+
+SQLite serves many processes; Chroma's embedded client serves one. So one process at a time is
+the *index owner* (it holds ``index.lock``): it opens Chroma and indexes. Every other process
+is a follower: it writes rows (with their vectors) and notes them in ``pending_index``, which
+the owner drains before its next search; a follower's dense search scores the rows' vectors
+exactly. A follower becomes the owner when the lock frees up.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -68,6 +76,7 @@ CREATE TABLE IF NOT EXISTS versions (
     data TEXT NOT NULL,
     PRIMARY KEY (id, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_index (id TEXT PRIMARY KEY, op TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 """
@@ -255,8 +264,66 @@ class EmbeddedStore:
             raise BackendUnavailableError(
                 f"cannot open SQLite store in {self._path}: {exc}"
             ) from exc
-        self._client, self._collection = _open_index(self._path / "index", embedder)
+        self._embedder = embedder
+        self._embed_fn: EmbedFn | None = None
+        self._lock_fd: int | None = None
+        self._client: Any = None
+        self._collection: Any = None
+        self._max_batch = 1
+        self._exact: tuple[int, list[str], np.ndarray] | None = None
+        self._try_own_index()
+
+    # -- index ownership ------------------------------------------------------------------
+    @property
+    def owns_index(self) -> bool:
+        """Whether this process holds the cube's vector index (see the module docstring)."""
+        return self._collection is not None
+
+    def _try_own_index(self) -> bool:
+        if self._collection is not None:
+            return True
+        fd = os.open(self._path / "index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        try:
+            self._client, self._collection = _open_index(self._path / "index", self._embedder)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
         self._max_batch = max(1, self._client.get_max_batch_size())
+        self._exact = None
+        return True
+
+    def sync_index(self) -> int:
+        """Owner: index what followers wrote. Follower: take over the index if it is free.
+
+        Returns how many pending changes were applied.
+        """
+        with self._lock:
+            if self._collection is None:
+                if not self._try_own_index():
+                    return 0
+                if self._embed_fn is not None:
+                    self.reconcile(self._embed_fn)
+            applied = 0
+            while True:
+                rows = self._query("SELECT id, op FROM pending_index LIMIT ?", (_INDEX_PAGE,))
+                if not rows:
+                    return applied
+                purged = [id_ for id_, op in rows if op == "purge"]
+                if purged:
+                    self._collection.delete(ids=purged)
+                upserts = [id_ for id_, op in rows if op != "purge"]
+                self._index(self._stored_embeddings(upserts))
+                with self._transaction() as db:
+                    db.executemany(
+                        "DELETE FROM pending_index WHERE id = ? AND op = ?", [tuple(r) for r in rows]
+                    )
+                applied += len(rows)
 
     # -- transactions ---------------------------------------------------------------------
     @contextmanager
@@ -299,9 +366,15 @@ class EmbeddedStore:
                     "INSERT OR REPLACE INTO versions (id, version, data) VALUES (?, ?, ?)",
                     (item.id, item.version, item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE)),
                 )
+            if self._collection is None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')",
+                    [(i.id,) for i in items if i.id in embeddings],
+                )
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
         # The rows are durable now; a crash before the index write is repaired on open.
-        self._index({i.id: embeddings[i.id] for i in items if i.id in embeddings})
+        if self._collection is not None:
+            self._index({i.id: embeddings[i.id] for i in items if i.id in embeddings})
 
     def _index(self, embeddings: Mapping[str, Embedding]) -> None:
         ids = list(embeddings)
@@ -356,6 +429,9 @@ class EmbeddedStore:
         n = k if allowed is None else min(k, len(allowed))
         if n <= 0:
             return []
+        self.sync_index()
+        if self._collection is None:
+            return self._exact_nearest(vector, n, allowed)
         result = self._collection.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
             n_results=n,
@@ -366,6 +442,26 @@ class EmbeddedStore:
             (id_, 1.0 - float(dist))
             for id_, dist in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
+
+    def _exact_nearest(
+        self, vector: np.ndarray, n: int, allowed: Sequence[str] | None
+    ) -> list[tuple[str, float]]:
+        """A follower's dense search: every row's stored vector, cached per revision."""
+        revision = self.revision()
+        if self._exact is None or self._exact[0] != revision:
+            rows = self._query("SELECT id, vector FROM memories WHERE vector IS NOT NULL")
+            ids = [row[0] for row in rows]
+            matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+            self._exact = (revision, ids, matrix.reshape(len(ids), -1))
+        _, ids, matrix = self._exact
+        if not ids:
+            return []
+        scores = matrix @ np.asarray(vector, dtype=np.float32)
+        if allowed is not None:
+            keep = set(allowed)
+            scores = np.where([i in keep for i in ids], scores, -np.inf)
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [(ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
         found: list[str] = []
@@ -397,8 +493,14 @@ class EmbeddedStore:
         with self._transaction() as db:
             for table in ("memories", "tags", "versions"):
                 db.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i in ids])
+            if self._collection is None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'purge')",
+                    [(i,) for i in ids],
+                )
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
-        self._collection.delete(ids=list(ids))
+        if self._collection is not None:
+            self._collection.delete(ids=list(ids))
 
     def namespaces(self, filters: Filters, *, now: datetime) -> list[tuple[str, ...]]:
         where, params = _where(filters, now)
@@ -413,6 +515,10 @@ class EmbeddedStore:
         return int(self._query("SELECT value FROM meta WHERE key = 'revision'")[0][0])
 
     def reconcile(self, embed: EmbedFn) -> Repair:
+        self._embed_fn = embed
+        if self._collection is None:
+            return Repair()  # the owner repairs the index; rows are the truth either way
+        self._query("DELETE FROM pending_index")  # a full reconcile covers them
         truth = dict(self._query("SELECT id, digest FROM memories"))
         digests = self._indexed_digests()
         orphans = [id_ for id_ in digests if id_ not in truth]
@@ -468,7 +574,10 @@ class EmbeddedStore:
             self._closed = True
             self._db.execute("PRAGMA optimize")
             self._db.close()
-            self._client.close()
+            if self._client is not None:
+                self._client.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the index lock
 
 
 def _migrations(db: sqlite3.Connection) -> str:
