@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,11 @@ from cubemem.model import (
     validate_model,
 )
 from cubemem.retrieve import HybridRetriever, RetrievalConfig, embed_items
+from cubemem.scheduler import consolidate as consolidation
+from cubemem.scheduler import lifecycle as lifecycles
+from cubemem.scheduler.queue import Task, TaskKind, open_queue
+from cubemem.scheduler.scheduler import Scheduler
+from cubemem.scheduler.working import Subscriber, WorkingMemory
 from cubemem.settings import Settings
 from cubemem.store import EmbeddedStore, Embedding, MemoryStore
 from cubemem.store.base import Repair
@@ -44,6 +50,7 @@ ScopeLike = Scope | dict[str, str | None] | None
 FiltersLike = Filters | dict[str, Any] | None
 MessageLike = Message | dict[str, Any]
 Progress = Callable[[int], None]
+Extractor = Callable[[Sequence[MemoryItem]], Sequence[ContentLike]]
 
 
 class MemCube:
@@ -68,6 +75,11 @@ class MemCube:
         self._settings = settings
         self._retriever = HybridRetriever(store, embedder)
         self.last_repair: Repair = Repair()
+        self._scheduler: Scheduler | None = None
+        self._scheduler_lock = threading.Lock()
+        self.working = WorkingMemory(settings.working_memory_size)
+        self.merge_policy: consolidation.MergePolicy | None = None
+        self.extractor: Extractor | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
@@ -117,10 +129,30 @@ class MemCube:
         manifest.check_embedder(embedder.name, embedder.dimension)
         cube = cls(path, manifest, EmbeddedStore(path, embedder), embedder, settings)
         cube.last_repair = cube._store.reconcile(cube._embed)
+        if settings.queue_url == "sqlite" and (path / "queue.sqlite3").exists():
+            stats = cube.scheduler.queue.stats()
+            if stats.ready or stats.in_flight:  # work a crash left behind
+                cube.scheduler.start()
         return cube
 
     def close(self) -> None:
+        """Stop the workers (queued tasks stay durable) and release the store."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler.queue.close()
+            self._scheduler = None
         self._store.close()
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The cube's scheduler (its queue is ``Settings.queue_url``); started on first use."""
+        with self._scheduler_lock:
+            if self._scheduler is None:
+                queue = open_queue(
+                    self._settings.queue_url, self._path, self.id, sync=self._settings.queue_sync
+                )
+                self._scheduler = Scheduler(self, queue)
+            return self._scheduler
 
     def __enter__(self) -> MemCube:
         return self
@@ -190,11 +222,14 @@ class MemCube:
         scope: ScopeLike = None,
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
-    ) -> MemoryItem | list[MemoryItem]:
+        wait: bool = True,
+    ) -> Any:
         """Store one text (returns its item) or many (returns a list), embedded in batches.
 
         ``content`` may be a string, a ``MemoryInput`` (or its dict form) for per-item
         provenance, or a list of those. ``scope``, ``tags`` and ``metadata`` apply to all.
+        With ``wait=False`` the write is queued durably and the new id (or ids) is returned at
+        once; the scheduler stores it in the background (``scheduler.wait(ids)`` to wait).
         """
         single = isinstance(content, str | MemoryInput | dict)
         inputs = [content] if single else _as_list(content, "content")
@@ -202,7 +237,11 @@ class MemCube:
         base_tags = _tags(tags)
         base_metadata = _metadata(metadata)
         items = [self._new_item(x, base_scope, base_tags, base_metadata) for x in inputs]
+        if not wait:
+            ids = self._enqueue(items)
+            return ids[0] if single else ids
         self._write_new(items)
+        self._after_write(items)
         return items[0] if single else items
 
     def add_messages(
@@ -215,11 +254,13 @@ class MemCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
-    ) -> list[MemoryItem]:
+        wait: bool = True,
+    ) -> Any:
         """Store conversation turns raw: one memory per turn, keeping speaker, time and id.
 
         Turns of one session are searched with their neighbours (see ``cubemem.retrieve``);
-        ``timestamp`` is the session time, used where a message carries none.
+        ``timestamp`` is the session time, used where a message carries none. ``wait=False``
+        queues them and returns their ids (see ``add``).
         """
         turns = [validate_model(Message, m) for m in _as_list(messages, "messages")]
         base = _scope(scope)
@@ -238,7 +279,10 @@ class MemCube:
             for turn in turns
         ]
         items = [self._new_item(x, session_scope, base_tags, {}, "message") for x in inputs]
+        if not wait:
+            return self._enqueue(items)
         self._write_new(items, progress=progress)
+        self._after_write(items)
         return items
 
     def update(
@@ -273,6 +317,7 @@ class MemCube:
         new = _revise(current, changes, version=current.version + 1)
         reindex = self._embed([new]) if "content" in changes else {}
         self._store.write([new], reindex)
+        self.working.changed([id], "updated")
         return new
 
     def delete(self, id: str, *, purge: bool = False) -> None:
@@ -282,6 +327,7 @@ class MemCube:
             self._store.purge([current.id])
         elif current.status is not Status.DELETED:
             self._set_status(current, Status.DELETED)
+        self.working.changed([id], "deleted")
 
     def restore(self, id: str) -> MemoryItem:
         """Undo a soft delete or archive: the memory becomes active again."""
@@ -291,6 +337,82 @@ class MemCube:
         new = _revise(item, {"status": status}, version=item.version)
         self._store.write([new], {})
         return new
+
+    # -- scheduler-backed management -------------------------------------------------------
+    def consolidate(self, ids: Sequence[str] | None = None) -> list[consolidation.Merge]:
+        """Merge near-duplicates of ``ids`` (default: every active fact); see ``undo_merge``."""
+        if ids is None:
+            ids = [i.id for i in self.iter() if consolidation.mergeable(i)]
+        settings = self._settings
+        return consolidation.consolidate(
+            self,
+            _as_list(ids, "ids"),
+            similarity=settings.merge_similarity,
+            overlap=settings.merge_overlap,
+            policy=self.merge_policy,
+        )
+
+    def undo_merge(self, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
+        """Reverse a merge: (the survivor as it was before, the merged memory, active again)."""
+        survivor, restored = consolidation.undo_merge(self, merged_id)
+        self.working.changed([survivor.id], "updated")
+        return survivor, restored
+
+    def lifecycle(
+        self, *, now: datetime | None = None, dry_run: bool = False
+    ) -> lifecycles.LifecycleReport:
+        """Archive expired memories and those whose decay score fell below the threshold."""
+        report = lifecycles.sweep(
+            self,
+            now=now,
+            half_life_days=self._settings.decay_half_life_days,
+            archive_below=self._settings.archive_below,
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            self.working.changed([*report.expired, *report.cold], "deleted")
+        return report
+
+    def working_memory(
+        self, agent: str | None = None, session: str | None = None
+    ) -> list[MemoryItem]:
+        """The hot memories of an agent/session, hottest first (active ones only)."""
+        ids = self.working.ids((agent, session))
+        items = {i.id: i for i in self._store.get(ids) if i.status is Status.ACTIVE}
+        return [items[i] for i in ids if i in items]
+
+    def on_working_memory_change(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(change)`` when a hot set changes; returns an unsubscribe function."""
+        return self.working.subscribe(callback)
+
+    def _enqueue(self, items: Sequence[MemoryItem]) -> list[str]:
+        scheduler = self.scheduler.start()
+        scheduler.submit(
+            [Task(kind=TaskKind.ADD, payload={"items": [i.model_dump(mode="json") for i in items]})]
+        )
+        return [i.id for i in items]
+
+    def _after_write(self, items: Sequence[MemoryItem]) -> None:
+        """What follows a write on both paths (inline and scheduler): consolidation if enabled,
+        extraction if an extractor is set, and heat in the writers' working memory."""
+        if self._settings.consolidate:
+            self.consolidate([i.id for i in items])
+        if self.extractor is not None:
+            self._extract([i.id for i in items if i.provenance.source == "message"])
+        by_key: dict[tuple[str | None, str | None], list[tuple[str, float]]] = {}
+        for item in items:
+            by_key.setdefault((item.scope.agent, item.scope.session), []).append((item.id, 1.0))
+        for key, hits in by_key.items():
+            self.working.record(key, hits)
+
+    def _extract(self, ids: Sequence[str]) -> int:
+        """Hand raw turns to ``self.extractor``; its facts are added (the extraction step)."""
+        if self.extractor is None or not ids:
+            return 0
+        facts = list(self.extractor(self._store.get(list(ids))))
+        if facts:
+            self.add(facts)
+        return len(facts)
 
     # -- keyed memories -------------------------------------------------------------------
     def put(
@@ -399,6 +521,9 @@ class MemCube:
             if id_ in items
         ]
         self._store.touch([r.id for r in results], now)
+        if results:
+            key = (parsed.agent, parsed.session)
+            self.working.record(key, [(r.id, 1.0 / (rank + 1)) for rank, r in enumerate(results)])
         return results
 
     def get(self, id: str) -> MemoryItem:

@@ -17,3 +17,28 @@ class Settings(BaseSettings):
     max_content_bytes: int = Field(1 << 20, gt=0, description="Largest memory text, UTF-8 bytes.")
     embed_batch_size: int = Field(64, gt=0, description="Texts embedded per model call.")
     device: str | None = Field(None, description="Torch device for the embedder (default: auto).")
+
+    # -- scheduler (cubemem.scheduler) ----------------------------------------------------
+    queue_url: str = Field(
+        "sqlite",
+        description="Task queue: 'sqlite' (a file in the cube) or 'redis://host:port/db'.",
+    )
+    queue_sync: str = Field(
+        "full",
+        pattern="^(full|normal)$",
+        description="SQLite queue fsync: 'full' survives power loss, 'normal' survives kill -9.",
+    )
+    workers: int = Field(1, ge=0, description="In-process worker threads (0: enqueue only).")
+    task_batch: int = Field(64, gt=0, description="Tasks a worker claims at once.")
+    task_lease_s: float = Field(30.0, gt=0, description="A claimed task returns after this.")
+    max_attempts: int = Field(5, gt=0, description="Tries before a task is dead-lettered.")
+    retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles each try.")
+    consolidate: bool = Field(False, description="Merge near-duplicate facts as they arrive.")
+    merge_similarity: float = Field(0.9, ge=0, le=1, description="Cosine needed to merge.")
+    merge_overlap: float = Field(0.6, ge=0, le=1, description="Word overlap needed to merge.")
+    lifecycle_interval_s: float = Field(
+        300.0, gt=0, description="How often workers archive expired and cold memories."
+    )
+    decay_half_life_days: float = Field(30.0, gt=0, description="Recency half-life.")
+    archive_below: float = Field(0.05, ge=0, description="Decay score under which to archive.")
+    working_memory_size: int = Field(32, gt=0, description="Hot memories kept per agent/session.")

@@ -90,6 +90,10 @@ class MemoryStore(Protocol):
         """The stored vectors of those ``ids`` that have one: (found ids, matrix)."""
         ...
 
+    def set_status(self, changes: Sequence[tuple[str, int, str]], at: datetime) -> list[str]:
+        """Compare-and-set (id, expected version, status); returns the ids that changed."""
+        ...
+
     def touch(self, ids: Sequence[str], at: datetime) -> None:
         """Count a retrieval hit on each of ``ids``."""
         ...

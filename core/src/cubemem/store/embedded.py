@@ -321,7 +321,8 @@ class EmbeddedStore:
                 self._index(self._stored_embeddings(upserts))
                 with self._transaction() as db:
                     db.executemany(
-                        "DELETE FROM pending_index WHERE id = ? AND op = ?", [tuple(r) for r in rows]
+                        "DELETE FROM pending_index WHERE id = ? AND op = ?",
+                        [tuple(r) for r in rows],
                     )
                 applied += len(rows)
 
@@ -375,6 +376,33 @@ class EmbeddedStore:
         # The rows are durable now; a crash before the index write is repaired on open.
         if self._collection is not None:
             self._index({i.id: embeddings[i.id] for i in items if i.id in embeddings})
+
+    def set_status(self, changes: Sequence[tuple[str, int, str]], at: datetime) -> list[str]:
+        """Set (id, expected version, status) where the row is still at that version.
+
+        A compare-and-set, so a background sweep never overwrites a newer version; returns
+        the ids that changed.
+        """
+        done: list[str] = []
+        stamp = at.isoformat()
+        with self._transaction() as db:
+            for id_, version, status in changes:
+                cur = db.execute(
+                    "UPDATE memories SET status = ?, "
+                    "data = json_set(data, '$.status', ?, '$.updated_at', ?) "
+                    "WHERE id = ? AND version = ?",
+                    (status, status, stamp, id_, version),
+                )
+                if cur.rowcount:
+                    db.execute(
+                        "UPDATE versions SET data = json_set(data, '$.status', ?) "
+                        "WHERE id = ? AND version = ?",
+                        (status, id_, version),
+                    )
+                    done.append(id_)
+            if done:
+                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+        return done
 
     def _index(self, embeddings: Mapping[str, Embedding]) -> None:
         ids = list(embeddings)

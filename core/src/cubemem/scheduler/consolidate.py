@@ -1,0 +1,180 @@
+"""Consolidation: near-duplicate facts become one memory with a new version; nothing is lost.
+
+A candidate pair must be close in meaning (cosine of the stored vectors) *and* in wording
+(word overlap), share the same owner, and both be plain facts (conversation turns and keyed
+memories are never merged). The surviving memory (the older one) gets a new version whose
+``parent_id`` names the merged memory; the merged memory is archived with ``superseded_by``
+set, so its text, its history and every source id stay in the cube. ``undo_merge`` reverses it.
+
+What text the survivor keeps is a ``MergePolicy``: by default the newer text (it is the fresher
+statement of the same fact). The LLM extraction step plugs in a policy that decides with a
+model (merge, keep both, or rewrite).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from cubemem.model import Filters, MemoryItem, Status, utcnow
+
+if TYPE_CHECKING:
+    from cubemem.cube import MemCube
+
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class MergeDecision:
+    merge: bool
+    content: str | None = None  # the survivor's new text; None keeps the policy default
+
+
+class MergePolicy(Protocol):
+    def decide(self, existing: MemoryItem, new: MemoryItem) -> MergeDecision: ...
+
+
+class NewerTextWins:
+    """Merge; the survivor takes the newer text."""
+
+    def decide(self, existing: MemoryItem, new: MemoryItem) -> MergeDecision:
+        return MergeDecision(merge=True, content=new.content)
+
+
+@dataclass(frozen=True)
+class Merge:
+    survivor: str
+    merged: str
+    similarity: float
+    overlap: float
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Jaccard overlap of the two texts' lower-cased word sets."""
+    wa, wb = set(_WORD.findall(a.lower())), set(_WORD.findall(b.lower()))
+    if not wa or not wb:
+        return 0.0
+    return len(wa & wb) / len(wa | wb)
+
+
+def mergeable(item: MemoryItem) -> bool:
+    return (
+        item.status is Status.ACTIVE
+        and item.superseded_by is None
+        and item.namespace is None
+        and item.provenance.source != "message"
+    )
+
+
+def consolidate(
+    cube: MemCube,
+    ids: Sequence[str],
+    *,
+    similarity: float,
+    overlap: float,
+    policy: MergePolicy | None = None,
+) -> list[Merge]:
+    """Merge each of ``ids`` into its nearest near-duplicate; merged ids are skipped."""
+    policy = policy or NewerTextWins()
+    store = cube._store
+    merges: list[Merge] = []
+    for item in store.get(list(dict.fromkeys(ids))):
+        if not mergeable(item):
+            continue
+        owner = (
+            Filters(user=item.scope.user) if item.scope.user else Filters(agent=item.scope.agent)
+        )
+        candidates = [i for i in store.match_ids(owner, now=utcnow()) if i != item.id]
+        if not candidates:
+            continue
+        found, matrix = store.vectors([item.id, *candidates])
+        if not found or found[0] != item.id or len(found) < 2:
+            continue
+        scores = matrix[1:] @ matrix[0]
+        for pos in np.argsort(-scores, kind="stable"):
+            score = float(scores[pos])
+            if score < similarity:
+                break
+            (other,) = store.get([found[1 + pos]])
+            if not mergeable(other):
+                continue
+            lexical = word_overlap(item.content, other.content)
+            if lexical < overlap:
+                continue
+            survivor, merged = (
+                (other, item)
+                if other.provenance.created_at <= item.provenance.created_at
+                else (item, other)
+            )
+            decision = policy.decide(survivor, merged)
+            if not decision.merge:
+                continue
+            _apply(cube, survivor, merged, decision.content or merged.content)
+            merges.append(Merge(survivor.id, merged.id, score, lexical))
+            break
+    return merges
+
+
+def _apply(cube: MemCube, survivor: MemoryItem, merged: MemoryItem, content: str) -> None:
+    now = utcnow()
+    provenance = survivor.provenance.model_copy(
+        update={
+            "source_ids": list(
+                dict.fromkeys([*survivor.provenance.source_ids, *merged.provenance.source_ids])
+            )
+        }
+    )
+    new = survivor.model_copy(
+        update={
+            "content": content,
+            "version": survivor.version + 1,
+            "parent_id": merged.id,
+            "tags": list(dict.fromkeys([*survivor.tags, *merged.tags])),
+            "provenance": provenance,
+            "updated_at": now,
+        }
+    )
+    gone = merged.model_copy(
+        update={"status": Status.ARCHIVED, "superseded_by": survivor.id, "updated_at": now}
+    )
+    embeddings = cube._embed([new]) if content != survivor.content else {}
+    cube._store.write([new, gone], embeddings)
+
+
+def undo_merge(cube: MemCube, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
+    """Bring a merged memory back and take its contribution out of the survivor."""
+    from cubemem.errors import InvalidInputError
+
+    merged = cube.get(merged_id)
+    if merged.superseded_by is None:
+        raise InvalidInputError(f"memory {merged_id} was not merged into another; nothing to undo")
+    survivor = cube.get(merged.superseded_by)
+    history = cube.history(survivor.id)
+    at = next((v for v in reversed(history) if v.parent_id == merged_id), None)
+    before = next((v for v in reversed(history) if at and v.version == at.version - 1), None)
+    updates: dict[str, object] = {"version": survivor.version + 1, "updated_at": utcnow()}
+    if before is not None:
+        own_sources = [
+            s for s in survivor.provenance.source_ids if s in set(before.provenance.source_ids)
+        ]
+        updates.update(
+            {
+                "content": before.content if survivor.content == at.content else survivor.content,
+                "tags": before.tags if survivor.tags == at.tags else survivor.tags,
+                "parent_id": before.parent_id,
+                "provenance": survivor.provenance.model_copy(update={"source_ids": own_sources}),
+            }
+        )
+    restored_survivor = survivor.model_copy(update=updates)
+    restored = merged.model_copy(
+        update={"status": Status.ACTIVE, "superseded_by": None, "updated_at": utcnow()}
+    )
+    embeddings = (
+        cube._embed([restored_survivor]) if restored_survivor.content != survivor.content else {}
+    )
+    cube._store.write([restored_survivor, restored], embeddings)
+    return restored_survivor, restored

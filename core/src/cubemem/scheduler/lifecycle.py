@@ -1,0 +1,78 @@
+"""Lifecycle: expired memories are archived, cold ones fade to the archive; pinned ones stay.
+
+Every step is a status change (``active`` → ``archived``) that ``MemCube.restore`` undoes;
+only ``purge`` deletes. The decay score of a memory is
+
+    importance × recency × usage
+    importance = metadata["importance"] (default 1) × provenance.trust
+    recency    = 0.5 ** (days since it was stored or last returned by search / half-life)
+    usage      = 1 + ln(1 + hits)
+
+and a memory scoring under ``archive_below`` is archived, unless it is pinned (tag ``pinned``
+or ``metadata["pinned"] = True``). Keyed memories (the LangGraph store) only expire.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cubemem.model import Filters, MemoryItem, Status, utcnow
+
+if TYPE_CHECKING:
+    from cubemem.cube import MemCube
+
+
+@dataclass
+class LifecycleReport:
+    expired: list[str] = field(default_factory=list)
+    cold: list[str] = field(default_factory=list)
+
+
+def pinned(item: MemoryItem) -> bool:
+    return "pinned" in item.tags or item.metadata.get("pinned") is True
+
+
+def decay_score(item: MemoryItem, now: datetime, half_life_days: float) -> float:
+    importance = item.metadata.get("importance", 1.0)
+    if isinstance(importance, bool) or not isinstance(importance, int | float):
+        importance = 1.0
+    last = max(item.provenance.created_at, item.usage.last_access or item.provenance.created_at)
+    days = max(0.0, (now - last).total_seconds() / 86400)
+    recency = math.pow(0.5, days / half_life_days)
+    return float(importance) * item.provenance.trust * recency * (1 + math.log1p(item.usage.hits))
+
+
+def sweep(
+    cube: MemCube,
+    *,
+    now: datetime | None = None,
+    half_life_days: float,
+    archive_below: float,
+    dry_run: bool = False,
+) -> LifecycleReport:
+    now = now or utcnow()
+    report = LifecycleReport()
+    changed: list[tuple[str, int, str]] = []
+    active = Filters(status=[Status.ACTIVE], include_expired=True)
+    for item in cube.iter(active):
+        if item.expires_at is not None and item.expires_at <= now:
+            report.expired.append(item.id)
+        elif (
+            item.namespace is None
+            and not pinned(item)
+            and decay_score(item, now, half_life_days) < archive_below
+        ):
+            report.cold.append(item.id)
+        else:
+            continue
+        changed.append((item.id, item.version, Status.ARCHIVED.value))
+    if changed and not dry_run:
+        done: set[str] = set()
+        for start in range(0, len(changed), 500):
+            done.update(cube._store.set_status(changed[start : start + 500], now))
+        report.expired = [i for i in report.expired if i in done]
+        report.cold = [i for i in report.cold if i in done]
+    return report
