@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks: recall and latency.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+scheduler_app = typer.Typer(help="The cube's background task queue.", no_args_is_help=True)
+app.add_typer(scheduler_app, name="scheduler")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -154,6 +156,76 @@ def show(
         items = _run(lambda: mc.history(id) if history else [mc.get(id)])
     for item in items:
         console.print_json(item.model_dump_json())
+
+
+QueueUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--queue", envvar="CUBEMEM_QUEUE_URL", help="'sqlite' (default) or redis://host:port/db."
+    ),
+]
+
+
+def _open_with_queue(cube: Path, queue: str | None, workers: int | None = None) -> MemCube:
+    from cubemem.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if queue:
+        overrides["queue_url"] = queue
+    if workers is not None:
+        overrides["workers"] = workers
+    return _run(lambda: MemCube.open(cube, settings=Settings(**overrides)))
+
+
+@app.command()
+def worker(
+    cube: CubePath = Path("memory"),
+    queue: QueueUrl = None,
+    threads: Annotated[int, typer.Option(help="Worker threads in this process.")] = 1,
+) -> None:
+    """Run background workers for a cube until interrupted (Ctrl-C)."""
+    import signal
+    import threading
+
+    handle = _open_with_queue(cube, queue, workers=threads)
+    scheduler = handle.scheduler
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler.start()
+    console.print(f"working on {handle.name} from {scheduler.queue.url} with {threads} thread(s)")
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        handle.close()
+
+
+@scheduler_app.command("status")
+def scheduler_status(cube: CubePath = Path("memory"), queue: QueueUrl = None) -> None:
+    """Queue depth, in-flight and failed tasks (with reasons), as JSON."""
+    handle = _open_with_queue(cube, queue, workers=0)
+    try:
+        console.print_json(handle.scheduler.status().model_dump_json())
+    finally:
+        handle.close()
+
+
+@scheduler_app.command("retry")
+def scheduler_retry(
+    cube: CubePath = Path("memory"),
+    queue: QueueUrl = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="Task id to replay (default: all).")
+    ] = None,
+) -> None:
+    """Put dead-lettered tasks back on the queue."""
+    handle = _open_with_queue(cube, queue, workers=0)
+    try:
+        count = handle.scheduler.retry_failed(task)
+        console.print(f"replayed {count} task(s)")
+    finally:
+        handle.close()
 
 
 @app.command("export")
