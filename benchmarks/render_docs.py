@@ -123,6 +123,24 @@ def scale() -> str | None:
     return _table(header, rows)
 
 
+def queue() -> str | None:
+    reports = [_load(f"scale_queue_{name}.json") for name in ("sqlite", "redis")]
+    rows = [
+        [r["queue"], f"{r['items']:,}", r["ack_ms"]["p50"], r["ack_ms"]["p95"],
+         f"{r['acked_per_s']:,}", f"{r['indexed_per_s']:,}", f"{r['drained_per_s']:,}",
+         f"{r['inline_batched_per_s']:,}", r["indexed_vs_inline"], r["drained_vs_inline"]]
+        for report in reports if report for r in report["results"]
+    ]  # fmt: skip
+    if not rows:
+        return None
+    header = [
+        "queue", "items", "ack p50 ms", "ack p95 ms", "acked/s", "indexed/s (end to end)",
+        "drained/s (workers alone)", "inline batched/s", "end to end ÷ inline",
+        "drained ÷ inline",
+    ]  # fmt: skip
+    return _table(header, rows)
+
+
 def render(text: str) -> str:
     for name, section in (
         ("locomo", locomo),
@@ -130,6 +148,7 @@ def render(text: str) -> str:
         ("ablation", ablation),
         ("loco", loco),
         ("scale", scale),
+        ("queue", queue),
     ):
         body = section()
         if body is None:

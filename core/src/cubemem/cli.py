@@ -338,11 +338,21 @@ def bench_scale(
         bool, typer.Option(help="Random unit vectors instead of the model (index cost only).")
     ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            help="Measure background ingestion through this queue instead: sqlite or "
+            "redis://host:port/db (acknowledged add latency, acked and indexed items/s)."
+        ),
+    ] = None,
 ) -> None:
     """Ingest speed, search latency, RSS and disk per item as a cube grows."""
     from cubemem.bench import scale
 
     sizes = _run(lambda: _int_list(items, "--items"))
+    if queue is not None:
+        _bench_queue(sizes, queue, precomputed, json_out)
+        return
     with _progress() as bar:
         ingest = bar.add_task("ingest", total=sum(sizes))
         search = bar.add_task("search", total=3 * queries * len(sizes))
@@ -372,6 +382,55 @@ def bench_scale(
             str(ms["user+tag"]["p95"]),
             str(r["rss_mb"]),
             f"{r['disk_bytes_per_item']:,}",
+        )
+    console.print(table)
+    typer.echo(json.dumps(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _bench_queue(sizes: list[int], queue: str, precomputed: bool, json_out: Path | None) -> None:
+    from cubemem.bench import scale
+    from cubemem.embed import SentenceTransformerEmbedder
+
+    embedder = scale.RandomEmbedder() if precomputed else SentenceTransformerEmbedder()
+    results = []
+    with _progress() as bar, tempfile.TemporaryDirectory(prefix="cubemem-queue-") as tmp:
+        task = bar.add_task("inline, background, drain", total=5 * sum(sizes))
+        for size in sizes:
+            results.append(
+                _run(
+                    lambda size=size: scale.run_queue(
+                        size,
+                        queue_url=queue,
+                        embedder=embedder,
+                        workdir=Path(tmp),
+                        progress=lambda _, n: bar.advance(task, n),
+                    )
+                )
+            )
+    report = {
+        "benchmark": "scale-queue",
+        "embedder": "precomputed random unit vectors" if precomputed else "all-MiniLM-L6-v2",
+        "results": results,
+    }
+    table = Table(title=f"background ingestion through {queue}")
+    for column in (
+        "items", "ack p50 ms", "ack p95 ms", "acked/s", "indexed/s", "drained/s",
+        "inline batched/s", "indexed ÷ inline", "drained ÷ inline",
+    ):  # fmt: skip
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            f"{r['items']:,}",
+            str(r["ack_ms"]["p50"]),
+            str(r["ack_ms"]["p95"]),
+            f"{r['acked_per_s']:,}",
+            f"{r['indexed_per_s']:,}",
+            f"{r['drained_per_s']:,}",
+            f"{r['inline_batched_per_s']:,}",
+            str(r["indexed_vs_inline"]),
+            str(r["drained_vs_inline"]),
         )
     console.print(table)
     typer.echo(json.dumps(report))

@@ -695,9 +695,11 @@ class MemCube:
         *,
         history: Sequence[MemoryItem] = (),
         progress: Progress | None = None,
+        embeddings: dict[str, Embedding] | None = None,
     ) -> None:
         """Embed everything first (so a bad vector writes nothing), then store in batches."""
-        embeddings = self._embed(items) if items else {}
+        if embeddings is None:
+            embeddings = self._embed(items) if items else {}
         batch = max(self._settings.embed_batch_size * 4, 256)
         by_id: dict[str, list[MemoryItem]] = {}
         for version in history:

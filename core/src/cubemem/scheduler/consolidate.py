@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from cubemem.cube import MemCube
 
 _WORD = re.compile(r"\w+")
+EXACT_LIMIT = 5_000  # candidates scored exactly; beyond, the vector index proposes them
+NEAREST_POOL = 200
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,9 @@ def consolidate(
     policy = policy or NewerTextWins()
     store = cube._store
     merges: list[Merge] = []
-    for item in store.get(list(dict.fromkeys(ids))):
-        if not mergeable(item):
+    for id_ in dict.fromkeys(ids):
+        fresh = store.get([id_])  # read now: an earlier merge in this loop may have changed it
+        if not fresh or not mergeable(item := fresh[0]):
             continue
         owner = (
             Filters(user=item.scope.user) if item.scope.user else Filters(agent=item.scope.agent)
@@ -91,16 +94,25 @@ def consolidate(
         candidates = [i for i in store.match_ids(owner, now=utcnow()) if i != item.id]
         if not candidates:
             continue
-        found, matrix = store.vectors([item.id, *candidates])
-        if not found or found[0] != item.id or len(found) < 2:
+        found, matrix = store.vectors([item.id])
+        if not found:
             continue
-        scores = matrix[1:] @ matrix[0]
+        vector = matrix[0]
+        if len(candidates) > EXACT_LIMIT:  # a big owner: ask the index, keep the owner's
+            allowed = set(candidates)
+            hits = [h for h in store.nearest(vector, NEAREST_POOL, None) if h[0] in allowed]
+            candidates = [h[0] for h in hits]
+        found, matrix = store.vectors(candidates)
+        if not found:
+            continue
+        scores = matrix @ vector
+        found = [item.id, *found]  # keep positions aligned with the loop below
         for pos in np.argsort(-scores, kind="stable"):
             score = float(scores[pos])
             if score < similarity:
                 break
-            (other,) = store.get([found[1 + pos]])
-            if not mergeable(other):
+            others = store.get([found[1 + pos]])
+            if not others or not mergeable(other := others[0]):
                 continue
             lexical = word_overlap(item.content, other.content)
             if lexical < overlap:

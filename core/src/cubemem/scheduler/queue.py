@@ -127,14 +127,17 @@ class SQLiteQueue:
     def __init__(self, path: Path, *, sync: str = "full") -> None:
         self.url = "sqlite"
         self._path = Path(path)
-        self._lock = threading.Lock()
+        self._sync = sync.upper()
+        self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         try:
             self._db = sqlite3.connect(
                 self._path, timeout=60.0, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+            # Claims and acks need no fsync: if one is lost the task is delivered again, and
+            # handlers are idempotent. Only put, the acknowledgement of a write, syncs.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(f"BEGIN IMMEDIATE;{_SQLITE_SCHEMA}COMMIT;")
         except sqlite3.Error as exc:
             raise BackendUnavailableError(f"cannot open task queue {self._path}: {exc}") from exc
@@ -166,15 +169,21 @@ class SQLiteQueue:
         if not tasks:
             return
         now = time.time()
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO tasks (id, kind, payload, attempts, created_at, state, "
-                "available_at) VALUES (?, ?, ?, ?, ?, 'ready', ?)",
-                [
-                    (t.id, t.kind.value, json.dumps(t.payload), t.attempts, t.created_at, now)
-                    for t in tasks
-                ],
-            )
+        rows = [
+            (t.id, t.kind.value, json.dumps(t.payload), t.attempts, t.created_at, now)
+            for t in tasks
+        ]
+        with self._lock:  # the pragma and the commit it governs, together
+            self._db.execute(f"PRAGMA synchronous={self._sync}")
+            try:
+                with self._transaction() as db:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO tasks (id, kind, payload, attempts, created_at, "
+                        "state, available_at) VALUES (?, ?, ?, ?, ?, 'ready', ?)",
+                        rows,
+                    )
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
         with self._wakeup:
             self._wakeup.notify_all()
 

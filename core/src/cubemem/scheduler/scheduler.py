@@ -14,7 +14,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -45,6 +47,26 @@ class SchedulerStatus(BaseModel):
     workers: int
     items_per_s: float
     tasks_per_s: float
+
+
+@dataclass
+class _Write:
+    tasks: list[Task]
+    items: list[MemoryItem]
+    embeddings: dict
+    future: Future[None]
+
+
+def _done(fn: Callable[..., None], *args: object) -> Future[None]:
+    """Run ``fn`` now; its outcome as a completed future."""
+    future: Future[None] = Future()
+    try:
+        fn(*args)
+    except Exception as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(None)
+    return future
 
 
 class Scheduler:
@@ -141,35 +163,76 @@ class Scheduler:
 
     # -- the worker loop ------------------------------------------------------------------
     def _work(self) -> None:
+        """Claim, embed, write, acknowledge — with the write of one batch overlapping the
+        embedding of the next (a dedicated writer thread), which is what lets background
+        ingestion keep up with inline batched ingestion."""
         consumer = consumer_name()
-        while not self._stop.is_set():
-            try:
-                self._maybe_sweep()
-                tasks = self.queue.claim(consumer, self.batch, self.lease_s, block_s=0.2)
-            except Exception:
-                log.exception("claiming tasks failed; retrying")
-                self._stop.wait(1.0)
-                continue
-            if tasks:
-                self.process(tasks)
+        writer = ThreadPoolExecutor(1, thread_name_prefix="cubemem-writer")
+        writing: _Write | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._maybe_sweep()
+                    block = 0.0 if writing is not None else 0.2
+                    tasks = self.queue.claim(consumer, self.batch, self.lease_s, block_s=block)
+                except Exception:
+                    log.exception("claiming tasks failed; retrying")
+                    self._stop.wait(1.0)
+                    continue
+                adds = [t for t in tasks if t.kind is TaskKind.ADD]
+                prepared = self._prepare(adds) if adds else None
+                if writing is not None:
+                    self._finish(writing)
+                    writing = None
+                if prepared is not None:
+                    writing = _Write(adds, *prepared, writer.submit(self._write, *prepared))
+                for task in tasks:
+                    if task.kind is not TaskKind.ADD:
+                        self._one(task)
+            if writing is not None:
+                self._finish(writing)
+        finally:
+            writer.shutdown(wait=True)
+
+    def _prepare(self, adds: list[Task]) -> tuple[list[MemoryItem], dict] | None:
+        """Parse and embed a batch; a batch that fails here is retried task by task."""
+        try:
+            items = [MemoryItem.model_validate(i) for t in adds for i in t.payload["items"]]
+            present = {i.id for i in self.cube._store.get([i.id for i in items])}
+            new = list({i.id: i for i in items if i.id not in present}.values())
+            return new, (self.cube._embed(new) if new else {})
+        except Exception:
+            log.warning("a batch of %d add tasks failed; retrying them one by one", len(adds))
+            for task in adds:
+                self._one(task)
+            return None
+
+    def _write(self, items: list[MemoryItem], embeddings: dict) -> None:
+        if items:
+            self.cube._write_new(items, embeddings=embeddings)
+            self.cube._after_write(items)
+
+    def _finish(self, writing: _Write) -> None:
+        try:
+            writing.future.result()
+        except Exception:
+            log.warning("writing a batch failed; retrying its tasks one by one", exc_info=True)
+            for task in writing.tasks:
+                self._one(task)
+        else:
+            self.queue.ack(writing.tasks)
+            self._finished.append((time.monotonic(), len(writing.tasks), len(writing.items)))
 
     def process(self, tasks: Sequence[Task]) -> None:
-        """Handle claimed tasks: ``add`` tasks together (one embedding pass), others one by one."""
+        """Handle claimed tasks in the calling thread (tests, tools): ``add`` tasks together."""
         adds = [t for t in tasks if t.kind is TaskKind.ADD]
-        others = [t for t in tasks if t.kind is not TaskKind.ADD]
         if adds:
-            try:
-                items = self.handle_add(
-                    [MemoryItem.model_validate(i) for t in adds for i in t.payload["items"]]
-                )
-            except Exception:
-                for task in adds:  # find the bad one: each alone
-                    self._one(task)
-            else:
-                self.queue.ack(adds)
-                self._finished.append((time.monotonic(), len(adds), items))
-        for task in others:
-            self._one(task)
+            prepared = self._prepare(adds)
+            if prepared is not None:
+                self._finish(_Write(adds, *prepared, _done(self._write, *prepared)))
+        for task in tasks:
+            if task.kind is not TaskKind.ADD:
+                self._one(task)
 
     def _one(self, task: Task) -> None:
         try:
