@@ -60,3 +60,17 @@ def test_plot_script_draws_a_png(tmp_path):
     report = scale.run([200], queries=3, precomputed=True)
     module.plot([report], tmp_path / "scale.png")
     assert (tmp_path / "scale.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("queue", ["sqlite", "redis"])
+def test_cli_queue_benchmark(tmp_path, request, queue):
+    url = request.getfixturevalue("redis_url") if queue == "redis" else "sqlite"
+    out = tmp_path / "queue.json"
+    args = ["bench", "scale", "--items", "150", "--precomputed", "--queue", url, "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (r,) = json.loads(out.read_text())["results"]
+    assert r["queue"] == queue and r["items"] == r["stored"] == 150
+    assert 0 < r["ack_ms"]["p50"] <= r["ack_ms"]["p95"] <= r["ack_ms"]["p99"]
+    for key in ("acked_per_s", "indexed_per_s", "drained_per_s", "inline_batched_per_s"):
+        assert r[key] > 0

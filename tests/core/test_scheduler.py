@@ -134,7 +134,7 @@ def test_near_duplicates_merge_with_lineage_and_undo(tmp_path, embedder):
     survivor, merged = cube.get(first.id), cube.get(second.id)
     assert survivor.content == "Ana lives in Porto now" and survivor.version == 2
     assert survivor.provenance.source_ids == ["m1", "m7"]
-    assert survivor.parent_id == second.id
+    assert survivor.merged_from == [second.id]
     assert merged.status == "archived" and merged.superseded_by == first.id
     assert [v.content for v in cube.history(first.id)] == [
         "Ana lives in Porto",

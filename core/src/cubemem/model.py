@@ -138,6 +138,10 @@ class MemoryItem(_Model):
     version: int = Field(1, ge=1)
     parent_id: str | None = Field(None, description="The memory this one was derived from.")
     superseded_by: str | None = Field(None, description="The memory that replaced this one.")
+    merged_from: list[str] = Field(
+        default_factory=list,
+        description="Memories consolidated into this one; each has superseded_by set to it.",
+    )
     status: Status = Status.ACTIVE
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)

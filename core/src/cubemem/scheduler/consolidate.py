@@ -2,9 +2,9 @@
 
 A candidate pair must be close in meaning (cosine of the stored vectors) *and* in wording
 (word overlap), share the same owner, and both be plain facts (conversation turns and keyed
-memories are never merged). The surviving memory (the older one) gets a new version whose
-``parent_id`` names the merged memory; the merged memory is archived with ``superseded_by``
-set, so its text, its history and every source id stay in the cube. ``undo_merge`` reverses it.
+memories are never merged). The surviving memory (the older one) gets a new version that lists the
+merged memory in ``merged_from``; the merged memory is archived with ``superseded_by`` set, so
+its text, its history and every source id stay in the cube. ``undo_merge`` reverses it.
 
 What text the survivor keeps is a ``MergePolicy``: by default the newer text (it is the fresher
 statement of the same fact). The LLM extraction step plugs in a policy that decides with a
@@ -80,11 +80,14 @@ def consolidate(
     overlap: float,
     policy: MergePolicy | None = None,
 ) -> list[Merge]:
-    """Merge each of ``ids`` into its nearest near-duplicate; merged ids are skipped."""
+    """Merge each of ``ids`` with its near-duplicates until none is left (a fixed point: the
+    survivor of a merge is looked at again, since its new text may match others)."""
     policy = policy or NewerTextWins()
     store = cube._store
     merges: list[Merge] = []
-    for id_ in dict.fromkeys(ids):
+    work = list(dict.fromkeys(ids))
+    while work:
+        id_ = work.pop(0)
         fresh = store.get([id_])  # read now: an earlier merge in this loop may have changed it
         if not fresh or not mergeable(item := fresh[0]):
             continue
@@ -127,6 +130,7 @@ def consolidate(
                 continue
             _apply(cube, survivor, merged, decision.content or merged.content)
             merges.append(Merge(survivor.id, merged.id, score, lexical))
+            work.append(survivor.id)  # every merge retires one memory, so this ends
             break
     return merges
 
@@ -144,7 +148,7 @@ def _apply(cube: MemCube, survivor: MemoryItem, merged: MemoryItem, content: str
         update={
             "content": content,
             "version": survivor.version + 1,
-            "parent_id": merged.id,
+            "merged_from": [*survivor.merged_from, merged.id],
             "tags": list(dict.fromkeys([*survivor.tags, *merged.tags])),
             "provenance": provenance,
             "updated_at": now,
@@ -158,29 +162,44 @@ def _apply(cube: MemCube, survivor: MemoryItem, merged: MemoryItem, content: str
 
 
 def undo_merge(cube: MemCube, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
-    """Bring a merged memory back and take its contribution out of the survivor."""
+    """Bring a merged memory back and take its contribution out of the survivor.
+
+    The survivor's text and tags return to what they were before this merge unless they
+    changed since; its source ids become its own plus those of the memories still merged in.
+    """
     from cubemem.errors import InvalidInputError
 
     merged = cube.get(merged_id)
     if merged.superseded_by is None:
         raise InvalidInputError(f"memory {merged_id} was not merged into another; nothing to undo")
     survivor = cube.get(merged.superseded_by)
+    if merged_id not in survivor.merged_from:
+        raise InvalidInputError(f"memory {survivor.id} does not list {merged_id} as merged in")
     history = cube.history(survivor.id)
-    at = next((v for v in reversed(history) if v.parent_id == merged_id), None)
-    before = next((v for v in reversed(history) if at and v.version == at.version - 1), None)
-    updates: dict[str, object] = {"version": survivor.version + 1, "updated_at": utcnow()}
+    # the version where this merge happened: the latest one that added merged_id
+    at = next(
+        v
+        for i, v in reversed(list(enumerate(history)))
+        if merged_id in v.merged_from and (i == 0 or merged_id not in history[i - 1].merged_from)
+    )
+    before = next((v for v in history if v.version == at.version - 1), None)
+    remaining = [i for i in survivor.merged_from if i != merged_id]
+    sources = list(history[0].provenance.source_ids)
+    for other in cube._store.get(remaining):
+        sources += other.provenance.source_ids
+    updates: dict[str, object] = {
+        "version": survivor.version + 1,
+        "updated_at": utcnow(),
+        "merged_from": remaining,
+        "provenance": survivor.provenance.model_copy(
+            update={"source_ids": list(dict.fromkeys(sources))}
+        ),
+    }
     if before is not None:
-        own_sources = [
-            s for s in survivor.provenance.source_ids if s in set(before.provenance.source_ids)
-        ]
-        updates.update(
-            {
-                "content": before.content if survivor.content == at.content else survivor.content,
-                "tags": before.tags if survivor.tags == at.tags else survivor.tags,
-                "parent_id": before.parent_id,
-                "provenance": survivor.provenance.model_copy(update={"source_ids": own_sources}),
-            }
-        )
+        if survivor.content == at.content:
+            updates["content"] = before.content
+        if survivor.tags == at.tags:
+            updates["tags"] = before.tags
     restored_survivor = survivor.model_copy(update=updates)
     restored = merged.model_copy(
         update={"status": Status.ACTIVE, "superseded_by": None, "updated_at": utcnow()}
