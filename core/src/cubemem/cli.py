@@ -389,6 +389,56 @@ def bench_scale(
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
+@bench_app.command("activation")
+def bench_activation(
+    prefix_tokens: Annotated[
+        str, typer.Option(help="Comma-separated memory prefix lengths in tokens.")
+    ] = "512,2048",
+    repeats: Annotated[int, typer.Option(help="Timed runs per measurement (median).")] = 3,
+    device: Annotated[str, typer.Option(help="Torch device: cpu, cuda ...")] = "cpu",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Time to first token with memory re-prefilled vs injected as a KV cache (~50M model)."""
+    try:
+        from cubemem_activation import bench
+    except ImportError:
+        _run(_missing_activation)
+        return
+    sizes = _run(lambda: _int_list(prefix_tokens, "--prefix-tokens"))
+    with _progress() as bar:
+        task = bar.add_task("prefix lengths", total=len(sizes))
+        report = _run(
+            lambda: bench.run(
+                sizes, repeats=repeats, device=device, progress=lambda n: bar.advance(task, n)
+            )
+        )
+    table = Table(title=f"activation memory ({report['model_params'] / 1e6:.0f}M params, "
+                  f"{report['device']})")  # fmt: skip
+    for column in (
+        "prefix tokens", "TTFT prefill ms", "TTFT injected ms", "speedup", "greedy identical",
+        "block build ms", "block MB", "KL naive", "KL rotated", "KL sequential",
+    ):  # fmt: skip
+        table.add_column(column, justify="right")
+    for r in report["results"]:
+        kl = {s: r["composition"][s]["kl"] for s in r["composition"]}
+        table.add_row(
+            str(r["prefix_tokens"]), str(r["ttft_ms_prefill"]), str(r["ttft_ms_injected"]),
+            f"{r['speedup']}x", str(r["greedy_identical"]), str(r["block_build_ms"]),
+            f"{r['block_bytes'] / 2**20:.1f}", str(kl["naive"]), str(kl["rotated"]),
+            str(kl["sequential"]),
+        )  # fmt: skip
+    console.print(table)
+    typer.echo(json.dumps(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _missing_activation() -> None:
+    raise InvalidInputError(
+        "activation memory needs the cubemem-activation package: pip install cubemem-activation"
+    )
+
+
 def _bench_queue(sizes: list[int], queue: str, precomputed: bool, json_out: Path | None) -> None:
     from cubemem.bench import scale
     from cubemem.embed import SentenceTransformerEmbedder

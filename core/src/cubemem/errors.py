@@ -33,3 +33,8 @@ class NotACubeError(IncompatibleCubeError):
 
 class BackendUnavailableError(CubememError, RuntimeError):
     """A storage backend, index or model could not be reached or loaded."""
+
+
+class IncompatibleModelError(CubememError, ValueError):
+    """A KV block (activation memory) was built by another model, tokenizer, dtype or
+    transformers version than the one it is being used with; rebuild it for this model."""

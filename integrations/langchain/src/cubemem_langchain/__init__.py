@@ -11,7 +11,17 @@ from cubemem_langchain.retriever import MemCubeRetriever, to_document
 from cubemem_langchain.store import MemCubeStore
 from cubemem_langchain.tools import create_memory_tools
 
+
+def __getattr__(name: str):  # the local model needs the optional activation package
+    if name == "MemCubeLocalChatModel":
+        from cubemem_langchain.local import MemCubeLocalChatModel
+
+        return MemCubeLocalChatModel
+    raise AttributeError(name)
+
+
 __all__ = [
+    "MemCubeLocalChatModel",
     "MemCubeMiddleware",
     "MemCubeRetriever",
     "MemCubeStore",

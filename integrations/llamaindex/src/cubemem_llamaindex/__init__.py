@@ -10,7 +10,17 @@ from cubemem_llamaindex.memory import MemCubeMemory, MemCubeMemoryBlock
 from cubemem_llamaindex.retriever import MemCubeRetriever, to_cubemem_filters, to_node
 from cubemem_llamaindex.tools import MemCubeToolSpec
 
+
+def __getattr__(name: str):  # the local model needs the optional activation package
+    if name == "MemCubeLocalLLM":
+        from cubemem_llamaindex.local import MemCubeLocalLLM
+
+        return MemCubeLocalLLM
+    raise AttributeError(name)
+
+
 __all__ = [
+    "MemCubeLocalLLM",
     "MemCubeMemory",
     "MemCubeMemoryBlock",
     "MemCubeRetriever",

@@ -1,0 +1,32 @@
+"""Activation memory: memories as KV caches injected into local Hugging Face causal LMs.
+
+- ``build_block`` / ``KVBlock``: a text's keys and values plus the model's fingerprint;
+  ``save``/``load`` as safetensors; copy-on-use
+- ``compose``: several blocks into one (naive, rotated, sequential) and ``distance`` to a full
+  prefill
+- ``generate_with_memory`` / ``stream_with_memory``: generation from the cached prefix
+- ``BlockPool``: a byte-budgeted LRU on CPU and GPU
+- ``ActivationMemory``: a cube's hot memories promoted to a block, rebuilt only on change
+"""
+
+from cubemem_activation.block import Fingerprint, KVBlock, build_block, fingerprint
+from cubemem_activation.compose import STRATEGIES, compose, distance, shift_keys
+from cubemem_activation.generate import generate_with_memory, prompt_ids, stream_with_memory
+from cubemem_activation.pool import BlockPool
+from cubemem_activation.promote import ActivationMemory
+
+__all__ = [
+    "STRATEGIES",
+    "ActivationMemory",
+    "BlockPool",
+    "Fingerprint",
+    "KVBlock",
+    "build_block",
+    "compose",
+    "distance",
+    "fingerprint",
+    "generate_with_memory",
+    "prompt_ids",
+    "shift_keys",
+    "stream_with_memory",
+]

@@ -1,0 +1,100 @@
+"""Promotion: a session's hot memories (the cube's working memory) as one KV block.
+
+``ActivationMemory`` listens to the cube's working-memory hook. The block for an
+(agent, session) is rebuilt only when that hot set changes or one of its members is updated or
+deleted; otherwise the pooled block is reused, so a local model stops re-reading the same
+memories every turn.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from cubemem.cube import MemCube
+from cubemem.render import render_memories
+from cubemem.scheduler.working import WorkingSetChange
+from cubemem_activation.block import KVBlock, build_block
+from cubemem_activation.generate import Message, generate_with_memory, stream_with_memory
+from cubemem_activation.pool import BlockPool
+
+
+class ActivationMemory:
+    """Hot plaintext memories of a cube, promoted to KV blocks for one local model."""
+
+    def __init__(
+        self,
+        cube: MemCube,
+        model: Any,
+        tokenizer: Any,
+        *,
+        pool: BlockPool | None = None,
+        max_chars: int = 4000,
+        header: str = "Long-term memories:",
+    ) -> None:
+        self.cube = cube
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pool = pool or BlockPool()
+        self.max_chars = max_chars
+        self.header = header
+        self.builds = 0
+        self._dirty: set[tuple[str | None, str | None]] = set()
+        self._lock = threading.Lock()
+        self._unsubscribe = cube.on_working_memory_change(self._changed)
+
+    def _key(self, agent: str | None, session: str | None) -> str:
+        return f"{self.cube.id}:{agent or ''}:{session or ''}"
+
+    def _changed(self, change: WorkingSetChange) -> None:
+        with self._lock:
+            self._dirty.add((change.agent, change.session))
+
+    def block(self, agent: str | None = None, session: str | None = None) -> KVBlock | None:
+        """The block for this agent/session's hot set (None when the set is empty)."""
+        key = self._key(agent, session)
+        with self._lock:
+            dirty = (agent, session) in self._dirty
+            self._dirty.discard((agent, session))
+        if not dirty:
+            cached = self.pool.get(key, device=str(self.model.device))
+            if cached is not None:
+                return cached
+        items = self.cube.working_memory(agent=agent, session=session)
+        if not items:
+            self.pool.discard(key)
+            return None
+        text = render_memories(items, max_chars=self.max_chars, header=self.header)
+        block = build_block(self.model, self.tokenizer, text, memory_ids=tuple(i.id for i in items))
+        self.builds += 1
+        return self.pool.put(key, block, device=str(self.model.device))
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        agent: str | None = None,
+        session: str | None = None,
+        **gen_kwargs: Any,
+    ) -> str:
+        block = self.block(agent, session)
+        return generate_with_memory(
+            self.model, self.tokenizer, [block] if block else [], messages, **gen_kwargs
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        agent: str | None = None,
+        session: str | None = None,
+        **gen_kwargs: Any,
+    ):  # type: ignore[no-untyped-def]
+        block = self.block(agent, session)
+        return stream_with_memory(
+            self.model, self.tokenizer, [block] if block else [], messages, **gen_kwargs
+        )
+
+    def close(self) -> None:
+        self._unsubscribe()
