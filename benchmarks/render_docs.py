@@ -15,6 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
+ACTIVATION_DOCS = ROOT / "docs" / "activation.md"
 
 
 def _load(name: str) -> Any:
@@ -141,6 +142,32 @@ def queue() -> str | None:
     return _table(header, rows)
 
 
+STRATEGIES = ("naive", "rotated", "sequential")
+
+
+def activation() -> str | None:
+    report = _load("activation_cpu.json")
+    if not report:
+        return None
+    rows = []
+    for r in report["results"]:
+        comp = r["composition"]
+        rows.append(
+            [r["prefix_tokens"], r["ttft_ms_prefill"], r["ttft_ms_injected"], f"{r['speedup']}×",
+             r["greedy_identical"], r["block_build_ms"], f"{r['block_bytes'] / 2**20:.0f}",
+             *(f"{comp[s]['max_logit_diff']} / {comp[s]['kl']}" for s in STRATEGIES)]
+        )  # fmt: skip
+    header = [
+        "prefix tokens", "TTFT prefill ms", "TTFT injected ms", "speedup", "greedy identical",
+        "block build ms", "block MiB", "naive: max Δlogit / KL", "rotated", "sequential",
+    ]  # fmt: skip
+    note = (
+        f"{report['model_params'] / 1e6:.1f}M-parameter Llama-style model, {report['device']}, "
+        f"{report['torch_threads']} threads, {report['query_tokens']}-token question."
+    )
+    return note + "\n\n" + _table(header, rows)
+
+
 def render(text: str) -> str:
     for name, section in (
         ("locomo", locomo),
@@ -149,7 +176,10 @@ def render(text: str) -> str:
         ("loco", loco),
         ("scale", scale),
         ("queue", queue),
+        ("activation", activation),
     ):
+        if f"<!-- {name}:begin -->" not in text:
+            continue
         body = section()
         if body is None:
             continue
@@ -160,8 +190,9 @@ def render(text: str) -> str:
 
 
 def main() -> None:
-    DOCS.write_text(render(DOCS.read_text(encoding="utf-8")), encoding="utf-8")
-    print(DOCS)
+    for page in (DOCS, ACTIVATION_DOCS):
+        page.write_text(render(page.read_text(encoding="utf-8")), encoding="utf-8")
+        print(page)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ prefix of that many tokens; the question is ``query_tokens`` more.
 
 - prefill TTFT: one forward pass over prefix + question, then the first token;
 - injected TTFT: copy the stored block (copy-on-use), a forward pass over the question only;
+  both compute the output head for the last position only, as ``generate`` does;
 - greedy_identical: ``new_tokens`` greedy tokens both ways are the same;
 - composition: the prefix cut in four blocks, composed naive / rotated / sequential, against a
   full prefill (max next-token logit difference and KL).
@@ -68,11 +69,11 @@ def _ttft(model: Any, block: Any, query: list[int], repeats: int) -> tuple[float
     positions = torch.arange(p, p + len(query), device=model.device)
 
     def prefilled() -> int:
-        return int(model(input_ids=full).logits[0, -1].argmax())
+        return int(model(input_ids=full, logits_to_keep=1).logits[0, -1].argmax())
 
     def injected() -> int:
         cache = block.cache(model)  # the copy is part of the cost
-        out = model(input_ids=q, past_key_values=cache, cache_position=positions)
+        out = model(input_ids=q, past_key_values=cache, cache_position=positions, logits_to_keep=1)
         return int(out.logits[0, -1].argmax())
 
     prefilled(), injected()  # warm up

@@ -19,6 +19,7 @@ import transformers
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from cubemem.errors import IncompatibleModelError, InvalidInputError
 
@@ -118,12 +119,31 @@ class KVBlock:
             )
 
     def cache(self, model: Any) -> DynamicCache:
-        """A fresh ``DynamicCache`` holding copies of the block (copy-on-use)."""
-        data = [
-            (k.to(model.device).clone(), v.to(model.device).clone())
-            for k, v in zip(self.keys, self.values, strict=True)
-        ]
-        return DynamicCache(ddp_cache_data=data, config=model.config)
+        """A fresh ``DynamicCache`` over the block, copy-on-write.
+
+        Each layer starts out *referencing* the block's tensors; the first token generated
+        concatenates onto them, which allocates new tensors, so the cache copies the block
+        exactly once and generation never writes into it. ``assert_intact`` checks that no
+        in-place write happened (tensor version counters), whatever the transformers version.
+        """
+        cache = DynamicCache(config=model.config)
+        while len(cache.layers) < len(self.keys):  # a config without layer types
+            cache.layers.append(DynamicLayer())
+        for layer, k, v in zip(cache.layers, self.keys, self.values, strict=False):
+            k, v = k.to(model.device), v.to(model.device)
+            layer.lazy_initialization(k, v)
+            layer.keys, layer.values = k, v
+        return cache
+
+    def versions(self) -> tuple[int, ...]:
+        return tuple(t._version for t in (*self.keys, *self.values))
+
+    def assert_intact(self, versions: tuple[int, ...]) -> None:
+        if self.versions() != versions:
+            raise RuntimeError(
+                "generation wrote into a stored KV block; this transformers cache updates in "
+                "place — please report it (cubemem-activation expects copy-on-write caches)"
+            )
 
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None

@@ -54,7 +54,7 @@ def _prepare(
     blocks: Sequence[KVBlock],
     messages: Sequence[Message],
     strategy: Strategy,
-) -> tuple[dict[str, Any], int]:
+) -> tuple[dict[str, Any], int, KVBlock | None]:
     block = compose(model, tokenizer, list(blocks), strategy) if blocks else None
     ids = prompt_ids(tokenizer, block, messages)
     input_ids = torch.tensor([ids], device=model.device)
@@ -63,8 +63,8 @@ def _prepare(
         "attention_mask": torch.ones_like(input_ids),
     }
     if block is not None:
-        inputs["past_key_values"] = block.cache(model)  # a copy: the block never changes
-    return inputs, len(ids)
+        inputs["past_key_values"] = block.cache(model)  # copy-on-write: the block never changes
+    return inputs, len(ids), block
 
 
 @torch.inference_mode()
@@ -78,10 +78,13 @@ def generate_with_memory(
     **gen_kwargs: Any,
 ) -> str:
     """Generate a reply to ``messages`` with ``blocks`` as the (cached) system memory."""
-    inputs, n = _prepare(model, tokenizer, blocks, messages, strategy)
+    inputs, n, block = _prepare(model, tokenizer, blocks, messages, strategy)
+    versions = block.versions() if block is not None else ()
     gen_kwargs.setdefault("max_new_tokens", 64)
     gen_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id or tokenizer.eos_token_id)
     output = model.generate(**inputs, **gen_kwargs)
+    if block is not None:
+        block.assert_intact(versions)
     return tokenizer.decode(output[0, n:], skip_special_tokens=True)
 
 
@@ -95,7 +98,8 @@ def stream_with_memory(
     **gen_kwargs: Any,
 ) -> Iterator[str]:
     """Like ``generate_with_memory``, yielding text as it is generated."""
-    inputs, _ = _prepare(model, tokenizer, blocks, messages, strategy)
+    inputs, _, block = _prepare(model, tokenizer, blocks, messages, strategy)
+    versions = block.versions() if block is not None else ()
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     gen_kwargs.setdefault("max_new_tokens", 64)
     gen_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id or tokenizer.eos_token_id)
@@ -115,3 +119,5 @@ def stream_with_memory(
     thread.join()
     if errors:
         raise errors[0]
+    if block is not None:
+        block.assert_intact(versions)
