@@ -26,8 +26,10 @@ def main() -> None:
     print("READY", flush=True)
     acked: list[str] = []
     for first in range(start, start + count, batch):
+        # five-digit numbers: BM25 keeps tokens of two or more characters, so "item 4" alone
+        # would not tell 4 from 40 or 400 when the test searches for each text
         texts = [
-            f"{prefix}-{n} remembers item {n}"
+            f"{prefix}-{n:05d} remembers item {n:05d}"
             for n in range(first, min(first + batch, start + count))
         ]
         ids = cube.add(texts, scope={"user": prefix}, wait=False)
