@@ -10,22 +10,6 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def test_quickstart(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "quickstart.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "what is Ana allergic to?"
-    assert "Ana is allergic to peanuts" in lines[1]
-    assert (tmp_path / "memory" / "cube.json").is_file()
-
-
 def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
@@ -35,6 +19,15 @@ def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=300,
     )
+
+
+def test_quickstart(tmp_path):
+    result = run_example("quickstart.py", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "what is Ana allergic to?"
+    assert "Ana is allergic to peanuts" in lines[1]
+    assert (tmp_path / "memory" / "cube.json").is_file()
 
 
 def test_langchain_agent(tmp_path):

@@ -14,8 +14,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from cubemem.errors import BackendUnavailableError, InvalidInputError
+from cubemem.sqlite import immediate
 
 
 class TaskKind(StrEnum):
@@ -143,16 +144,8 @@ class SQLiteQueue:
             raise BackendUnavailableError(f"cannot open task queue {self._path}: {exc}") from exc
         self._recover()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return immediate(self._db, self._lock)
 
     def _recover(self) -> None:
         """Leases held by processes of this host that no longer run come back at once."""
