@@ -593,7 +593,12 @@ class EmbeddedStore:
             if self._closed:
                 return
             self._closed = True
-            self._db.execute("PRAGMA optimize")
+            try:
+                # Best effort: optimize reads then writes statistics, and under WAL a writer in
+                # another process can make that upgrade fail at once (SQLITE_BUSY_SNAPSHOT).
+                self._db.execute("PRAGMA optimize")
+            except sqlite3.OperationalError as exc:
+                log.debug("skipped PRAGMA optimize on close of %s: %s", self._path, exc)
             self._db.close()
             if self._client is not None:
                 self._client.close()
