@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 import pytest
 
 from cubemem import (
+    CubeBusyError,
     IncompatibleCubeError,
     InvalidFilterError,
     InvalidInputError,
@@ -192,3 +194,37 @@ def test_import_of_a_broken_archive(tmp_path, embedder):
 def test_query_errors_name_the_query(cube):
     with pytest.raises(InvalidInputError, match="search query is empty"):
         cube.search("   ")
+
+
+def test_a_write_blocked_by_another_writer_is_a_typed_error(tmp_path, embedder, snapshot):
+    path = tmp_path / "busy"
+    settings = Settings(busy_timeout_s=0.2)
+    with MemCube.create(path, embedder=embedder, settings=settings) as cube:
+        first = cube.add("Ana likes tea")
+        before = snapshot(cube)
+        other = sqlite3.connect(path / "memories.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+        try:
+            with pytest.raises(CubeBusyError, match="busy_timeout_s"):
+                cube.add("Ben likes coffee")
+            with pytest.raises(CubeBusyError):
+                cube.update(first.id, "Ana likes green tea")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert snapshot(cube) == before
+        assert cube.add("Ben likes coffee").content == "Ben likes coffee"
+
+
+def test_search_answers_while_another_writer_holds_the_lock(tmp_path, embedder):
+    path = tmp_path / "busy"
+    with MemCube.create(path, embedder=embedder, settings=Settings(busy_timeout_s=0.2)) as cube:
+        cube.add("Ana likes tea")
+        other = sqlite3.connect(path / "memories.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            hits = cube.search("what does Ana drink?", k=1)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert hits[0].item.content == "Ana likes tea"

@@ -7,6 +7,7 @@ from cubemem.cube import MemCube
 from cubemem.embed import Embedder, SentenceTransformerEmbedder
 from cubemem.errors import (
     BackendUnavailableError,
+    CubeBusyError,
     CubememError,
     IncompatibleCubeError,
     IncompatibleModelError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
+    "CubeBusyError",
     "CubememError",
     "Embedder",
     "Filters",

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from cubemem import archive
 from cubemem.embed import Embedder, SentenceTransformerEmbedder, check_vectors
-from cubemem.errors import InvalidInputError, NotFoundError
+from cubemem.errors import CubeBusyError, InvalidInputError, NotFoundError
 from cubemem.manifest import Manifest, read_manifest, write_manifest
 from cubemem.model import (
     Filters,
@@ -108,7 +108,7 @@ class MemCube:
             dimension=embedder.dimension,
         )
         path.mkdir(parents=True, exist_ok=True)
-        store = EmbeddedStore(path, embedder)
+        store = EmbeddedStore(path, embedder, busy_timeout_s=settings.busy_timeout_s)
         write_manifest(path, manifest)
         log.info("created cube %s at %s", manifest.name, path)
         return cls(path, manifest, store, embedder, settings)
@@ -127,7 +127,8 @@ class MemCube:
         settings = settings or Settings()
         embedder = embedder or _default_embedder(settings, manifest.embedder)
         manifest.check_embedder(embedder.name, embedder.dimension)
-        cube = cls(path, manifest, EmbeddedStore(path, embedder), embedder, settings)
+        store = EmbeddedStore(path, embedder, busy_timeout_s=settings.busy_timeout_s)
+        cube = cls(path, manifest, store, embedder, settings)
         cube.last_repair = cube._store.reconcile(cube._embed)
         if settings.queue_url == "sqlite" and (path / "queue.sqlite3").exists():
             stats = cube.scheduler.queue.stats()
@@ -149,7 +150,11 @@ class MemCube:
         with self._scheduler_lock:
             if self._scheduler is None:
                 queue = open_queue(
-                    self._settings.queue_url, self._path, self.id, sync=self._settings.queue_sync
+                    self._settings.queue_url,
+                    self._path,
+                    self.id,
+                    sync=self._settings.queue_sync,
+                    busy_timeout_s=self._settings.busy_timeout_s,
                 )
                 self._scheduler = Scheduler(self, queue)
             return self._scheduler
@@ -520,7 +525,10 @@ class MemCube:
             for id_, s, d, lex in hits
             if id_ in items
         ]
-        self._store.touch([r.id for r in results], now)
+        try:
+            self._store.touch([r.id for r in results], now)
+        except CubeBusyError as exc:  # usage counts are advisory; the answer is not
+            log.warning("search usage not recorded: %s", exc)
         if results:
             key = (parsed.agent, parsed.session)
             self.working.record(key, [(r.id, 1.0 / (rank + 1)) for rank, r in enumerate(results)])

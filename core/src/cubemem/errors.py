@@ -35,6 +35,11 @@ class BackendUnavailableError(CubememError, RuntimeError):
     """A storage backend, index or model could not be reached or loaded."""
 
 
+class CubeBusyError(BackendUnavailableError):
+    """Another connection held the cube's database for longer than ``Settings.busy_timeout_s``;
+    nothing was written, and the call can be retried."""
+
+
 class IncompatibleModelError(CubememError, ValueError):
     """A KV block (activation memory) was built by another model, tokenizer, dtype or
     transformers version than the one it is being used with; rebuild it for this model."""

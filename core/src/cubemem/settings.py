@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     device: str | None = Field(None, description="Torch device for the embedder (default: auto).")
 
     # -- scheduler (cubemem.scheduler) ----------------------------------------------------
+    busy_timeout_s: float = Field(
+        30.0, gt=0, description="How long a write waits for another writer's SQLite lock."
+    )
     queue_url: str = Field(
         "sqlite",
         description="Task queue: 'sqlite' (a file in the cube) or 'redis://host:port/db'.",

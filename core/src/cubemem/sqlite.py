@@ -7,18 +7,30 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cubemem.errors import CubeBusyError
+
 
 @contextmanager
 def immediate(
-    db: sqlite3.Connection, lock: threading.Lock | threading.RLock
+    db: sqlite3.Connection, lock: threading.Lock | threading.RLock, what: str = "the cube"
 ) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error), one thread at a time.
 
     IMMEDIATE takes the write lock up front, so two processes never both read and then
     deadlock upgrading; the connection's busy timeout makes the other wait instead of failing.
+    A lock still held when the timeout runs out is a :class:`CubeBusyError`.
     """
     with lock:
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise CubeBusyError(
+                f"{what} stayed locked by another writer for the whole busy timeout; nothing "
+                "was written. Retry, raise Settings.busy_timeout_s (CUBEMEM_BUSY_TIMEOUT_S), "
+                "or send writes through the scheduler (add(..., wait=False))"
+            ) from exc
         try:
             yield db
         except BaseException:

@@ -90,10 +90,12 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def open_queue(url: str, cube_path: Path, cube_id: str, *, sync: str = "full") -> TaskQueue:
+def open_queue(
+    url: str, cube_path: Path, cube_id: str, *, sync: str = "full", busy_timeout_s: float = 60.0
+) -> TaskQueue:
     """The queue ``url`` names: ``sqlite`` (a file in the cube) or ``redis://host:port/db``."""
     if url == "sqlite":
-        return SQLiteQueue(cube_path / "queue.sqlite3", sync=sync)
+        return SQLiteQueue(cube_path / "queue.sqlite3", sync=sync, busy_timeout_s=busy_timeout_s)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisQueue(url, cube_id)
     raise InvalidInputError(
@@ -125,7 +127,7 @@ INSERT OR IGNORE INTO counters (key, value) VALUES ('done', 0);
 class SQLiteQueue:
     """Tasks in a SQLite file (WAL): safe across threads and processes of one machine."""
 
-    def __init__(self, path: Path, *, sync: str = "full") -> None:
+    def __init__(self, path: Path, *, sync: str = "full", busy_timeout_s: float = 60.0) -> None:
         self.url = "sqlite"
         self._path = Path(path)
         self._sync = sync.upper()
@@ -133,7 +135,7 @@ class SQLiteQueue:
         self._wakeup = threading.Condition(self._lock)
         try:
             self._db = sqlite3.connect(
-                self._path, timeout=60.0, isolation_level=None, check_same_thread=False
+                self._path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             # Claims and acks need no fsync: if one is lost the task is delivered again, and
@@ -145,7 +147,7 @@ class SQLiteQueue:
         self._recover()
 
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return immediate(self._db, self._lock)
+        return immediate(self._db, self._lock, f"the task queue {self._path}")
 
     def _recover(self) -> None:
         """Leases held by processes of this host that no longer run come back at once."""

@@ -246,14 +246,14 @@ def _operator_clause(
 class EmbeddedStore:
     """SQLite (WAL, synchronous=FULL) + Chroma ``PersistentClient`` in one cube folder."""
 
-    def __init__(self, path: Path, embedder: Embedder) -> None:
+    def __init__(self, path: Path, embedder: Embedder, *, busy_timeout_s: float = 30.0) -> None:
         self._path = Path(path)
         self._lock = threading.RLock()
         self._closed = False
         try:
             self._db = sqlite3.connect(
                 self._path / "memories.sqlite3",
-                timeout=30.0,
+                timeout=busy_timeout_s,
                 isolation_level=None,
                 check_same_thread=False,
             )
@@ -329,7 +329,7 @@ class EmbeddedStore:
 
     # -- transactions ---------------------------------------------------------------------
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return immediate(self._db, self._lock)
+        return immediate(self._db, self._lock, f"the cube database {self._path}")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
