@@ -154,11 +154,13 @@ def activation() -> str | None:
         comp = r["composition"]
         rows.append(
             [r["prefix_tokens"], r["ttft_ms_prefill"], r["ttft_ms_injected"], f"{r['speedup']}×",
+             r["ttft_ms_copied"], f"{r['speedup_copied']}×",
              r["greedy_identical"], r["block_build_ms"], f"{r['block_bytes'] / 2**20:.0f}",
              *(f"{comp[s]['max_logit_diff']} / {comp[s]['kl']}" for s in STRATEGIES)]
         )  # fmt: skip
     header = [
-        "prefix tokens", "TTFT prefill ms", "TTFT injected ms", "speedup", "greedy identical",
+        "prefix tokens", "TTFT prefill ms", "TTFT injected ms", "speedup",
+        "TTFT copied ms", "speedup (copied)", "greedy identical",
         "block build ms", "block MiB", "naive: max Δlogit / KL", "rotated", "sequential",
     ]  # fmt: skip
     note = (

@@ -1,7 +1,7 @@
 """Activation memory: memories as KV caches injected into local Hugging Face causal LMs.
 
 - ``build_block`` / ``KVBlock``: a text's keys and values plus the model's fingerprint;
-  ``save``/``load`` as safetensors; copy-on-use
+  ``save``/``load`` as safetensors; injected by borrowing its spare tail (no copy)
 - ``compose``: several blocks into one (naive, rotated, sequential) and ``distance`` to a full
   prefill
 - ``generate_with_memory`` / ``stream_with_memory``: generation from the cached prefix

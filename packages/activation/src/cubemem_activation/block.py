@@ -1,15 +1,21 @@
 """KV blocks: a text's keys and values for one model, with the fingerprint of that model.
 
-A block is immutable once built: injection always works on a copy (``KVBlock.cache``), so no
-number of generations changes it. Blocks persist as safetensors (tensors + a JSON header),
-never pickle; loading checks the fingerprint against the model it is meant for.
+A block is immutable once built: no number of generations changes it. Its tensors are views
+into buffers with spare room after the block's tokens (the *tail*, ``HEADROOM`` tokens); one
+generation at a time borrows that tail (``KVBlock.borrow``) and writes its new tokens there,
+so injecting a block copies nothing. A second concurrent generation, or one that outgrows the
+tail, gets a copy instead (``KVBlock.cache``). Blocks persist as safetensors (tensors + a JSON
+header), never pickle; loading checks the fingerprint against the model it is meant for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,8 @@ from transformers.cache_utils import DynamicLayer
 from cubemem.errors import IncompatibleModelError, InvalidInputError
 
 FORMAT_VERSION = 1
+HEADROOM = 256
+"""Tokens of spare room after a block, for the prompt and reply of the generation borrowing it."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,122 @@ def fingerprint(model: Any, tokenizer: Any) -> Fingerprint:
     )
 
 
+class _Tail:
+    """A block's buffers (its tokens, then spare room), lent to one generation at a time."""
+
+    def __init__(self, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> None:
+        self.keys, self.values = tuple(keys), tuple(values)
+        self.lock = threading.Lock()
+
+
+def _with_tail(
+    keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], headroom: int
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], _Tail | None]:
+    """Copy ``keys``/``values`` into buffers ``headroom`` tokens longer; return views + tail."""
+    if headroom <= 0:
+        return tuple(k.clone() for k in keys), tuple(v.clone() for v in values), None
+    with torch.inference_mode(False):  # buffers generation may write into outside inference
+        buffers = []
+        for t in (*keys, *values):
+            shape = (*t.shape[:-2], t.shape[-2] + headroom, t.shape[-1])
+            buffer = torch.empty(shape, dtype=t.dtype, device=t.device)
+            buffer[..., : t.shape[-2], :].copy_(t)
+            buffers.append(buffer)
+    n, length = len(keys), keys[0].shape[-2] if keys else 0
+    views = [b[..., :length, :] for b in buffers]
+    return tuple(views[:n]), tuple(views[n:]), _Tail(buffers[:n], buffers[n:])
+
+
+class _TailLayer(DynamicLayer):
+    """A cache layer over a borrowed block: new tokens go into the block's tail, not a copy.
+
+    The block's own positions are never written: an update that would not fit in the tail, a
+    crop below the block, or any batch/beam/offload operation first moves the layer onto
+    tensors of its own (one copy), after which it is a plain ``DynamicLayer``.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        super().__init__()
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = (keys, values)
+        self._floor = self._length = length
+        self._returned = False
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+        self._view()
+
+    def _view(self) -> None:
+        assert self._buffers is not None
+        keys, values = self._buffers
+        self.keys, self.values = keys[..., : self._length, :], values[..., : self._length, :]
+
+    def _own(self) -> None:
+        """Leave the block's buffers; from here on the layer grows by concatenation."""
+        if self._buffers is not None:
+            self.keys, self.values = self.keys.clone(), self.values.clone()
+            self._buffers = None
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._returned:
+            raise RuntimeError(
+                "this cache was lent by KVBlock.borrow and returned when its `with` ended; "
+                "use KVBlock.cache(model) for a cache to keep"
+            )
+        end = self._length + key_states.shape[-2]
+        if self._buffers is None or end > self._buffers[0].shape[-2]:
+            self._own()
+            return super().update(key_states, value_states, *args, **kwargs)
+        keys, values = self._buffers
+        keys[..., self._length : end, :].copy_(key_states)
+        values[..., self._length : end, :].copy_(value_states)
+        self._length = end
+        self._view()
+        return self.keys, self.values
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if self._buffers is not None and 0 > tokens_to_remove >= self._floor - self._length:
+            self._length += tokens_to_remove
+            self._view()
+            return
+        self._own()
+        super().crop(tokens_to_remove)
+
+    def give_back(self) -> None:
+        self._buffers = None
+        self._returned = True
+        self.keys = self.values = None
+        self.is_initialized = False
+
+    def reset(self) -> None:
+        self._buffers = None
+        super().reset()
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._own()
+        super().batch_repeat_interleave(repeats)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._own()
+        super().batch_select_indices(indices)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self._own()
+        super().reorder_cache(beam_idx)
+
+    def offload(self) -> None:
+        self._own()
+        super().offload()
+
+
 @dataclass(frozen=True)
 class KVBlock:
-    """The keys/values of ``token_ids`` for one model, per layer ``[1, heads, seq, head_dim]``."""
+    """The keys/values of ``token_ids`` for one model, per layer ``[1, heads, seq, head_dim]``.
+
+    Make blocks with ``build_block``, ``from_cache``, ``KVBlock.from_tensors`` or
+    ``KVBlock.load`` (they give it a tail to lend); a block made directly has none and is
+    always injected as a copy.
+    """
 
     token_ids: tuple[int, ...]
     keys: tuple[torch.Tensor, ...]
@@ -92,13 +213,37 @@ class KVBlock:
     memory_ids: tuple[str, ...] = ()
     built_s: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    _tail: _Tail | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_tensors(
+        cls,
+        token_ids: Sequence[int],
+        keys: Sequence[torch.Tensor],
+        values: Sequence[torch.Tensor],
+        fingerprint: Fingerprint,
+        *,
+        headroom: int = HEADROOM,
+        **fields: Any,
+    ) -> KVBlock:
+        """A block over copies of ``keys``/``values`` with ``headroom`` tokens of tail."""
+        keys, values, tail = _with_tail(keys, values, headroom)
+        return cls(tuple(token_ids), keys, values, fingerprint, _tail=tail, **fields)
 
     def __len__(self) -> int:
         return len(self.token_ids)
 
     @property
+    def headroom(self) -> int:
+        """Tokens a borrowing generation can add before it has to copy the block."""
+        return 0 if self._tail is None else self._tail.keys[0].shape[-2] - len(self)
+
+    @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+        """Bytes held, the tail included."""
+        held = self._tail or self
+        tensors = (*held.keys, *held.values)
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     @property
     def device(self) -> torch.device:
@@ -119,12 +264,11 @@ class KVBlock:
             )
 
     def cache(self, model: Any) -> DynamicCache:
-        """A fresh ``DynamicCache`` over the block, copy-on-write.
+        """A fresh ``DynamicCache`` over the block, copy-on-write, to keep or use anywhere.
 
         Each layer starts out *referencing* the block's tensors; the first token generated
         concatenates onto them, which allocates new tensors, so the cache copies the block
-        exactly once and generation never writes into it. ``assert_intact`` checks that no
-        in-place write happened (tensor version counters), whatever the transformers version.
+        exactly once and generation never writes into it. ``borrow`` avoids even that copy.
         """
         cache = DynamicCache(config=model.config)
         while len(cache.layers) < len(self.keys):  # a config without layer types
@@ -135,11 +279,46 @@ class KVBlock:
             layer.keys, layer.values = k, v
         return cache
 
-    def versions(self) -> tuple[int, ...]:
-        return tuple(t._version for t in (*self.keys, *self.values))
+    @contextmanager
+    def borrow(self, model: Any) -> Iterator[DynamicCache]:
+        """A cache over the block for one generation, copying nothing when it can.
 
-    def assert_intact(self, versions: tuple[int, ...]) -> None:
-        if self.versions() != versions:
+        While the ``with`` is open the generation's tokens go into the block's tail (the
+        block's own positions are never written). If another generation holds the tail, the
+        block has none, sits on another device than ``model``, or the model's cache has layer
+        types other than plain full attention, this is ``cache(model)``: a copy-on-write cache.
+        The cache must not be used after the ``with``; ``update`` raises if it is. On exit the
+        block is checked unchanged (``RuntimeError`` otherwise).
+        """
+        edges = self.edges()
+        tail = self._tail
+        layers: list[_TailLayer] = []
+        if tail is not None and self.device == model.device and tail.lock.acquire(blocking=False):
+            cache = DynamicCache(config=model.config)
+            if all(type(layer) is DynamicLayer for layer in cache.layers):
+                layers = [
+                    _TailLayer(k, v, len(self)) for k, v in zip(tail.keys, tail.values, strict=True)
+                ]
+                cache.layers = list(layers)
+            else:
+                tail.lock.release()
+        try:
+            yield cache if layers else self.cache(model)
+        finally:
+            if layers:
+                for layer in layers:
+                    layer.give_back()
+                tail.lock.release()  # type: ignore[union-attr]
+        self.assert_intact(edges)
+
+    def edges(self) -> tuple[torch.Tensor, ...]:
+        """Copies of each layer's first and last cached position: a cheap change detector."""
+        rows = [0, len(self) - 1] if len(self) else []
+        return tuple(t[..., rows, :].clone() for t in (*self.keys, *self.values))
+
+    def assert_intact(self, edges: tuple[torch.Tensor, ...]) -> None:
+        """Raise unless the block's edges are what ``edges()`` returned before a generation."""
+        if any(not torch.equal(a, b) for a, b in zip(self.edges(), edges, strict=True)):
             raise RuntimeError(
                 "generation wrote into a stored KV block; this transformers cache updates in "
                 "place — please report it (cubemem-activation expects copy-on-write caches)"
@@ -151,11 +330,12 @@ class KVBlock:
         def move(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device or t.device, dtype=dtype or t.dtype)
 
-        return KVBlock(
-            token_ids=self.token_ids,
-            keys=tuple(move(k) for k in self.keys),
-            values=tuple(move(v) for v in self.values),
-            fingerprint=self.fingerprint,
+        return KVBlock.from_tensors(
+            self.token_ids,
+            [move(k) for k in self.keys],
+            [move(v) for v in self.values],
+            self.fingerprint,
+            headroom=self.headroom,
             text=self.text,
             memory_ids=self.memory_ids,
             built_s=self.built_s,
@@ -189,6 +369,7 @@ class KVBlock:
         model: Any | None = None,
         tokenizer: Any | None = None,
         device: str | torch.device = "cpu",
+        headroom: int = HEADROOM,
     ) -> KVBlock:
         """Read a saved block; with ``model`` and ``tokenizer`` its fingerprint must match."""
         path = Path(path)
@@ -201,11 +382,12 @@ class KVBlock:
                     f"{path} is not a cubemem KV block of format {FORMAT_VERSION}"
                 )
             layers = sum(1 for name in f.keys() if name.endswith(".keys"))  # noqa: SIM118
-            block = cls(
-                token_ids=tuple(f.get_tensor("token_ids").tolist()),
-                keys=tuple(f.get_tensor(f"layer.{i}.keys") for i in range(layers)),
-                values=tuple(f.get_tensor(f"layer.{i}.values") for i in range(layers)),
-                fingerprint=Fingerprint(**json.loads(header["fingerprint"])),
+            block = cls.from_tensors(
+                f.get_tensor("token_ids").tolist(),
+                [f.get_tensor(f"layer.{i}.keys") for i in range(layers)],
+                [f.get_tensor(f"layer.{i}.values") for i in range(layers)],
+                Fingerprint(**json.loads(header["fingerprint"])),
+                headroom=headroom,
                 text=header.get("text", ""),
                 memory_ids=tuple(json.loads(header.get("memory_ids", "[]"))),
                 built_s=float(header.get("built_s", "0")),
@@ -246,12 +428,15 @@ def from_cache(
     memory_ids: tuple[str, ...] = (),
     built_s: float = 0.0,
     meta: dict[str, Any] | None = None,
+    headroom: int = HEADROOM,
 ) -> KVBlock:
-    return KVBlock(
-        token_ids=tuple(token_ids),
-        keys=tuple(layer.keys.detach().clone() for layer in cache.layers),
-        values=tuple(layer.values.detach().clone() for layer in cache.layers),
-        fingerprint=fp,
+    """The block of ``token_ids`` from the cache a prefill of them left (copied)."""
+    return KVBlock.from_tensors(
+        token_ids,
+        [layer.keys.detach() for layer in cache.layers],
+        [layer.values.detach() for layer in cache.layers],
+        fp,
+        headroom=headroom,
         text=text,
         memory_ids=tuple(memory_ids),
         built_s=built_s,
@@ -266,6 +451,7 @@ def build_block(
     *,
     memory_ids: tuple[str, ...] = (),
     chat_template: bool = True,
+    headroom: int = HEADROOM,
 ) -> KVBlock:
     """Prefill ``text`` once and keep its KV cache.
 
@@ -289,4 +475,5 @@ def build_block(
         memory_ids=memory_ids,
         built_s=time.perf_counter() - start,
         meta={"chat_template": chat_template},
+        headroom=headroom,
     )

@@ -78,11 +78,11 @@ def compose(
             offset += len(block)
         keys.append(torch.cat(layer_keys, dim=-2))
         values.append(torch.cat([b.values[layer] for b in blocks], dim=-2))
-    return KVBlock(
-        token_ids=tuple(ids),
-        keys=tuple(keys),
-        values=tuple(values),
-        fingerprint=blocks[0].fingerprint,
+    return KVBlock.from_tensors(
+        ids,
+        keys,
+        values,
+        blocks[0].fingerprint,
         text=text,
         memory_ids=memory_ids,
         meta={"strategy": strategy},
@@ -92,11 +92,11 @@ def compose(
 @torch.inference_mode()
 def next_token_logits(model: Any, block: KVBlock, probe_ids: Sequence[int]) -> torch.Tensor:
     """Logits after the block's prefix followed by ``probe_ids``."""
-    cache = block.cache(model)
     offset = len(block)
     input_ids = torch.tensor([list(probe_ids)], device=model.device)
     positions = torch.arange(offset, offset + len(probe_ids), device=model.device)
-    out = model(input_ids=input_ids, past_key_values=cache, cache_position=positions)
+    with block.borrow(model) as cache:
+        out = model(input_ids=input_ids, past_key_values=cache, cache_position=positions)
     return out.logits[0, -1].to(torch.float32)
 
 

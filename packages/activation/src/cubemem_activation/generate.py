@@ -2,13 +2,15 @@
 
 The prompt is what it would be with the memory as text — ``[{"role": "system", "content":
 block.text}, *messages]`` through the chat template — but the block's tokens are not computed
-again: generation starts from a copy of the block's cache and only processes the rest.
+again: generation borrows the block's cache (``KVBlock.borrow``: its new tokens go into the
+block's spare tail, nothing is copied) and only processes the rest.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -62,9 +64,11 @@ def _prepare(
         "input_ids": input_ids,
         "attention_mask": torch.ones_like(input_ids),
     }
-    if block is not None:
-        inputs["past_key_values"] = block.cache(model)  # copy-on-write: the block never changes
     return inputs, len(ids), block
+
+
+def _borrowed(model: Any, block: KVBlock | None) -> AbstractContextManager[Any]:
+    return block.borrow(model) if block is not None else nullcontext()
 
 
 @torch.inference_mode()
@@ -79,12 +83,10 @@ def generate_with_memory(
 ) -> str:
     """Generate a reply to ``messages`` with ``blocks`` as the (cached) system memory."""
     inputs, n, block = _prepare(model, tokenizer, blocks, messages, strategy)
-    versions = block.versions() if block is not None else ()
     gen_kwargs.setdefault("max_new_tokens", 64)
     gen_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id or tokenizer.eos_token_id)
-    output = model.generate(**inputs, **gen_kwargs)
-    if block is not None:
-        block.assert_intact(versions)
+    with _borrowed(model, block) as cache:  # checks on exit that the block is unchanged
+        output = model.generate(**inputs, past_key_values=cache, **gen_kwargs)
     return tokenizer.decode(output[0, n:], skip_special_tokens=True)
 
 
@@ -99,25 +101,26 @@ def stream_with_memory(
 ) -> Iterator[str]:
     """Like ``generate_with_memory``, yielding text as it is generated."""
     inputs, _, block = _prepare(model, tokenizer, blocks, messages, strategy)
-    versions = block.versions() if block is not None else ()
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     gen_kwargs.setdefault("max_new_tokens", 64)
     gen_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id or tokenizer.eos_token_id)
     errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            with torch.inference_mode():
-                model.generate(**inputs, streamer=streamer, **gen_kwargs)
-        except BaseException as exc:  # surfaced to the consumer below
-            errors.append(exc)
-            streamer.end()
+    with _borrowed(model, block) as cache:
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield from streamer
-    thread.join()
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    model.generate(**inputs, past_key_values=cache, streamer=streamer, **gen_kwargs)
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield from streamer
+        finally:
+            thread.join()  # the borrowed cache goes back only once generation has stopped
     if errors:
         raise errors[0]
-    if block is not None:
-        block.assert_intact(versions)
