@@ -125,3 +125,12 @@ def test_blocks_without_headroom_are_injected_as_copies(model, tokenizer):
     assert generate_with_memory(model, tokenizer, [block], QUESTION, **GREEDY) == (
         generate_with_memory(model, tokenizer, [roomy], QUESTION, **GREEDY)
     )
+
+
+def test_moving_a_block_keeps_its_tail(model, tokenizer):
+    block = build_block(model, tokenizer, MEMORY)
+    assert block.to("cpu") is block  # nothing to move: no copy
+    wide = block.to(dtype=torch.float64)
+    assert wide.headroom == block.headroom and wide.dtype == torch.float64
+    assert all(torch.equal(a.double(), b) for a, b in zip(block.keys, wide.keys, strict=True))
+    assert wide.keys[0].data_ptr() != block.keys[0].data_ptr()

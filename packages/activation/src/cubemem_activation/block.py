@@ -97,18 +97,23 @@ class _Tail:
 
 
 def _with_tail(
-    keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], headroom: int
+    keys: Sequence[torch.Tensor],
+    values: Sequence[torch.Tensor],
+    headroom: int,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], _Tail | None]:
-    """Copy ``keys``/``values`` into buffers ``headroom`` tokens longer; return views + tail."""
-    if headroom <= 0:
-        return tuple(k.clone() for k in keys), tuple(v.clone() for v in values), None
+    """Copy ``keys``/``values`` (onto ``device``/``dtype``) into buffers ``headroom`` tokens
+    longer; return views of the copies and the tail."""
     with torch.inference_mode(False):  # buffers generation may write into outside inference
         buffers = []
         for t in (*keys, *values):
-            shape = (*t.shape[:-2], t.shape[-2] + headroom, t.shape[-1])
-            buffer = torch.empty(shape, dtype=t.dtype, device=t.device)
+            shape = (*t.shape[:-2], t.shape[-2] + max(headroom, 0), t.shape[-1])
+            buffer = torch.empty(shape, dtype=dtype or t.dtype, device=device or t.device)
             buffer[..., : t.shape[-2], :].copy_(t)
             buffers.append(buffer)
+    if headroom <= 0:
+        return tuple(buffers[: len(keys)]), tuple(buffers[len(keys) :]), None
     n, length = len(keys), keys[0].shape[-2] if keys else 0
     views = [b[..., :length, :] for b in buffers]
     return tuple(views[:n]), tuple(views[n:]), _Tail(buffers[:n], buffers[n:])
@@ -224,10 +229,13 @@ class KVBlock:
         fingerprint: Fingerprint,
         *,
         headroom: int = HEADROOM,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **fields: Any,
     ) -> KVBlock:
-        """A block over copies of ``keys``/``values`` with ``headroom`` tokens of tail."""
-        keys, values, tail = _with_tail(keys, values, headroom)
+        """A block over copies of ``keys``/``values`` (on ``device`` as ``dtype`` if given)
+        with ``headroom`` tokens of tail."""
+        keys, values, tail = _with_tail(keys, values, headroom, device, dtype)
         return cls(tuple(token_ids), keys, values, fingerprint, _tail=tail, **fields)
 
     def __len__(self) -> int:
@@ -327,15 +335,17 @@ class KVBlock:
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> KVBlock:
-        def move(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device or t.device, dtype=dtype or t.dtype)
-
+        """This block on ``device`` as ``dtype``: itself if it is there already, else a copy."""
+        if (device is None or torch.device(device) == self.device) and dtype in (None, self.dtype):
+            return self
         return KVBlock.from_tensors(
             self.token_ids,
-            [move(k) for k in self.keys],
-            [move(v) for v in self.values],
+            self.keys,
+            self.values,
             self.fingerprint,
             headroom=self.headroom,
+            device=device,
+            dtype=dtype,
             text=self.text,
             memory_ids=self.memory_ids,
             built_s=self.built_s,
