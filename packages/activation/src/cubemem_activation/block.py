@@ -96,25 +96,35 @@ class _Tail:
         self.lock = threading.Lock()
 
 
+Pieces = torch.Tensor | Sequence[torch.Tensor]
+"""A layer's keys or values: one tensor, or pieces to join along the sequence axis."""
+
+
 def _with_tail(
-    keys: Sequence[torch.Tensor],
-    values: Sequence[torch.Tensor],
+    keys: Sequence[Pieces],
+    values: Sequence[Pieces],
     headroom: int,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], _Tail | None]:
     """Copy ``keys``/``values`` (onto ``device``/``dtype``) into buffers ``headroom`` tokens
-    longer; return views of the copies and the tail."""
+    longer, joining pieces as they go; return views of the copies and the tail."""
+    layers = [[t] if isinstance(t, torch.Tensor) else list(t) for t in (*keys, *values)]
+    length = sum(p.shape[-2] for p in layers[0]) if layers else 0
     with torch.inference_mode(False):  # buffers generation may write into outside inference
         buffers = []
-        for t in (*keys, *values):
-            shape = (*t.shape[:-2], t.shape[-2] + max(headroom, 0), t.shape[-1])
-            buffer = torch.empty(shape, dtype=dtype or t.dtype, device=device or t.device)
-            buffer[..., : t.shape[-2], :].copy_(t)
+        for pieces in layers:
+            first = pieces[0]
+            shape = (*first.shape[:-2], length + max(headroom, 0), first.shape[-1])
+            buffer = torch.empty(shape, dtype=dtype or first.dtype, device=device or first.device)
+            offset = 0
+            for piece in pieces:
+                buffer[..., offset : offset + piece.shape[-2], :].copy_(piece)
+                offset += piece.shape[-2]
             buffers.append(buffer)
+    n = len(keys)
     if headroom <= 0:
-        return tuple(buffers[: len(keys)]), tuple(buffers[len(keys) :]), None
-    n, length = len(keys), keys[0].shape[-2] if keys else 0
+        return tuple(buffers[:n]), tuple(buffers[n:]), None
     views = [b[..., :length, :] for b in buffers]
     return tuple(views[:n]), tuple(views[n:]), _Tail(buffers[:n], buffers[n:])
 
@@ -224,8 +234,8 @@ class KVBlock:
     def from_tensors(
         cls,
         token_ids: Sequence[int],
-        keys: Sequence[torch.Tensor],
-        values: Sequence[torch.Tensor],
+        keys: Sequence[Pieces],
+        values: Sequence[Pieces],
         fingerprint: Fingerprint,
         *,
         headroom: int = HEADROOM,
@@ -233,8 +243,9 @@ class KVBlock:
         dtype: torch.dtype | None = None,
         **fields: Any,
     ) -> KVBlock:
-        """A block over copies of ``keys``/``values`` (on ``device`` as ``dtype`` if given)
-        with ``headroom`` tokens of tail."""
+        """A block over copies of ``keys``/``values`` (per layer a tensor, or pieces joined
+        along the sequence axis; on ``device`` as ``dtype`` if given) with ``headroom`` tokens
+        of tail."""
         keys, values, tail = _with_tail(keys, values, headroom, device, dtype)
         return cls(tuple(token_ids), keys, values, fingerprint, _tail=tail, **fields)
 

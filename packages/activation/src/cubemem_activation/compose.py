@@ -69,16 +69,17 @@ def compose(
             cache, ids, blocks[0].fingerprint, text=text, memory_ids=memory_ids,
             meta={"strategy": strategy},
         )  # fmt: skip
-    keys, values = [], []
+    keys: list[list[torch.Tensor]] = []
+    values: list[list[torch.Tensor]] = []
     for layer in range(len(blocks[0].keys)):
         offset, layer_keys = 0, []
         for block in blocks:
             k = block.keys[layer]
             layer_keys.append(shift_keys(model, k, offset) if strategy == "rotated" else k)
             offset += len(block)
-        keys.append(torch.cat(layer_keys, dim=-2))
-        values.append(torch.cat([b.values[layer] for b in blocks], dim=-2))
-    return KVBlock.from_tensors(
+        keys.append(layer_keys)
+        values.append([b.values[layer] for b in blocks])
+    return KVBlock.from_tensors(  # joins the pieces straight into the new block's buffers
         ids,
         keys,
         values,
