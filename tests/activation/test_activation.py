@@ -172,3 +172,23 @@ def test_promotion_rebuilds_on_change_only(model, tokenizer, tmp_path, embedder)
         )
         assert reply == expected
         memory.close()
+
+
+def test_prebuild_builds_the_block_in_the_background(model, tokenizer, tmp_path, embedder):
+    with MemCube.create(tmp_path / "cube", embedder=embedder) as cube:
+        memory = ActivationMemory(cube, model, tokenizer, prebuild=True)
+        scope = {"agent": "chef", "session": "s1"}
+        ids = [i.id for i in cube.add(["Ana is vegetarian", "Ana lives in Porto"], scope=scope)]
+        assert cube.scheduler.wait(timeout=60)  # the promote task ran on a worker thread
+        assert memory.builds == 1
+        block = memory.block("chef", "s1")  # ready: no build on the generation's path
+        assert memory.builds == 1 and set(block.memory_ids) == set(ids)
+        cube.update(ids[1], "Ana lives in Lisbon")
+        assert cube.scheduler.wait(timeout=60)
+        assert memory.builds == 2
+        assert "Lisbon" in memory.block("chef", "s1").text and memory.builds == 2
+        status = cube.scheduler.status()
+        assert status.failed == [] and status.done >= 2
+        memory.close()
+        cube.update(ids[0], "Ana eats fish now")  # unsubscribed: nothing is queued or built
+        assert cube.scheduler.wait(timeout=60) and memory.builds == 2

@@ -31,6 +31,7 @@ class TaskKind(StrEnum):
     EXTRACT = "extract"  # run the cube's extractor over raw turns (see Scheduler.extractor)
     CONSOLIDATE = "consolidate"  # merge near-duplicates of these memories
     EXPIRE = "expire"  # archive expired and cold memories
+    PROMOTE = "promote"  # build a hot set's activation memory ahead of use (Scheduler.on_promote)
 
 
 class Task(BaseModel):

@@ -5,7 +5,8 @@ durable and returns the ids. Worker threads (or ``cubemem worker`` processes) cl
 batches, embed all their texts in one model call, write the rows and the index, and acknowledge.
 Every handler is idempotent, so at-least-once delivery has an exactly-once effect: an ``add``
 whose ids are already stored is skipped, a consolidation of an already merged memory does
-nothing, an expiry sweep only changes rows still at the version it read.
+nothing, an expiry sweep only changes rows still at the version it read, a promotion rebuilds
+only a hot set that changed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from cubemem.cube import MemCube
 
 log = logging.getLogger(__name__)
+
+Promoter = Callable[[str | None, str | None], int]
+"""``(agent, session) -> blocks built``: turns a hot set into activation memory."""
 
 
 class SchedulerStatus(BaseModel):
@@ -85,6 +89,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._finished: deque[tuple[float, int, int]] = deque(maxlen=4096)
         self._last_sweep = time.monotonic()
+        self._promoters: list[Promoter] = []
 
     # -- running --------------------------------------------------------------------------
     @property
@@ -156,6 +161,24 @@ class Scheduler:
             items_per_s=sum(i for _, _, i in recent) / span if span else 0.0,
             tasks_per_s=sum(n for _, n, _ in recent) / span if span else 0.0,
         )
+
+    def promote(self, agent: str | None = None, session: str | None = None) -> None:
+        """Queue the promotion of an agent/session's hot set (see ``on_promote``)."""
+        self.start()
+        self.submit([Task(kind=TaskKind.PROMOTE, payload={"agent": agent, "session": session})])
+
+    def on_promote(self, promoter: Promoter) -> Callable[[], None]:
+        """Run ``promoter(agent, session)`` for each promotion task this process's workers take;
+        returns an unsubscribe function. Activation memory registers here to build KV blocks in
+        the background. A promotion taken where nothing is registered (another process) does
+        nothing: the block is then built on first use."""
+        self._promoters.append(promoter)
+
+        def unsubscribe() -> None:
+            if promoter in self._promoters:
+                self._promoters.remove(promoter)
+
+        return unsubscribe
 
     def retry_failed(self, task_ids: Sequence[str] | None = None) -> int:
         """Put dead-lettered tasks back on the queue."""
@@ -265,6 +288,9 @@ class Scheduler:
             return len(report.expired) + len(report.cold)
         if task.kind is TaskKind.EXTRACT:
             return self.handle_extract(task.payload["ids"])
+        if task.kind is TaskKind.PROMOTE:
+            agent, session = task.payload.get("agent"), task.payload.get("session")
+            return sum(promote(agent, session) for promote in list(self._promoters))
         raise ValueError(f"unknown task kind {task.kind!r}")
 
     def handle_add(self, items: Sequence[MemoryItem]) -> int:

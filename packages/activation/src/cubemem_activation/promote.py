@@ -3,7 +3,8 @@
 ``ActivationMemory`` listens to the cube's working-memory hook. The block for an
 (agent, session) is rebuilt only when that hot set changes or one of its members is updated or
 deleted; otherwise the pooled block is reused, so a local model stops re-reading the same
-memories every turn.
+memories every turn. With ``prebuild=True`` a change also queues a ``promote`` task, and the
+cube's workers build the new block in the background, before the next generation asks for it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ActivationMemory:
         pool: BlockPool | None = None,
         max_chars: int = 4000,
         header: str = "Long-term memories:",
+        prebuild: bool = False,
     ) -> None:
         self.cube = cube
         self.model = model
@@ -40,9 +42,13 @@ class ActivationMemory:
         self.max_chars = max_chars
         self.header = header
         self.builds = 0
+        self.prebuild = prebuild
         self._dirty: set[tuple[str | None, str | None]] = set()
         self._lock = threading.Lock()
-        self._unsubscribe = cube.on_working_memory_change(self._changed)
+        self._building = threading.Lock()  # one build at a time: a generation waits for a prebuild
+        self._unsubscribe = [cube.on_working_memory_change(self._changed)]
+        if prebuild:
+            self._unsubscribe.append(cube.scheduler.on_promote(self._promote))
 
     def _key(self, agent: str | None, session: str | None) -> str:
         return f"{self.cube.id}:{agent or ''}:{session or ''}"
@@ -50,25 +56,35 @@ class ActivationMemory:
     def _changed(self, change: WorkingSetChange) -> None:
         with self._lock:
             self._dirty.add((change.agent, change.session))
+        if self.prebuild:
+            self.cube.scheduler.promote(change.agent, change.session)
+
+    def _promote(self, agent: str | None, session: str | None) -> int:
+        """A ``promote`` task's work: the hot set's block, built now if it changed."""
+        before = self.builds
+        self.block(agent, session)
+        return self.builds - before
 
     def block(self, agent: str | None = None, session: str | None = None) -> KVBlock | None:
         """The block for this agent/session's hot set (None when the set is empty)."""
         key = self._key(agent, session)
-        with self._lock:
-            dirty = (agent, session) in self._dirty
-            self._dirty.discard((agent, session))
-        if not dirty:
-            cached = self.pool.get(key, device=str(self.model.device))
-            if cached is not None:
-                return cached
-        items = self.cube.working_memory(agent=agent, session=session)
-        if not items:
-            self.pool.discard(key)
-            return None
-        text = render_memories(items, max_chars=self.max_chars, header=self.header)
-        block = build_block(self.model, self.tokenizer, text, memory_ids=tuple(i.id for i in items))
-        self.builds += 1
-        return self.pool.put(key, block, device=str(self.model.device))
+        with self._building:
+            with self._lock:
+                dirty = (agent, session) in self._dirty
+                self._dirty.discard((agent, session))
+            if not dirty:
+                cached = self.pool.get(key, device=str(self.model.device))
+                if cached is not None:
+                    return cached
+            items = self.cube.working_memory(agent=agent, session=session)
+            if not items:
+                self.pool.discard(key)
+                return None
+            text = render_memories(items, max_chars=self.max_chars, header=self.header)
+            ids = tuple(i.id for i in items)
+            block = build_block(self.model, self.tokenizer, text, memory_ids=ids)
+            self.builds += 1
+            return self.pool.put(key, block, device=str(self.model.device))
 
     def generate(
         self,
@@ -97,4 +113,5 @@ class ActivationMemory:
         )
 
     def close(self) -> None:
-        self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
