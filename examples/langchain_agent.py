@@ -73,6 +73,8 @@ def main(folder: Path) -> None:
         return result["messages"][-1].text
 
     print("thread 1:", ask("Please remember I'm allergic to peanuts.", "thread-1"))
+    # The middleware stored thread 1's turn in the background; let the scheduler finish it.
+    cube.scheduler.wait(timeout=60)
     # A new thread has no chat history; the middleware recalls the memory into the prompt.
     print("thread 2:", ask("Which dessert should I order?", "thread-2"))
     print("system prompt the model received in thread 2:")

@@ -10,6 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.prebuilt import ToolRuntime
 from lc_helpers import scripted, tool_call
 
+from cubemem import MemCube, Settings
 from cubemem_langchain import MemCubeMiddleware, MemCubeStore, create_memory_tools
 
 
@@ -123,6 +124,7 @@ def test_middleware_stores_the_turn_and_recalls_it_next_time(cube):
     model = scripted("Noted, you love spicy food.", "You love spicy food.")
     agent = create_agent(model, middleware=[middleware], checkpointer=InMemorySaver())
     run(agent, "I really love spicy Sichuan food", "thread-1")
+    assert cube.scheduler.wait(timeout=60)  # stored in the background by default
     stored = cube.list({"user": "ana"})
     assert [(m.provenance.speaker, m.content) for m in stored] == [
         ("user", "I really love spicy Sichuan food"),
@@ -140,6 +142,7 @@ async def test_middleware_async(cube):
     agent = create_agent(model, middleware=[MemCubeMiddleware(cube, user_id="ana")])
     await agent.ainvoke({"messages": [{"role": "user", "content": "When is my flight to Oslo?"}]})
     assert "Ana's flight to Oslo leaves on Friday" in model.system_prompts()[0]
+    assert cube.scheduler.wait(timeout=60)
     assert cube.count({"user": "ana", "agent": None}) >= 1
     assert any(m.content == "Friday." for m in cube.list({"user": "ana"}))
 
@@ -205,7 +208,7 @@ def test_middleware_does_not_repeat_what_the_thread_already_shows(cube):
     model = scripted("Noted: you keep bees.", "You keep bees.")
     agent = create_agent(
         model,
-        middleware=[MemCubeMiddleware(cube, user_id="ana")],
+        middleware=[MemCubeMiddleware(cube, user_id="ana", wait=True)],  # stored before recall
         checkpointer=InMemorySaver(),
     )
     run(agent, "I keep bees on my roof", "same-thread")
@@ -219,3 +222,25 @@ def test_middleware_does_not_repeat_what_the_thread_already_shows(cube):
         "What do I keep on my roof?",
         "You keep bees.",
     ]  # each turn stored once, even though the thread replays the first
+
+
+def test_middleware_stores_turns_without_holding_up_the_agent(tmp_path, embedder):
+    """The turn is durable when the run returns; embedding and indexing happen on workers."""
+    settings = Settings(workers=0)  # no worker yet: what the run left behind is visible
+    with MemCube.create(tmp_path / "bg", embedder=embedder, settings=settings) as cube:
+        agent = create_agent(
+            scripted("Noted."), middleware=[MemCubeMiddleware(cube, user_id="ana")]
+        )
+        run(agent, "My locker code is 4711", "t")
+        assert cube.count({"user": "ana"}) == 0
+        assert cube.scheduler.status().ready == 1  # one durable task holding the turn
+        cube.scheduler.workers = 1
+        cube.scheduler.start()
+        assert cube.scheduler.wait(timeout=60)
+        assert [m.content for m in cube.list({"user": "ana"})] == [
+            "My locker code is 4711",
+            "Noted.",
+        ]
+        assert cube.search("locker code", k=1, filters={"user": "ana"})[0].item.content == (
+            "My locker code is 4711"
+        )

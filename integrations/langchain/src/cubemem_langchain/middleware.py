@@ -29,7 +29,8 @@ class MemCubeMiddleware(AgentMiddleware):
     message (that user's memories only) and appends them to the system prompt, whole memories
     within ``max_chars``. After the agent finishes a turn it stores the turn's messages (the
     user message and the final answer by default) as raw memories, scoped to the user, the
-    agent and the thread.
+    agent and the thread — in the background by default: the turn is queued durably and the
+    cube's scheduler embeds and indexes it, so the agent's answer is not held up.
 
     ```python
     agent = create_agent(model, tools, middleware=[MemCubeMiddleware(cube, user_id="ana")])
@@ -45,6 +46,8 @@ class MemCubeMiddleware(AgentMiddleware):
             ``"system"``); empty to only recall.
         scope: ``runtime.context -> {"user": ..., "agent": ...}``.
         header: First line of the memory block.
+        wait: Store the turn before ``after_agent`` returns (searchable at once) instead of
+            through the scheduler (durable at once, searchable moments later; the default).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class MemCubeMiddleware(AgentMiddleware):
         store_roles: Sequence[str] = ("human", "ai"),
         scope: ScopeResolver | None = None,
         header: str = DEFAULT_HEADER,
+        wait: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(cube, MemCube):
@@ -77,6 +81,7 @@ class MemCubeMiddleware(AgentMiddleware):
         self.store_roles = tuple(store_roles)
         self.resolve_scope = scope
         self.header = header
+        self.wait = wait
 
     # -- recall ---------------------------------------------------------------------------
     def wrap_model_call(
@@ -137,7 +142,9 @@ class MemCubeMiddleware(AgentMiddleware):
             return
         scope = self._scope(runtime)
         session = thread_id or _thread_id()
-        self.cube.add_messages(messages, scope=scope, session=session, timestamp=utcnow())
+        self.cube.add_messages(
+            messages, scope=scope, session=session, timestamp=utcnow(), wait=self.wait
+        )
 
     # -- identity -------------------------------------------------------------------------
     def _scope(self, runtime: Runtime | None) -> Scope:
