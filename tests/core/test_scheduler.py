@@ -208,3 +208,45 @@ def test_working_memory_hot_set_and_hooks(tmp_path, embedder):
     cube.add("Ana likes figs", scope={"agent": "chef", "session": "s1"})
     assert len(events) == count
     cube.close()
+
+
+def test_a_worker_survives_its_queue_failing_under_it(tmp_path, embedder):
+    """An acknowledgement that cannot get the queue's lock does not kill the worker: the task
+    comes back when its lease ends and is handled again; later work is still processed."""
+    import sqlite3
+    import threading
+
+    cube = make(tmp_path, embedder, busy_timeout_s=0.2, task_lease_s=1.0)
+    calls: list[tuple[str | None, str | None]] = []
+    released = threading.Event()
+
+    def hold_queue_lock() -> None:  # another process writing the queue for a while
+        db = sqlite3.connect(tmp_path / "cube" / "queue.sqlite3", isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        holding.set()
+        time.sleep(0.6)
+        db.execute("ROLLBACK")
+        db.close()
+        released.set()
+
+    holding = threading.Event()
+
+    def promoter(agent: str | None, session: str | None) -> int:
+        calls.append((agent, session))
+        if len(calls) == 1:  # the first time, the queue is locked when the worker acks
+            threading.Thread(target=hold_queue_lock).start()
+            holding.wait(5)
+        return 1
+
+    cube.scheduler.on_promote(promoter)
+    cube.scheduler.promote("chef", "s1")
+    assert released.wait(10)
+    deadline = time.monotonic() + 30
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calls == [("chef", "s1"), ("chef", "s1")]  # redelivered after the lease, not lost
+    assert cube.scheduler.wait(timeout=30)
+    assert cube.scheduler.status().workers == 1  # still alive
+    later = cube.add("Ana likes jazz", wait=False)
+    assert cube.scheduler.wait([later], timeout=30)
+    cube.close()

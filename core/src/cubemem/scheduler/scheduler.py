@@ -202,18 +202,27 @@ class Scheduler:
                     log.exception("claiming tasks failed; retrying")
                     self._stop.wait(1.0)
                     continue
-                adds = [t for t in tasks if t.kind is TaskKind.ADD]
-                prepared = self._prepare(adds) if adds else None
-                if writing is not None:
-                    self._finish(writing)
-                    writing = None
-                if prepared is not None:
-                    writing = _Write(adds, *prepared, writer.submit(self._write, *prepared))
-                for task in tasks:
-                    if task.kind is not TaskKind.ADD:
-                        self._one(task)
+                try:
+                    adds = [t for t in tasks if t.kind is TaskKind.ADD]
+                    prepared = self._prepare(adds) if adds else None
+                    if writing is not None:
+                        pending, writing = writing, None
+                        self._finish(pending)
+                    if prepared is not None:
+                        writing = _Write(adds, *prepared, writer.submit(self._write, *prepared))
+                    for task in tasks:
+                        if task.kind is not TaskKind.ADD:
+                            self._one(task)
+                except Exception:
+                    # The queue failed under us (an ack, a retry): the worker lives on, and the
+                    # unacknowledged tasks come back when their leases end (handlers are
+                    # idempotent, so what was already written is skipped then).
+                    log.exception("a worker step failed; its tasks return when their lease ends")
+                    self._stop.wait(1.0)
             if writing is not None:
                 self._finish(writing)
+        except Exception:
+            log.exception("finishing the last batch failed; its tasks return when their lease ends")
         finally:
             writer.shutdown(wait=True)
 
