@@ -67,6 +67,8 @@ async def main(folder: Path) -> None:
             "monday:", await ask(agent, "On long flights I always want an aisle seat.", session_1)
         )
 
+        # MemCubeMemory stored monday's messages in the background; let the scheduler finish.
+        cube.scheduler.wait(timeout=60)
         # a new session has no chat history; MemCubeMemory recalls from the cube
         session_2 = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="friday")
         print("friday:", await ask(agent, "Book my flight to Tokyo, the usual seat.", session_2))

@@ -117,10 +117,12 @@ async def test_agent_with_memcube_memory_recalls_across_sessions(cube):
     agent = FunctionAgent(tools=[], llm=llm, system_prompt="You are helpful.")
     first = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s1")
     await run(agent, "I just moved to Porto", memory=first)
+    assert cube.scheduler.wait(timeout=60)  # put stores through the scheduler
     second = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s2")
     answer, _ = await run(agent, "Which city do I live in now?", memory=second)
     assert answer == "You live in Porto."
     assert "I just moved to Porto" in system_texts(received[-1])
+    assert cube.scheduler.wait(timeout=60)
     assert [m.content for m in cube.list({"user": "ana"})] == [
         "I just moved to Porto",
         "Nice, noted.",

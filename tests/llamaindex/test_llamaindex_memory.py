@@ -7,7 +7,7 @@ from li_helpers import system_texts
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.memory import Memory
 
-from cubemem import InvalidInputError
+from cubemem import InvalidInputError, MemCube, Settings
 from cubemem_llamaindex import MemCubeMemory, MemCubeMemoryBlock
 
 CHATTER = [
@@ -40,6 +40,7 @@ async def test_flushed_messages_are_recalled_in_a_new_session(cube):
     first = memory_with(block, "session-1")
     await first.aput_messages(msgs(CHATTER))
     # enough messages to overflow the short-term queue: the oldest were flushed into the cube
+    assert cube.scheduler.wait(timeout=60)  # stored in the background by default
     stored = cube.list({"user": "ana"})
     assert stored, "nothing was flushed into the cube"
     assert stored[0].content == CHATTER[0][1]
@@ -103,6 +104,7 @@ def test_memory_object_stores_and_recalls_across_sessions(cube):
     ]
     # same session: the history already holds it, so it is not repeated as a memory
     assert system_texts(one.get()) == ""
+    assert cube.scheduler.wait(timeout=60)
 
     two = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s2")
     two.put(ChatMessage(role="user", content="When does my daughter start school?"))
@@ -135,6 +137,7 @@ async def test_memory_object_async_set_and_reset(cube):
     await memory.areset()
     assert await memory.aget_all() == []
     # long-term memory survives reset; only put ever wrote to it
+    assert cube.scheduler.wait(timeout=60)
     assert [m.content for m in cube.list({"user": "ana"})] == [
         "I'm flying to Oslo on Friday",
         "Safe travels!",
@@ -148,7 +151,25 @@ def test_users_are_isolated(cube):
     ana = MemCubeMemory.from_defaults(cube=cube, user_id="ana")
     bob = MemCubeMemory.from_defaults(cube=cube, user_id="bob")
     ana.put(ChatMessage(role="user", content="My locker code is 4471"))
+    assert cube.scheduler.wait(timeout=60)
     assert "4471" not in system_texts(bob.get(input="what is my locker code?"))
     assert "4471" in system_texts(
         MemCubeMemory.from_defaults(cube=cube, user_id="ana").get(input="what is my locker code?")
     )
+
+
+async def test_flushes_do_not_wait_for_the_embedding_model(tmp_path, embedder):
+    """Flushed messages are durable when ``aput`` returns and stored by the workers later;
+    ``wait=True`` stores them before returning."""
+    settings = Settings(workers=0)  # no worker yet: what the flush left behind is visible
+    with MemCube.create(tmp_path / "bg", embedder=embedder, settings=settings) as cube:
+        background = memory_with(MemCubeMemoryBlock(cube=cube, user_id="ana"), "s1")
+        await background.aput_messages(msgs(CHATTER))
+        assert cube.count({"user": "ana"}) == 0 and cube.scheduler.status().ready >= 1
+        at_once = MemCubeMemory.from_defaults(cube=cube, user_id="bob", wait=True)
+        await at_once.aput(ChatMessage(role="user", content="I collect stamps"))
+        assert [m.content for m in cube.list({"user": "bob"})] == ["I collect stamps"]
+        cube.scheduler.workers = 1
+        cube.scheduler.start()
+        assert cube.scheduler.wait(timeout=60)
+        assert cube.list({"user": "ana"})[0].content == CHATTER[0][1]

@@ -22,7 +22,7 @@ STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
 class _CubeBinding:
     """What both memory classes share: identity, search for recall, and storing messages.
     (The pydantic subclasses declare the fields: cube, user_id, agent_id, similarity_top_k,
-    max_chars.)"""
+    max_chars, wait.)"""
 
     def _owner(self) -> dict[str, str]:
         if self.user_id is not None:
@@ -59,16 +59,20 @@ class _CubeBinding:
             return
         self._owner()
         scope = Scope(user=self.user_id, agent=self.agent_id)
-        self.cube.add_messages(turns, scope=scope, session=session, timestamp=utcnow())
+        self.cube.add_messages(
+            turns, scope=scope, session=session, timestamp=utcnow(), wait=self.wait
+        )
 
 
 class MemCubeMemoryBlock(_CubeBinding, BaseMemoryBlock[str]):
     """Long-term memory block for ``Memory.from_defaults(memory_blocks=[...])``.
 
     Messages flushed out of the short-term queue are stored in the cube (raw turns, scoped to
-    the user/agent and the session); on every ``aget`` the memories relevant to the latest
-    messages are rendered, best first, within ``max_chars``. Under token pressure ``Memory``
-    truncates this block from its least relevant memory up (priority 0 never truncates).
+    the user/agent and the session) — through the cube's scheduler by default, so a flush never
+    waits for the embedding model (``wait=True`` stores before returning); on every ``aget`` the
+    memories relevant to the latest messages are rendered, best first, within ``max_chars``.
+    Under token pressure ``Memory`` truncates this block from its least relevant memory up
+    (priority 0 never truncates).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -83,6 +87,10 @@ class MemCubeMemoryBlock(_CubeBinding, BaseMemoryBlock[str]):
     )
     max_chars: int = Field(default=2000, ge=1, description="Budget for the rendered block.")
     priority: int = Field(default=1, description="Truncated before priority-0 blocks.")
+    wait: bool = Field(
+        default=False,
+        description="Store flushed messages before returning instead of through the scheduler.",
+    )
 
     def model_post_init(self, context: Any) -> None:
         self._owner()
@@ -122,8 +130,10 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     """Long-term memory for a LlamaIndex agent in one object (the shape of the mem0 integration).
 
     Short-term chat history lives in a LlamaIndex ``Memory``; every user and assistant message
-    put into it is also stored in the cube; ``get`` returns the history with the cube's memories
-    relevant to the input (or the latest user message) in the system message.
+    put into it is also stored in the cube (through the cube's scheduler: durable at once,
+    searchable moments later; ``wait=True`` stores before returning); ``get`` returns the
+    history with the cube's memories relevant to the input (or the latest user message) in the
+    system message.
 
     ```python
     memory = MemCubeMemory.from_defaults(cube=cube, user_id="ana")
@@ -140,6 +150,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     similarity_top_k: int = Field(default=5, ge=1)
     max_chars: int = Field(default=2000, ge=1)
     header: str = DEFAULT_HEADER
+    wait: bool = False
     short_term: BaseMemory
 
     @classmethod
@@ -159,6 +170,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
         token_limit: int = 30000,
         chat_history: list[ChatMessage] | None = None,
         short_term: BaseMemory | None = None,
+        wait: bool = False,
     ) -> MemCubeMemory:
         memory = cls(
             cube=cube,
@@ -167,6 +179,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
             session_id=session_id,
             similarity_top_k=similarity_top_k,
             max_chars=max_chars,
+            wait=wait,
             short_term=short_term
             or Memory.from_defaults(session_id=session_id, token_limit=token_limit),
         )
