@@ -310,24 +310,27 @@ class KVBlock:
         block is checked unchanged (``RuntimeError`` otherwise).
         """
         edges = self.edges()
+        cache = DynamicCache(config=model.config)
         tail = self._tail
-        layers: list[_TailLayer] = []
-        if tail is not None and self.device == model.device and tail.lock.acquire(blocking=False):
-            cache = DynamicCache(config=model.config)
-            if all(type(layer) is DynamicLayer for layer in cache.layers):
-                layers = [
-                    _TailLayer(k, v, len(self)) for k, v in zip(tail.keys, tail.values, strict=True)
-                ]
-                cache.layers = list(layers)
-            else:
-                tail.lock.release()
+        lent = (
+            tail is not None
+            and self.device == model.device
+            and all(type(layer) is DynamicLayer for layer in cache.layers)
+            and tail.lock.acquire(blocking=False)
+        )
+        if not lent:
+            yield self.cache(model)
+            self.assert_intact(edges)
+            return
+        assert tail is not None
+        layers = [_TailLayer(k, v, len(self)) for k, v in zip(tail.keys, tail.values, strict=True)]
+        cache.layers = list(layers)
         try:
-            yield cache if layers else self.cache(model)
+            yield cache
         finally:
-            if layers:
-                for layer in layers:
-                    layer.give_back()
-                tail.lock.release()  # type: ignore[union-attr]
+            for layer in layers:
+                layer.give_back()
+            tail.lock.release()
         self.assert_intact(edges)
 
     def edges(self) -> tuple[torch.Tensor, ...]:
