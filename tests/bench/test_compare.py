@@ -12,7 +12,7 @@ from cubemem.bench import locomo
 from cubemem.retrieve import RetrievalConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+DATA = ROOT / "tests" / "data" / "locomo_mini.json"  # written for the tests
 
 
 def _load(name):

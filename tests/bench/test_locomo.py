@@ -12,7 +12,7 @@ from cubemem.bench import locomo
 from cubemem.cli import app
 from cubemem.errors import InvalidInputError
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+DATA = Path(__file__).resolve().parents[1] / "data" / "locomo_mini.json"  # written for the tests
 KEYS = [
     "dataset",
     "mode",

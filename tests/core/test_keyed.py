@@ -27,7 +27,8 @@ def test_put_revives_a_deleted_key(cube):
     cube.delete(item.id)
     assert cube.lookup(("n",), "k") is None
     revived = cube.put(("n",), "k", "second text")
-    assert revived.status == "active" and revived.version == 2
+    assert revived.status == "active" and revived.version == 3  # the delete is a version too
+    assert [v.status for v in cube.history(item.id)] == ["active", "deleted", "active"]
     assert cube.lookup(("n",), "k").content == "second text"
 
 

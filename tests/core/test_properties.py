@@ -44,7 +44,11 @@ class CubeMachine(RuleBasedStateMachine):
     @rule(target=ids, text=texts, user=users, tag=tags)
     def add(self, text, user, tag):
         item = self.cube.add(text, scope={"user": user}, tags=tag)
-        self.model[item.id] = {"versions": [text], "status": Status.ACTIVE, "user": user}
+        self.model[item.id] = {
+            "versions": [(text, Status.ACTIVE)],
+            "status": Status.ACTIVE,
+            "user": user,
+        }
         return item.id
 
     @rule(id=ids, text=texts)
@@ -53,19 +57,26 @@ class CubeMachine(RuleBasedStateMachine):
         if entry is None or entry["status"] is Status.DELETED:
             return
         self.cube.update(id, text)
-        entry["versions"].append(text)
+        entry["versions"].append((text, entry["status"]))
+
+    def _status(self, id, status):
+        """A change of status is a version of its own (history is append-only)."""
+        entry = self.model[id]
+        if entry["status"] is not status:
+            entry["versions"].append((entry["versions"][-1][0], status))
+            entry["status"] = status
 
     @rule(id=ids)
     def delete(self, id):
         if id in self.model:
             self.cube.delete(id)
-            self.model[id]["status"] = Status.DELETED
+            self._status(id, Status.DELETED)
 
     @rule(id=ids)
     def restore(self, id):
         if id in self.model:
             self.cube.restore(id)
-            self.model[id]["status"] = Status.ACTIVE
+            self._status(id, Status.ACTIVE)
 
     @rule(id=consumes(ids))
     def purge(self, id):
@@ -77,10 +88,12 @@ class CubeMachine(RuleBasedStateMachine):
     def get_and_history_match(self):
         for id, entry in self.model.items():
             item = self.cube.get(id)
-            assert item.content == entry["versions"][-1]
+            assert item.content == entry["versions"][-1][0]
             assert item.status is entry["status"]
             assert item.version == len(entry["versions"])
-            assert [v.content for v in self.cube.history(id)] == entry["versions"]
+            history = self.cube.history(id)
+            assert [(v.content, v.status) for v in history] == entry["versions"]
+            assert [v.version for v in history] == list(range(1, item.version + 1))
 
     @invariant()
     def counts_match(self):
@@ -99,7 +112,7 @@ class CubeMachine(RuleBasedStateMachine):
         found = {h.id for h in self.cube.search("tea cello boat rain", k=len(self.model) + 5)}
         assert found <= active
         for id in list(active)[:2]:
-            text = self.model[id]["versions"][-1]
+            text = self.model[id]["versions"][-1][0]
             assert id in {h.id for h in self.cube.search(text, k=len(active))}
 
     def teardown(self):

@@ -19,6 +19,8 @@ import pytest
 
 from cubemem import MemCube, Settings
 
+pytestmark = pytest.mark.slow  # multi-process: minutes; CI runs them (README command)
+
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "scheduler_child.py"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -54,7 +56,7 @@ def verify(cube: MemCube, acked: dict[str, str], sample: int, rng: random.Random
     assert len(texts) == len(set(texts)), "an item was stored twice"
     assert all(items[i].content == t for i, t in acked.items())
     # nothing half-written: every row has its vector, and the index holds exactly the rows
-    store = cube._store
+    store = cube.store
     store.sync_index()
     found, _ = store.vectors(list(items))
     assert set(found) == set(items)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, Provenance, Scope, Status
 from cubemem.retrieve import embed_items
 from cubemem.store import EmbeddedStore, MemoryStore
@@ -28,8 +29,12 @@ def _item(content, **kw):
 
 
 def _write(store, embedder, *items):
-    store.write(items, embed_items(embedder, items))
+    assert store.insert(items, embed_items(embedder, items)) == [i.id for i in items]
     return items
+
+
+def _next(item, **changes):
+    return item.model_copy(update={"version": item.version + 1, **changes})
 
 
 def test_write_then_get_in_the_order_asked(store, embedder):
@@ -50,10 +55,66 @@ def test_revision_moves_on_every_write(store, embedder):
 
 def test_versions_are_snapshots_oldest_first(store, embedder):
     (a,) = _write(store, embedder, _item("v1"))
-    v2 = a.model_copy(update={"content": "v2", "version": 2})
-    _write(store, embedder, v2)
+    v2 = _next(a, content="v2")
+    store.revise([(v2, 1)], embed_items(embedder, [v2]))
     assert [v.content for v in store.versions(a.id)] == ["v1", "v2"]
     assert store.get([a.id])[0].content == "v2"
+
+
+def test_insert_skips_ids_already_stored(store, embedder):
+    (a,) = _write(store, embedder, _item("first"))
+    again = a.model_copy(update={"content": "a second writer's text"})
+    b = _item("new")
+    assert store.insert([again, b], embed_items(embedder, [again, b])) == [b.id]
+    assert store.get([a.id])[0].content == "first"
+    assert [v.content for v in store.versions(a.id)] == ["first"]
+
+
+def test_revise_of_a_stale_version_is_refused_whole(store, embedder):
+    a, b = _write(store, embedder, _item("a v1"), _item("b v1"))
+    a2 = _next(a, content="a v2")
+    store.revise([(a2, 1)], embed_items(embedder, [a2]))
+    before = (store.get([a.id, b.id]), store.versions(a.id), store.versions(b.id))
+    revision = store.revision()
+    stale, fine = _next(a, content="a lost edit"), _next(b, content="b v2")
+    with pytest.raises(ConflictError) as caught:
+        store.revise([(fine, 1), (stale, 1)], embed_items(embedder, [fine, stale]))
+    assert caught.value.ids == [a.id]
+    assert (store.get([a.id, b.id]), store.versions(a.id), store.versions(b.id)) == before
+    assert store.revision() == revision
+    with pytest.raises(ConflictError):
+        store.revise([(_next(_item("never stored")), 1)], {})
+
+
+def test_history_is_append_only(store, embedder):
+    (a,) = _write(store, embedder, _item("v1"))
+    a2 = _next(a, content="v2")
+    store.revise([(a2, 1)], embed_items(embedder, [a2]))
+    rewrite = a2.model_copy(update={"content": "v2 rewritten", "version": 2})
+    with pytest.raises(ValueError):  # a revision must move the version on
+        store.revise([(rewrite, 2)], {})
+    assert [v.content for v in store.versions(a.id)] == ["v1", "v2"]
+
+
+def test_revise_keeps_usage_counts_and_the_vector_when_text_is_unchanged(store, embedder):
+    (a,) = _write(store, embedder, _item("alpha"))
+    store.touch([a.id, a.id, a.id], NOW)
+    store.revise([(_next(a, tags=["x"]), 1)], {})
+    current = store.get([a.id])[0]
+    assert current.usage.hits == 3 and current.tags == ["x"] and current.version == 2
+    _, matrix = store.vectors([a.id])
+    np.testing.assert_allclose(matrix[0], embed_items(embedder, [a])[a.id].vector, rtol=1e-6)
+
+
+def test_extend_moves_expiry_only_on_the_version_read(store, embedder):
+    (a,) = _write(store, embedder, _item("short lived", expires_at=NOW))
+    later = NOW + timedelta(hours=1)
+    assert store.extend([(a.id, 1, later)]) == [a.id]
+    assert store.get([a.id])[0].expires_at == later
+    assert store.versions(a.id)[0].expires_at == NOW, "not a new version"
+    store.revise([(_next(a, content="rewritten"), 1)], {})
+    assert store.extend([(a.id, 1, later + timedelta(hours=1))]) == []
+    assert store.get([a.id])[0].expires_at == NOW
 
 
 def test_filters(store, embedder):
@@ -110,7 +171,7 @@ def test_purge_removes_rows_versions_and_vectors(store, embedder):
 
 def test_reconcile_indexes_rows_written_without_vectors(store, embedder):
     (a,) = [_item("written without a vector")]
-    store.write([a], {})
+    store.insert([a], {})
     assert store.nearest(embedder.embed_query("vector"), 5, None) == []
     repair = store.reconcile(lambda items: embed_items(embedder, items))
     assert repair.reindexed == [a.id]
@@ -120,7 +181,7 @@ def test_reconcile_indexes_rows_written_without_vectors(store, embedder):
 
 def test_vectors_are_kept_with_the_rows(store, embedder):
     a, b = _write(store, embedder, _item("alpha"), _item("beta"))
-    store.write([_item("no vector yet")], {})
+    store.insert([_item("no vector yet")], {})
     ids, matrix = store.vectors([b.id, "missing", a.id])
     assert sorted(ids) == sorted([a.id, b.id])
     expected = embed_items(embedder, [a, b])

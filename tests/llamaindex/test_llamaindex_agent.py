@@ -54,9 +54,10 @@ async def test_update_and_delete_through_the_agent(cube):
     )
     _, results = await run(agent, "I changed jobs; actually forget where I work")
     assert [r.tool_output.is_error for r in results] == [False, False]
-    assert [v.content for v in cube.history(memory_id)] == [
-        "Ana works at Acme",
-        "Ana works at Globex",
+    assert [(v.content, v.status) for v in cube.history(memory_id)] == [
+        ("Ana works at Acme", "active"),
+        ("Ana works at Globex", "active"),
+        ("Ana works at Globex", "deleted"),
     ]
     assert cube.get(memory_id).status == "deleted"
 

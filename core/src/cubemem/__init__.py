@@ -7,8 +7,10 @@ from cubemem.cube import MemCube
 from cubemem.embed import Embedder, SentenceTransformerEmbedder
 from cubemem.errors import (
     BackendUnavailableError,
+    ConflictError,
     CubeBusyError,
     CubememError,
+    FollowUpError,
     IncompatibleCubeError,
     IncompatibleModelError,
     InvalidFilterError,
@@ -35,10 +37,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
+    "ConflictError",
     "CubeBusyError",
     "CubememError",
     "Embedder",
     "Filters",
+    "FollowUpError",
     "IncompatibleCubeError",
     "IncompatibleModelError",
     "InvalidFilterError",

@@ -19,6 +19,24 @@ class NotFoundError(CubememError, LookupError):
     """The memory (or cube) asked for does not exist."""
 
 
+class ConflictError(CubememError):
+    """A versioned write named a version that is no longer current: another writer changed the
+    memory since it was read. Nothing was written; re-read it and decide again."""
+
+    def __init__(self, message: str, ids: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.ids: list[str] = list(ids or [])
+
+
+class FollowUpError(CubememError):
+    """The memories were stored, but work that follows a write (extraction, consolidation)
+    failed. ``ids`` are the stored memories; the message says how to run the step again."""
+
+    def __init__(self, message: str, ids: list[str]) -> None:
+        super().__init__(message)
+        self.ids: list[str] = list(ids)
+
+
 class PermissionDeniedError(CubememError, PermissionError):
     """The acting agent holds no grant for this operation."""
 

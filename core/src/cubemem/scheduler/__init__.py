@@ -1,14 +1,15 @@
 """MemScheduler: durable background memory work (see docs/scheduler.md).
 
 - ``queue``: the task queue protocol, SQLite and Redis Streams engines
-- ``scheduler``: worker threads, idempotent handlers, wait/status/retry
-- ``consolidate``: near-duplicate merging (and undo)
-- ``lifecycle``: expiry and decay to the archive
-- ``working``: per agent/session hot sets with change hooks
+- ``scheduler``: worker threads, idempotent handlers over ``cubemem.ops``, wait/status/retry
+
+The work itself (consolidation, lifecycle, working memory, follow-ups) lives in ``cubemem.ops``;
+its names are re-exported here for the scheduler's users.
 """
 
-from cubemem.scheduler.consolidate import Merge, MergeDecision, MergePolicy, undo_merge
-from cubemem.scheduler.lifecycle import LifecycleReport
+from cubemem.ops.consolidate import Merge, MergeDecision, MergePolicy
+from cubemem.ops.lifecycle import LifecycleReport
+from cubemem.ops.working import WorkingMemory, WorkingSetChange
 from cubemem.scheduler.queue import (
     DeadTask,
     QueueStats,
@@ -19,15 +20,16 @@ from cubemem.scheduler.queue import (
     TaskQueue,
     open_queue,
 )
-from cubemem.scheduler.scheduler import Scheduler, SchedulerStatus
-from cubemem.scheduler.working import WorkingMemory, WorkingSetChange
+from cubemem.scheduler.scheduler import Cubes, OneCube, Scheduler, SchedulerStatus, add_task
 
 __all__ = [
+    "Cubes",
     "DeadTask",
     "LifecycleReport",
     "Merge",
     "MergeDecision",
     "MergePolicy",
+    "OneCube",
     "QueueStats",
     "RedisQueue",
     "SQLiteQueue",
@@ -38,6 +40,6 @@ __all__ = [
     "TaskQueue",
     "WorkingMemory",
     "WorkingSetChange",
+    "add_task",
     "open_queue",
-    "undo_merge",
 ]

@@ -28,7 +28,7 @@ from cubemem.sqlite import immediate
 
 class TaskKind(StrEnum):
     ADD = "add"  # store (embed + write + index) memories whose ids were acknowledged
-    EXTRACT = "extract"  # run the cube's extractor over raw turns (see Scheduler.extractor)
+    EXTRACT = "extract"  # run the cube's extractor over raw turns (cubemem.ops.followup)
     CONSOLIDATE = "consolidate"  # merge near-duplicates of these memories
     EXPIRE = "expire"  # archive expired and cold memories
     PROMOTE = "promote"  # build a hot set's activation memory ahead of use (Scheduler.on_promote)
@@ -67,8 +67,9 @@ class TaskQueue(Protocol):
     def claim(self, consumer: str, limit: int, lease_s: float, block_s: float) -> list[Task]:
         """Up to ``limit`` tasks for ``consumer``, waiting up to ``block_s`` for some."""
 
-    def ack(self, tasks: Sequence[Task]) -> None:
-        """The tasks are done; they are never delivered again."""
+    def ack(self, tasks: Sequence[Task], then: Sequence[Task] = ()) -> None:
+        """The tasks are done and never delivered again; ``then`` (the work that follows
+        them) becomes durable in the same step, so a crash keeps both or neither."""
 
     def retry(self, task: Task, error: str, delay_s: float) -> None:
         """Deliver ``task`` again after ``delay_s`` (attempts + 1)."""
@@ -164,24 +165,27 @@ class SQLiteQueue:
     def put(self, tasks: Sequence[Task]) -> None:
         if not tasks:
             return
-        now = time.time()
-        rows = [
-            (t.id, t.kind.value, json.dumps(t.payload), t.attempts, t.created_at, now)
-            for t in tasks
-        ]
         with self._lock:  # the pragma and the commit it governs, together
             self._db.execute(f"PRAGMA synchronous={self._sync}")
             try:
                 with self._transaction() as db:
-                    db.executemany(
-                        "INSERT OR IGNORE INTO tasks (id, kind, payload, attempts, created_at, "
-                        "state, available_at) VALUES (?, ?, ?, ?, ?, 'ready', ?)",
-                        rows,
-                    )
+                    self._insert(db, tasks)
             finally:
                 self._db.execute("PRAGMA synchronous=NORMAL")
         with self._wakeup:
             self._wakeup.notify_all()
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, tasks: Sequence[Task]) -> None:
+        now = time.time()
+        db.executemany(
+            "INSERT OR IGNORE INTO tasks (id, kind, payload, attempts, created_at, "
+            "state, available_at) VALUES (?, ?, ?, ?, ?, 'ready', ?)",
+            [
+                (t.id, t.kind.value, json.dumps(t.payload), t.attempts, t.created_at, now)
+                for t in tasks
+            ],
+        )
 
     def claim(self, consumer: str, limit: int, lease_s: float, block_s: float) -> list[Task]:
         deadline = time.monotonic() + block_s
@@ -212,12 +216,25 @@ class SQLiteQueue:
             for id_, kind, payload, a, c in rows
         ]
 
-    def ack(self, tasks: Sequence[Task]) -> None:
-        if not tasks:
+    def ack(self, tasks: Sequence[Task], then: Sequence[Task] = ()) -> None:
+        if not tasks and not then:
             return
-        with self._transaction() as db:
-            db.executemany("DELETE FROM tasks WHERE id = ?", [(t.id,) for t in tasks])
-            db.execute("UPDATE counters SET value = value + ? WHERE key = 'done'", (len(tasks),))
+        with self._lock:  # the pragma and the commit it governs, together
+            if then:  # new durable work: synced like put
+                self._db.execute(f"PRAGMA synchronous={self._sync}")
+            try:
+                with self._transaction() as db:
+                    db.executemany("DELETE FROM tasks WHERE id = ?", [(t.id,) for t in tasks])
+                    db.execute(
+                        "UPDATE counters SET value = value + ? WHERE key = 'done'", (len(tasks),)
+                    )
+                    self._insert(db, then)
+            finally:
+                if then:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+        if then:
+            with self._wakeup:
+                self._wakeup.notify_all()
 
     def retry(self, task: Task, error: str, delay_s: float) -> None:
         with self._transaction() as db:
@@ -378,11 +395,18 @@ class RedisQueue:
             pipe.xdel(self._stream, *receipts)
             pipe.execute()
 
-    def ack(self, tasks: Sequence[Task]) -> None:
+    def ack(self, tasks: Sequence[Task], then: Sequence[Task] = ()) -> None:
         receipts = [t.receipt for t in tasks if t.receipt]
-        self._finish(receipts)
+        if not receipts and not then:
+            return
+        pipe = self._redis.pipeline(transaction=True)  # MULTI/EXEC: all of it or none
+        for task in then:
+            pipe.xadd(self._stream, self._encode(task))
         if receipts:
-            self._redis.incrby(self._done, len(receipts))
+            pipe.xack(self._stream, self.GROUP, *receipts)
+            pipe.xdel(self._stream, *receipts)
+            pipe.incrby(self._done, len(receipts))
+        pipe.execute()
 
     def retry(self, task: Task, error: str, delay_s: float) -> None:
         again = task.model_copy(update={"attempts": task.attempts + 1})

@@ -1,12 +1,18 @@
-"""MemScheduler: durable background work for one cube — write, consolidate, expire, promote.
+"""MemScheduler: durable background work for one cube or many — write, follow up, expire, promote.
 
 ``MemCube.add(..., wait=False)`` validates the input, assigns ids, makes one ``add`` task
 durable and returns the ids. Worker threads (or ``cubemem worker`` processes) claim tasks in
-batches, embed all their texts in one model call, write the rows and the index, and acknowledge.
-Every handler is idempotent, so at-least-once delivery has an exactly-once effect: an ``add``
-whose ids are already stored is skipped, a consolidation of an already merged memory does
+batches, embed all their texts in one model call per cube, write the rows and the index, and
+acknowledge — queuing in the same step the follow-up tasks the write calls for (extraction of
+raw turns, consolidation of facts; ``cubemem.ops.followup``), each then retried and
+dead-lettered on its own. Every handler is idempotent, so at-least-once delivery has an
+exactly-once effect: an ``add`` whose ids are already stored is skipped, an extraction stores
+facts under ids derived from their turns, a consolidation of an already merged memory does
 nothing, an expiry sweep only changes rows still at the version it read, a promotion rebuilds
 only a hot set that changed.
+
+A task names its cube (``payload["cube"]``); the scheduler asks its ``Cubes`` for that cube's
+``Context``, so one scheduler and one set of workers serve every cube of a MemoryOS.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import BaseModel
 
+from cubemem.errors import NotFoundError
 from cubemem.model import MemoryItem
-from cubemem.scheduler import consolidate as consolidation
+from cubemem.ops import followup, lifecycle
+from cubemem.ops.context import Context
+from cubemem.ops.write import insert
 from cubemem.scheduler.queue import (
     DeadTask,
     QueueStats,
@@ -32,14 +41,44 @@ from cubemem.scheduler.queue import (
     TaskQueue,
     consumer_name,
 )
-
-if TYPE_CHECKING:
-    from cubemem.cube import MemCube
+from cubemem.settings import Settings
+from cubemem.store.base import Embedding
 
 log = logging.getLogger(__name__)
 
 Promoter = Callable[[str | None, str | None], int]
 """``(agent, session) -> blocks built``: turns a hot set into activation memory."""
+
+
+class Cubes(Protocol):
+    """Where a scheduler finds the cubes its tasks name."""
+
+    def context(self, cube_id: str | None) -> Context:
+        """The context of cube ``cube_id`` (None: a task written before tasks named cubes,
+        meaning the only cube); raises ``NotFoundError`` for a cube it does not have."""
+        ...
+
+    def contexts(self) -> list[Context]:
+        """Every cube to sweep for expiry."""
+        ...
+
+
+class OneCube:
+    """The ``Cubes`` of a cube used on its own."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def context(self, cube_id: str | None) -> Context:
+        if cube_id not in (None, self._ctx.cube_id):
+            raise NotFoundError(
+                f"task for cube {cube_id!r} reached the queue of cube {self._ctx.cube_id!r}; "
+                "use one queue per cube, or a MemoryOS for many"
+            )
+        return self._ctx
+
+    def contexts(self) -> list[Context]:
+        return [self._ctx]
 
 
 class SchedulerStatus(BaseModel):
@@ -54,10 +93,19 @@ class SchedulerStatus(BaseModel):
 
 
 @dataclass
+class _Batch:
+    """The new memories of one cube in a claimed batch, embedded and ready to write."""
+
+    ctx: Context
+    items: list[MemoryItem]  # every item the tasks carry (follow-ups are decided on these)
+    new: list[MemoryItem]  # those not stored yet
+    embeddings: dict[str, Embedding]
+
+
+@dataclass
 class _Write:
     tasks: list[Task]
-    items: list[MemoryItem]
-    embeddings: dict
+    batches: list[_Batch]
     future: Future[None]
 
 
@@ -73,13 +121,28 @@ def _done(fn: Callable[..., None], *args: object) -> Future[None]:
     return future
 
 
-class Scheduler:
-    """Runs a cube's tasks on ``workers`` threads; ``start``/``stop``/``wait``/``status``."""
+def add_task(cube_id: str, items: Sequence[MemoryItem]) -> Task:
+    """The durable task that stores ``items`` in cube ``cube_id``."""
+    return Task(
+        kind=TaskKind.ADD,
+        payload={"cube": cube_id, "items": [i.model_dump(mode="json") for i in items]},
+    )
 
-    def __init__(self, cube: MemCube, queue: TaskQueue, *, workers: int | None = None) -> None:
-        settings = cube._settings
-        self.cube = cube
+
+class Scheduler:
+    """Runs tasks on ``workers`` threads: ``start``, ``stop``, ``wait``, ``status``, retries."""
+
+    def __init__(
+        self,
+        cubes: Cubes,
+        queue: TaskQueue,
+        settings: Settings,
+        *,
+        workers: int | None = None,
+    ) -> None:
+        self.cubes = cubes
         self.queue = queue
+        self.settings = settings
         self.workers = settings.workers if workers is None else workers
         self.batch = settings.task_batch
         self.lease_s = settings.task_lease_s
@@ -89,7 +152,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._finished: deque[tuple[float, int, int]] = deque(maxlen=4096)
         self._last_sweep = time.monotonic()
-        self._promoters: list[Promoter] = []
+        self._promoters: list[tuple[str | None, Promoter]] = []
 
     # -- running --------------------------------------------------------------------------
     @property
@@ -124,17 +187,22 @@ class Scheduler:
     def submit(self, tasks: Sequence[Task]) -> None:
         self.queue.put(tasks)
 
-    def wait(self, ids: Sequence[str] | None = None, timeout: float | None = None) -> bool:
-        """Until these memory ids are stored (or, without ids, the queue is empty).
-
-        Returns False on timeout. Without running workers (here or elsewhere) it can only
-        time out.
-        """
+    def wait(
+        self,
+        ids: Sequence[str] | None = None,
+        timeout: float | None = None,
+        *,
+        cube: str | None = None,
+    ) -> bool:
+        """Until these memory ids are stored in ``cube`` (or, without ids, the queue is empty,
+        follow-up tasks included). Returns False on timeout. Without running workers (here or
+        elsewhere) it can only time out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wanted = None if ids is None else list(dict.fromkeys(ids))
+        store = self.cubes.context(cube).store if wanted is not None else None
         while True:
-            if wanted is not None:
-                present = {i.id for i in self.cube._store.get(wanted)}
+            if wanted is not None and store is not None:
+                present = {i.id for i in store.get(wanted)}
                 wanted = [i for i in wanted if i not in present]
                 if not wanted:
                     return True
@@ -162,21 +230,25 @@ class Scheduler:
             tasks_per_s=sum(n for _, n, _ in recent) / span if span else 0.0,
         )
 
-    def promote(self, agent: str | None = None, session: str | None = None) -> None:
+    def promote(
+        self, agent: str | None = None, session: str | None = None, *, cube: str | None = None
+    ) -> None:
         """Queue the promotion of an agent/session's hot set (see ``on_promote``)."""
         self.start()
-        self.submit([Task(kind=TaskKind.PROMOTE, payload={"agent": agent, "session": session})])
+        payload = {"agent": agent, "session": session, "cube": cube}
+        self.submit([Task(kind=TaskKind.PROMOTE, payload=payload)])
 
-    def on_promote(self, promoter: Promoter) -> Callable[[], None]:
-        """Run ``promoter(agent, session)`` for each promotion task this process's workers take;
-        returns an unsubscribe function. Activation memory registers here to build KV blocks in
-        the background. A promotion taken where nothing is registered (another process) does
-        nothing: the block is then built on first use."""
-        self._promoters.append(promoter)
+    def on_promote(self, promoter: Promoter, *, cube: str | None = None) -> Callable[[], None]:
+        """Run ``promoter(agent, session)`` for each promotion task (of ``cube``, if given) this
+        process's workers take; returns an unsubscribe function. Activation memory registers
+        here to build KV blocks in the background. A promotion taken where nothing is
+        registered (another process) does nothing: the block is then built on first use."""
+        entry = (cube, promoter)
+        self._promoters.append(entry)
 
         def unsubscribe() -> None:
-            if promoter in self._promoters:
-                self._promoters.remove(promoter)
+            if entry in self._promoters:
+                self._promoters.remove(entry)
 
         return unsubscribe
 
@@ -209,7 +281,7 @@ class Scheduler:
                         pending, writing = writing, None
                         self._finish(pending)
                     if prepared is not None:
-                        writing = _Write(adds, *prepared, writer.submit(self._write, *prepared))
+                        writing = _Write(adds, prepared, writer.submit(self._write, prepared))
                     for task in tasks:
                         if task.kind is not TaskKind.ADD:
                             self._one(task)
@@ -226,23 +298,31 @@ class Scheduler:
         finally:
             writer.shutdown(wait=True)
 
-    def _prepare(self, adds: list[Task]) -> tuple[list[MemoryItem], dict] | None:
-        """Parse and embed a batch; a batch that fails here is retried task by task."""
+    def _prepare(self, adds: list[Task]) -> list[_Batch] | None:
+        """Parse and embed a batch, per cube; a batch that fails here is retried task by task."""
         try:
-            items = [MemoryItem.model_validate(i) for t in adds for i in t.payload["items"]]
-            present = {i.id for i in self.cube._store.get([i.id for i in items])}
-            new = list({i.id: i for i in items if i.id not in present}.values())
-            return new, (self.cube._embed(new) if new else {})
+            by_cube: dict[str | None, list[MemoryItem]] = {}
+            for task in adds:
+                items = [MemoryItem.model_validate(i) for i in task.payload["items"]]
+                by_cube.setdefault(task.payload.get("cube"), []).extend(items)
+            batches = []
+            for cube_id, items in by_cube.items():
+                ctx = self.cubes.context(cube_id)
+                unique = list({i.id: i for i in items}.values())
+                present = {i.id for i in ctx.store.get([i.id for i in unique])}
+                new = [i for i in unique if i.id not in present]
+                batches.append(_Batch(ctx, unique, new, ctx.embed(new)))
+            return batches
         except Exception:
             log.warning("a batch of %d add tasks failed; retrying them one by one", len(adds))
             for task in adds:
                 self._one(task)
             return None
 
-    def _write(self, items: list[MemoryItem], embeddings: dict) -> None:
-        if items:
-            self.cube._write_new(items, embeddings=embeddings)
-            self.cube._after_write(items)
+    @staticmethod
+    def _write(batches: list[_Batch]) -> None:
+        for batch in batches:
+            insert(batch.ctx, batch.new, embeddings=batch.embeddings)
 
     def _finish(self, writing: _Write) -> None:
         try:
@@ -252,8 +332,10 @@ class Scheduler:
             for task in writing.tasks:
                 self._one(task)
         else:
-            self.queue.ack(writing.tasks)
-            self._finished.append((time.monotonic(), len(writing.tasks), len(writing.items)))
+            then = [t for b in writing.batches for t in self._follow_ups(b.ctx, b.items)]
+            self.queue.ack(writing.tasks, then)
+            stored = sum(len(b.new) for b in writing.batches)
+            self._finished.append((time.monotonic(), len(writing.tasks), stored))
 
     def process(self, tasks: Sequence[Task]) -> None:
         """Handle claimed tasks in the calling thread (tests, tools): ``add`` tasks together."""
@@ -261,14 +343,14 @@ class Scheduler:
         if adds:
             prepared = self._prepare(adds)
             if prepared is not None:
-                self._finish(_Write(adds, *prepared, _done(self._write, *prepared)))
+                self._finish(_Write(adds, prepared, _done(self._write, prepared)))
         for task in tasks:
             if task.kind is not TaskKind.ADD:
                 self._one(task)
 
     def _one(self, task: Task) -> None:
         try:
-            items = self.handle(task)
+            done, then = self.handle(task)
         except Exception as exc:  # a handler's failure is retried, then dead-lettered
             error = f"{type(exc).__name__}: {exc}"
             if task.attempts + 1 >= self.max_attempts:
@@ -277,42 +359,48 @@ class Scheduler:
             else:
                 self.queue.retry(task, error, self.backoff_s * 2**task.attempts)
         else:
-            self.queue.ack([task])
-            self._finished.append((time.monotonic(), 1, items))
+            self.queue.ack([task], then)
+            self._finished.append((time.monotonic(), 1, done))
 
     def _maybe_sweep(self) -> None:
-        interval = self.cube._settings.lifecycle_interval_s
+        interval = self.settings.lifecycle_interval_s
         if time.monotonic() - self._last_sweep >= interval:
             self._last_sweep = time.monotonic()
-            self.queue.put([Task(kind=TaskKind.EXPIRE)])
+            self.queue.put(
+                [
+                    Task(kind=TaskKind.EXPIRE, payload={"cube": c.cube_id})
+                    for c in self.cubes.contexts()
+                ]
+            )
+
+    @staticmethod
+    def _follow_ups(ctx: Context, items: Sequence[MemoryItem]) -> list[Task]:
+        return [
+            Task(kind=TaskKind(step), payload={"cube": ctx.cube_id, "ids": ids})
+            for step, ids in followup.pending(ctx, items)
+        ]
 
     # -- handlers (idempotent) ------------------------------------------------------------
-    def handle(self, task: Task) -> int:
-        if task.kind is TaskKind.ADD:
-            return self.handle_add([MemoryItem.model_validate(i) for i in task.payload["items"]])
-        if task.kind is TaskKind.CONSOLIDATE:
-            return len(self.handle_consolidate(task.payload["ids"]))
-        if task.kind is TaskKind.EXPIRE:
-            report = self.cube.lifecycle()
-            return len(report.expired) + len(report.cold)
-        if task.kind is TaskKind.EXTRACT:
-            return self.handle_extract(task.payload["ids"])
+    def handle(self, task: Task) -> tuple[int, list[Task]]:
+        """Run one task: (memories it stored or changed, the follow-up tasks it calls for)."""
         if task.kind is TaskKind.PROMOTE:
             agent, session = task.payload.get("agent"), task.payload.get("session")
-            return sum(promote(agent, session) for promote in list(self._promoters))
+            cube = task.payload.get("cube")
+            built = sum(
+                promote(agent, session)
+                for for_cube, promote in list(self._promoters)
+                if for_cube is None or cube is None or for_cube == cube
+            )
+            return built, []
+        ctx = self.cubes.context(task.payload.get("cube"))
+        if task.kind is TaskKind.ADD:
+            items = [MemoryItem.model_validate(i) for i in task.payload["items"]]
+            stored = insert(ctx, items)
+            return len(stored), self._follow_ups(ctx, items)
+        if task.kind is TaskKind.EXPIRE:
+            report = lifecycle.sweep(ctx)
+            return len(report.expired) + len(report.cold), []
+        if task.kind in (TaskKind.EXTRACT, TaskKind.CONSOLIDATE):
+            created = followup.run(ctx, task.kind.value, task.payload["ids"])
+            return len(created), self._follow_ups(ctx, created)
         raise ValueError(f"unknown task kind {task.kind!r}")
-
-    def handle_add(self, items: Sequence[MemoryItem]) -> int:
-        """Store items not stored yet (a redelivered task finds them and skips them)."""
-        present = {i.id for i in self.cube._store.get([i.id for i in items])}
-        new = list({i.id: i for i in items if i.id not in present}.values())
-        if new:
-            self.cube._write_new(new)
-            self.cube._after_write(new)
-        return len(new)
-
-    def handle_consolidate(self, ids: Sequence[str]) -> list[consolidation.Merge]:
-        return self.cube.consolidate(ids)
-
-    def handle_extract(self, ids: Sequence[str]) -> int:
-        return self.cube._extract(ids)

@@ -1,9 +1,14 @@
 """The storage protocol: a handful of primitives every engine implements.
 
-Policy (validation, versioning, fusion, filters' meaning) lives above the engine in
-``MemCube`` and ``cubemem.retrieve``; an engine only persists rows, keeps their version
+Policy (validation, fusion, filters' meaning, what to retry) lives above the engine in
+``cubemem.ops`` and ``cubemem.retrieve``; an engine only persists rows, keeps their version
 snapshots, evaluates ``Filters`` and answers nearest-neighbour queries. The conformance
 suite in ``tests/core/test_store_conformance.py`` runs against every engine.
+
+Writes are versioned. ``insert`` only creates rows; ``revise`` replaces a row only where it
+is still at the version the caller read (a compare-and-set, refused whole with
+``ConflictError``); history is append-only, one snapshot per version, never replaced; usage
+counters change only by ``touch`` increments. So two writers can never undo each other's edit.
 """
 
 from __future__ import annotations
@@ -44,16 +49,34 @@ EmbedFn = Callable[[list[MemoryItem]], Mapping[str, Embedding]]
 class MemoryStore(Protocol):
     """Rows are the truth; the vector index is derived from them and can be rebuilt."""
 
-    def write(
+    def insert(
         self,
         items: Sequence[MemoryItem],
         embeddings: Mapping[str, Embedding],
         history: Sequence[MemoryItem] = (),
-    ) -> None:
-        """Upsert rows and snapshot their versions durably, then (re)index ``embeddings``.
+    ) -> list[str]:
+        """Create rows (with their version snapshots) durably, then index ``embeddings``.
 
-        ``history`` holds older version snapshots to keep as well (import, compose).
+        Ids that already exist are left untouched and not returned, so a redelivered insert
+        is harmless; the caller learns from the result which rows it created. ``history``
+        holds older version snapshots to keep as well (import, compose).
         """
+        ...
+
+    def revise(
+        self, revisions: Sequence[tuple[MemoryItem, int]], embeddings: Mapping[str, Embedding]
+    ) -> None:
+        """Replace each row that is still at the expected version with the new item (whose
+        version must be higher) and append its snapshot to the history, all or nothing.
+
+        Raises ``ConflictError`` naming the stale ids if any row moved on (or is gone); then
+        nothing is written. Usage counters are kept; a missing embedding keeps the old vector.
+        """
+        ...
+
+    def extend(self, changes: Sequence[tuple[str, int, datetime]]) -> list[str]:
+        """Set the expiry of (id, version, expires_at) where the row is still at that version
+        and active; not a new version (a sliding TTL). Returns the ids that changed."""
         ...
 
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
@@ -90,12 +113,8 @@ class MemoryStore(Protocol):
         """The stored vectors of those ``ids`` that have one: (found ids, matrix)."""
         ...
 
-    def set_status(self, changes: Sequence[tuple[str, int, str]], at: datetime) -> list[str]:
-        """Compare-and-set (id, expected version, status); returns the ids that changed."""
-        ...
-
     def touch(self, ids: Sequence[str], at: datetime) -> None:
-        """Count a retrieval hit on each of ``ids``."""
+        """Count a retrieval hit on each of ``ids`` (an increment: never a row rewrite)."""
         ...
 
     def purge(self, ids: Sequence[str]) -> None:

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic_core import to_jsonable_python
 
 from cubemem.embed import Embedder
-from cubemem.errors import BackendUnavailableError, InvalidFilterError
+from cubemem.errors import BackendUnavailableError, ConflictError, InvalidFilterError
 from cubemem.model import (
     NAMESPACE_SEPARATOR,
     Filters,
@@ -82,19 +83,20 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 """
 
-UPSERT = """
+INSERT = """
 INSERT INTO memories (id, status, kind, user_id, agent_id, session_id, created_at, event_at,
                       expires_at, version, digest, vector, hits, last_access, data, namespace)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    status = excluded.status, kind = excluded.kind, user_id = excluded.user_id,
-    agent_id = excluded.agent_id, session_id = excluded.session_id,
-    created_at = excluded.created_at, event_at = excluded.event_at,
-    expires_at = excluded.expires_at, version = excluded.version,
-    digest = COALESCE(excluded.digest, memories.digest),
-    vector = COALESCE(excluded.vector, memories.vector),
-    hits = excluded.hits, last_access = excluded.last_access, data = excluded.data,
-    namespace = excluded.namespace
+"""
+
+# A compare-and-set: only the version the writer read is replaced. Usage counters (hits,
+# last_access) are not written: they belong to touch(), whose increments a revision keeps.
+REVISE = """
+UPDATE memories SET
+    status = ?, kind = ?, user_id = ?, agent_id = ?, session_id = ?, created_at = ?,
+    event_at = ?, expires_at = ?, version = ?, digest = COALESCE(?, digest),
+    vector = COALESCE(?, vector), data = ?, namespace = ?
+WHERE id = ? AND version = ?
 """
 
 # Cubes made before keyed memories existed lack the namespace column.
@@ -109,8 +111,14 @@ def _ts(value: datetime | None) -> float | None:
 
 
 def _row_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...]:
+    """The INSERT parameters of a row."""
+    fields = _revise_values(item, embedding)
+    return (item.id, *fields[:-2], item.usage.hits, _ts(item.usage.last_access), *fields[-2:])
+
+
+def _revise_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...]:
+    """The REVISE parameters of a row, less the WHERE clause."""
     return (
-        item.id,
         item.status.value,
         item.kind.value,
         item.scope.user,
@@ -122,11 +130,14 @@ def _row_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...
         item.version,
         embedding.digest if embedding else None,
         _blob(embedding.vector) if embedding else None,
-        item.usage.hits,
-        _ts(item.usage.last_access),
         item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE),
         None if item.namespace is None else encode_namespace(item.namespace),
     )
+
+
+def _json_time(value: datetime) -> str:
+    """A datetime as the item JSON holds it (pydantic's ISO 8601 form)."""
+    return str(to_jsonable_python(value))
 
 
 def _blob(vector: np.ndarray) -> bytes:
@@ -336,66 +347,130 @@ class EmbeddedStore:
             return self._db.execute(sql, params).fetchall()
 
     # -- primitives -----------------------------------------------------------------------
-    def write(
+    def insert(
         self,
         items: Sequence[MemoryItem],
         embeddings: Mapping[str, Embedding],
         history: Sequence[MemoryItem] = (),
-    ) -> None:
+    ) -> list[str]:
         if not items:
+            return []
+        unique = list({i.id: i for i in items}.values())
+        with self._lock:  # the index is written in commit order, so the last commit wins
+            with self._transaction() as db:
+                present = self._present(db, [i.id for i in unique])
+                new = [i for i in unique if i.id not in present]
+                new_ids = {i.id for i in new}
+                snapshots = {(v.id, v.version): v for v in history if v.id in new_ids}
+                snapshots.update({(i.id, i.version): i for i in new})
+                db.executemany(
+                    "INSERT INTO versions (id, version, data) VALUES (?, ?, ?)",
+                    [
+                        (id_, version, v.model_dump_json(exclude=_ITEM_JSON_EXCLUDE))
+                        for (id_, version), v in snapshots.items()
+                    ],
+                )
+                db.executemany(INSERT, [_row_values(i, embeddings.get(i.id)) for i in new])
+                self._write_tags(db, new)
+                self._note_pending(db, [i.id for i in new if i.id in embeddings])
+                if new:
+                    db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            # The rows are durable now; a crash before the index write is repaired on open.
+            self._index_now({i.id: embeddings[i.id] for i in new if i.id in embeddings})
+        return [i.id for i in new]
+
+    def revise(
+        self, revisions: Sequence[tuple[MemoryItem, int]], embeddings: Mapping[str, Embedding]
+    ) -> None:
+        if not revisions:
             return
-        with self._transaction() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO versions (id, version, data) VALUES (?, ?, ?)",
-                [(v.id, v.version, v.model_dump_json(exclude=_ITEM_JSON_EXCLUDE)) for v in history],
-            )
-            for item in items:
-                db.execute(UPSERT, _row_values(item, embeddings.get(item.id)))
-                db.execute("DELETE FROM tags WHERE id = ?", (item.id,))
-                db.executemany(
-                    "INSERT OR IGNORE INTO tags (tag, id) VALUES (?, ?)",
-                    [(tag, item.id) for tag in item.tags],
-                )
-                db.execute(
-                    "INSERT OR REPLACE INTO versions (id, version, data) VALUES (?, ?, ?)",
-                    (item.id, item.version, item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE)),
-                )
-            if self._collection is None:
-                db.executemany(
-                    "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')",
-                    [(i.id,) for i in items if i.id in embeddings],
-                )
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
-        # The rows are durable now; a crash before the index write is repaired on open.
-        if self._collection is not None:
-            self._index({i.id: embeddings[i.id] for i in items if i.id in embeddings})
+        for item, expected in revisions:
+            if item.version <= expected:
+                raise ValueError(f"revision of {item.id} must raise its version past {expected}")
+        with self._lock:
+            with self._transaction() as db:
+                stale = [
+                    item.id
+                    for item, expected in revisions
+                    if not db.execute(
+                        REVISE,
+                        (*_revise_values(item, embeddings.get(item.id)), item.id, expected),
+                    ).rowcount
+                ]
+                if stale:  # raising rolls the whole transaction back
+                    raise ConflictError(
+                        f"memories {stale} changed since they were read (or are gone); nothing "
+                        "was written. Read them again and retry",
+                        stale,
+                    )
+                items = [item for item, _ in revisions]
+                try:
+                    db.executemany(
+                        "INSERT INTO versions (id, version, data) VALUES (?, ?, ?)",
+                        [
+                            (i.id, i.version, i.model_dump_json(exclude=_ITEM_JSON_EXCLUDE))
+                            for i in items
+                        ],
+                    )
+                except sqlite3.IntegrityError:  # history is append-only: a version is written once
+                    raise ConflictError(
+                        f"a version of {[i.id for i in items]} is already in the history; "
+                        "nothing was written. Read the memories again and retry",
+                        [i.id for i in items],
+                    ) from None
+                self._write_tags(db, items)
+                self._note_pending(db, [i.id for i in items if i.id in embeddings])
+                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            self._index_now({i.id: embeddings[i.id] for i in items if i.id in embeddings})
 
-    def set_status(self, changes: Sequence[tuple[str, int, str]], at: datetime) -> list[str]:
-        """Set (id, expected version, status) where the row is still at that version.
-
-        A compare-and-set, so a background sweep never overwrites a newer version; returns
-        the ids that changed.
-        """
+    def extend(self, changes: Sequence[tuple[str, int, datetime]]) -> list[str]:
         done: list[str] = []
-        stamp = at.isoformat()
         with self._transaction() as db:
-            for id_, version, status in changes:
+            for id_, version, expires_at in changes:
                 cur = db.execute(
-                    "UPDATE memories SET status = ?, "
-                    "data = json_set(data, '$.status', ?, '$.updated_at', ?) "
-                    "WHERE id = ? AND version = ?",
-                    (status, status, stamp, id_, version),
+                    "UPDATE memories SET expires_at = ?, data = json_set(data, '$.expires_at', ?) "
+                    "WHERE id = ? AND version = ? AND status = 'active'",
+                    (expires_at.timestamp(), _json_time(expires_at), id_, version),
                 )
                 if cur.rowcount:
-                    db.execute(
-                        "UPDATE versions SET data = json_set(data, '$.status', ?) "
-                        "WHERE id = ? AND version = ?",
-                        (status, id_, version),
-                    )
                     done.append(id_)
             if done:
                 db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
         return done
+
+    @staticmethod
+    def _present(db: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            found.update(
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM memories WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                )
+            )
+        return found
+
+    @staticmethod
+    def _write_tags(db: sqlite3.Connection, items: Sequence[MemoryItem]) -> None:
+        for item in items:
+            db.execute("DELETE FROM tags WHERE id = ?", (item.id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO tags (tag, id) VALUES (?, ?)",
+                [(tag, item.id) for tag in item.tags],
+            )
+
+    def _note_pending(self, db: sqlite3.Connection, ids: Sequence[str]) -> None:
+        """A follower leaves new vectors for the index owner to pick up."""
+        if self._collection is None and ids:
+            db.executemany(
+                "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')",
+                [(i,) for i in ids],
+            )
+
+    def _index_now(self, embeddings: Mapping[str, Embedding]) -> None:
+        if self._collection is not None and embeddings:
+            self._index(embeddings)
 
     def _index(self, embeddings: Mapping[str, Embedding]) -> None:
         ids = list(embeddings)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cubemem.cube import MemCube
+from cubemem.ops.working import WorkingSetChange
 from cubemem.render import render_memories
-from cubemem.scheduler.working import WorkingSetChange
 from cubemem_activation.block import KVBlock, build_block
 from cubemem_activation.generate import Message, generate_with_memory, stream_with_memory
 from cubemem_activation.pool import BlockPool
@@ -48,7 +48,7 @@ class ActivationMemory:
         self._building = threading.Lock()  # one build at a time: a generation waits for a prebuild
         self._unsubscribe = [cube.on_working_memory_change(self._changed)]
         if prebuild:
-            self._unsubscribe.append(cube.scheduler.on_promote(self._promote))
+            self._unsubscribe.append(cube.scheduler.on_promote(self._promote, cube=cube.id))
 
     def _key(self, agent: str | None, session: str | None) -> str:
         return f"{self.cube.id}:{agent or ''}:{session or ''}"
@@ -57,7 +57,7 @@ class ActivationMemory:
         with self._lock:
             self._dirty.add((change.agent, change.session))
         if self.prebuild:
-            self.cube.scheduler.promote(change.agent, change.session)
+            self.cube.scheduler.promote(change.agent, change.session, cube=self.cube.id)
 
     def _promote(self, agent: str | None, session: str | None) -> int:
         """A ``promote`` task's work: the hot set's block, built now if it changed."""

@@ -16,14 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from cubemem.model import Filters, MemoryItem, Status, utcnow
-
-if TYPE_CHECKING:
-    from cubemem.cube import MemCube
+from cubemem.errors import ConflictError, InvalidInputError
+from cubemem.model import Filters, MemoryItem, Status
+from cubemem.ops.context import Context
+from cubemem.ops.write import MAX_RETRIES, get, reindex, revised
 
 _WORD = re.compile(r"\w+")
 EXACT_LIMIT = 5_000  # candidates scored exactly; beyond, the vector index proposes them
@@ -72,20 +72,18 @@ def mergeable(item: MemoryItem) -> bool:
     )
 
 
-def consolidate(
-    cube: MemCube,
-    ids: Sequence[str],
-    *,
-    similarity: float,
-    overlap: float,
-    policy: MergePolicy | None = None,
-) -> list[Merge]:
+def consolidate(ctx: Context, ids: Sequence[str]) -> list[Merge]:
     """Merge each of ``ids`` with its near-duplicates until none is left (a fixed point: the
-    survivor of a merge is looked at again, since its new text may match others)."""
-    policy = policy or NewerTextWins()
-    store = cube._store
+    survivor of a merge is looked at again, since its new text may match others).
+
+    Idempotent: a memory already merged is no longer a candidate. A merge whose memories
+    changed under it is decided again from their new versions."""
+    policy = ctx.merge_policy or NewerTextWins()
+    similarity, overlap = ctx.settings.merge_similarity, ctx.settings.merge_overlap
+    store = ctx.store
     merges: list[Merge] = []
     work = list(dict.fromkeys(ids))
+    conflicts = 0
     while work:
         id_ = work.pop(0)
         fresh = store.get([id_])  # read now: an earlier merge in this loop may have changed it
@@ -94,7 +92,7 @@ def consolidate(
         owner = (
             Filters(user=item.scope.user) if item.scope.user else Filters(agent=item.scope.agent)
         )
-        candidates = [i for i in store.match_ids(owner, now=utcnow()) if i != item.id]
+        candidates = [i for i in store.match_ids(owner, now=ctx.clock()) if i != item.id]
         if not candidates:
             continue
         found, matrix = store.vectors([item.id])
@@ -128,15 +126,22 @@ def consolidate(
             decision = policy.decide(survivor, merged)
             if not decision.merge:
                 continue
-            _apply(cube, survivor, merged, decision.content or merged.content)
+            try:
+                _apply(ctx, survivor, merged, decision.content or merged.content)
+            except ConflictError:
+                conflicts += 1
+                if conflicts > MAX_RETRIES:
+                    raise
+                work.append(item.id)  # decide again on the versions now stored
+                break
             merges.append(Merge(survivor.id, merged.id, score, lexical))
             work.append(survivor.id)  # every merge retires one memory, so this ends
             break
     return merges
 
 
-def _apply(cube: MemCube, survivor: MemoryItem, merged: MemoryItem, content: str) -> None:
-    now = utcnow()
+def _apply(ctx: Context, survivor: MemoryItem, merged: MemoryItem, content: str) -> None:
+    """Both rows change together, each only if still at the version the decision read."""
     provenance = survivor.provenance.model_copy(
         update={
             "source_ids": list(
@@ -144,38 +149,56 @@ def _apply(cube: MemCube, survivor: MemoryItem, merged: MemoryItem, content: str
             )
         }
     )
-    new = survivor.model_copy(
-        update={
+    new = revised(
+        ctx,
+        survivor,
+        {
             "content": content,
-            "version": survivor.version + 1,
             "merged_from": [*survivor.merged_from, merged.id],
             "tags": list(dict.fromkeys([*survivor.tags, *merged.tags])),
             "provenance": provenance,
-            "updated_at": now,
-        }
+        },
     )
-    gone = merged.model_copy(
-        update={"status": Status.ARCHIVED, "superseded_by": survivor.id, "updated_at": now}
+    gone = revised(ctx, merged, {"status": Status.ARCHIVED, "superseded_by": survivor.id})
+    ctx.store.revise(
+        [(new, survivor.version), (gone, merged.version)], reindex(ctx, [(survivor, new)])
     )
-    embeddings = cube._embed([new]) if content != survivor.content else {}
-    cube._store.write([new, gone], embeddings)
+    ctx.working.changed([survivor.id], "updated")
+    ctx.working.changed([merged.id], "deleted")
 
 
-def undo_merge(cube: MemCube, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
+def undo_merge(ctx: Context, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
     """Bring a merged memory back and take its contribution out of the survivor.
 
     The survivor's text and tags return to what they were before this merge unless they
     changed since; its source ids become its own plus those of the memories still merged in.
     """
-    from cubemem.errors import InvalidInputError
+    for _ in range(MAX_RETRIES):
+        merged = get(ctx, merged_id)
+        if merged.superseded_by is None:
+            raise InvalidInputError(
+                f"memory {merged_id} was not merged into another; nothing to undo"
+            )
+        survivor = get(ctx, merged.superseded_by)
+        if merged_id not in survivor.merged_from:
+            raise InvalidInputError(f"memory {survivor.id} does not list {merged_id} as merged in")
+        restored_survivor = _without(ctx, survivor, merged_id)
+        restored = revised(ctx, merged, {"status": Status.ACTIVE, "superseded_by": None})
+        try:
+            ctx.store.revise(
+                [(restored_survivor, survivor.version), (restored, merged.version)],
+                reindex(ctx, [(survivor, restored_survivor)]),
+            )
+        except ConflictError:
+            continue
+        ctx.working.changed([survivor.id], "updated")
+        return restored_survivor, restored
+    raise ConflictError(f"memory {merged_id} kept changing; nothing was undone", [merged_id])
 
-    merged = cube.get(merged_id)
-    if merged.superseded_by is None:
-        raise InvalidInputError(f"memory {merged_id} was not merged into another; nothing to undo")
-    survivor = cube.get(merged.superseded_by)
-    if merged_id not in survivor.merged_from:
-        raise InvalidInputError(f"memory {survivor.id} does not list {merged_id} as merged in")
-    history = cube.history(survivor.id)
+
+def _without(ctx: Context, survivor: MemoryItem, merged_id: str) -> MemoryItem:
+    """The survivor's next version with one merge taken out."""
+    history = ctx.store.versions(survivor.id)
     # the version where this merge happened: the latest one that added merged_id
     at = next(
         v
@@ -185,11 +208,9 @@ def undo_merge(cube: MemCube, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
     before = next((v for v in history if v.version == at.version - 1), None)
     remaining = [i for i in survivor.merged_from if i != merged_id]
     sources = list(history[0].provenance.source_ids)
-    for other in cube._store.get(remaining):
+    for other in ctx.store.get(remaining):
         sources += other.provenance.source_ids
     updates: dict[str, object] = {
-        "version": survivor.version + 1,
-        "updated_at": utcnow(),
         "merged_from": remaining,
         "provenance": survivor.provenance.model_copy(
             update={"source_ids": list(dict.fromkeys(sources))}
@@ -200,12 +221,4 @@ def undo_merge(cube: MemCube, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
             updates["content"] = before.content
         if survivor.tags == at.tags:
             updates["tags"] = before.tags
-    restored_survivor = survivor.model_copy(update=updates)
-    restored = merged.model_copy(
-        update={"status": Status.ACTIVE, "superseded_by": None, "updated_at": utcnow()}
-    )
-    embeddings = (
-        cube._embed([restored_survivor]) if restored_survivor.content != survivor.content else {}
-    )
-    cube._store.write([restored_survivor, restored], embeddings)
-    return restored_survivor, restored
+    return revised(ctx, survivor, updates)

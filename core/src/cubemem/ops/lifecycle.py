@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from cubemem.model import Filters, MemoryItem, Status, utcnow
-
-if TYPE_CHECKING:
-    from cubemem.cube import MemCube
+from cubemem.model import Filters, MemoryItem, Status
+from cubemem.ops.context import Context
+from cubemem.ops.read import iterate
+from cubemem.ops.write import revise_many, revised
 
 
 @dataclass
@@ -45,19 +44,15 @@ def decay_score(item: MemoryItem, now: datetime, half_life_days: float) -> float
     return float(importance) * item.provenance.trust * recency * (1 + math.log1p(item.usage.hits))
 
 
-def sweep(
-    cube: MemCube,
-    *,
-    now: datetime | None = None,
-    half_life_days: float,
-    archive_below: float,
-    dry_run: bool = False,
-) -> LifecycleReport:
-    now = now or utcnow()
+def sweep(ctx: Context, *, now: datetime | None = None, dry_run: bool = False) -> LifecycleReport:
+    """Archive what expired or went cold; each archive is a new version, written only where
+    the memory is still the version the sweep read (a concurrent edit wins)."""
+    now = now or ctx.clock()
+    half_life_days, archive_below = ctx.settings.decay_half_life_days, ctx.settings.archive_below
     report = LifecycleReport()
-    changed: list[tuple[str, int, str]] = []
+    changed: list[tuple[MemoryItem, int]] = []
     active = Filters(status=[Status.ACTIVE], include_expired=True)
-    for item in cube.iter(active):
+    for item in iterate(ctx, active):
         if item.expires_at is not None and item.expires_at <= now:
             report.expired.append(item.id)
         elif (
@@ -68,11 +63,12 @@ def sweep(
             report.cold.append(item.id)
         else:
             continue
-        changed.append((item.id, item.version, Status.ARCHIVED.value))
+        changed.append((revised(ctx, item, {"status": Status.ARCHIVED}), item.version))
     if changed and not dry_run:
         done: set[str] = set()
         for start in range(0, len(changed), 500):
-            done.update(cube._store.set_status(changed[start : start + 500], now))
+            done.update(revise_many(ctx, changed[start : start + 500], {}))
         report.expired = [i for i in report.expired if i in done]
         report.cold = [i for i in report.cold if i in done]
+        ctx.working.changed([*report.expired, *report.cold], "deleted")
     return report

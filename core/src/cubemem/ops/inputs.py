@@ -1,0 +1,124 @@
+"""Checks on what callers hand to operations: each returns clean values or raises
+``InvalidInputError`` saying what to fix, before anything is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from cubemem.errors import InvalidInputError
+from cubemem.model import (
+    MemoryInput,
+    MetadataValue,
+    Scope,
+    check_json,
+    check_namespace,
+    validate_model,
+)
+
+ScopeLike = Scope | dict[str, str | None] | None
+
+
+def as_list(value: Any, what: str) -> list[Any]:
+    if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"{what} must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+def memory_input(raw: Any) -> MemoryInput:
+    if isinstance(raw, MemoryInput):
+        return raw
+    if isinstance(raw, str):
+        return MemoryInput(content=raw)
+    if isinstance(raw, dict):
+        return validate_model(MemoryInput, raw)
+    raise InvalidInputError(
+        f"memory content must be a str, got {type(raw).__name__}; convert it to text first"
+    )
+
+
+def scope(value: ScopeLike) -> Scope:
+    if value is None:
+        return Scope()
+    return value if isinstance(value, Scope) else validate_model(Scope, value)
+
+
+def tags(value: Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not all(isinstance(t, str) and t.strip() for t in value):
+        raise InvalidInputError(f"tags must be a list of non-empty strings, got {value!r}")
+    return list(dict.fromkeys(t.strip() for t in value))
+
+
+def metadata(value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InvalidInputError("metadata must be a dict with string keys")
+    bad = {k: v for k, v in value.items() if not isinstance(v, str | int | float | bool | None)}
+    if bad:
+        raise InvalidInputError(
+            f"metadata values must be str, int, float, bool or None; got {bad!r}"
+        )
+    check_json(value)
+    return dict(value)
+
+
+def timestamp(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"timestamp must be a datetime or ISO 8601 string, got {value!r}"
+        ) from None
+
+
+def positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
+    return value
+
+
+def memory_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"memory id must be a non-empty str, got {value!r}")
+    return value
+
+
+def expected_version(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"expected_version must be an int >= 1, got {value!r}")
+    return value
+
+
+def namespace(value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
+    return check_namespace(
+        tuple(value) if isinstance(value, list) else value, allow_empty=allow_empty
+    )
+
+
+def key(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"key must be a non-empty str, got {value!r}")
+    return value
+
+
+def ttl(value: Any) -> timedelta | None:
+    if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+        raise InvalidInputError(f"ttl must be a positive timedelta, got {value!r}")
+    return value
+
+
+def value_document(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InvalidInputError("value must be a dict with string keys")
+    check_json(value)
+    return value

@@ -1,0 +1,311 @@
+"""Writing memories: new ones, new versions of old ones, status changes.
+
+Every read-modify-write here names the version it read, and the store refuses a stale one
+(``ConflictError``). Without an ``expected_version`` an operation re-reads and applies its
+change again (last writer wins, and both versions stay in the history); with one, the caller
+gets the conflict. Vectors are computed before the transaction and written in it, so a row
+never holds the vector of another version's text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
+from cubemem.model import (
+    MemoryInput,
+    MemoryItem,
+    Message,
+    MetadataValue,
+    Provenance,
+    Scope,
+    Status,
+    check_json,
+    validate_content,
+    validate_model,
+)
+from cubemem.ops import inputs
+from cubemem.ops.context import Context
+from cubemem.retrieve import dense_texts, digest
+from cubemem.store.base import Embedding
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+Changes = dict[str, Any] | Callable[[MemoryItem], dict[str, Any]]
+"""Fields to change, or a function of the current row that returns them (re-run on retry)."""
+
+MAX_RETRIES = 50
+"""Re-reads before a write without ``expected_version`` gives up under constant contention."""
+
+
+# -- building new memories ------------------------------------------------------------------
+def new_item(
+    ctx: Context,
+    raw: Any,
+    scope: Scope,
+    tags: list[str],
+    metadata: dict[str, MetadataValue],
+    source: str = "api",
+) -> MemoryItem:
+    """A validated, not yet stored memory of ``raw`` (a str, ``MemoryInput`` or its dict)."""
+    given = inputs.memory_input(raw)
+    content = validate_content(given.content, ctx.settings.max_content_bytes)
+    merged_metadata = {**metadata, **given.metadata}
+    check_json(merged_metadata)
+    item_scope = given.scope or scope
+    try:
+        return MemoryItem(
+            cube=ctx.cube_id,
+            content=content,
+            scope=item_scope,
+            provenance=Provenance(
+                source=source,
+                author_agent=item_scope.agent,
+                source_ids=given.source_ids,
+                trust=given.trust,
+                speaker=given.speaker,
+                occurred_at=given.occurred_at,
+            ),
+            tags=[*tags, *given.tags],
+            metadata=merged_metadata,
+            expires_at=given.expires_at,
+            context=given.context,
+        )
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
+
+
+def new_items(
+    ctx: Context,
+    contents: Sequence[Any],
+    *,
+    scope: inputs.ScopeLike = None,
+    tags: Sequence[str] | None = None,
+    metadata: dict[str, MetadataValue] | None = None,
+) -> list[MemoryItem]:
+    """Validate every input first, so one bad one stores none."""
+    base_scope, base_tags, base_metadata = (
+        inputs.scope(scope),
+        inputs.tags(tags),
+        inputs.metadata(metadata),
+    )
+    return [new_item(ctx, x, base_scope, base_tags, base_metadata) for x in contents]
+
+
+def new_turns(
+    ctx: Context,
+    messages: Sequence[Any],
+    *,
+    session: str | None = None,
+    timestamp: datetime | str | None = None,
+    scope: inputs.ScopeLike = None,
+    tags: Sequence[str] | None = None,
+    metadata: dict[str, MetadataValue] | None = None,
+) -> list[MemoryItem]:
+    """Conversation turns as raw memories: speaker, time and message id kept."""
+    turns = [validate_model(Message, m) for m in inputs.as_list(messages, "messages")]
+    base = inputs.scope(scope)
+    session_scope = base.model_copy(update={"session": session}) if session else base
+    when = inputs.timestamp(timestamp)
+    base_tags, base_metadata = inputs.tags(tags), inputs.metadata(metadata)
+    return [
+        new_item(
+            ctx,
+            MemoryInput(
+                content=turn.content,
+                scope=session_scope,
+                metadata={**base_metadata, **turn.metadata},
+                source_ids=[turn.id] if turn.id else [],
+                speaker=turn.speaker,
+                occurred_at=turn.timestamp or when,
+            ),
+            session_scope,
+            base_tags,
+            {},
+            "message",
+        )
+        for turn in turns
+    ]
+
+
+# -- storing --------------------------------------------------------------------------------
+def insert(
+    ctx: Context,
+    items: Sequence[MemoryItem],
+    *,
+    history: Sequence[MemoryItem] = (),
+    embeddings: dict[str, Embedding] | None = None,
+    progress: Progress | None = None,
+) -> list[MemoryItem]:
+    """Store new memories: embed everything first (a bad vector writes nothing), then write in
+    batches. Ids already stored are skipped (a redelivered task is harmless); returns the
+    items this call created. They become hot in their writer's working memory."""
+    if not items:
+        return []
+    if embeddings is None:
+        embeddings = ctx.embed(items)
+    batch = max(ctx.settings.embed_batch_size * 4, 256)
+    by_id: dict[str, list[MemoryItem]] = {}
+    for version in history:
+        by_id.setdefault(version.id, []).append(version)
+    created: set[str] = set()
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        created.update(
+            ctx.store.insert(
+                chunk,
+                {i.id: embeddings[i.id] for i in chunk if i.id in embeddings},
+                [v for i in chunk for v in by_id.get(i.id, [])],
+            )
+        )
+        if progress is not None:
+            progress(len(chunk))
+    stored = [i for i in {i.id: i for i in items}.values() if i.id in created]
+    heat: dict[tuple[str | None, str | None], list[tuple[str, float]]] = {}
+    for item in stored:
+        heat.setdefault((item.scope.agent, item.scope.session), []).append((item.id, 1.0))
+    for key, hits in heat.items():
+        ctx.working.record(key, hits)
+    return stored
+
+
+def get(ctx: Context, id: str) -> MemoryItem:
+    found = ctx.store.get([inputs.memory_id(id)])
+    if not found:
+        raise NotFoundError(f"no memory {id!r} in cube {ctx.name!r}")
+    return found[0]
+
+
+def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryItem:
+    """``item`` with ``changes`` applied as its next version (validated)."""
+    try:
+        data = (
+            item.model_dump() | changes | {"version": item.version + 1, "updated_at": ctx.clock()}
+        )
+        return MemoryItem.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
+
+
+def reindex(ctx: Context, pairs: Sequence[tuple[MemoryItem, MemoryItem]]) -> dict[str, Embedding]:
+    """Vectors for those (old, new) pairs whose indexed text changed; the others keep theirs."""
+    changed = [new for old, new in pairs if digest(dense_texts(old)) != digest(dense_texts(new))]
+    return ctx.embed(changed)
+
+
+def revise(
+    ctx: Context,
+    id: str,
+    changes: Changes,
+    *,
+    expected_version: int | None = None,
+    reason: str = "updated",
+) -> MemoryItem:
+    """Write the next version of one memory; see the module docstring for conflicts."""
+    expected_version = inputs.expected_version(expected_version)
+    for _ in range(MAX_RETRIES):
+        current = get(ctx, id)
+        if expected_version is not None and current.version != expected_version:
+            raise ConflictError(
+                f"memory {id} is at version {current.version}, not {expected_version}; nothing "
+                "was written. Read it again and decide",
+                [id],
+            )
+        wanted = changes(current) if callable(changes) else changes
+        new = revised(ctx, current, wanted)
+        try:
+            ctx.store.revise([(new, current.version)], reindex(ctx, [(current, new)]))
+        except ConflictError:
+            if expected_version is not None:
+                raise
+            log.debug("memory %s changed under a revision; reading it again", id)
+            continue
+        ctx.working.changed([id], reason)
+        return new
+    raise ConflictError(
+        f"memory {id} kept changing under {MAX_RETRIES} attempts to revise it; nothing was "
+        "written. Retry later",
+        [id],
+    )
+
+
+def revise_many(
+    ctx: Context, revisions: Sequence[tuple[MemoryItem, int]], embeddings: dict[str, Embedding]
+) -> list[str]:
+    """Compare-and-set many rows, each on its own: the stale ones are left out (a sweep decides
+    again next time). Returns the ids that changed."""
+    pending = list(revisions)
+    while pending:
+        try:
+            ctx.store.revise(
+                pending, {i.id: embeddings[i.id] for i, _ in pending if i.id in embeddings}
+            )
+        except ConflictError as exc:
+            stale = set(exc.ids)
+            if not stale or not any(i.id in stale for i, _ in pending):
+                raise
+            pending = [(i, v) for i, v in pending if i.id not in stale]
+            continue
+        break
+    return [i.id for i, _ in pending]
+
+
+def update(
+    ctx: Context,
+    id: str,
+    content: str | None = None,
+    *,
+    tags: Sequence[str] | None = None,
+    metadata: dict[str, MetadataValue] | None = None,
+    scope: inputs.ScopeLike = None,
+    expires_at: datetime | None = None,
+    expected_version: int | None = None,
+) -> MemoryItem:
+    changes: dict[str, Any] = {}
+    if content is not None:
+        changes["content"] = validate_content(content, ctx.settings.max_content_bytes)
+    if tags is not None:
+        changes["tags"] = inputs.tags(tags)
+    if metadata is not None:
+        changes["metadata"] = inputs.metadata(metadata)
+    if scope is not None:
+        changes["scope"] = inputs.scope(scope)
+    if expires_at is not None:
+        if not isinstance(expires_at, datetime):
+            raise InvalidInputError(f"expires_at must be a datetime, got {expires_at!r}")
+        changes["expires_at"] = expires_at
+    if not changes:
+        raise InvalidInputError(
+            f"update of {id} changes nothing; pass content, tags, metadata, scope or expires_at"
+        )
+
+    def apply(current: MemoryItem) -> dict[str, Any]:
+        if current.status is Status.DELETED:
+            raise InvalidInputError(f"memory {id} is deleted; restore it before updating")
+        return changes
+
+    return revise(ctx, id, apply, expected_version=expected_version)
+
+
+def set_status(
+    ctx: Context, id: str, status: Status, *, expected_version: int | None = None
+) -> MemoryItem:
+    """A new version with another status (delete, restore); no version if it already has it."""
+    current = get(ctx, id)
+    if current.status is status and expected_version in (None, current.version):
+        return current
+    reason = "deleted" if status is not Status.ACTIVE else "updated"
+    return revise(ctx, id, {"status": status}, expected_version=expected_version, reason=reason)
+
+
+def purge(ctx: Context, id: str) -> None:
+    """Erase a memory, its history and its vector for good."""
+    current = get(ctx, id)
+    ctx.store.purge([current.id])
+    ctx.working.changed([id], "deleted")
