@@ -29,10 +29,7 @@ def main() -> None:
     print("READY", flush=True)
     for n in range(count):
         text = f"{name} edit {n:05d} of the shared fact"
-        if n % 2:
-            item = cube.update(id_, text)
-        else:
-            item = cube.put(NAMESPACE, KEY, text, ttl=TTL)
+        item = cube.update(id_, text) if n % 2 else cube.put(NAMESPACE, KEY, text, ttl=TTL)
         print(f"ACK {item.version} {text}", flush=True)
         cube.refresh([id_])
         cube.search(f"{name} edit", k=1)

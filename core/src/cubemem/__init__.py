@@ -1,6 +1,7 @@
 """cubemem: a memory operating system for LLM agents.
 
 ``MemCube`` is the unit: memories with provenance, versions and hybrid search, on disk.
+``MemoryOS`` holds many cubes under one root with one scheduler.
 """
 
 from cubemem.cube import MemCube
@@ -31,6 +32,7 @@ from cubemem.model import (
     Status,
     Usage,
 )
+from cubemem.os import MemoryOS
 from cubemem.settings import Settings
 
 __version__ = "0.1.0"
@@ -51,6 +53,7 @@ __all__ = [
     "MemCube",
     "MemoryInput",
     "MemoryItem",
+    "MemoryOS",
     "Message",
     "NotACubeError",
     "NotFoundError",

@@ -210,6 +210,7 @@ class SearchResult(BaseModel):
     score: float
     dense_score: float | None = None
     lexical_score: float | None = None
+    cube_name: str | None = Field(None, description="The cube it came from (MemoryOS.search).")
 
     @property
     def id(self) -> str:

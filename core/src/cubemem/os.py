@@ -1,0 +1,261 @@
+"""MemoryOS: many cubes under one root, one scheduler for all of them, search across cubes.
+
+The root folder holds ``memoryos.json`` (the OS's id), one folder per cube (each a complete
+cube that ``MemCube.open`` can also open alone) and, with the default SQLite queue, the one
+``queue.sqlite3`` every cube's background work goes through. Tasks name their cube, so one
+set of workers serves them all. Later layers (identities and grants, the server) build on
+this object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cubemem.cube import FiltersLike, MemCube, default_embedder
+from cubemem.embed import Embedder
+from cubemem.errors import IncompatibleCubeError, InvalidInputError, NotFoundError
+from cubemem.manifest import MANIFEST_NAME, read_manifest
+from cubemem.model import SearchResult, new_id, utcnow
+from cubemem.ops import inputs
+from cubemem.ops.context import Context
+from cubemem.scheduler import Scheduler, open_queue
+from cubemem.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OS_MANIFEST = "memoryos.json"
+_CUBE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class OSManifest(BaseModel):
+    """What a MemoryOS root is: its id (the queue is keyed by it) and when it was made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default_factory=new_id)
+    created_at: str = Field(default_factory=lambda: utcnow().isoformat())
+
+
+class MemoryOS:
+    """Cubes under one root with one scheduler; ``search`` across a chosen set of them.
+
+    ``MemoryOS("./memory")`` opens the root (making it if needed); ``create_cube(name)`` and
+    ``open_cube(name)`` return ``MemCube`` objects that share the OS's scheduler and stay open
+    until ``close``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self._root = Path(root)
+        if self._root.exists() and not self._root.is_dir():
+            raise InvalidInputError(f"{self._root} is a file; a MemoryOS root is a folder")
+        if (self._root / MANIFEST_NAME).exists():
+            raise InvalidInputError(
+                f"{self._root} is a cube, not a MemoryOS root; open it with MemCube.open, or "
+                "give the MemoryOS the folder above it"
+            )
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._manifest = _read_or_make_manifest(self._root)
+        self._settings = settings or Settings()
+        self._embedder = embedder
+        self._embedders: dict[str, Embedder] = {}
+        self._cubes: dict[str, MemCube] = {}
+        self._lock = threading.RLock()
+        queue = open_queue(
+            self._settings.queue_url,
+            self._root,
+            f"os:{self._manifest.id}",
+            sync=self._settings.queue_sync,
+            busy_timeout_s=self._settings.busy_timeout_s,
+        )
+        self.scheduler = Scheduler(_Cubes(self), queue, self._settings)
+        stats = queue.stats()
+        if stats.ready or stats.in_flight:  # work a crash left behind
+            self.scheduler.start()
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def id(self) -> str:
+        return self._manifest.id
+
+    def __repr__(self) -> str:
+        return f"MemoryOS(root={str(self._root)!r})"
+
+    def __enter__(self) -> MemoryOS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- cubes ----------------------------------------------------------------------------
+    def create_cube(self, name: str, *, owner: str | None = None) -> MemCube:
+        """Make a new, empty cube ``name`` under the root."""
+        path = self._root / _check_name(name)
+        with self._lock:
+            if path.exists():
+                raise InvalidInputError(
+                    f"cube {name!r} already exists in {self._root}; open it with open_cube"
+                )
+            cube = MemCube.create(
+                path,
+                name=name,
+                owner=owner,
+                embedder=self._embedder_for(None),
+                settings=self._settings,
+                scheduler=self.scheduler,
+            )
+            self._cubes[name] = cube
+            return cube
+
+    def open_cube(self, name: str) -> MemCube:
+        """The cube ``name`` (opened once, then the same object until ``close``)."""
+        path = self._root / _check_name(name)
+        with self._lock:
+            if name in self._cubes:
+                return self._cubes[name]
+            if not (path / MANIFEST_NAME).is_file():
+                raise NotFoundError(
+                    f"no cube {name!r} in {self._root}; cubes here: {self.list_cubes()}"
+                )
+            manifest = read_manifest(path)
+            cube = MemCube.open(
+                path,
+                embedder=self._embedder_for(manifest.embedder),
+                settings=self._settings,
+                scheduler=self.scheduler,
+            )
+            self._cubes[name] = cube
+            return cube
+
+    def list_cubes(self) -> list[str]:
+        """The names of the cubes under the root, sorted."""
+        return sorted(
+            p.name for p in self._root.iterdir() if p.is_dir() and (p / MANIFEST_NAME).is_file()
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        cubes: list[str] | None = None,
+        k: int = 10,
+        filters: FiltersLike = None,
+    ) -> list[SearchResult]:
+        """The ``k`` best memories of ``cubes`` (default: all), merged by score; each result
+        names its cube in ``cube_name``. Scores are the cubes' fused scores, which share one
+        scale (reciprocal ranks under the same weights)."""
+        inputs.positive_int(k, "k")
+        names = self.list_cubes() if cubes is None else inputs.as_list(cubes, "cubes")
+        merged: list[SearchResult] = []
+        for name in dict.fromkeys(names):
+            for hit in self.open_cube(name).search(query, k=k, filters=filters):
+                merged.append(hit.model_copy(update={"cube_name": name}))
+        merged.sort(key=lambda r: r.score, reverse=True)
+        return merged[:k]
+
+    def close(self) -> None:
+        """Stop the workers (queued tasks stay durable) and close every open cube."""
+        self.scheduler.stop()
+        with self._lock:
+            for cube in self._cubes.values():
+                cube.close()
+            self._cubes.clear()
+        self.scheduler.queue.close()
+
+    def _embedder_for(self, name: str | None) -> Embedder:
+        if self._embedder is not None:
+            return self._embedder
+        name = name or self._settings.embedder
+        if name not in self._embedders:
+            self._embedders[name] = default_embedder(self._settings, name)
+        return self._embedders[name]
+
+    # -- async twins ----------------------------------------------------------------------
+    async def acreate_cube(self, name: str, *, owner: str | None = None) -> MemCube:
+        """Async twin of ``create_cube``."""
+        return await asyncio.to_thread(self.create_cube, name, owner=owner)
+
+    async def aopen_cube(self, name: str) -> MemCube:
+        """Async twin of ``open_cube``."""
+        return await asyncio.to_thread(self.open_cube, name)
+
+    async def alist_cubes(self) -> list[str]:
+        """Async twin of ``list_cubes``."""
+        return await asyncio.to_thread(self.list_cubes)
+
+    async def asearch(
+        self,
+        query: str,
+        *,
+        cubes: list[str] | None = None,
+        k: int = 10,
+        filters: FiltersLike = None,
+    ) -> list[SearchResult]:
+        """Async twin of ``search``."""
+        return await asyncio.to_thread(self.search, query, cubes=cubes, k=k, filters=filters)
+
+    async def aclose(self) -> None:
+        """Async twin of ``close``."""
+        await asyncio.to_thread(self.close)
+
+
+class _Cubes:
+    """The scheduler's view of a MemoryOS (``cubemem.scheduler.Cubes``): a task's cube is
+    opened on first use, so a worker can serve cubes nobody opened in its process."""
+
+    def __init__(self, os_: MemoryOS) -> None:
+        self._os = os_
+
+    def context(self, cube_id: str | None) -> Context:
+        os_ = self._os
+        with os_._lock:
+            for cube in os_._cubes.values():
+                if cube.id == cube_id:
+                    return cube.context
+            for name in os_.list_cubes():
+                if name not in os_._cubes and read_manifest(os_.root / name).id == cube_id:
+                    return os_.open_cube(name).context
+        raise NotFoundError(f"no cube with id {cube_id!r} in {os_.root}")
+
+    def contexts(self) -> list[Context]:
+        with self._os._lock:
+            return [cube.context for cube in self._os._cubes.values()]
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _CUBE_NAME.match(name):
+        raise InvalidInputError(
+            f"cube name {name!r} must be 1-128 letters, digits, '.', '_' or '-', starting with "
+            "a letter or digit"
+        )
+    return name
+
+
+def _read_or_make_manifest(root: Path) -> OSManifest:
+    file = root / OS_MANIFEST
+    if not file.exists():
+        manifest = OSManifest()
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(file)
+        return manifest
+    try:
+        return OSManifest.model_validate(json.loads(file.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValidationError) as exc:
+        raise IncompatibleCubeError(f"{file} is not a MemoryOS manifest: {exc}") from exc
