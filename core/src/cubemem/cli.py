@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -308,9 +308,9 @@ def bench_locomo(
             lambda: locomo.run(
                 data,
                 conversations=chosen,
-                mode=mode,
+                mode=cast(locomo.Mode, mode),
                 ks=ks,
-                progress=lambda what, _: what == "question" and bar.advance(task),
+                progress=lambda what, _: bar.advance(task) if what == "question" else None,
             )
         )
     table = Table(title=f"LoCoMo evidence recall ({mode}, {report['questions']} questions)")

@@ -249,7 +249,7 @@ class MemCube(AsyncCube):
 
     # -- writing --------------------------------------------------------------------------
     @overload
-    def add(
+    def add(  # type: ignore[overload-overlap]  # a str is content and a Sequence[str]
         self,
         content: ContentLike,
         *,
@@ -271,7 +271,7 @@ class MemCube(AsyncCube):
     ) -> list[MemoryItem]: ...
 
     @overload
-    def add(
+    def add(  # type: ignore[overload-overlap]
         self,
         content: ContentLike,
         *,
@@ -291,6 +291,17 @@ class MemCube(AsyncCube):
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[False],
     ) -> list[str]: ...
+
+    @overload
+    def add(
+        self,
+        content: ContentLike | Sequence[ContentLike],
+        *,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        wait: bool = True,
+    ) -> MemoryItem | list[MemoryItem] | str | list[str]: ...
 
     def add(
         self,
@@ -347,6 +358,20 @@ class MemCube(AsyncCube):
         progress: Progress | None = None,
         wait: Literal[False],
     ) -> list[str]: ...
+
+    @overload
+    def add_messages(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        session: str | None = None,
+        timestamp: datetime | str | None = None,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        progress: Progress | None = None,
+        wait: bool = True,
+    ) -> list[MemoryItem] | list[str]: ...
 
     def add_messages(
         self,

@@ -78,7 +78,7 @@ class AsyncCube:
         await asyncio.to_thread(_cube(self).close)
 
     @overload
-    async def aadd(
+    async def aadd(  # type: ignore[overload-overlap]  # a str is content and a Sequence[str]
         self,
         content: ContentLike,
         *,
@@ -86,7 +86,7 @@ class AsyncCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[True] = True,
-    ) -> MemoryItem: ...  # type: ignore[overload-overlap]
+    ) -> MemoryItem: ...
 
     @overload
     async def aadd(
@@ -100,7 +100,7 @@ class AsyncCube:
     ) -> list[MemoryItem]: ...
 
     @overload
-    async def aadd(
+    async def aadd(  # type: ignore[overload-overlap]
         self,
         content: ContentLike,
         *,
@@ -121,6 +121,17 @@ class AsyncCube:
         wait: Literal[False],
     ) -> list[str]: ...
 
+    @overload
+    async def aadd(
+        self,
+        content: ContentLike | Sequence[ContentLike],
+        *,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        wait: bool = True,
+    ) -> MemoryItem | list[MemoryItem] | str | list[str]: ...
+
     async def aadd(
         self,
         content: ContentLike | Sequence[ContentLike],
@@ -133,7 +144,7 @@ class AsyncCube:
         """Async twin of ``add``."""
         return await asyncio.to_thread(
             _cube(self).add, content, scope=scope, tags=tags, metadata=metadata, wait=wait
-        )  # type: ignore[arg-type]
+        )
 
     @overload
     async def aadd_messages(
@@ -147,7 +158,7 @@ class AsyncCube:
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: Literal[True] = True,
-    ) -> list[MemoryItem]: ...  # type: ignore[overload-overlap]
+    ) -> list[MemoryItem]: ...
 
     @overload
     async def aadd_messages(
@@ -162,6 +173,20 @@ class AsyncCube:
         progress: Progress | None = None,
         wait: Literal[False],
     ) -> list[str]: ...
+
+    @overload
+    async def aadd_messages(
+        self,
+        messages: Sequence[MessageLike],
+        *,
+        session: str | None = None,
+        timestamp: datetime | str | None = None,
+        scope: ScopeLike = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+        progress: Progress | None = None,
+        wait: bool = True,
+    ) -> list[MemoryItem] | list[str]: ...
 
     async def aadd_messages(
         self,
@@ -186,7 +211,7 @@ class AsyncCube:
             metadata=metadata,
             progress=progress,
             wait=wait,
-        )  # type: ignore[arg-type]
+        )
 
     async def aupdate(
         self,

@@ -254,8 +254,8 @@ class HybridRetriever:
             current = self._index
             wanted = self.config.lexical_neighbours
             if current is None or (current.revision, current.with_neighbours) != (revision, wanted):
-                self._index = self._build(revision, wanted)
-            return self._index
+                current = self._index = self._build(revision, wanted)
+            return current
 
     def _build(self, revision: int, with_neighbours: bool) -> _SearchIndex:
         everything = Filters.everything()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cubemem.embed import Embedder, check_vectors
 from cubemem.model import MemoryInput, MemoryItem, utcnow
 from cubemem.ops.working import WorkingMemory
@@ -73,6 +75,9 @@ class Context:
             return {}
         embeddings = embed_items(self.embedder, items)
         check_vectors(
-            [e.vector for e in embeddings.values()], len(items), self.dimension, self.embedder.name
+            np.stack([e.vector for e in embeddings.values()]),
+            len(items),
+            self.dimension,
+            self.embedder.name,
         )
         return embeddings

@@ -338,7 +338,8 @@ class RedisQueue:
         prefix = f"cubemem:{cube_id}"
         self._stream, self._delayed = f"{prefix}:tasks", f"{prefix}:delayed"
         self._dead, self._done = f"{prefix}:dead", f"{prefix}:done"
-        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        # Any: redis-py's stubs type replies for bytes and str clients alike; this one decodes.
+        self._redis: Any = redis.Redis.from_url(url, decode_responses=True)
         try:
             self._redis.xgroup_create(self._stream, self.GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:

@@ -401,6 +401,7 @@ class Scheduler:
             report = lifecycle.sweep(ctx)
             return len(report.expired) + len(report.cold), []
         if task.kind in (TaskKind.EXTRACT, TaskKind.CONSOLIDATE):
-            created = followup.run(ctx, task.kind.value, task.payload["ids"])
+            step: followup.Step = "extract" if task.kind is TaskKind.EXTRACT else "consolidate"
+            created = followup.run(ctx, step, task.payload["ids"])
             return len(created), self._follow_ups(ctx, created)
         raise ValueError(f"unknown task kind {task.kind!r}")

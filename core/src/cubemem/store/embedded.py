@@ -700,7 +700,8 @@ def _open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:
         )
         collection = client.get_or_create_collection(
             "memories",
-            embedding_function=CubememEmbeddingFunction(embedder),
+            # chroma types the function for text and images; ours embeds text only
+            embedding_function=CubememEmbeddingFunction(embedder),  # type: ignore[arg-type]
             configuration={"hnsw": {"space": "ip"}},
         )
     except Exception as exc:  # chromadb raises assorted errors for a broken folder

@@ -121,7 +121,7 @@ class MemCubeStore(BaseStore):
         self.cube.put(
             op.namespace,
             op.key,
-            self._text(op.value, op.index),
+            self._text(dict(op.value), op.index),
             value=dict(op.value),
             scope=self._scope_of(op.namespace),
             ttl=None if op.ttl is None else timedelta(minutes=op.ttl),
@@ -133,7 +133,9 @@ class MemCubeStore(BaseStore):
         filters = {"namespace": op.namespace_prefix, "value": op.filter or {}}
         if op.query:
             results = self.cube.search(op.query, k=op.offset + op.limit, filters=filters)
-            found = [(r.item, r.score) for r in results[op.offset :]]
+            found: list[tuple[MemoryItem, float | None]] = [
+                (r.item, r.score) for r in results[op.offset :]
+            ]
         else:
             items = self.cube.list(filters, limit=op.limit, offset=op.offset)
             found = [(item, None) for item in items]

@@ -9,6 +9,8 @@ message (``ToolMessage`` with ``status="error"``) with nothing stored.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
@@ -54,7 +56,7 @@ def create_memory_tools(
     memory = MemoryTools(
         cube, user_id=user_id, agent_id=agent_id, session_id=session_id, max_chars=max_chars
     )
-    specs = [
+    specs: list[tuple[str, str, type[BaseModel], Callable[..., str]]] = [
         (
             "save_memory",
             "Remember a fact, preference or event about the user for future conversations.",
@@ -103,10 +105,10 @@ def _explain_invalid_arguments(exc: Exception) -> str:
     return "Error: invalid arguments: " + "; ".join(parts)
 
 
-def _as_tool_errors(fn):  # type: ignore[no-untyped-def]
+def _as_tool_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """cubemem's typed errors become ``ToolException``: the model reads the message."""
 
-    def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except CubememError as exc:
@@ -117,8 +119,8 @@ def _as_tool_errors(fn):  # type: ignore[no-untyped-def]
     return run
 
 
-def _as_async(fn):  # type: ignore[no-untyped-def]
-    async def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    async def run(*args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     run.__name__ = fn.__name__

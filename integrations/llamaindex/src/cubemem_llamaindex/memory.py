@@ -24,6 +24,13 @@ class _CubeBinding:
     (The pydantic subclasses declare the fields: cube, user_id, agent_id, similarity_top_k,
     max_chars, wait.)"""
 
+    cube: MemCube
+    user_id: str | None
+    agent_id: str | None
+    similarity_top_k: int
+    max_chars: int
+    wait: bool
+
     def _owner(self) -> dict[str, str]:
         if self.user_id is not None:
             return {"user": self.user_id}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
@@ -130,7 +130,7 @@ def _apply(f: MetadataFilter, spec: dict[str, Any]) -> None:
         spec[key] = value
     elif key == "tags":
         _require(op, (FilterOperator.EQ, FilterOperator.CONTAINS, FilterOperator.ALL), key)
-        spec["tags"] += list(value) if op == FilterOperator.ALL else [value]
+        spec["tags"] += list(cast(list[str], value)) if op == FilterOperator.ALL else [value]
     elif key == "event_time":
         _require(op, (FilterOperator.GTE, FilterOperator.LT), key)
         spec["after" if op == FilterOperator.GTE else "before"] = value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
 
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 
@@ -25,7 +24,7 @@ class MemCubeToolSpec(BaseToolSpec):
     (``is_error=True``); nothing is stored.
     """
 
-    spec_functions: ClassVar[list[SPEC_FUNCTION_TYPE]] = [
+    spec_functions: list[SPEC_FUNCTION_TYPE] = [  # noqa: RUF012 - BaseToolSpec's own field
         ("save_memory", "asave_memory"),
         ("search_memories", "asearch_memories"),
         ("update_memory", "aupdate_memory"),

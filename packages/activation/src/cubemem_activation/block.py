@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import transformers
@@ -154,6 +154,7 @@ class _TailLayer(DynamicLayer):
     def _own(self) -> None:
         """Leave the block's buffers; from here on the layer grows by concatenation."""
         if self._buffers is not None:
+            assert self.keys is not None and self.values is not None  # viewed into the buffers
             self.keys, self.values = self.keys.clone(), self.values.clone()
             self._buffers = None
 
@@ -174,6 +175,7 @@ class _TailLayer(DynamicLayer):
         values[..., self._length : end, :].copy_(value_states)
         self._length = end
         self._view()
+        assert self.keys is not None and self.values is not None
         return self.keys, self.values
 
     def crop(self, tokens_to_remove: int) -> None:
@@ -292,7 +294,8 @@ class KVBlock:
         cache = DynamicCache(config=model.config)
         while len(cache.layers) < len(self.keys):  # a config without layer types
             cache.layers.append(DynamicLayer())
-        for layer, k, v in zip(cache.layers, self.keys, self.values, strict=False):
+        layers = cast(list[DynamicLayer], cache.layers)  # attention layers (keys and values)
+        for layer, k, v in zip(layers, self.keys, self.values, strict=False):
             k, v = k.to(model.device), v.to(model.device)
             layer.lazy_initialization(k, v)
             layer.keys, layer.values = k, v
@@ -457,8 +460,8 @@ def from_cache(
     """The block of ``token_ids`` from the cache a prefill of them left (copied)."""
     return KVBlock.from_tensors(
         token_ids,
-        [layer.keys.detach() for layer in cache.layers],
-        [layer.values.detach() for layer in cache.layers],
+        [_tensor(layer.keys).detach() for layer in cast(list[DynamicLayer], cache.layers)],
+        [_tensor(layer.values).detach() for layer in cast(list[DynamicLayer], cache.layers)],
         fp,
         headroom=headroom,
         text=text,
@@ -501,3 +504,10 @@ def build_block(
         meta={"chat_template": chat_template},
         headroom=headroom,
     )
+
+
+def _tensor(value: torch.Tensor | None) -> torch.Tensor:
+    """A cache layer's keys or values, which a filled layer always has."""
+    if value is None:
+        raise InvalidInputError("the cache has an empty layer; prefill the tokens first")
+    return value

@@ -65,6 +65,7 @@ def compose(
         cache: DynamicCache | None = None
         for block in blocks:
             cache = prefill(model, list(block.token_ids), cache)
+        assert cache is not None  # blocks is not empty
         return from_cache(
             cache, ids, blocks[0].fingerprint, text=text, memory_ids=memory_ids,
             meta={"strategy": strategy},

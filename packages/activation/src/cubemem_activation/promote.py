@@ -10,7 +10,7 @@ cube's workers build the new block in the background, before the next generation
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cubemem.cube import MemCube
@@ -106,7 +106,7 @@ class ActivationMemory:
         agent: str | None = None,
         session: str | None = None,
         **gen_kwargs: Any,
-    ):  # type: ignore[no-untyped-def]
+    ) -> Iterator[str]:
         block = self.block(agent, session)
         return stream_with_memory(
             self.model, self.tokenizer, [block] if block else [], messages, **gen_kwargs
