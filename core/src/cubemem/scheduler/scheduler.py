@@ -194,15 +194,15 @@ class Scheduler:
         *,
         cube: str | None = None,
     ) -> bool:
-        """Until these memory ids are stored in ``cube`` (or, without ids, the queue is empty,
-        follow-up tasks included). Returns False on timeout. Without running workers (here or
-        elsewhere) it can only time out."""
+        """Until these memory ids are stored in ``cube`` (default: any cube this scheduler has
+        open), or, without ids, until the queue is empty, follow-up tasks included. Returns
+        False on timeout. Without running workers (here or elsewhere) it can only time out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wanted = None if ids is None else list(dict.fromkeys(ids))
-        store = self.cubes.context(cube).store if wanted is not None else None
+        contexts = [self.cubes.context(cube)] if cube is not None else self.cubes.contexts()
         while True:
-            if wanted is not None and store is not None:
-                present = {i.id for i in store.get(wanted)}
+            if wanted is not None:
+                present = {i.id for ctx in contexts for i in ctx.store.get(wanted)}
                 wanted = [i for i in wanted if i not in present]
                 if not wanted:
                     return True
