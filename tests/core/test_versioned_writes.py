@@ -148,3 +148,19 @@ def test_of_two_racing_writers_with_expected_version_exactly_one_wins(cube):
     history = cube.history(item.id)
     assert len(history) == 2 and cube.get(item.id).version == 2
     check_consistent(cube, item.id, [history[-1].content])
+
+
+def test_delete_restore_and_purge_honour_expected_version(cube, snapshot):
+    item = cube.add("Ana's locker code is 40921")
+    cube.update(item.id, "Ana's locker code is 77310")
+    before = snapshot(cube)
+    for stale in (
+        lambda: cube.delete(item.id, expected_version=1),
+        lambda: cube.delete(item.id, purge=True, expected_version=1),
+        lambda: cube.restore(item.id, expected_version=1),
+    ):
+        with pytest.raises(ConflictError):
+            stale()
+        assert snapshot(cube) == before
+    cube.delete(item.id, expected_version=2)
+    assert cube.restore(item.id, expected_version=3).version == 4

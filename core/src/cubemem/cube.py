@@ -433,16 +433,17 @@ class MemCube(AsyncCube):
             expected_version=expected_version,
         )
 
-    def delete(self, id: str, *, purge: bool = False) -> None:
-        """Mark a memory deleted (it stops appearing in search); ``purge=True`` erases it."""
+    def delete(self, id: str, *, purge: bool = False, expected_version: int | None = None) -> None:
+        """Mark a memory deleted (a new version; it stops appearing in search); ``purge=True``
+        erases it. ``expected_version`` as in ``update``."""
         if purge:
-            write.purge(self._ctx, id)
+            write.purge(self._ctx, id, expected_version=expected_version)
         else:
-            write.set_status(self._ctx, id, Status.DELETED)
+            write.set_status(self._ctx, id, Status.DELETED, expected_version=expected_version)
 
-    def restore(self, id: str) -> MemoryItem:
+    def restore(self, id: str, *, expected_version: int | None = None) -> MemoryItem:
         """Undo a soft delete or archive: the memory becomes active again (a new version)."""
-        return write.set_status(self._ctx, id, Status.ACTIVE)
+        return write.set_status(self._ctx, id, Status.ACTIVE, expected_version=expected_version)
 
     def extract(self, ids: Sequence[str]) -> list[MemoryItem]:
         """Run the cube's ``extractor`` over these raw turns now; returns the facts stored."""

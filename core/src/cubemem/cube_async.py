@@ -236,13 +236,17 @@ class AsyncCube:
             expected_version=expected_version,
         )
 
-    async def adelete(self, id: str, *, purge: bool = False) -> None:
+    async def adelete(
+        self, id: str, *, purge: bool = False, expected_version: int | None = None
+    ) -> None:
         """Async twin of ``delete``."""
-        await asyncio.to_thread(_cube(self).delete, id, purge=purge)
+        await asyncio.to_thread(
+            _cube(self).delete, id, purge=purge, expected_version=expected_version
+        )
 
-    async def arestore(self, id: str) -> MemoryItem:
+    async def arestore(self, id: str, *, expected_version: int | None = None) -> MemoryItem:
         """Async twin of ``restore``."""
-        return await asyncio.to_thread(_cube(self).restore, id)
+        return await asyncio.to_thread(_cube(self).restore, id, expected_version=expected_version)
 
     async def aextract(self, ids: Sequence[str]) -> list[MemoryItem]:
         """Async twin of ``extract``."""

@@ -66,12 +66,14 @@ class MemoryTools:
         text = render_memories(results, max_chars=self.max_chars, header=None, with_ids=True)
         return text or "No memories found."
 
+    # The version the ownership check read is the one written over, so a memory that changed
+    # hands (or text) in between is refused with ConflictError instead of edited blind.
     def update(self, memory_id: str, content: str) -> str:
-        self._owned(memory_id)
-        item = self.cube.update(memory_id, content)
+        owned = self._owned(memory_id)
+        item = self.cube.update(memory_id, content, expected_version=owned.version)
         return f"Updated memory ({item.id}) to version {item.version}."
 
     def delete(self, memory_id: str) -> str:
-        self._owned(memory_id)
-        self.cube.delete(memory_id)
+        owned = self._owned(memory_id)
+        self.cube.delete(memory_id, expected_version=owned.version)
         return f"Deleted memory ({memory_id})."

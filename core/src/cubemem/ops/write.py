@@ -304,8 +304,15 @@ def set_status(
     return revise(ctx, id, {"status": status}, expected_version=expected_version, reason=reason)
 
 
-def purge(ctx: Context, id: str) -> None:
+def purge(ctx: Context, id: str, *, expected_version: int | None = None) -> None:
     """Erase a memory, its history and its vector for good."""
     current = get(ctx, id)
+    expected_version = inputs.expected_version(expected_version)
+    if expected_version is not None and current.version != expected_version:
+        raise ConflictError(
+            f"memory {id} is at version {current.version}, not {expected_version}; nothing "
+            "was erased. Read it again and decide",
+            [id],
+        )
     ctx.store.purge([current.id])
     ctx.working.changed([id], "deleted")
