@@ -148,8 +148,9 @@ def insert(
     items this call created. They become hot in their writer's working memory."""
     if not items:
         return []
-    if embeddings is None:
-        embeddings = ctx.embed(items)
+    if embeddings is None:  # embed only what is not stored yet (a redelivery embeds nothing)
+        present = {i.id for i in ctx.store.get([i.id for i in items])}
+        embeddings = ctx.embed([i for i in items if i.id not in present])
     batch = max(ctx.settings.embed_batch_size * 4, 256)
     by_id: dict[str, list[MemoryItem]] = {}
     for version in history:
