@@ -317,6 +317,15 @@ def _dead_local(consumer: str | None, host: str) -> bool:
 
 
 # -- Redis Streams --------------------------------------------------------------------------
+_MOVE_DUE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'task', ARGV[1])
+    return 1
+end
+return 0
+"""
+
+
 class RedisQueue:
     """A Redis stream per cube with one consumer group: many processes and machines.
 
@@ -340,6 +349,7 @@ class RedisQueue:
         self._dead, self._done = f"{prefix}:dead", f"{prefix}:done"
         # Any: redis-py's stubs type replies for bytes and str clients alike; this one decodes.
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True)
+        self._move = self._redis.register_script(_MOVE_DUE)
         try:
             self._redis.xgroup_create(self._stream, self.GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -383,11 +393,11 @@ class RedisQueue:
         return tasks
 
     def _release_due(self) -> None:
-        """Retries whose delay is over go back on the stream (one mover wins each)."""
+        """Retries whose delay is over go back on the stream: one mover wins each, and the move
+        is one atomic step (a task is never out of both, which ``stats`` would count as done)."""
         due = self._redis.zrangebyscore(self._delayed, "-inf", time.time(), start=0, num=100)
         for member in due:
-            if self._redis.zrem(self._delayed, member):
-                self._redis.xadd(self._stream, {"task": member})
+            self._move(keys=[self._delayed, self._stream], args=[member])
 
     def _finish(self, receipts: list[str]) -> None:
         if receipts:
@@ -440,13 +450,20 @@ class RedisQueue:
         return count
 
     def stats(self) -> QueueStats:
-        pending = self._redis.xpending(self._stream, self.GROUP)["pending"]
-        length = self._redis.xlen(self._stream)
+        # one MULTI: a snapshot, so a task moving between the delayed set and the stream is
+        # never counted in neither (which would make a waiter think the queue had drained)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xpending(self._stream, self.GROUP)
+        pipe.xlen(self._stream)
+        pipe.zcard(self._delayed)
+        pipe.hlen(self._dead)
+        pipe.get(self._done)
+        pending, length, delayed, dead, done = pipe.execute()
         return QueueStats(
-            ready=length - pending + self._redis.zcard(self._delayed),
-            in_flight=pending,
-            dead=self._redis.hlen(self._dead),
-            done=int(self._redis.get(self._done) or 0),
+            ready=length - pending["pending"] + delayed,
+            in_flight=pending["pending"],
+            dead=dead,
+            done=int(done or 0),
         )
 
     def close(self) -> None:
