@@ -142,6 +142,19 @@ def queue() -> str | None:
     return _table(header, rows)
 
 
+def facts() -> str | None:
+    report = _load("facts.json")
+    if not report:
+        return None
+    rows = [
+        [r["memories"], r["system"], r["questions"], r["hit@1"], r["hit@3"], r["mrr@10"],
+         r["search_ms_p95"]]
+        for r in report["results"]
+    ]  # fmt: skip
+    header = ["memories", "system", "questions", "hit@1", "hit@3", "MRR@10", "search p95 ms"]
+    return _table(header, rows)
+
+
 STRATEGIES = ("naive", "rotated", "sequential")
 
 
@@ -176,6 +189,7 @@ def render(text: str) -> str:
         ("compare_locomo", compare),
         ("ablation", ablation),
         ("loco", loco),
+        ("facts", facts),
         ("scale", scale),
         ("queue", queue),
         ("activation", activation),

@@ -389,6 +389,39 @@ def bench_scale(
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
+@bench_app.command("facts")
+def bench_facts(
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated cube sizes; 'all' for every fact.")
+    ] = "10,30,100,all",
+    data: Annotated[
+        Path | None, typer.Option(help="A fact-set JSON file (default: the bundled one).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """One-line facts, one right fact per question: the default fusion beside dense and BM25."""
+    from cubemem.bench import facts
+
+    parts = [p.strip() for p in sizes.split(",") if p.strip()]
+    chosen: list[int | None] = [
+        None if p == "all" else _run(lambda p=p: _int_list(p, "--sizes"))[0] for p in parts
+    ]
+    _quiet_model_loading()
+    report = _run(lambda: facts.run(chosen, path=data))
+    table = Table(title=f"fact set ({report['facts']} facts)")
+    for column in ("memories", "system", "questions", "hit@1", "hit@3", "MRR@10", "p95 ms"):
+        table.add_column(column, justify="right")
+    for r in report["results"]:
+        table.add_row(
+            str(r["memories"]), r["system"], str(r["questions"]), str(r["hit@1"]),
+            str(r["hit@3"]), str(r["mrr@10"]), str(r["search_ms_p95"]),
+        )  # fmt: skip
+    console.print(table)
+    typer.echo(json.dumps(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
 @bench_app.command("activation")
 def bench_activation(
     prefix_tokens: Annotated[

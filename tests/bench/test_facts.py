@@ -1,0 +1,51 @@
+"""The fact-set benchmark runs its real searches: one cube per size, three fusion settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cubemem.bench import facts
+from cubemem.cli import app
+from cubemem.errors import InvalidInputError
+
+
+def test_the_bundled_fact_set_is_whole():
+    data = facts.load()
+    assert len(data.facts) == len(data.questions) == 186
+    assert len({f["id"] for f in data.facts}) == 186
+    assert {a for _, a in data.questions} == {f["id"] for f in data.facts}
+
+
+def test_small_cubes_are_answered_by_every_system(embedder):
+    report = facts.run([10, 30], embedder=embedder)
+    rows = {(r["memories"], r["system"]): r for r in report["results"]}
+    assert set(rows) == {(n, s) for n in (10, 30) for s in facts.SYSTEMS}
+    for row in rows.values():
+        assert row["questions"] == row["memories"]
+        assert 0.0 <= row["hit@1"] <= row["hit@3"] <= 1.0
+    # the data is answerable: dense search alone finds nearly every fact first
+    assert rows[(30, "dense")]["hit@1"] >= 0.9
+    assert rows[(30, "default")]["hit@3"] >= 0.9
+
+
+def test_cli_writes_the_report(tmp_path, embedder):
+    out = tmp_path / "facts.json"
+    result = CliRunner().invoke(app, ["bench", "facts", "--sizes", "10", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [r["system"] for r in json.loads(out.read_text())["results"]] == list(facts.SYSTEMS)
+    bad = CliRunner().invoke(app, ["bench", "facts", "--sizes", "ten"])
+    assert bad.exit_code == 2 and "--sizes" in bad.output
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(InvalidInputError, match="positive"):
+        facts.run([0])
+    (tmp_path / "x.json").write_text(
+        '{"facts": [{"id": "a", "text": "t", "user": null}], '
+        '"questions": [{"question": "q", "answer": "b"}]}'
+    )
+    with pytest.raises(InvalidInputError, match="unknown facts"):
+        facts.load(tmp_path / "x.json")
