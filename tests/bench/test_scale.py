@@ -74,3 +74,13 @@ def test_cli_queue_benchmark(tmp_path, request, queue):
     assert 0 < r["ack_ms"]["p50"] <= r["ack_ms"]["p95"] <= r["ack_ms"]["p99"]
     for key in ("acked_per_s", "indexed_per_s", "drained_per_s", "inline_batched_per_s"):
         assert r[key] > 0
+
+
+def test_interleaved_rounds_report_add_then_search_beside_read_only(tmp_path):
+    report = scale.run([400], queries=5, interleave=6, precomputed=True, workdir=tmp_path)
+    (size,) = report["sizes"]
+    assert set(size["search_ms"]) == {"unfiltered", "user", "user+tag", "after_add"}
+    assert size["search_ms"]["after_add"]["p95"] > 0
+    assert size["after_add_vs_read_only_p95"] > 0
+    with pytest.raises(InvalidInputError, match="interleave"):
+        scale.run([10], interleave=-1)

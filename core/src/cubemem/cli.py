@@ -337,6 +337,10 @@ def bench_scale(
     precomputed: Annotated[
         bool, typer.Option(help="Random unit vectors instead of the model (index cost only).")
     ] = False,
+    interleave: Annotated[
+        int,
+        typer.Option(help="Rounds of 'add one memory, then search' after the read-only searches."),
+    ] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
     queue: Annotated[
         str | None,
@@ -355,19 +359,20 @@ def bench_scale(
         return
     with _progress() as bar:
         ingest = bar.add_task("ingest", total=sum(sizes))
-        search = bar.add_task("search", total=3 * queries * len(sizes))
+        search = bar.add_task("search", total=(3 * queries + interleave) * len(sizes))
         report = _run(
             lambda: scale.run(
                 sizes,
                 queries=queries,
                 precomputed=precomputed,
+                interleave=interleave,
                 progress=lambda what, n: bar.advance(ingest if what == "ingest" else search, n),
             )
         )
     table = Table(title=f"scale ({report['embedder']}, {queries} queries per filter)")
     for column in (
         "items", "ingest/s", "index build s", "p50 ms", "p95 ms", "p95 user", "p95 user+tag",
-        "RSS MB", "disk B/item",
+        "p95 after add", "RSS MB", "disk B/item",
     ):  # fmt: skip
         table.add_column(column, justify="right")
     for r in report["sizes"]:
@@ -380,6 +385,7 @@ def bench_scale(
             str(ms["unfiltered"]["p95"]),
             str(ms["user"]["p95"]),
             str(ms["user+tag"]["p95"]),
+            str(ms["after_add"]["p95"]) if "after_add" in ms else "-",
             str(r["rss_mb"]),
             f"{r['disk_bytes_per_item']:,}",
         )

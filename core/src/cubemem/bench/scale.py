@@ -123,9 +123,14 @@ def run_size(
     embedder: Embedder,
     workdir: Path,
     batch: int = 1000,
+    interleave: int = 0,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Build one cube of ``size`` synthetic memories and measure it."""
+    """Build one cube of ``size`` synthetic memories and measure it.
+
+    ``interleave`` rounds of "add one memory, then search" follow the read-only searches, as
+    an agent stores a turn and searches before its next call; their latency is reported beside
+    the read-only searches of the same run."""
     corpus = Corpus()
     cube = MemCube.create(workdir / f"cube-{size}", embedder=embedder)
     start = time.perf_counter()
@@ -161,21 +166,33 @@ def run_size(
     unfiltered = timed(None)
     by_user = timed({"user": corpus.users[0]})
     by_user_tag = timed({"user": corpus.users[1], "tags": [_TAGS[0]]})
-    result = {
+    after_add = []
+    for memory in corpus.memories(interleave):
+        cube.add(memory)
+        question = corpus.question()
+        start = time.perf_counter()
+        cube.search(question, k=10)
+        after_add.append((time.perf_counter() - start) * 1000)
+        if progress:
+            progress("search", 1)
+    timings = [("unfiltered", unfiltered), ("user", by_user), ("user+tag", by_user_tag)]
+    if after_add:
+        timings.append(("after_add", after_add))
+    result: dict[str, Any] = {
         "items": size,
         "ingest_items_per_s": round(size / ingest_s, 1),
         "index_build_s": round(warmup_s, 2),
         "search_ms": {
             name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)}
-            for name, v in (
-                ("unfiltered", unfiltered),
-                ("user", by_user),
-                ("user+tag", by_user_tag),
-            )
+            for name, v in timings
         },
         "rss_mb": round(_rss_mb(), 1),
         "disk_bytes_per_item": round(_disk_bytes(cube.path) / size, 1),
     }
+    if after_add:
+        result["after_add_vs_read_only_p95"] = round(
+            percentile(after_add, 95) / percentile(unfiltered, 95), 2
+        )
     cube.close()
     return result
 
@@ -185,11 +202,14 @@ def run(
     *,
     queries: int = 500,
     precomputed: bool = False,
+    interleave: int = 0,
     embedder: Embedder | None = None,
     workdir: Path | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
     """Measure every size in turn; the JSON report lists one entry per size."""
+    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 0:
+        raise InvalidInputError(f"interleave must be an int >= 0, got {interleave!r}")
     if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
         raise InvalidInputError(f"sizes must be positive ints, got {list(sizes)!r}")
     if isinstance(queries, bool) or not isinstance(queries, int) or queries < 1:
@@ -200,7 +220,12 @@ def run(
         for size in sizes:
             results.append(
                 run_size(
-                    size, queries=queries, embedder=chosen, workdir=Path(tmp), progress=progress
+                    size,
+                    queries=queries,
+                    embedder=chosen,
+                    workdir=Path(tmp),
+                    interleave=interleave,
+                    progress=progress,
                 )
             )
     return {
