@@ -142,6 +142,24 @@ def queue() -> str | None:
     return _table(header, rows)
 
 
+def interleave() -> str | None:
+    report = _load("scale_interleave.json")
+    if not report:
+        return None
+    rows = []
+    for r in report["sizes"]:
+        ms = r["search_ms"]
+        rows.append(
+            [f"{r['items']:,}", ms["unfiltered"]["p50"], ms["unfiltered"]["p95"],
+             ms["after_add"]["p50"], ms["after_add"]["p95"], f"{r['after_add_vs_read_only_p95']}×"]
+        )  # fmt: skip
+    header = [
+        "memories", "read-only p50 ms", "read-only p95 ms", "add-then-search p50 ms",
+        "add-then-search p95 ms", "p95 ratio",
+    ]  # fmt: skip
+    return _table(header, rows)
+
+
 def facts() -> str | None:
     report = _load("facts.json")
     if not report:
@@ -191,6 +209,7 @@ def render(text: str) -> str:
         ("loco", loco),
         ("facts", facts),
         ("scale", scale),
+        ("interleave", interleave),
         ("queue", queue),
         ("activation", activation),
     ):
