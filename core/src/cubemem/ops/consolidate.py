@@ -23,7 +23,7 @@ import numpy as np
 from cubemem.errors import ConflictError, InvalidInputError
 from cubemem.model import Filters, MemoryItem, Status
 from cubemem.ops.context import Context
-from cubemem.ops.write import MAX_RETRIES, get, reindex, revised
+from cubemem.ops.write import MAX_RETRIES, backoff, get, reindex, revised
 
 _WORD = re.compile(r"\w+")
 EXACT_LIMIT = 5_000  # candidates scored exactly; beyond, the vector index proposes them
@@ -173,7 +173,7 @@ def undo_merge(ctx: Context, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
     The survivor's text and tags return to what they were before this merge unless they
     changed since; its source ids become its own plus those of the memories still merged in.
     """
-    for _ in range(MAX_RETRIES):
+    for attempt in range(MAX_RETRIES):
         merged = get(ctx, merged_id)
         if merged.superseded_by is None:
             raise InvalidInputError(
@@ -190,6 +190,7 @@ def undo_merge(ctx: Context, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
                 reindex(ctx, [(survivor, restored_survivor)]),
             )
         except ConflictError:
+            backoff(attempt)
             continue
         ctx.working.changed([survivor.id], "updated")
         return restored_survivor, restored

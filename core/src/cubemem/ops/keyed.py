@@ -16,7 +16,8 @@ from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, MetadataValue, Status, address_id, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
-from cubemem.ops.write import MAX_RETRIES, insert, new_item, reindex, revised
+from cubemem.ops.write import MAX_RETRIES, backoff, insert, new_item, reindex, revised
+from cubemem.store.base import Embedding
 
 
 def put(
@@ -46,7 +47,8 @@ def put(
         "status": Status.ACTIVE,
     }
     id_ = address_id(labels, key)
-    for _ in range(MAX_RETRIES):
+    vectors: dict[str, Embedding] = {}
+    for attempt in range(MAX_RETRIES):
         now = ctx.clock()
         fields["expires_at"] = None if ttl is None else now + ttl
         current = ctx.store.get([id_])
@@ -55,7 +57,8 @@ def put(
             item = MemoryItem.model_validate(item.model_dump() | fields | {"id": id_})
             if insert(ctx, [item]):
                 return item
-            continue  # another writer created it first: write over it as a new version
+            backoff(attempt)  # another writer created it first: write over it as a new version
+            continue
         old = current[0]
         if all(
             getattr(old, name) == wanted for name, wanted in fields.items() if name != "expires_at"
@@ -63,8 +66,9 @@ def put(
             return (refresh(ctx, [old.id]) or [old])[0] if ttl is not None else old
         new = revised(ctx, old, fields)
         try:
-            ctx.store.revise([(new, old.version)], reindex(ctx, [(old, new)]))
+            ctx.store.revise([(new, old.version)], reindex(ctx, [(old, new)], vectors))
         except ConflictError:
+            backoff(attempt)
             continue
         ctx.working.changed([id_], "updated")
         return new

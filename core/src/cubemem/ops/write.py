@@ -10,6 +10,8 @@ never holds the vector of another version's text.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -194,10 +196,30 @@ def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryIt
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
 
 
-def reindex(ctx: Context, pairs: Sequence[tuple[MemoryItem, MemoryItem]]) -> dict[str, Embedding]:
-    """Vectors for those (old, new) pairs whose indexed text changed; the others keep theirs."""
-    changed = [new for old, new in pairs if digest(dense_texts(old)) != digest(dense_texts(new))]
-    return ctx.embed(changed)
+def reindex(
+    ctx: Context,
+    pairs: Sequence[tuple[MemoryItem, MemoryItem]],
+    cache: dict[str, Embedding] | None = None,
+) -> dict[str, Embedding]:
+    """Vectors for those (old, new) pairs whose indexed text changed; the others keep theirs.
+
+    ``cache`` (by text digest) keeps a retry after a conflict from embedding the same text
+    again, which keeps the window between reading a row and writing it short."""
+    cache = {} if cache is None else cache
+    changed = {
+        new.id: (new, key)
+        for old, new in pairs
+        if (key := digest(dense_texts(new))) != digest(dense_texts(old))
+    }
+    missing = [new for new, key in changed.values() if key not in cache]
+    for embedding in ctx.embed(missing).values():
+        cache[embedding.digest] = embedding
+    return {id_: cache[key] for id_, (_, key) in changed.items()}
+
+
+def backoff(attempt: int) -> None:
+    """A short jittered pause before re-reading a row another writer just changed."""
+    time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
 
 
 def revise(
@@ -210,7 +232,8 @@ def revise(
 ) -> MemoryItem:
     """Write the next version of one memory; see the module docstring for conflicts."""
     expected_version = inputs.expected_version(expected_version)
-    for _ in range(MAX_RETRIES):
+    vectors: dict[str, Embedding] = {}
+    for attempt in range(MAX_RETRIES):
         current = get(ctx, id)
         if expected_version is not None and current.version != expected_version:
             raise ConflictError(
@@ -221,11 +244,12 @@ def revise(
         wanted = changes(current) if callable(changes) else changes
         new = revised(ctx, current, wanted)
         try:
-            ctx.store.revise([(new, current.version)], reindex(ctx, [(current, new)]))
+            ctx.store.revise([(new, current.version)], reindex(ctx, [(current, new)], vectors))
         except ConflictError:
             if expected_version is not None:
                 raise
             log.debug("memory %s changed under a revision; reading it again", id)
+            backoff(attempt)
             continue
         ctx.working.changed([id], reason)
         return new
