@@ -49,7 +49,7 @@ def test_every_sync_method_has_an_async_twin_with_the_same_signature(cls):
     assert not strays, f"async methods without a sync twin: {strays}"
 
 
-async def test_the_async_twins_run_off_the_event_loop(cube):
+async def test_the_async_twins_do_what_their_sync_twins_do(cube):
     item = await cube.aadd("Ana is allergic to peanuts", scope={"user": "ana"})
     queued = await cube.aadd(["Ana plays chess"], wait=False)
     assert isinstance(item.id, str) and isinstance(queued, list) and isinstance(queued[0], str)

@@ -89,21 +89,13 @@ def lookup(ctx: Context, namespace: Sequence[str], key: str) -> MemoryItem | Non
 def refresh(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
     """Extend the lifetime of active memories with a ``ttl`` to now + ttl; returns those."""
     now = ctx.clock()
-    wanted = [
-        item
-        for item in ctx.store.get(list(dict.fromkeys(inputs.as_list(ids, "ids"))))
-        if item.ttl is not None and item.status is Status.ACTIVE
-    ]
     renewed = {
         item.id: item.model_copy(update={"expires_at": now + item.ttl})
-        for item in wanted
-        if item.ttl is not None
+        for item in ctx.store.get(list(dict.fromkeys(inputs.as_list(ids, "ids"))))
+        if item.ttl is not None and item.status is Status.ACTIVE
     }
-    done = set(
-        ctx.store.extend(
-            [(i.id, i.version, i.expires_at) for i in renewed.values() if i.expires_at]
-        )
-    )
+    changes = [(i.id, i.version, now + i.ttl) for i in renewed.values() if i.ttl is not None]
+    done = set(ctx.store.extend(changes))
     return [item for id_, item in renewed.items() if id_ in done]
 
 
