@@ -12,7 +12,7 @@ SRC = Path(cubemem.__file__).resolve().parent
 LAYERS = [
     {"model", "settings", "errors", "manifest", "archive", "sqlite", "render"},
     {"store", "embed"},
-    {"retrieve"},
+    {"retrieve", "searchindex", "lexical"},
     {"ops"},
     {"scheduler"},
     {"cube", "cube_async", "os"},

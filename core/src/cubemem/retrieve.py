@@ -21,15 +21,16 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-import bm25s
 import numpy as np
-import Stemmer
 
+from cubemem import searchindex
 from cubemem.embed import Embedder
 from cubemem.errors import InvalidInputError
-from cubemem.model import Filters, MemoryItem, Status
+from cubemem.lexical import Analyzer
+from cubemem.model import Filters, MemoryItem
+from cubemem.searchindex import SearchIndex
 from cubemem.store.base import Embedding, MemoryStore
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,9 @@ class RetrievalConfig:
 
 def index_text(item: MemoryItem) -> str:
     """The memory as a retriever sees it: ``[date] speaker: content``."""
-    parts = []
-    when = item.provenance.occurred_at
-    if when is not None:
-        parts.append(f"[{when:%d %B %Y}]")
-    if item.provenance.speaker:
-        parts.append(f"{item.provenance.speaker}:")
-    parts.append(item.content)
-    return " ".join(parts)
+    return searchindex.index_text(
+        item.content, item.provenance.speaker, item.provenance.occurred_at
+    )
 
 
 def dense_texts(item: MemoryItem) -> list[str]:
@@ -95,69 +91,9 @@ def embed_items(embedder: Embedder, items: Sequence[MemoryItem]) -> dict[str, Em
     return out
 
 
-class _Tokenizer:
-    """Lower-case words, English stop words removed, Snowball-stemmed."""
-
-    def __init__(self) -> None:
-        self._stemmer = Stemmer.Stemmer("english")
-        self._stopwords = frozenset(bm25s.stopwords.STOPWORDS_EN_PLUS)
-        self._split = bm25s.tokenization.Tokenizer().splitter
-
-    def __call__(self, text: str) -> list[str]:
-        words = [w for w in self._split(text.lower()) if w not in self._stopwords]
-        return self._stemmer.stemWords(words)
-
-
-@dataclass
-class _SearchIndex:
-    """Everything search needs that is derived from the rows, rebuilt when they change."""
-
-    revision: int
-    with_neighbours: bool
-    ids: list[str]
-    positions: dict[str, int]
-    neighbours: dict[str, tuple[str, ...]]
-    bm25: bm25s.BM25 | None
-    active: np.ndarray
-    """True where the memory's status is active."""
-    expires: np.ndarray
-    """Expiry as a POSIX timestamp, +inf where none."""
-
-    def default_mask(self, now: datetime) -> np.ndarray:
-        """What ``Filters()`` allows: active and not expired."""
-        return self.active & (self.expires > now.timestamp())
-
-    def mask_of(self, ids: Sequence[str]) -> np.ndarray:
-        mask = np.zeros(len(self.ids), dtype=bool)
-        mask[[self.positions[i] for i in ids if i in self.positions]] = True
-        return mask
-
-
-def _conversation_neighbours(items: Sequence[MemoryItem]) -> dict[str, tuple[str, ...]]:
-    """Turns next to each other in one session, in the order they were stored."""
-    sessions: dict[tuple[str | None, str], list[str]] = {}
-    for item in items:
-        if item.provenance.source == "message" and item.scope.session is not None:
-            key = (item.scope.user, item.scope.session)
-            sessions.setdefault(key, []).append(item.id)
-    neighbours: dict[str, tuple[str, ...]] = {}
-    for turns in sessions.values():
-        for i, id_ in enumerate(turns):
-            neighbours[id_] = tuple(turns[j] for j in (i - 1, i + 1) if 0 <= j < len(turns))
-    return neighbours
-
-
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the ``n`` highest finite scores, best first (ties keep position order)."""
-    n = min(n, int(np.isfinite(scores).sum()))
-    if n <= 0:
-        return np.empty(0, dtype=np.int64)
-    top = np.argpartition(-scores, n - 1)[:n]
-    return top[np.argsort(-scores[top], kind="stable")]
-
-
 class HybridRetriever:
-    """Dense + BM25 over the filtered subset; the BM25 index is cached per store revision."""
+    """Dense + BM25 over the filtered subset, from a ``SearchIndex`` kept current by the
+    store's change feed (a write costs the search after it what the write changed)."""
 
     def __init__(
         self, store: MemoryStore, embedder: Embedder, config: RetrievalConfig | None = None
@@ -165,8 +101,8 @@ class HybridRetriever:
         self._store = store
         self._embedder = embedder
         self.config = config or RetrievalConfig()
-        self._tokenize = _Tokenizer()
-        self._index: _SearchIndex | None = None
+        self._analyzer = Analyzer()
+        self._index: SearchIndex | None = None
         self._lock = threading.Lock()
 
     def search(
@@ -174,121 +110,92 @@ class HybridRetriever:
     ) -> list[tuple[str, float, float | None, float | None]]:
         """Top ``k`` as (id, fused score, dense similarity, BM25 score), best first."""
         cfg = self.config
-        index = self._current_index()
-        if filters == Filters():
-            mask = index.default_mask(now)  # the common case needs no SQL
-        else:
-            mask = index.mask_of(self._store.match_ids(filters, now=now))
-        if not mask.any():
-            return []
-        lexical = self._lexical_search(index, query, mask, max(cfg.lexical_pool, 2 * k))
-        dense = self._dense_search(index, query, mask, max(cfg.dense_pool, 2 * k))
-        fused: dict[str, float] = {}
-        for rank, (id_, _) in enumerate(dense):
-            fused[id_] = cfg.dense_weight / (RRF_K + rank + 1)
+        # a retriever weighted 0 is not asked at all (its hits would only add zero scores)
+        vector = None
+        if cfg.dense_weight:
+            vector = np.asarray(self._embedder.embed_query(query), dtype=np.float32)
+        tokens = self._analyzer(query) if cfg.lexical_weight else []
+        dense_pool, lexical_pool = max(cfg.dense_pool, 2 * k), max(cfg.lexical_pool, 2 * k)
+        with self._lock:
+            index = self._current_index()
+            mask = index.mask(filters, now, lambda: self._store.match_ids(filters, now=now))
+            allowed = int(mask.sum())
+            if not allowed:
+                return []
+            lexical = index.lexical_top(tokens, mask, lexical_pool) if tokens else []
+            exact = allowed <= cfg.exact_limit or not self._store.owns_index
+            dense: list[tuple[int, float]] | None = []
+            if vector is not None:
+                dense = index.dense_top(vector, mask, dense_pool) if exact else None
+        if dense is None:  # a large subset: over-fetch from the vector index, then filter
+            assert vector is not None
+            excluded = len(mask) - allowed
+            fetch = (
+                dense_pool + excluded
+                if excluded <= dense_pool
+                else int(dense_pool * len(mask) / allowed * 1.5)
+            )
+            hits = self._store.nearest(vector, min(fetch, len(mask)), None)
+        with self._lock:
+            if dense is None:
+                slots = index.slots
+                dense = [
+                    (slot, score)
+                    for slot, score in ((slots.get(id_, -1), score) for id_, score in hits)
+                    if 0 <= slot < len(mask) and mask[slot]
+                ][:dense_pool]
+            fused = self._fuse(dense, lexical)
+            if cfg.neighbour_share:
+                fused = self._spread(fused, index, mask, cfg.neighbour_share)
+            ids = index.ids
+            best = sorted(fused.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:k]
+            dense_scores, lexical_scores = dict(dense), dict(lexical)
+            return [
+                (ids[slot], s, dense_scores.get(slot), lexical_scores.get(slot)) for slot, s in best
+            ]
+
+    def _fuse(
+        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+    ) -> dict[int, float]:
+        cfg = self.config
+        fused: dict[int, float] = {}
+        for rank, (slot, _) in enumerate(dense):
+            fused[slot] = cfg.dense_weight / (RRF_K + rank + 1)
         top = lexical[0][1] if lexical else 1.0
-        for rank, (id_, score) in enumerate(lexical):
+        for rank, (slot, score) in enumerate(lexical):
             # Rank fusion flattens the head of a ranking; the relative BM25 score keeps a
             # turn that matched one common word from tying with one that matched the rare ones.
             weight = cfg.lexical_weight * (score / top) ** cfg.lexical_score_power
-            fused[id_] = fused.get(id_, 0.0) + weight / (RRF_K + rank + 1)
-        if cfg.neighbour_share:
-            fused = self._spread(fused, index, mask, cfg.neighbour_share)
-        dense_scores, lexical_scores = dict(dense), dict(lexical)
-        best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        return [(id_, s, dense_scores.get(id_), lexical_scores.get(id_)) for id_, s in best]
-
-    def _dense_search(
-        self, index: _SearchIndex, query: str, mask: np.ndarray, pool: int
-    ) -> list[tuple[str, float]]:
-        """Nearest allowed memories: from the vector index, or exactly when the subset is small.
-
-        A vector index answers an allow-list slowly (tens of ms at 10^5 items), so a small
-        filtered subset is scored exactly from the vectors its rows keep, and a large one is
-        over-fetched from the index and filtered.
-        """
-        vector = self._embedder.embed_query(query)
-        allowed = int(mask.sum())
-        excluded = len(mask) - allowed
-        if excluded > pool and allowed <= self.config.exact_limit:
-            ids, matrix = self._store.vectors([index.ids[i] for i in np.flatnonzero(mask)])
-            if not ids:
-                return []
-            scores = matrix @ np.asarray(vector, dtype=np.float32)
-            return [(ids[i], float(scores[i])) for i in _top(scores, pool)]
-        fetch = pool + excluded if excluded <= pool else int(pool * len(mask) / allowed * 1.5)
-        hits = self._store.nearest(vector, min(fetch, len(mask)), None)
-        positions = index.positions
-        return [h for h in hits if h[0] in positions and mask[positions[h[0]]]][:pool]
+            fused[slot] = fused.get(slot, 0.0) + weight / (RRF_K + rank + 1)
+        return fused
 
     @staticmethod
     def _spread(
-        fused: dict[str, float], index: _SearchIndex, mask: np.ndarray, share: float
-    ) -> dict[str, float]:
+        fused: dict[int, float], index: SearchIndex, mask: np.ndarray, share: float
+    ) -> dict[int, float]:
         """Each turn gains ``share`` of its best-scoring neighbour's fused score."""
-        neighbours = index.neighbours
         targets = set(fused)
-        for id_ in fused:
-            targets.update(n for n in neighbours.get(id_, ()) if mask[index.positions[n]])
+        for slot in fused:
+            targets.update(n for n in index.neighbours(slot) if mask[n])
         return {
             t: fused.get(t, 0.0)
-            + share * max((fused.get(n, 0.0) for n in neighbours.get(t, ())), default=0.0)
+            + share * max((fused.get(n, 0.0) for n in index.neighbours(t)), default=0.0)
             for t in targets
         }
 
-    def _lexical_search(
-        self, index: _SearchIndex, query: str, mask: np.ndarray, pool: int
-    ) -> list[tuple[str, float]]:
-        if index.bm25 is None:
-            return []
-        tokens = [t for t in self._tokenize(query) if t in index.bm25.vocab_dict]
-        if not tokens:
-            return []
-        scores = index.bm25.get_scores(tokens, weight_mask=mask.astype(np.float32))
-        scores[scores <= 0] = -np.inf
-        return [(index.ids[i], float(scores[i])) for i in _top(scores, pool)]
-
-    def _current_index(self) -> _SearchIndex:
-        revision = self._store.revision()
-        with self._lock:
-            current = self._index
-            wanted = self.config.lexical_neighbours
-            if current is None or (current.revision, current.with_neighbours) != (revision, wanted):
-                current = self._index = self._build(revision, wanted)
-            return current
-
-    def _build(self, revision: int, with_neighbours: bool) -> _SearchIndex:
-        everything = Filters.everything()
-        items = self._store.select(everything, now=datetime.now(UTC))
-        by_id = {item.id: item for item in items}
-        neighbours = _conversation_neighbours(items)
-        corpus = []
-        for item in items:
-            around = [by_id[n] for n in neighbours.get(item.id, ())] if with_neighbours else []
-            text = " ".join(
-                [
-                    index_text(item),
-                    item.context or "",
-                    *(f"{n.provenance.speaker}: {n.content}" for n in around),
-                ]
+    def _current_index(self) -> SearchIndex:
+        """The index brought up to the store's revision (built whole only the first time)."""
+        wanted = self.config.lexical_neighbours
+        index = self._index
+        if index is None or index.with_neighbours != wanted:
+            index = self._index = SearchIndex(self._analyzer, with_neighbours=wanted)
+        changes = self._store.changes(index.revision)
+        if changes.revision != index.revision:
+            index.apply(changes)
+            log.debug(
+                "search index at revision %d: %d rows, %d purged applied",
+                changes.revision,
+                len(changes.rows),
+                len(changes.purged),
             )
-            corpus.append(self._tokenize(text))
-        bm25 = None
-        if any(corpus):
-            bm25 = bm25s.BM25()
-            bm25.index(corpus, show_progress=False)
-        ids = list(by_id)
-        log.debug("built BM25 index over %d memories at revision %d", len(ids), revision)
-        return _SearchIndex(
-            revision=revision,
-            with_neighbours=with_neighbours,
-            ids=ids,
-            positions={id_: i for i, id_ in enumerate(ids)},
-            neighbours=neighbours,
-            bm25=bm25,
-            active=np.array([item.status is Status.ACTIVE for item in items], dtype=bool),
-            expires=np.array(
-                [item.expires_at.timestamp() if item.expires_at else np.inf for item in items],
-                dtype=np.float64,
-            ),
-        )
+        return index

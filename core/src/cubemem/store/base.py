@@ -42,6 +42,38 @@ class Repair:
         return bool(self.reindexed or self.orphans_removed)
 
 
+class IndexRow(NamedTuple):
+    """What the search indexes keep of a row: its scope and lifecycle for filtering, the text
+    fields the lexical index reads, and its vector."""
+
+    id: str
+    order: int
+    """Insertion order (turns of a session are neighbours in this order)."""
+    status: str
+    kind: str
+    user: str | None
+    agent: str | None
+    session: str | None
+    expires_at: float | None
+    """POSIX timestamp."""
+    source: str
+    speaker: str | None
+    occurred_at: datetime | None
+    content: str
+    context: str | None
+    vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed after a revision: the current form of every row written since (inserted,
+    revised, status or expiry changed), and the ids purged since."""
+
+    revision: int
+    rows: list[IndexRow]
+    purged: list[str]
+
+
 EmbedFn = Callable[[list[MemoryItem]], Mapping[str, Embedding]]
 
 
@@ -123,6 +155,18 @@ class MemoryStore(Protocol):
 
     def revision(self) -> int:
         """A number that changes whenever rows change (by any process)."""
+        ...
+
+    def changes(self, since: int) -> Changes:
+        """Rows written and ids purged after revision ``since`` (``-1``: every row), read in
+        one snapshot, with the revision they bring the reader to. Search indexes apply these
+        to stay current without re-reading the cube."""
+        ...
+
+    @property
+    def owns_index(self) -> bool:
+        """Whether ``nearest`` is answered by a vector index in this process (otherwise by an
+        exact scan, and callers holding the vectors may as well scan them themselves)."""
         ...
 
     def reconcile(self, embed: EmbedFn) -> Repair:

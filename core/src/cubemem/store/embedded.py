@@ -38,7 +38,7 @@ from cubemem.model import (
     encode_namespace,
 )
 from cubemem.sqlite import immediate
-from cubemem.store.base import Embedding, EmbedFn, Repair
+from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS memories (
     hits INTEGER NOT NULL DEFAULT 0,
     last_access REAL,
     data TEXT NOT NULL,
-    namespace TEXT
+    namespace TEXT,
+    seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS memories_scope ON memories (user_id, agent_id, session_id);
 DROP INDEX IF EXISTS memories_status;
@@ -78,6 +79,9 @@ CREATE TABLE IF NOT EXISTS versions (
     data TEXT NOT NULL,
     PRIMARY KEY (id, version)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS memories_seq ON memories (seq);
+CREATE TABLE IF NOT EXISTS purged (seq INTEGER NOT NULL, id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS purged_seq ON purged (seq);
 CREATE TABLE IF NOT EXISTS pending_index (id TEXT PRIMARY KEY, op TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
@@ -85,8 +89,8 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
 
 INSERT = """
 INSERT INTO memories (id, status, kind, user_id, agent_id, session_id, created_at, event_at,
-                      expires_at, version, digest, vector, hits, last_access, data, namespace)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      expires_at, version, digest, vector, hits, last_access, data, namespace, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # A compare-and-set: only the version the writer read is replaced. Usage counters (hits,
@@ -95,12 +99,24 @@ REVISE = """
 UPDATE memories SET
     status = ?, kind = ?, user_id = ?, agent_id = ?, session_id = ?, created_at = ?,
     event_at = ?, expires_at = ?, version = ?, digest = COALESCE(?, digest),
-    vector = COALESCE(?, vector), data = ?, namespace = ?
+    vector = COALESCE(?, vector), data = ?, namespace = ?, seq = ?
 WHERE id = ? AND version = ?
 """
 
-# Cubes made before keyed memories existed lack the namespace column.
-MIGRATIONS = {"namespace": "ALTER TABLE memories ADD COLUMN namespace TEXT"}
+# Cubes made before keyed memories (namespace) or the change feed (seq) lack those columns.
+MIGRATIONS = {
+    "namespace": "ALTER TABLE memories ADD COLUMN namespace TEXT",
+    "seq": "ALTER TABLE memories ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+}
+
+# What the search indexes need of a row (see ``changes``), without parsing the item JSON.
+FEED = """
+SELECT m.id, m.rowid, m.status, m.kind, m.user_id, m.agent_id, m.session_id, m.expires_at,
+       json_extract(m.data, '$.provenance.source'), json_extract(m.data, '$.provenance.speaker'),
+       json_extract(m.data, '$.provenance.occurred_at'), json_extract(m.data, '$.content'),
+       json_extract(m.data, '$.context'), m.vector
+FROM memories m WHERE m.seq > ? ORDER BY m.rowid
+"""
 
 _ITEM_JSON_EXCLUDE = {"usage"}
 _INDEX_PAGE = 10_000
@@ -110,13 +126,13 @@ def _ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _row_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...]:
+def _row_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
     """The INSERT parameters of a row."""
-    fields = _revise_values(item, embedding)
-    return (item.id, *fields[:-2], item.usage.hits, _ts(item.usage.last_access), *fields[-2:])
+    fields = _revise_values(item, embedding, seq)
+    return (item.id, *fields[:-3], item.usage.hits, _ts(item.usage.last_access), *fields[-3:])
 
 
-def _revise_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...]:
+def _revise_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
     """The REVISE parameters of a row, less the WHERE clause."""
     return (
         item.status.value,
@@ -132,6 +148,7 @@ def _revise_values(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, 
         _blob(embedding.vector) if embedding else None,
         item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE),
         None if item.namespace is None else encode_namespace(item.namespace),
+        seq,
     )
 
 
@@ -370,11 +387,10 @@ class EmbeddedStore:
                         for (id_, version), v in snapshots.items()
                     ],
                 )
-                db.executemany(INSERT, [_row_values(i, embeddings.get(i.id)) for i in new])
+                seq = _bump(db) if new else 0
+                db.executemany(INSERT, [_row_values(i, embeddings.get(i.id), seq) for i in new])
                 self._write_tags(db, new)
                 self._note_pending(db, [i.id for i in new if i.id in embeddings])
-                if new:
-                    db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
             # The rows are durable now; a crash before the index write is repaired on open.
             self._index_now({i.id: embeddings[i.id] for i in new if i.id in embeddings})
         return [i.id for i in new]
@@ -389,12 +405,13 @@ class EmbeddedStore:
                 raise ValueError(f"revision of {item.id} must raise its version past {expected}")
         with self._lock:
             with self._transaction() as db:
+                seq = _bump(db)
                 stale = [
                     item.id
                     for item, expected in revisions
                     if not db.execute(
                         REVISE,
-                        (*_revise_values(item, embeddings.get(item.id)), item.id, expected),
+                        (*_revise_values(item, embeddings.get(item.id), seq), item.id, expected),
                     ).rowcount
                 ]
                 if stale:  # raising rolls the whole transaction back
@@ -420,22 +437,22 @@ class EmbeddedStore:
                     ) from None
                 self._write_tags(db, items)
                 self._note_pending(db, [i.id for i in items if i.id in embeddings])
-                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
             self._index_now({i.id: embeddings[i.id] for i in items if i.id in embeddings})
 
     def extend(self, changes: Sequence[tuple[str, int, datetime]]) -> list[str]:
         done: list[str] = []
         with self._transaction() as db:
+            seq = _bump(db)  # rolled back with the rest when nothing changed
             for id_, version, expires_at in changes:
                 cur = db.execute(
-                    "UPDATE memories SET expires_at = ?, data = json_set(data, '$.expires_at', ?) "
-                    "WHERE id = ? AND version = ? AND status = 'active'",
-                    (expires_at.timestamp(), _json_time(expires_at), id_, version),
+                    "UPDATE memories SET expires_at = ?, data = json_set(data, '$.expires_at', ?), "
+                    "seq = ? WHERE id = ? AND version = ? AND status = 'active'",
+                    (expires_at.timestamp(), _json_time(expires_at), seq, id_, version),
                 )
                 if cur.rowcount:
                     done.append(id_)
-            if done:
-                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            if not done:
+                db.execute("UPDATE meta SET value = value - 1 WHERE key = 'revision'")
         return done
 
     @staticmethod
@@ -594,7 +611,8 @@ class EmbeddedStore:
                     "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'purge')",
                     [(i,) for i in ids],
                 )
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            seq = _bump(db)
+            db.executemany("INSERT INTO purged (seq, id) VALUES (?, ?)", [(seq, i) for i in ids])
         if self._collection is not None:
             self._collection.delete(ids=list(ids))
 
@@ -609,6 +627,26 @@ class EmbeddedStore:
 
     def revision(self) -> int:
         return int(self._query("SELECT value FROM meta WHERE key = 'revision'")[0][0])
+
+    def changes(self, since: int) -> Changes:
+        with self._lock:  # one read transaction: the revision and the rows agree
+            self._db.execute("BEGIN")
+            try:
+                revision = int(
+                    self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0]
+                )
+                if revision == since:
+                    return Changes(revision, [], [])
+                rows = [_feed_row(r) for r in self._db.execute(FEED, (since,))]
+                purged = [
+                    r[0]
+                    for r in self._db.execute(
+                        "SELECT id FROM purged WHERE seq > ? ORDER BY seq", (since,)
+                    )
+                ]
+            finally:
+                self._db.execute("COMMIT")
+        return Changes(revision, rows, purged)
 
     def reconcile(self, embed: EmbedFn) -> Repair:
         self._embed_fn = embed
@@ -679,6 +717,50 @@ class EmbeddedStore:
                 self._client.close()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the index lock
+
+
+def _bump(db: sqlite3.Connection) -> int:
+    """Advance the revision inside a write transaction; the rows it writes carry it as seq."""
+    return int(
+        db.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value"
+        ).fetchone()[0]
+    )
+
+
+def _feed_row(row: tuple[Any, ...]) -> IndexRow:
+    (
+        id_,
+        order,
+        status,
+        kind,
+        user,
+        agent,
+        session,
+        expires_at,
+        source,
+        speaker,
+        occurred_at,
+        content,
+        context,
+        vector,
+    ) = row
+    return IndexRow(
+        id=id_,
+        order=order,
+        status=status,
+        kind=kind,
+        user=user,
+        agent=agent,
+        session=session,
+        expires_at=expires_at,
+        source=source,
+        speaker=speaker,
+        occurred_at=None if occurred_at is None else datetime.fromisoformat(occurred_at),
+        content=content,
+        context=context,
+        vector=None if vector is None else np.frombuffer(vector, dtype=np.float32),
+    )
 
 
 def _migrations(db: sqlite3.Connection) -> str:

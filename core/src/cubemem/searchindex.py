@@ -1,0 +1,280 @@
+"""What a retriever keeps in memory, kept current from the store's change feed.
+
+Every memory has a *slot*: its position in a handful of arrays (status, expiry, scope,
+vector) and its BM25 document. A search first applies ``store.changes(since)`` (the rows
+written and purged since the last search, from any process), which costs what changed, not
+what the cube holds; then filters are masks over the slots and both retrievers score only the
+masked subset.
+
+A conversation turn's BM25 document includes the turns before and after it in its session
+(an answer such as "Yes, next Tuesday" is found by the words around it), so a new turn also
+rewrites its predecessor's document.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import numpy as np
+
+from cubemem.lexical import BM25Index
+from cubemem.model import Filters
+from cubemem.store.base import Changes, IndexRow
+
+Tokenize = Callable[[str], list[str]]
+
+
+def index_text(content: str, speaker: str | None, occurred_at: datetime | None) -> str:
+    """A memory as a retriever sees it: ``[date] speaker: content``."""
+    parts = []
+    if occurred_at is not None:
+        parts.append(f"[{occurred_at:%d %B %Y}]")
+    if speaker:
+        parts.append(f"{speaker}:")
+    parts.append(content)
+    return " ".join(parts)
+
+
+class _Column:
+    """A growable array."""
+
+    def __init__(self, dtype: type | np.dtype, fill: object) -> None:
+        self.fill = fill
+        self.data = np.full(256, fill, dtype=dtype)
+
+    def reserve(self, size: int) -> None:
+        if size > len(self.data):
+            grown = np.full(max(size, 2 * len(self.data)), self.fill, dtype=self.data.dtype)
+            grown[: len(self.data)] = self.data
+            self.data = grown
+
+
+class SearchIndex:
+    """Slots, filter columns, vectors, conversation neighbours and BM25 for one cube."""
+
+    def __init__(self, tokenize: Tokenize, *, with_neighbours: bool) -> None:
+        self.tokenize = tokenize
+        self.with_neighbours = with_neighbours
+        self.revision = -1
+        self.ids: list[str] = []
+        self.slots: dict[str, int] = {}
+        self._codes: dict[str, int] = {}
+        self._present = _Column(bool, False)
+        self._status = _Column(np.int32, -1)
+        self._kind = _Column(np.int32, -1)
+        self._user = _Column(np.int32, -1)
+        self._agent = _Column(np.int32, -1)
+        self._session = _Column(np.int32, -1)
+        self._expires = _Column(np.float64, np.inf)
+        self._has_vector = _Column(bool, False)
+        self._vectors: np.ndarray | None = None
+        self.lexical = BM25Index()
+        # conversation turns: (user, session) -> [(order, slot)], sorted
+        self._sessions: dict[tuple[str | None, str], list[tuple[int, int]]] = {}
+        self._turn: dict[int, tuple[tuple[str | None, str], int]] = {}
+        self._own: dict[int, list[str]] = {}
+        self._said: dict[int, list[str]] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    # -- applying changes -----------------------------------------------------------------
+    def apply(self, changes: Changes) -> None:
+        dirty: set[int] = set()
+        gone: list[int] = []
+        for id_ in changes.purged:
+            slot = self.slots.get(id_)
+            if slot is None or not self._present.data[slot]:
+                continue
+            self._present.data[slot] = False
+            self._has_vector.data[slot] = False
+            dirty.update(self._leave_session(slot))
+            self._own.pop(slot, None)
+            self._said.pop(slot, None)
+            gone.append(slot)
+        docs: dict[int, list[str]] = {}
+        for row in changes.rows:
+            slot = self._slot(row.id)
+            self._set_row(slot, row)
+            own = self.tokenize(
+                " ".join([index_text(row.content, row.speaker, row.occurred_at), row.context or ""])
+            )
+            if row.source == "message" and row.session is not None:
+                dirty.update(self._leave_session(slot))
+                dirty.update(self._join_session(slot, (row.user, row.session), row.order))
+                self._own[slot] = own
+                self._said[slot] = self.tokenize(f"{row.speaker or ''}: {row.content}")
+            else:
+                dirty.update(self._leave_session(slot))
+                self._own.pop(slot, None)
+                self._said.pop(slot, None)
+                docs[slot] = own
+        for slot in dirty:
+            if slot in self._own:
+                docs[slot] = self._document(slot)
+        self.lexical.remove([s for s in gone if s not in docs])
+        self.lexical.set_many(list(docs.items()))
+        self.revision = changes.revision
+
+    def _slot(self, id_: str) -> int:
+        slot = self.slots.get(id_)
+        if slot is None:
+            slot = self.slots[id_] = len(self.ids)
+            self.ids.append(id_)
+            for column in self._columns():
+                column.reserve(slot + 1)
+        return slot
+
+    def _columns(self) -> tuple[_Column, ...]:
+        return (
+            self._present,
+            self._status,
+            self._kind,
+            self._user,
+            self._agent,
+            self._session,
+            self._expires,
+            self._has_vector,
+        )
+
+    def _code(self, value: str | None) -> int:
+        if value is None:
+            return -1
+        code = self._codes.get(value)
+        if code is None:
+            code = self._codes[value] = len(self._codes)
+        return code
+
+    def _set_row(self, slot: int, row: IndexRow) -> None:
+        self._present.data[slot] = True
+        self._status.data[slot] = self._code(row.status)
+        self._kind.data[slot] = self._code(row.kind)
+        self._user.data[slot] = self._code(row.user)
+        self._agent.data[slot] = self._code(row.agent)
+        self._session.data[slot] = self._code(row.session)
+        self._expires.data[slot] = np.inf if row.expires_at is None else row.expires_at
+        if row.vector is not None:
+            if self._vectors is None:
+                self._vectors = np.zeros((len(self._present.data), len(row.vector)), np.float32)
+            elif len(self._vectors) < len(self._present.data):
+                grown = np.zeros((len(self._present.data), self._vectors.shape[1]), np.float32)
+                grown[: len(self._vectors)] = self._vectors
+                self._vectors = grown
+            if len(row.vector) == self._vectors.shape[1]:
+                self._vectors[slot] = row.vector
+                self._has_vector.data[slot] = True
+
+    # -- conversation neighbours ----------------------------------------------------------
+    def _join_session(
+        self, slot: int, key: tuple[str | None, str], order: int
+    ) -> Sequence[int]:
+        turns = self._sessions.setdefault(key, [])
+        at = bisect.bisect_left(turns, (order, slot))
+        turns.insert(at, (order, slot))
+        self._turn[slot] = (key, order)
+        return [slot, *self.neighbours(slot)]
+
+    def _leave_session(self, slot: int) -> Sequence[int]:
+        """Take a turn out of its session; returns the turns whose documents change."""
+        if slot not in self._turn:
+            return []
+        around = self.neighbours(slot)
+        key, order = self._turn.pop(slot)
+        turns = self._sessions[key]
+        turns.pop(bisect.bisect_left(turns, (order, slot)))
+        if not turns:
+            del self._sessions[key]
+        return around
+
+    def neighbours(self, slot: int) -> tuple[int, ...]:
+        """The turns before and after a turn in its session (none for other memories)."""
+        found = self._turn.get(slot)
+        if found is None:
+            return ()
+        key, order = found
+        turns = self._sessions[key]
+        at = bisect.bisect_left(turns, (order, slot))
+        return tuple(turns[j][1] for j in (at - 1, at + 1) if 0 <= j < len(turns))
+
+    def _document(self, slot: int) -> list[str]:
+        tokens = list(self._own[slot])
+        if self.with_neighbours:
+            for n in self.neighbours(slot):
+                tokens.extend(self._said.get(n, ()))
+        return tokens
+
+    # -- reading --------------------------------------------------------------------------
+    def mask(
+        self, filters: Filters, now: datetime, match_ids: Callable[[], list[str]]
+    ) -> np.ndarray:
+        """The slots ``filters`` allow: from the columns here, or from the store's answer."""
+        n = self.size
+        if not _is_simple(filters):
+            mask = np.zeros(n, dtype=bool)
+            slots = [self.slots[i] for i in match_ids() if i in self.slots]
+            mask[slots] = True
+            return mask & self._present.data[:n]
+        mask = self._present.data[:n].copy()
+        wanted = [self._codes.get(s.value, -2) for s in filters.status]
+        mask &= np.isin(self._status.data[:n], wanted)
+        for column, value in (
+            (self._user, filters.user),
+            (self._agent, filters.agent),
+            (self._session, filters.session),
+            (self._kind, filters.kind.value if filters.kind else None),
+        ):
+            if value is not None:
+                mask &= column.data[:n] == self._codes.get(value, -2)
+        if not filters.include_expired:
+            mask &= self._expires.data[:n] > now.timestamp()
+        return mask
+
+    def lexical_top(
+        self, tokens: Sequence[str], mask: np.ndarray, pool: int
+    ) -> list[tuple[int, float]]:
+        scores = self.lexical.scores(tokens, len(mask))
+        scores[~mask | (scores <= 0)] = -np.inf
+        return [(int(i), float(scores[i])) for i in top(scores, pool)]
+
+    def dense_top(self, vector: np.ndarray, mask: np.ndarray, pool: int) -> list[tuple[int, float]]:
+        """Exact inner products over the masked slots that have a vector."""
+        if self._vectors is None:
+            return []
+        n = len(mask)
+        allowed = mask & self._has_vector.data[:n]
+        query = np.asarray(vector, dtype=np.float32)
+        count = int(allowed.sum())
+        if count == 0:
+            return []
+        if count < n // 2:
+            slots = np.flatnonzero(allowed)
+            scores = self._vectors[slots] @ query
+            return [(int(slots[i]), float(scores[i])) for i in top(scores, pool)]
+        scores = self._vectors[:n] @ query
+        scores[~allowed] = -np.inf
+        return [(int(i), float(scores[i])) for i in top(scores, pool)]
+
+
+def _is_simple(filters: Filters) -> bool:
+    """Filters answered from the columns here (scope, status, kind, expiry); tags, times,
+    metadata, namespaces and values are asked of the store."""
+    return not (
+        filters.tags
+        or filters.after
+        or filters.before
+        or filters.metadata
+        or filters.namespace is not None
+        or filters.value
+    )
+
+
+def top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest finite scores, best first (ties keep position order)."""
+    n = min(n, int(np.isfinite(scores).sum()))
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    best = np.sort(np.argpartition(-scores, n - 1)[:n])  # position order for the ties
+    return best[np.argsort(-scores[best], kind="stable")]
