@@ -1,22 +1,30 @@
-"""Leave-one-conversation-out tuning of cubemem's fusion weights on a LoCoMo file.
+"""Leave-one-conversation-out tuning of cubemem's fusion on a LoCoMo file, raw turns and
+observations alike.
 
-    uv run python benchmarks/tune_retrieval.py --data ../shared/data/locomo/locomo_dev.json
+    uv run python benchmarks/tune_retrieval.py --data ../shared/data/locomo/locomo_dev.json \
+        --json docs/results/retrieval_loco.json
 
-Each conversation is ingested once into a real cube; every configuration of the grid is then
-searched through ``MemCube.search``. For each held-out conversation the configuration with the
-best R@10 on the other conversations is chosen and scored on the held-out one, so the reported
-recall is of a choice that never saw its test questions.
+Each conversation is ingested once per mode into a real cube; every configuration of the grid
+is then searched through the cube's retriever (query vectors are computed once and reused, so
+the grid costs fusion, not the model). For each held-out conversation the configuration with
+the best R@10 on the other conversations is chosen and scored on the held-out one, so the
+reported recall is of a choice that never saw its test questions. ``--ablation`` scores named
+configurations (each retriever alone, each piece of the default) on every conversation.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
 import statistics
 import tempfile
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -25,42 +33,68 @@ from cubemem.bench import locomo
 from cubemem.retrieve import RetrievalConfig
 
 KS = (1, 5, 10, 20)
+MODES = ("raw", "observations")
 
 
-def grid(lexical_weights, shares, powers) -> list[RetrievalConfig]:
+class CachedQueries:
+    """The real embedder, with each query's vector computed once for the whole grid."""
+
+    def __init__(self, embedder: SentenceTransformerEmbedder) -> None:
+        self._embedder = embedder
+        self.name, self.dimension = embedder.name, embedder.dimension
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self._embedder.embed_documents(texts)
+
+    @functools.cache  # noqa: B019 (one instance for the script's life)
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embedder.embed_query(text)
+
+
+def grid(weights, shares, powers, scales, short) -> list[RetrievalConfig]:
     return [
-        RetrievalConfig(lexical_weight=w, neighbour_share=s, lexical_score_power=p)
-        for w, s, p in itertools.product(lexical_weights, shares, powers)
+        RetrievalConfig(
+            lexical_weight=w,
+            neighbour_share=s,
+            lexical_score_power=p,
+            lexical_scale=scale,
+            short_tokens=keep,
+        )
+        for w, s, p, scale, keep in itertools.product(weights, shares, powers, scales, short)
     ]
 
 
 ABLATION = {
-    "dense only": RetrievalConfig(
-        lexical_weight=0.0, neighbour_share=0.0, lexical_neighbours=False
-    ),
-    "BM25 only": RetrievalConfig(dense_weight=0.0, neighbour_share=0.0, lexical_neighbours=False),
+    "dense only": RetrievalConfig(lexical_weight=0.0, neighbour_share=0.0),
+    "BM25 only": RetrievalConfig(dense_weight=0.0, neighbour_share=0.0),
     "dense + BM25, plain RRF": RetrievalConfig(
         lexical_weight=1.0, lexical_score_power=0.0, neighbour_share=0.0, lexical_neighbours=False
     ),
     "+ neighbour turns in BM25": RetrievalConfig(
         lexical_weight=1.0, lexical_score_power=0.0, neighbour_share=0.0
     ),
-    "+ BM25 weight 2, score-aware": RetrievalConfig(neighbour_share=0.0),
-    "+ neighbour spread 0.3 (default)": RetrievalConfig(),
+    "previous default (BM25 x2 scaled by the top score, spread 0.3, no short tokens)": (
+        RetrievalConfig(lexical_scale="top", short_tokens=False)
+    ),
+    "default": RetrievalConfig(),
 }
 
 
-def evaluate(data, conversations, configs):
+def evaluate(data, conversations, configs, mode):
     """recall[config index][conversation] = list of per-question {k: recall}."""
-    embedder = SentenceTransformerEmbedder()
+    embedder = CachedQueries(SentenceTransformerEmbedder())
     scores = {i: {} for i in range(len(configs))}
+    # configurations that share an index (analyzer, neighbours) run together
+    order = sorted(
+        range(len(configs)), key=lambda i: (configs[i].short_tokens, configs[i].lexical_neighbours)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for c in conversations:
             cube = MemCube.create(Path(tmp) / f"c{c}", embedder=embedder)
-            locomo.ingest(cube, data[c], "raw")
+            locomo.ingest(cube, data[c], mode)
             questions = locomo.questions(data[c])
-            for i, config in enumerate(configs):
-                cube.retrieval = config
+            for i in order:
+                cube.retrieval = configs[i]
                 rows = []
                 for q in questions:
                     ids = [h.provenance.source_ids for h in cube.search(q.text, k=max(KS))]
@@ -74,24 +108,76 @@ def mean(rows, k):
     return statistics.fmean(r[k] for r in rows)
 
 
+def recall(rows):
+    return {str(k): round(mean(rows, k), 4) for k in KS}
+
+
+def knobs(config: RetrievalConfig) -> dict:
+    default = asdict(RetrievalConfig())
+    return {k: v for k, v in asdict(config).items() if v != default[k]}
+
+
+def loco(data, conversations, configs, mode) -> dict:
+    scores = evaluate(data, conversations, configs, mode)
+    held_out = []
+    for out in conversations:
+        train = [c for c in conversations if c != out]
+        best = max(scores, key=lambda i: mean([r for c in train for r in scores[i][c]], 10))
+        held_out.append((out, configs[best], scores[best][out]))
+        print(
+            f"{mode}: held out {out}: chose {knobs(configs[best])} -> {recall(scores[best][out])}"
+        )
+    all_rows = [r for _, _, rows in held_out for r in rows]
+    in_sample = {
+        i: mean([r for c in conversations for r in scores[i][c]], 10) for i in range(len(configs))
+    }
+    best_overall = max(in_sample, key=in_sample.get)
+    default = configs.index(RetrievalConfig()) if RetrievalConfig() in configs else None
+    return {
+        "held_out": [
+            {"conversation": out, "chose": knobs(config), "recall": recall(rows)}
+            for out, config, rows in held_out
+        ],
+        "questions": len(all_rows),
+        "loco_recall": recall(all_rows),
+        "loco_spread_r10": {
+            "min": round(min(mean(rows, 10) for _, _, rows in held_out), 4),
+            "max": round(max(mean(rows, 10) for _, _, rows in held_out), 4),
+        },
+        "best_in_sample": {
+            "config": knobs(configs[best_overall]),
+            "recall": recall([r for c in conversations for r in scores[best_overall][c]]),
+        },
+        "default_in_sample": None
+        if default is None
+        else recall([r for c in conversations for r in scores[default][c]]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--lexical-weights", default="1,1.5,2,3")
-    parser.add_argument("--neighbour-shares", default="0,0.2,0.3,0.5")
-    parser.add_argument("--score-powers", default="0,0.5")
+    parser.add_argument("--modes", default="raw,observations")
+    parser.add_argument("--lexical-weights", default="1,2,3,4")
+    parser.add_argument("--neighbour-shares", default="0.2,0.3")
+    parser.add_argument("--score-powers", default="0.5,1")
+    parser.add_argument("--scales", default="ideal,top")
+    parser.add_argument("--short-tokens", default="1,0")
     parser.add_argument("--ablation", action="store_true", help="what each piece adds")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     data = locomo.load(args.data)
     conversations = list(range(len(data)))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    report: dict = {"modes": {}}
     if args.ablation:
-        scores = evaluate(data, conversations, list(ABLATION.values()))
-        report = {"ablation": {}}
-        for i, name in enumerate(ABLATION):
-            rows = [r for c in conversations for r in scores[i][c]]
-            report["ablation"][name] = {str(k): round(mean(rows, k), 4) for k in KS}
-            print(name, report["ablation"][name])
+        for mode in modes:
+            scores = evaluate(data, conversations, list(ABLATION.values()), mode)
+            report["modes"][mode] = {
+                name: recall([r for c in conversations for r in scores[i][c]])
+                for i, name in enumerate(ABLATION)
+            }
+            print(mode, json.dumps(report["modes"][mode], indent=1))
         _write(args.json, report)
         return
 
@@ -99,48 +185,16 @@ def main() -> None:
         return [float(x) for x in text.split(",")]
 
     configs = grid(
-        floats(args.lexical_weights), floats(args.neighbour_shares), floats(args.score_powers)
+        floats(args.lexical_weights),
+        floats(args.neighbour_shares),
+        floats(args.score_powers),
+        args.scales.split(","),
+        [x.strip() == "1" for x in args.short_tokens.split(",")],
     )
-    scores = evaluate(data, conversations, configs)
-    held_out = []
-    for out in conversations:
-        train = [c for c in conversations if c != out]
-        best = max(scores, key=lambda i: mean([r for c in train for r in scores[i][c]], 10))
-        rows = scores[best][out]
-        held_out.append((out, configs[best], rows))
-        print(
-            f"held out {out}: chose {configs[best]} -> "
-            + ", ".join(f"R@{k} {mean(rows, k):.4f}" for k in KS)
-        )
-    all_rows = [r for _, _, rows in held_out for r in rows]
-    default = configs.index(RetrievalConfig()) if RetrievalConfig() in configs else None
-    report = {
-        "held_out": [
-            {
-                "conversation": out,
-                "chose": {
-                    "lexical_weight": config.lexical_weight,
-                    "neighbour_share": config.neighbour_share,
-                    "lexical_score_power": config.lexical_score_power,
-                },
-                "recall": {str(k): round(mean(rows, k), 4) for k in KS},
-            }
-            for out, config, rows in held_out
-        ],
-        "questions": len(all_rows),
-        "loco_recall": {str(k): round(mean(all_rows, k), 4) for k in KS},
-        "loco_spread_r10": {
-            "min": round(min(mean(rows, 10) for _, _, rows in held_out), 4),
-            "max": round(max(mean(rows, 10) for _, _, rows in held_out), 4),
-        },
-        "default_in_sample": None
-        if default is None
-        else {
-            str(k): round(mean([r for c in conversations for r in scores[default][c]], k), 4)
-            for k in KS
-        },
-    }
-    print(json.dumps(report))
+    configs = list(dict.fromkeys([*configs, RetrievalConfig(), replace(RetrievalConfig())]))
+    for mode in modes:
+        report["modes"][mode] = loco(data, conversations, configs, mode)
+        print(mode, json.dumps(report["modes"][mode]["loco_recall"]))
     _write(args.json, report)
 
 

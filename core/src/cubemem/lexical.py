@@ -171,6 +171,19 @@ class BM25Index:
             out[term] = out.get(term, 0.0) + float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
         return out
 
+    def ideal(self, tokens: Sequence[str]) -> float:
+        """What a document of average length that holds every query term once would score: a
+        fixed scale for one query's BM25 scores. A term the index has never seen counts as
+        the rarest possible, so a query that only matches on common words scales low."""
+        n = self.documents
+        rare = float(np.log(1 + (n + 0.5) / 0.5))
+        total = 0.0
+        for token in tokens:
+            term = self.vocab.get(token)
+            df = 0.0 if term is None else float(self._df[term])
+            total += float(np.log(1 + (n - df + 0.5) / (df + 0.5))) if df > 0 else rare
+        return total / (1 + K1)
+
     def scores(self, tokens: Sequence[str], size: int) -> np.ndarray:
         """BM25 of every slot below ``size`` for the query ``tokens`` (0: no match)."""
         out = np.zeros(size, dtype=np.float32)

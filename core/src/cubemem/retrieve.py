@@ -55,6 +55,18 @@ class RetrievalConfig:
     """Filtered subsets up to this size are scored exactly instead of through the index."""
     lexical_neighbours: bool = True
     """Index each conversation turn for BM25 together with the turns before and after it."""
+    short_tokens: bool = True
+    """Keep numbers and one-character words in the BM25 analyzer ("item 4" is not "item 40")."""
+    lexical_scale: str = "ideal"
+    """What a BM25 score is divided by before fusion: ``"ideal"``, the score a document with
+    every query term would get (so a query matched only by words common to every memory
+    weighs little), or ``"top"``, the best score of this query (the earlier default)."""
+
+    def __post_init__(self) -> None:
+        if self.lexical_scale not in ("ideal", "top"):
+            raise InvalidInputError(
+                f"lexical_scale must be 'ideal' or 'top', got {self.lexical_scale!r}"
+            )
 
 
 def index_text(item: MemoryItem) -> str:
@@ -101,7 +113,6 @@ class HybridRetriever:
         self._store = store
         self._embedder = embedder
         self.config = config or RetrievalConfig()
-        self._analyzer = Analyzer()
         self._index: SearchIndex | None = None
         self._lock = threading.Lock()
 
@@ -114,15 +125,18 @@ class HybridRetriever:
         vector = None
         if cfg.dense_weight:
             vector = np.asarray(self._embedder.embed_query(query), dtype=np.float32)
-        tokens = self._analyzer(query) if cfg.lexical_weight else []
         dense_pool, lexical_pool = max(cfg.dense_pool, 2 * k), max(cfg.lexical_pool, 2 * k)
         with self._lock:
             index = self._current_index()
+            tokens = index.tokenize(query) if cfg.lexical_weight else []
             mask = index.mask(filters, now, lambda: self._store.match_ids(filters, now=now))
             allowed = int(mask.sum())
             if not allowed:
                 return []
             lexical = index.lexical_top(tokens, mask, lexical_pool) if tokens else []
+            scale = lexical[0][1] if lexical else 1.0
+            if lexical and cfg.lexical_scale == "ideal":
+                scale = max(index.lexical.ideal(tokens), scale)
             exact = allowed <= cfg.exact_limit or not self._store.owns_index
             dense: list[tuple[int, float]] | None = []
             if vector is not None:
@@ -144,7 +158,7 @@ class HybridRetriever:
                     for slot, score in ((slots.get(id_, -1), score) for id_, score in hits)
                     if 0 <= slot < len(mask) and mask[slot]
                 ][:dense_pool]
-            fused = self._fuse(dense, lexical)
+            fused = self._fuse(dense, lexical, scale)
             if cfg.neighbour_share:
                 fused = self._spread(fused, index, mask, cfg.neighbour_share)
             ids = index.ids
@@ -155,17 +169,17 @@ class HybridRetriever:
             ]
 
     def _fuse(
-        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], scale: float
     ) -> dict[int, float]:
         cfg = self.config
         fused: dict[int, float] = {}
         for rank, (slot, _) in enumerate(dense):
             fused[slot] = cfg.dense_weight / (RRF_K + rank + 1)
-        top = lexical[0][1] if lexical else 1.0
         for rank, (slot, score) in enumerate(lexical):
-            # Rank fusion flattens the head of a ranking; the relative BM25 score keeps a
-            # turn that matched one common word from tying with one that matched the rare ones.
-            weight = cfg.lexical_weight * (score / top) ** cfg.lexical_score_power
+            # Rank fusion flattens the head of a ranking; the scaled BM25 score keeps a
+            # memory that matched one common word from tying with one that matched the rare
+            # ones, and a query whose matches are all weak from outvoting the dense ranking.
+            weight = cfg.lexical_weight * (score / scale) ** cfg.lexical_score_power
             fused[slot] = fused.get(slot, 0.0) + weight / (RRF_K + rank + 1)
         return fused
 
@@ -185,10 +199,17 @@ class HybridRetriever:
 
     def _current_index(self) -> SearchIndex:
         """The index brought up to the store's revision (built whole only the first time)."""
-        wanted = self.config.lexical_neighbours
+        cfg = self.config
         index = self._index
-        if index is None or index.with_neighbours != wanted:
-            index = self._index = SearchIndex(self._analyzer, with_neighbours=wanted)
+        if index is None or (index.with_neighbours, index.short_tokens) != (
+            cfg.lexical_neighbours,
+            cfg.short_tokens,
+        ):
+            index = self._index = SearchIndex(
+                Analyzer(keep_short=cfg.short_tokens),
+                with_neighbours=cfg.lexical_neighbours,
+                short_tokens=cfg.short_tokens,
+            )
         changes = self._store.changes(index.revision)
         if changes.revision != index.revision:
             index.apply(changes)

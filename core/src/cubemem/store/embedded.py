@@ -115,8 +115,10 @@ SELECT m.id, m.rowid, m.status, m.kind, m.user_id, m.agent_id, m.session_id, m.e
        json_extract(m.data, '$.provenance.source'), json_extract(m.data, '$.provenance.speaker'),
        json_extract(m.data, '$.provenance.occurred_at'), json_extract(m.data, '$.content'),
        json_extract(m.data, '$.context'), m.vector
-FROM memories m WHERE m.seq > ? ORDER BY m.rowid
+FROM memories m
 """
+FEED_ALL = FEED + "ORDER BY m.rowid"
+FEED_SINCE = FEED + "INDEXED BY memories_seq WHERE m.seq > ?"  # then sorted by rowid
 
 _ITEM_JSON_EXCLUDE = {"usage"}
 _INDEX_PAGE = 10_000
@@ -569,7 +571,7 @@ class EmbeddedStore:
         _, ids, matrix = self._exact
         if not ids:
             return []
-        scores = matrix @ np.asarray(vector, dtype=np.float32)
+        scores = np.einsum("ij,j->i", matrix, np.asarray(vector, dtype=np.float32))
         if allowed is not None:
             keep = set(allowed)
             scores = np.where([i in keep for i in ids], scores, -np.inf)
@@ -637,7 +639,11 @@ class EmbeddedStore:
                 )
                 if revision == since:
                     return Changes(revision, [], [])
-                rows = [_feed_row(r) for r in self._db.execute(FEED, (since,))]
+                if since < 0:
+                    rows = [_feed_row(r) for r in self._db.execute(FEED_ALL)]
+                else:
+                    found = self._db.execute(FEED_SINCE, (since,)).fetchall()
+                    rows = [_feed_row(r) for r in sorted(found, key=lambda r: r[1])]
                 purged = [
                     r[0]
                     for r in self._db.execute(
