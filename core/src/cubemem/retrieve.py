@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (the store's vector index) + BM25 (bm25s), fused by reciprocal rank.
+"""Hybrid retrieval: dense (exact, or the store's vector index) + BM25, fused by score.
 
 What gets indexed for a memory is its *index text*: the session date and speaker in front of
 the content. Conversation turns carry their neighbours too, because an answer ("Yes, next
@@ -7,11 +7,14 @@ Tuesday") is often found by the words of the turn around it:
 - dense: one vector of the index text (plus, averaged in, one of the text with its
   ``context`` when a caller supplied context);
 - lexical: BM25 over the turn with the turns before and after it in its session;
-- fusion: weighted reciprocal rank, then each turn inherits a share of its best
-  neighbour's score, so evidence next to a strong match rises with it.
+- fusion: the dense cosine (less the candidate pool's lowest) plus a weighted share of the
+  query's ideal BM25 score, then each turn inherits a share of its best neighbour's score, so
+  evidence next to a strong match rises with it.
 
-Both retrievers search only the subset of memories the filters allow. The defaults were
-chosen on LoCoMo's dev conversations (see docs/benchmarks.md for the measurements).
+Both retrievers search only the subset of memories the filters allow, over a ``SearchIndex``
+that the store's change feed keeps current. The defaults were chosen by leave-one-conversation-
+out on LoCoMo's dev conversations (turns and observations) under the constraint that short
+facts rank at least as well as by dense search alone (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -41,12 +44,18 @@ RRF_K = 60
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """The knobs of hybrid retrieval; the defaults are the measured best."""
+    """The knobs of hybrid retrieval; the defaults are the measured best (docs/benchmarks.md:
+    leave-one-conversation-out on LoCoMo turns and observations, and the short-fact set)."""
 
+    fusion: str = "score"
+    """``"score"``: dense cosine (less the dense pool's lowest) plus the BM25 score as a share
+    of the query's ideal score, each weighted; ``"rrf"``: weighted reciprocal rank fusion
+    with the BM25 score as a multiplier (the earlier default)."""
     dense_weight: float = 1.0
-    lexical_weight: float = 2.0
-    lexical_score_power: float = 0.5
+    lexical_weight: float = 0.7
+    lexical_score_power: float = 1.0
     neighbour_share: float = 0.3
+    """Each conversation turn gains this share of its best neighbour's fused score."""
     dense_pool: int = 400
     """Candidates taken from the vector index."""
     lexical_pool: int = 400
@@ -58,11 +67,13 @@ class RetrievalConfig:
     short_tokens: bool = True
     """Keep numbers and one-character words in the BM25 analyzer ("item 4" is not "item 40")."""
     lexical_scale: str = "ideal"
-    """What a BM25 score is divided by before fusion: ``"ideal"``, the score a document with
-    every query term would get (so a query matched only by words common to every memory
-    weighs little), or ``"top"``, the best score of this query (the earlier default)."""
+    """What a BM25 score is divided by before fusion: ``"ideal"``, the score a document of
+    average length holding every query term once would get (so a query matched only by words
+    common to every memory weighs little), or ``"top"``, the best score of this query."""
 
     def __post_init__(self) -> None:
+        if self.fusion not in ("score", "rrf"):
+            raise InvalidInputError(f"fusion must be 'score' or 'rrf', got {self.fusion!r}")
         if self.lexical_scale not in ("ideal", "top"):
             raise InvalidInputError(
                 f"lexical_scale must be 'ideal' or 'top', got {self.lexical_scale!r}"
@@ -136,7 +147,8 @@ class HybridRetriever:
             lexical = index.lexical_top(tokens, mask, lexical_pool) if tokens else []
             scale = lexical[0][1] if lexical else 1.0
             if lexical and cfg.lexical_scale == "ideal":
-                scale = max(index.lexical.ideal(tokens), scale)
+                ideal = index.lexical.ideal(tokens)
+                scale = ideal if cfg.fusion == "score" else max(ideal, scale)
             exact = allowed <= cfg.exact_limit or not self._store.owns_index
             dense: list[tuple[int, float]] | None = []
             if vector is not None:
@@ -173,12 +185,22 @@ class HybridRetriever:
     ) -> dict[int, float]:
         cfg = self.config
         fused: dict[int, float] = {}
+        if cfg.fusion == "score":
+            # Scores, not ranks: a fact whose cosine stands far above the rest keeps its lead,
+            # and BM25 counts by how much of the query's rare words a memory holds — a match on
+            # a name every memory shares is worth little however it ranks.
+            floor = dense[-1][1] if dense else 0.0
+            for slot, similarity in dense:
+                fused[slot] = cfg.dense_weight * (similarity - floor)
+            for slot, score in lexical:
+                share = min(1.0, score / scale) ** cfg.lexical_score_power
+                fused[slot] = fused.get(slot, 0.0) + cfg.lexical_weight * share
+            return fused
         for rank, (slot, _) in enumerate(dense):
             fused[slot] = cfg.dense_weight / (RRF_K + rank + 1)
         for rank, (slot, score) in enumerate(lexical):
             # Rank fusion flattens the head of a ranking; the scaled BM25 score keeps a
-            # memory that matched one common word from tying with one that matched the rare
-            # ones, and a query whose matches are all weak from outvoting the dense ranking.
+            # memory that matched one common word from tying with one that matched the rare ones.
             weight = cfg.lexical_weight * (score / scale) ** cfg.lexical_score_power
             fused[slot] = fused.get(slot, 0.0) + weight / (RRF_K + rank + 1)
         return fused
