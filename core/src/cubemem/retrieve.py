@@ -55,7 +55,12 @@ class RetrievalConfig:
     lexical_weight: float = 0.7
     lexical_score_power: float = 1.0
     neighbour_share: float = 0.3
-    """Each conversation turn gains this share of its best neighbour's fused score."""
+    """Each conversation turn gains this share of its best neighbour's fused score …"""
+    second_neighbour_share: float = 0.2
+    """… and this share of the best score two turns away."""
+    session_share: float = 0.3
+    """Each turn gains this share of its session's best fused score, relative to the best
+    session's (find the session, then the turn)."""
     dense_pool: int = 400
     """Candidates taken from the vector index."""
     lexical_pool: int = 400
@@ -171,8 +176,8 @@ class HybridRetriever:
                     if 0 <= slot < len(mask) and mask[slot]
                 ][:dense_pool]
             fused = self._fuse(dense, lexical, scale)
-            if cfg.neighbour_share:
-                fused = self._spread(fused, index, mask, cfg.neighbour_share)
+            if cfg.neighbour_share or cfg.second_neighbour_share or cfg.session_share:
+                fused = self._spread(fused, index, mask)
             ids = index.ids
             best = sorted(fused.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:k]
             dense_scores, lexical_scores = dict(dense), dict(lexical)
@@ -205,19 +210,39 @@ class HybridRetriever:
             fused[slot] = fused.get(slot, 0.0) + weight / (RRF_K + rank + 1)
         return fused
 
-    @staticmethod
     def _spread(
-        fused: dict[int, float], index: SearchIndex, mask: np.ndarray, share: float
+        self, fused: dict[int, float], index: SearchIndex, mask: np.ndarray
     ) -> dict[int, float]:
-        """Each turn gains ``share`` of its best-scoring neighbour's fused score."""
+        """Conversation turns gain shares of their neighbours' and their session's scores
+        (other memories have neither and keep their score)."""
+        cfg = self.config
         targets = set(fused)
         for slot in fused:
             targets.update(n for n in index.neighbours(slot) if mask[n])
-        return {
-            t: fused.get(t, 0.0)
-            + share * max((fused.get(n, 0.0) for n in index.neighbours(t)), default=0.0)
-            for t in targets
-        }
+        sessions: dict[object, float] = {}
+        if cfg.session_share:
+            for slot, score in fused.items():
+                key = index.session_of(slot)
+                if key is not None and score > sessions.get(key, 0.0):
+                    sessions[key] = score
+        best_session = max(sessions.values(), default=0.0)
+        out = {}
+        for t in targets:
+            around = index.neighbours(t)
+            score = fused.get(t, 0.0)
+            if around:
+                score += cfg.neighbour_share * max(fused.get(n, 0.0) for n in around)
+                if cfg.second_neighbour_share:
+                    two = [m for n in around for m in index.neighbours(n) if m != t]
+                    score += cfg.second_neighbour_share * max(
+                        (fused.get(m, 0.0) for m in two), default=0.0
+                    )
+            if best_session > 0:
+                key = index.session_of(t)
+                if key is not None:
+                    score += cfg.session_share * sessions.get(key, 0.0) / best_session
+            out[t] = score
+        return out
 
     def _current_index(self) -> SearchIndex:
         """The index brought up to the store's revision (built whole only the first time)."""

@@ -198,6 +198,11 @@ class SearchIndex:
         at = bisect.bisect_left(turns, (order, slot))
         return tuple(turns[j][1] for j in (at - 1, at + 1) if 0 <= j < len(turns))
 
+    def session_of(self, slot: int) -> tuple[str | None, str] | None:
+        """The (user, session) of a conversation turn; None for other memories."""
+        found = self._turn.get(slot)
+        return None if found is None else found[0]
+
     def _document(self, slot: int) -> list[str]:
         tokens = list(self._own[slot])
         if self.with_neighbours:
