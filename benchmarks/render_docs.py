@@ -78,29 +78,41 @@ def ablation() -> str | None:
     report = _load("retrieval_ablation.json")
     if not report:
         return None
-    ks = list(next(iter(report["ablation"].values())))
-    rows = [[name, *_recall(recall)] for name, recall in report["ablation"].items()]
-    return _table(["retrieval", *(f"R@{k}" for k in ks)], rows)
+    modes = report["modes"]
+    ks = list(next(iter(next(iter(modes.values())).values())))
+    rows = [
+        [mode, name, *_recall(recall)]
+        for mode, by_name in modes.items()
+        for name, recall in by_name.items()
+    ]
+    return _table(["mode", "retrieval", *(f"R@{k}" for k in ks)], rows)
+
+
+def _knobs(chose: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in chose.items()) or "the default"
 
 
 def loco() -> str | None:
     report = _load("retrieval_loco.json")
     if not report:
         return None
-    ks = list(report["loco_recall"])
-    rows = [
-        [h["conversation"], h["chose"]["lexical_weight"], h["chose"]["neighbour_share"],
-         h["chose"]["lexical_score_power"], *_recall(h["recall"])]
-        for h in report["held_out"]
-    ]  # fmt: skip
-    rows.append(["**all, held out**", "", "", "", *_recall(report["loco_recall"])])
-    header = ["held out", "BM25 weight", "neighbour share", "score power", *(f"R@{k}" for k in ks)]
-    spread = report["loco_spread_r10"]
-    return (
-        _table(header, rows)
-        + f"\n\nHeld-out R@10 ranges from {spread['min']:.3f} to {spread['max']:.3f} "
-        "across conversations."
-    )
+    out = []
+    for mode, r in report["modes"].items():
+        ks = list(r["loco_recall"])
+        rows = [
+            [h["conversation"], _knobs(h["chose"]), *_recall(h["recall"])] for h in r["held_out"]
+        ]
+        rows.append(["**all, held out**", "", *_recall(r["loco_recall"])])
+        if r.get("default_in_sample"):
+            rows.append(["default, in sample", "", *_recall(r["default_in_sample"])])
+        spread = r["loco_spread_r10"]
+        out.append(
+            f"**{mode}** ({r['questions']} questions)\n\n"
+            + _table(["held out", "chosen on the other five", *(f"R@{k}" for k in ks)], rows)
+            + f"\n\nHeld-out R@10 ranges from {spread['min']:.3f} to {spread['max']:.3f} "
+            "across conversations."
+        )
+    return "\n\n".join(out)
 
 
 def scale() -> str | None:
@@ -143,11 +155,13 @@ def queue() -> str | None:
 
 
 def interleave() -> str | None:
-    report = _load("scale_interleave.json")
-    if not report:
+    report = _load("scale.json")
+    if not report or not any("after_add" in r["search_ms"] for r in report["sizes"]):
         return None
     rows = []
     for r in report["sizes"]:
+        if "after_add" not in r["search_ms"]:
+            continue
         ms = r["search_ms"]
         rows.append(
             [f"{r['items']:,}", ms["unfiltered"]["p50"], ms["unfiltered"]["p95"],

@@ -21,7 +21,7 @@ import json
 import os
 import statistics
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -51,32 +51,40 @@ class CachedQueries:
         return self._embedder.embed_query(text)
 
 
-def grid(weights, shares, powers, scales, short) -> list[RetrievalConfig]:
+def grid(weights, powers, second_shares, session_shares) -> list[RetrievalConfig]:
     return [
         RetrievalConfig(
             lexical_weight=w,
-            neighbour_share=s,
             lexical_score_power=p,
-            lexical_scale=scale,
-            short_tokens=keep,
+            second_neighbour_share=s2,
+            session_share=ss,
         )
-        for w, s, p, scale, keep in itertools.product(weights, shares, powers, scales, short)
+        for w, p, s2, ss in itertools.product(weights, powers, second_shares, session_shares)
     ]
 
 
+NO_SPREAD = {"neighbour_share": 0.0, "second_neighbour_share": 0.0, "session_share": 0.0}
+PREVIOUS = RetrievalConfig(
+    fusion="rrf",
+    lexical_weight=2.0,
+    lexical_score_power=0.5,
+    lexical_scale="top",
+    short_tokens=False,
+    second_neighbour_share=0.0,
+    session_share=0.0,
+)
 ABLATION = {
-    "dense only": RetrievalConfig(lexical_weight=0.0, neighbour_share=0.0),
-    "BM25 only": RetrievalConfig(dense_weight=0.0, neighbour_share=0.0),
-    "dense + BM25, plain RRF": RetrievalConfig(
-        lexical_weight=1.0, lexical_score_power=0.0, neighbour_share=0.0, lexical_neighbours=False
+    "dense only": RetrievalConfig(lexical_weight=0.0, **NO_SPREAD),
+    "BM25 only": RetrievalConfig(dense_weight=0.0, **NO_SPREAD),
+    "previous default: rank fusion, BM25 x2 scaled by the top score, spread 0.3": PREVIOUS,
+    "score fusion, turns alone (no neighbours in BM25, no spreading)": RetrievalConfig(
+        lexical_neighbours=False, **NO_SPREAD
     ),
-    "+ neighbour turns in BM25": RetrievalConfig(
-        lexical_weight=1.0, lexical_score_power=0.0, neighbour_share=0.0
-    ),
-    "previous default (BM25 x2 scaled by the top score, spread 0.3, no short tokens)": (
-        RetrievalConfig(lexical_scale="top", short_tokens=False)
-    ),
-    "default": RetrievalConfig(),
+    "+ neighbour turns in BM25": RetrievalConfig(**NO_SPREAD),
+    "+ neighbour share 0.3": RetrievalConfig(second_neighbour_share=0.0, session_share=0.0),
+    "+ second neighbours 0.2": RetrievalConfig(session_share=0.0),
+    "+ session share 0.3 (default)": RetrievalConfig(),
+    "default without short tokens": RetrievalConfig(short_tokens=False),
 }
 
 
@@ -158,11 +166,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--modes", default="raw,observations")
-    parser.add_argument("--lexical-weights", default="1,2,3,4")
-    parser.add_argument("--neighbour-shares", default="0.2,0.3")
-    parser.add_argument("--score-powers", default="0.5,1")
-    parser.add_argument("--scales", default="ideal,top")
-    parser.add_argument("--short-tokens", default="1,0")
+    parser.add_argument("--lexical-weights", default="0.5,0.7,0.8")
+    parser.add_argument("--score-powers", default="1,1.5")
+    parser.add_argument("--second-shares", default="0,0.2")
+    parser.add_argument("--session-shares", default="0,0.3")
     parser.add_argument("--ablation", action="store_true", help="what each piece adds")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
@@ -186,12 +193,11 @@ def main() -> None:
 
     configs = grid(
         floats(args.lexical_weights),
-        floats(args.neighbour_shares),
         floats(args.score_powers),
-        args.scales.split(","),
-        [x.strip() == "1" for x in args.short_tokens.split(",")],
+        floats(args.second_shares),
+        floats(args.session_shares),
     )
-    configs = list(dict.fromkeys([*configs, RetrievalConfig(), replace(RetrievalConfig())]))
+    configs = list(dict.fromkeys([*configs, RetrievalConfig()]))
     for mode in modes:
         report["modes"][mode] = loco(data, conversations, configs, mode)
         print(mode, json.dumps(report["modes"][mode]["loco_recall"]))

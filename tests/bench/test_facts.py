@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from cubemem.bench import facts
+from cubemem import MemCube
+from cubemem.bench import facts, locomo
 from cubemem.cli import app
 from cubemem.errors import InvalidInputError
+from cubemem.model import MemoryInput, Scope
 
 
 def test_the_bundled_fact_set_is_whole():
@@ -43,6 +46,25 @@ def test_the_default_fusion_ranks_facts_at_least_as_well_as_either_retriever_alo
             other = rows[(size, alone)]
             assert default["hit@1"] >= other["hit@1"], (size, alone, default, other)
             assert default["mrr@10"] >= other["mrr@10"], (size, alone, default, other)
+
+
+def test_facts_beside_conversation_turns_still_rank_first(tmp_path, embedder):
+    """A cube holding a conversation's turns and the short facts together: the default ranks
+    the fact questions' one right fact first at least as often as dense search alone."""
+    conversation = locomo.load(Path(__file__).resolve().parents[1] / "data" / "locomo_mini.json")[0]
+    data = facts.load()
+    cube = MemCube.create(tmp_path / "mixed", embedder=embedder)
+    locomo.ingest(cube, conversation, "raw")
+    items = cube.add(
+        [MemoryInput(content=f["text"], scope=Scope(user=f["user"])) for f in data.facts]
+    )
+    by_fact = {f["id"]: item.id for f, item in zip(data.facts, items, strict=True)}
+    first: dict[str, int] = {}
+    for system in ("default", "dense", "bm25"):
+        cube.retrieval = facts.SYSTEMS[system]
+        first[system] = sum(cube.search(q, k=1)[0].id == by_fact[a] for q, a in data.questions)
+    cube.close()
+    assert first["default"] >= first["dense"] > first["bm25"], first
 
 
 def test_cli_writes_the_report(tmp_path, embedder):
