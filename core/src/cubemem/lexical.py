@@ -63,6 +63,7 @@ class BM25Index:
         self._col_slots = np.empty(0, dtype=np.int64)
         self._col_weights = np.empty(0, dtype=np.float32)
         self._valid = np.zeros(0, dtype=bool)
+        self._replaced = 0
         self._avgdl = 1.0
         # delta: slot -> (terms, counts), and term -> {slot: count}
         self._delta: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -117,6 +118,7 @@ class BM25Index:
         elif slot < self._rows and self._valid[slot]:
             terms = self._raw_terms[self._raw_ptr[slot] : self._raw_ptr[slot + 1]]
             self._valid[slot] = False
+            self._replaced += 1
         else:
             return
         self._df[terms] -= 1
@@ -144,6 +146,7 @@ class BM25Index:
         self._raw_ptr = np.concatenate([[0], np.cumsum(np.bincount(slot_arr, minlength=rows))])
         self._raw_terms, self._raw_counts = term_arr, count_arr
         self._valid = np.diff(self._raw_ptr) > 0
+        self._replaced = 0
         self._avgdl = self._total_length / self.documents if self.documents else 1.0
         length = self._dl[slot_arr] / self._avgdl
         weights = count_arr / (count_arr + K1 * (1 - B + B * length))
@@ -195,7 +198,7 @@ class BM25Index:
                 slots = self._col_slots[start:end]
                 inside = slots < size
                 out[slots[inside]] += weight * self._col_weights[start:end][inside]
-        if self._rows:
+        if self._replaced:  # documents changed since the last pack: drop their old terms
             rows = min(self._rows, size)
             out[:rows] *= self._valid[:rows]
         avgdl = self._avgdl if self._rows else max(self._total_length / max(self.documents, 1), 1)

@@ -72,6 +72,10 @@ class SearchIndex:
         self._has_vector = _Column(bool, False)
         self._vectors: np.ndarray | None = None
         self.lexical = BM25Index()
+        self._masks: dict[tuple[object, ...], np.ndarray] = {}
+        """Column masks by filter (expiry aside), valid until the next change."""
+        self._expiring = False
+        """Whether any memory has ever had an expiry (else the expiry test is skipped)."""
         # conversation turns: (user, session) -> [(order, slot)], sorted
         self._sessions: dict[tuple[str | None, str], list[tuple[int, int]]] = {}
         self._turn: dict[int, tuple[tuple[str | None, str], int]] = {}
@@ -84,6 +88,7 @@ class SearchIndex:
 
     # -- applying changes -----------------------------------------------------------------
     def apply(self, changes: Changes) -> None:
+        self._masks.clear()
         dirty: set[int] = set()
         gone: list[int] = []
         for id_ in changes.purged:
@@ -156,7 +161,11 @@ class SearchIndex:
         self._user.data[slot] = self._code(row.user)
         self._agent.data[slot] = self._code(row.agent)
         self._session.data[slot] = self._code(row.session)
-        self._expires.data[slot] = np.inf if row.expires_at is None else row.expires_at
+        if row.expires_at is None:
+            self._expires.data[slot] = np.inf
+        else:
+            self._expires.data[slot] = row.expires_at
+            self._expiring = True
         if row.vector is not None:
             if self._vectors is None:
                 self._vectors = np.zeros((len(self._present.data), len(row.vector)), np.float32)
@@ -221,6 +230,26 @@ class SearchIndex:
             slots = [self.slots[i] for i in match_ids() if i in self.slots]
             mask[slots] = True
             return mask & self._present.data[:n]
+        key = (
+            tuple(s.value for s in filters.status),
+            filters.user,
+            filters.agent,
+            filters.session,
+            filters.kind,
+        )
+        cached = self._masks.get(key)
+        if cached is None:
+            cached = self._column_mask(filters)
+            if len(self._masks) >= 64:
+                self._masks.clear()
+            self._masks[key] = cached
+        mask = cached
+        if filters.include_expired or not self._expiring:
+            return mask
+        return mask & (self._expires.data[:n] > now.timestamp())
+
+    def _column_mask(self, filters: Filters) -> np.ndarray:
+        n = self.size
         mask = self._present.data[:n].copy()
         wanted = [self._codes.get(s.value, -2) for s in filters.status]
         mask &= np.isin(self._status.data[:n], wanted)
@@ -232,16 +261,18 @@ class SearchIndex:
         ):
             if value is not None:
                 mask &= column.data[:n] == self._codes.get(value, -2)
-        if not filters.include_expired:
-            mask &= self._expires.data[:n] > now.timestamp()
         return mask
 
     def lexical_top(
         self, tokens: Sequence[str], mask: np.ndarray, pool: int
     ) -> list[tuple[int, float]]:
+        """The ``pool`` best BM25 matches among the masked slots (only matching slots are
+        ranked, so the cost follows the query's postings, not the cube)."""
         scores = self.lexical.scores(tokens, len(mask))
-        scores[~mask | (scores <= 0)] = -np.inf
-        return [(int(i), float(scores[i])) for i in top(scores, pool)]
+        matched = np.flatnonzero(scores > 0)
+        matched = matched[mask[matched]]
+        found = scores[matched]
+        return [(int(matched[i]), float(found[i])) for i in top(found, pool)]
 
     def dense_top(self, vector: np.ndarray, mask: np.ndarray, pool: int) -> list[tuple[int, float]]:
         """Exact inner products over the masked slots that have a vector."""
