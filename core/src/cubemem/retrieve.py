@@ -219,28 +219,28 @@ class HybridRetriever:
         targets = set(fused)
         for slot in fused:
             targets.update(n for n in index.neighbours(slot) if mask[n])
-        sessions: dict[object, float] = {}
+        sessions: dict[tuple[str | None, str] | None, float] = {}
         if cfg.session_share:
             for slot, score in fused.items():
                 key = index.session_of(slot)
                 if key is not None and score > sessions.get(key, 0.0):
                     sessions[key] = score
         best_session = max(sessions.values(), default=0.0)
+        get, neighbours, session_of = fused.get, index.neighbours, index.session_of
+        share, share2 = cfg.neighbour_share, cfg.second_neighbour_share
+        session_share = cfg.session_share / best_session if best_session > 0 else 0.0
         out = {}
         for t in targets:
-            around = index.neighbours(t)
-            score = fused.get(t, 0.0)
+            around = neighbours(t)
+            score = get(t, 0.0)
             if around:
-                score += cfg.neighbour_share * max(fused.get(n, 0.0) for n in around)
-                if cfg.second_neighbour_share:
-                    two = [m for n in around for m in index.neighbours(n) if m != t]
-                    score += cfg.second_neighbour_share * max(
-                        (fused.get(m, 0.0) for m in two), default=0.0
-                    )
-            if best_session > 0:
-                key = index.session_of(t)
-                if key is not None:
-                    score += cfg.session_share * sessions.get(key, 0.0) / best_session
+                score += share * max([get(n, 0.0) for n in around])
+                if share2:
+                    two = [get(m, 0.0) for n in around for m in neighbours(n) if m != t]
+                    if two:
+                        score += share2 * max(two)
+            if session_share:
+                score += session_share * sessions.get(session_of(t), 0.0)
             out[t] = score
         return out
 

@@ -79,6 +79,8 @@ class SearchIndex:
         # conversation turns: (user, session) -> [(order, slot)], sorted
         self._sessions: dict[tuple[str | None, str], list[tuple[int, int]]] = {}
         self._turn: dict[int, tuple[tuple[str | None, str], int]] = {}
+        self._around: dict[int, tuple[int, ...]] = {}
+        """Neighbours looked up since the sessions last changed."""
         self._own: dict[int, list[str]] = {}
         self._said: dict[int, list[str]] = {}
 
@@ -179,6 +181,7 @@ class SearchIndex:
 
     # -- conversation neighbours ----------------------------------------------------------
     def _join_session(self, slot: int, key: tuple[str | None, str], order: int) -> Sequence[int]:
+        self._around.clear()
         turns = self._sessions.setdefault(key, [])
         at = bisect.bisect_left(turns, (order, slot))
         turns.insert(at, (order, slot))
@@ -190,6 +193,7 @@ class SearchIndex:
         if slot not in self._turn:
             return []
         around = self.neighbours(slot)
+        self._around.clear()
         key, order = self._turn.pop(slot)
         turns = self._sessions[key]
         turns.pop(bisect.bisect_left(turns, (order, slot)))
@@ -199,13 +203,18 @@ class SearchIndex:
 
     def neighbours(self, slot: int) -> tuple[int, ...]:
         """The turns before and after a turn in its session (none for other memories)."""
+        cached = self._around.get(slot)
+        if cached is not None:
+            return cached
         found = self._turn.get(slot)
         if found is None:
             return ()
         key, order = found
         turns = self._sessions[key]
         at = bisect.bisect_left(turns, (order, slot))
-        return tuple(turns[j][1] for j in (at - 1, at + 1) if 0 <= j < len(turns))
+        around = tuple(turns[j][1] for j in (at - 1, at + 1) if 0 <= j < len(turns))
+        self._around[slot] = around
+        return around
 
     def session_of(self, slot: int) -> tuple[str | None, str] | None:
         """The (user, session) of a conversation turn; None for other memories."""
