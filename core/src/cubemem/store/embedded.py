@@ -444,7 +444,7 @@ class EmbeddedStore:
     def extend(self, changes: Sequence[tuple[str, int, datetime]]) -> list[str]:
         done: list[str] = []
         with self._transaction() as db:
-            seq = _bump(db)  # rolled back with the rest when nothing changed
+            seq = _bump(db)  # taken back below when no row changed
             for id_, version, expires_at in changes:
                 cur = db.execute(
                     "UPDATE memories SET expires_at = ?, data = json_set(data, '$.expires_at', ?), "
