@@ -52,8 +52,8 @@ def assert_same_as_rebuilt(cube: MemCube, filters: Filters | None = None) -> Non
             now = utcnow()
             got = cube.context.retriever.search(query, 8, filters or Filters(), now)
             want = fresh.search(query, 8, filters or Filters(), now)
-            assert [g[0] for g in got] == [w[0] for w in want], (query, config, got, want)
-            np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], rtol=1e-5)
+            assert [g.id for g in got] == [w.id for w in want], (query, config, got, want)
+            np.testing.assert_allclose([g.score for g in got], [w.score for w in want], rtol=1e-5)
 
 
 def test_writes_between_searches_are_seen_at_once_and_match_a_rebuild(cube):
@@ -146,7 +146,7 @@ def test_expiry_and_extension_are_seen_at_once(cube):
     later = utcnow() + timedelta(hours=2)
     assert cube.context.retriever.search("standup monday", 5, Filters(), later) == []
     hit = cube.context.retriever.search("standup monday", 5, Filters(include_expired=True), later)
-    assert [h[0] for h in hit] == [item.id]
+    assert [h.id for h in hit] == [item.id]
 
 
 def test_filters_answered_from_columns_agree_with_the_store(cube):

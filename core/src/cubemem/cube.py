@@ -532,9 +532,17 @@ class MemCube(AsyncCube):
         return keyed.namespaces(self._ctx, prefix, filters=filters)
 
     # -- reading --------------------------------------------------------------------------
-    def search(self, query: str, *, k: int = 10, filters: FiltersLike = None) -> list[SearchResult]:
-        """The ``k`` memories most relevant to ``query`` (dense + BM25, fused)."""
-        return read.search(self._ctx, query, k=k, filters=filters)
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: FiltersLike = None,
+        min_score: float | None = None,
+    ) -> list[SearchResult]:
+        """The ``k`` memories most relevant to ``query`` (dense + BM25, fused); with
+        ``min_score``, only those whose ``relevance`` (0 to 1) reaches it."""
+        return read.search(self._ctx, query, k=k, filters=filters, min_score=min_score)
 
     def get(self, id: str) -> MemoryItem:
         """One memory by id, whatever its status."""

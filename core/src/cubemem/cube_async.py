@@ -312,10 +312,17 @@ class AsyncCube:
         return await asyncio.to_thread(_cube(self).namespaces, prefix, filters=filters)
 
     async def asearch(
-        self, query: str, *, k: int = 10, filters: FiltersLike = None
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: FiltersLike = None,
+        min_score: float | None = None,
     ) -> list[SearchResult]:
         """Async twin of ``search``."""
-        return await asyncio.to_thread(_cube(self).search, query, k=k, filters=filters)
+        return await asyncio.to_thread(
+            _cube(self).search, query, k=k, filters=filters, min_score=min_score
+        )
 
     async def aget(self, id: str) -> MemoryItem:
         """Async twin of ``get``."""

@@ -204,12 +204,21 @@ class Message(_Model):
 
 
 class SearchResult(BaseModel):
-    """A memory returned by search, with its fused score and the parts it came from."""
+    """A memory returned by search: its ranking score, and how well it matches on its own.
+
+    ``score`` orders the results of one search (dense + BM25 + a share of neighbouring turns'
+    scores); it has no fixed scale. ``relevance`` in [0, 1] does: the better of the dense
+    cosine and the BM25 share, comparable across searches and cubes — threshold on it
+    (``search(..., min_score=0.3)``).
+    """
 
     item: MemoryItem
     score: float
-    dense_score: float | None = None
-    lexical_score: float | None = None
+    relevance: float = Field(0.0, ge=0.0, le=1.0, description="Own match with the query.")
+    dense_score: float | None = Field(None, description="Cosine similarity with the query.")
+    lexical_score: float | None = Field(
+        None, description="BM25 score as a share of the query's ideal score, in [0, 1]."
+    )
     cube_name: str | None = Field(None, description="The cube it came from (MemoryOS.search).")
 
     @property
@@ -297,6 +306,105 @@ class Filters(_Model):
             return cls.model_validate(filters)
         except ValidationError as exc:
             raise InvalidFilterError(f"invalid filter value: {_first_error(exc)}") from None
+
+    def narrow(self, extra: Filters | dict[str, Any] | None) -> Filters:
+        """These filters AND ``extra``: what a per-call filter does to a bound one.
+
+        A key set here can only be narrowed — the same user/agent/session/kind/namespace
+        (or a deeper namespace), more tags, a later ``after``, an earlier ``before``, a
+        subset of statuses, further metadata/value conditions — never replaced; a call that
+        names another user than the bound one raises ``InvalidFilterError`` instead of
+        returning someone else's memories. Keys not set here are the call's to choose.
+        """
+        if extra is None:
+            return self
+        other = Filters.parse(extra)
+        bound, given = self.model_fields_set, other.model_fields_set
+        merged: dict[str, Any] = {name: getattr(self, name) for name in bound}
+        for name in given:
+            value = getattr(other, name)
+            if name not in bound:
+                merged[name] = value
+                continue
+            mine = getattr(self, name)
+            if name in ("user", "agent", "session", "kind"):
+                if mine is not None and value is not None and value != mine:
+                    raise InvalidFilterError(
+                        f"these filters are bound to {name}={mine!r}; a call may narrow them "
+                        f"but not ask for {name}={value!r}"
+                    )
+                merged[name] = mine if mine is not None else value
+            elif name == "tags":
+                merged[name] = list(dict.fromkeys([*mine, *value]))
+            elif name == "status":
+                merged[name] = [s for s in mine if s in value]
+                if not merged[name]:
+                    raise InvalidFilterError(
+                        f"these filters are bound to status {[s.value for s in mine]}; a call "
+                        f"may narrow them but not ask for {[s.value for s in value]}"
+                    )
+            elif name == "after":
+                merged[name] = value if mine is None or (value and value > mine) else mine
+            elif name == "before":
+                merged[name] = value if mine is None or (value and value < mine) else mine
+            elif name == "namespace":
+                merged[name] = _deeper_namespace(mine, value)
+            elif name in ("metadata", "value"):
+                merged[name] = _and_conditions(mine, value, name)
+            elif name == "include_expired":
+                merged[name] = mine and value
+        return Filters.model_validate(merged)
+
+    @property
+    def bound(self) -> dict[str, Any]:
+        """The keys these filters set explicitly, with their values (for messages and logs)."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+def _deeper_namespace(
+    mine: tuple[str, ...] | None, other: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    if mine is None or other is None:
+        return mine if other is None else other
+    short, long = (mine, other) if len(mine) <= len(other) else (other, mine)
+    if long[: len(short)] != short:
+        raise InvalidFilterError(
+            f"these filters are bound to namespace {mine!r}; a call may ask for a namespace "
+            f"under it but not {other!r}"
+        )
+    return long
+
+
+def _as_conditions(wanted: Any) -> dict[str, Any]:
+    if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
+        return dict(wanted)
+    return {"$eq": wanted}
+
+
+def _and_conditions(mine: dict[str, Any], other: dict[str, Any], where: str) -> dict[str, Any]:
+    """Both sets of field conditions at once; one operator twice on a field must agree."""
+    merged = dict(mine)
+    for key, wanted in other.items():
+        if key not in merged:
+            merged[key] = wanted
+            continue
+        ours = merged[key]
+        if (
+            isinstance(ours, dict)
+            and isinstance(wanted, dict)
+            and not any(str(k).startswith("$") for k in (*ours, *wanted))
+        ):
+            merged[key] = _and_conditions(ours, wanted, f"{where}.{key}")
+            continue
+        a, b = _as_conditions(ours), _as_conditions(wanted)
+        clash = [op for op in set(a) & set(b) if a[op] != b[op]]
+        if clash:
+            raise InvalidFilterError(
+                f"these filters are bound to {where}.{key} {ours!r}; a call may add conditions "
+                f"but not replace it with {wanted!r}"
+            )
+        merged[key] = {**a, **b}
+    return merged
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -156,15 +156,18 @@ class MemoryOS:
         cubes: list[str] | None = None,
         k: int = 10,
         filters: FiltersLike = None,
+        min_score: float | None = None,
     ) -> list[SearchResult]:
         """The ``k`` best memories of ``cubes`` (default: all), merged by score; each result
         names its cube in ``cube_name``. Scores are the cubes' fused scores, which share one
-        scale (reciprocal ranks under the same weights)."""
+        scale (cosines and BM25 shares under the same weights); ``min_score`` thresholds
+        ``relevance`` as in ``MemCube.search``."""
         inputs.positive_int(k, "k")
         names = self.list_cubes() if cubes is None else inputs.as_list(cubes, "cubes")
         merged: list[SearchResult] = []
         for name in dict.fromkeys(names):
-            for hit in self.open_cube(name).search(query, k=k, filters=filters):
+            found = self.open_cube(name).search(query, k=k, filters=filters, min_score=min_score)
+            for hit in found:
                 merged.append(hit.model_copy(update={"cube_name": name}))
         merged.sort(key=lambda r: r.score, reverse=True)
         return merged[:k]
@@ -206,9 +209,12 @@ class MemoryOS:
         cubes: list[str] | None = None,
         k: int = 10,
         filters: FiltersLike = None,
+        min_score: float | None = None,
     ) -> list[SearchResult]:
         """Async twin of ``search``."""
-        return await asyncio.to_thread(self.search, query, cubes=cubes, k=k, filters=filters)
+        return await asyncio.to_thread(
+            self.search, query, cubes=cubes, k=k, filters=filters, min_score=min_score
+        )
 
     async def aclose(self) -> None:
         """Async twin of ``close``."""

@@ -119,6 +119,39 @@ def embed_items(embedder: Embedder, items: Sequence[MemoryItem]) -> dict[str, Em
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result as the retriever sees it."""
+
+    id: str
+    score: float
+    """The fused ranking score (dense + BM25 + neighbours); comparable within one search."""
+    dense: float | None
+    """Cosine similarity of the memory's vector and the query's (None: dense not run)."""
+    lexical: float | None
+    """BM25 score as a share of the query's ideal score, in [0, 1] (None: no query terms)."""
+    relevance: float
+    """``relevance(dense, lexical)``: how well the memory itself matches the query, in [0, 1]."""
+
+
+def relevance(dense: float | None, lexical: float | None) -> float:
+    """How well a memory matches a query on its own, in [0, 1]: the better of its cosine
+    (negative counts as 0) and its BM25 share of the query's ideal score.
+
+    Unlike the fused score it does not depend on what else is in the cube, so a threshold
+    means the same in a cube of ten memories and one of a million. A turn ranked high only
+    because its neighbour matched keeps a low relevance of its own. With the default
+    all-MiniLM-L6-v2, unrelated memories mostly score below 0.25 and paraphrases of the
+    question above 0.4 (docs/concepts.md, "Relevance").
+    """
+    best = 0.0
+    if dense is not None:
+        best = max(best, min(1.0, dense))
+    if lexical is not None:
+        best = max(best, min(1.0, lexical))
+    return round(best, 6)
+
+
 class HybridRetriever:
     """Dense + BM25 over the filtered subset, from a ``SearchIndex`` kept current by the
     store's change feed (a write costs the search after it what the write changed)."""
@@ -132,10 +165,8 @@ class HybridRetriever:
         self._index: SearchIndex | None = None
         self._lock = threading.Lock()
 
-    def search(
-        self, query: str, k: int, filters: Filters, now: datetime
-    ) -> list[tuple[str, float, float | None, float | None]]:
-        """Top ``k`` as (id, fused score, dense similarity, BM25 score), best first."""
+    def search(self, query: str, k: int, filters: Filters, now: datetime) -> list[Hit]:
+        """Top ``k``, best first, each with its fused score and its own match (``Hit``)."""
         cfg = self.config
         # a retriever weighted 0 is not asked at all (its hits would only add zero scores)
         vector = None
@@ -151,8 +182,8 @@ class HybridRetriever:
                 return []
             lexical = index.lexical_top(tokens, mask, lexical_pool) if tokens else []
             scale = lexical[0][1] if lexical else 1.0
+            ideal = index.lexical.ideal(tokens) if lexical else 1.0
             if lexical and cfg.lexical_scale == "ideal":
-                ideal = index.lexical.ideal(tokens)
                 scale = ideal if cfg.fusion == "score" else max(ideal, scale)
             exact = allowed <= cfg.exact_limit or not self._store.owns_index
             dense: list[tuple[int, float]] | None = []
@@ -180,10 +211,15 @@ class HybridRetriever:
                 fused = self._spread(fused, index, mask)
             ids = index.ids
             best = sorted(fused.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:k]
-            dense_scores, lexical_scores = dict(dense), dict(lexical)
-            return [
-                (ids[slot], s, dense_scores.get(slot), lexical_scores.get(slot)) for slot, s in best
-            ]
+            lexical_scores = dict(lexical)
+            cosines = {} if vector is None else index.similarity(vector, [s for s, _ in best])
+            found = []
+            for slot, s in best:
+                cosine = cosines.get(slot)
+                bm25 = lexical_scores.get(slot, 0.0) if tokens else None
+                share = None if bm25 is None else min(1.0, bm25 / ideal)
+                found.append(Hit(ids[slot], s, cosine, share, relevance(cosine, share)))
+            return found
 
     def _fuse(
         self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], scale: float

@@ -283,6 +283,17 @@ class SearchIndex:
         found = scores[matched]
         return [(int(matched[i]), float(found[i])) for i in top(found, pool)]
 
+    def similarity(self, vector: np.ndarray, slots: Sequence[int]) -> dict[int, float]:
+        """Inner products of ``vector`` with these slots' vectors (slots without one left out)."""
+        if self._vectors is None or not slots:
+            return {}
+        chosen = [s for s in slots if s < len(self._has_vector.data) and self._has_vector.data[s]]
+        if not chosen:
+            return {}
+        query = np.asarray(vector, dtype=np.float32)
+        scores = np.einsum("ij,j->i", self._vectors[chosen], query)
+        return {slot: float(score) for slot, score in zip(chosen, scores, strict=True)}
+
     def dense_top(self, vector: np.ndarray, mask: np.ndarray, pool: int) -> list[tuple[int, float]]:
         """Exact inner products over the masked slots that have a vector."""
         if self._vectors is None:

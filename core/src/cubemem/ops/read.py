@@ -17,19 +17,32 @@ FiltersLike = Filters | dict[str, Any] | None
 
 
 def search(
-    ctx: Context, query: str, *, k: int = 10, filters: FiltersLike = None
+    ctx: Context,
+    query: str,
+    *,
+    k: int = 10,
+    filters: FiltersLike = None,
+    min_score: float | None = None,
 ) -> list[SearchResult]:
-    """The ``k`` memories most relevant to ``query`` (dense + BM25, fused)."""
+    """The ``k`` memories most relevant to ``query`` (dense + BM25, fused), leaving out those
+    whose ``relevance`` is below ``min_score``."""
     query = validate_content(query, ctx.settings.max_content_bytes, "search query")
     inputs.positive_int(k, "k")
+    threshold = check_min_score(min_score)
     parsed = Filters.parse(filters)
     now = ctx.clock()
-    hits = ctx.retriever.search(query, k, parsed, now)
-    items = {item.id: item for item in ctx.store.get([h[0] for h in hits])}
+    hits = [h for h in ctx.retriever.search(query, k, parsed, now) if h.relevance >= threshold]
+    items = {item.id: item for item in ctx.store.get([h.id for h in hits])}
     results = [
-        SearchResult(item=items[id_], score=s, dense_score=d, lexical_score=lex)
-        for id_, s, d, lex in hits
-        if id_ in items
+        SearchResult(
+            item=items[h.id],
+            score=h.score,
+            relevance=h.relevance,
+            dense_score=h.dense,
+            lexical_score=h.lexical,
+        )
+        for h in hits
+        if h.id in items
     ]
     try:
         ctx.store.touch([r.id for r in results], now)
@@ -39,6 +52,19 @@ def search(
         key = (parsed.agent, parsed.session)
         ctx.working.record(key, [(r.id, 1.0 / (rank + 1)) for rank, r in enumerate(results)])
     return results
+
+
+def check_min_score(min_score: float | None) -> float:
+    """``min_score`` is a relevance in [0, 1] (or None: no threshold)."""
+    if min_score is None:
+        return 0.0
+    if isinstance(min_score, bool) or not isinstance(min_score, int | float):
+        raise InvalidInputError(f"min_score must be a number from 0 to 1, got {min_score!r}")
+    if not 0.0 <= min_score <= 1.0:
+        raise InvalidInputError(
+            f"min_score is a relevance from 0 to 1 (SearchResult.relevance), got {min_score!r}"
+        )
+    return float(min_score)
 
 
 def page(
