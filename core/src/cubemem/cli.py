@@ -48,14 +48,11 @@ def _run(fn: Any) -> Any:
 
 
 def _quiet_model_loading() -> None:
+    """Offline, and no download/loading progress bars (read by huggingface_hub and
+    transformers when they are imported — which commands that do not embed never do)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
-        pass
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 @app.callback()

@@ -16,9 +16,9 @@ from typing import Any, Literal, overload
 
 from cubemem import archive
 from cubemem.cube_async import AsyncCube
-from cubemem.embed import Embedder, SentenceTransformerEmbedder
+from cubemem.embed import Embedder, EmbedderLike, as_embedder, embedder_for
 from cubemem.errors import InvalidInputError
-from cubemem.manifest import Manifest, read_manifest, write_manifest
+from cubemem.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from cubemem.model import (
     Filters,
     MemoryInput,
@@ -87,12 +87,15 @@ class MemCube(AsyncCube):
         *,
         name: str | None = None,
         owner: str | None = None,
-        embedder: Embedder | None = None,
+        embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
         scheduler: Scheduler | None = None,
     ) -> MemCube:
         """Make a new, empty cube in ``path`` (which must not exist or be empty).
 
+        ``embedder``: the default sentence-transformers model, or anything ``as_embedder``
+        takes (a LangChain ``Embeddings``, a LlamaIndex ``BaseEmbedding``, an
+        ``OpenAIEmbedder``, a function); its name and dimension are recorded in the manifest.
         ``scheduler``: a scheduler shared with other cubes (``MemoryOS`` passes its own).
         """
         path = Path(path)
@@ -102,7 +105,7 @@ class MemCube(AsyncCube):
                 "MemCube.open, or choose a new path"
             )
         settings = settings or Settings()
-        embedder = embedder or default_embedder(settings)
+        embedder = as_embedder(embedder) if embedder is not None else default_embedder(settings)
         manifest = Manifest(
             name=name or path.name,
             owner=owner,
@@ -120,15 +123,30 @@ class MemCube(AsyncCube):
         cls,
         path: str | Path,
         *,
-        embedder: Embedder | None = None,
+        embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
         scheduler: Scheduler | None = None,
+        create: bool = False,
     ) -> MemCube:
-        """Open an existing cube, repairing its index if a crash left it behind the rows."""
+        """Open an existing cube, repairing its index if a crash left it behind the rows.
+
+        ``create=True`` makes the cube first when ``path`` holds none (the first run of a
+        program that reopens its memory on every later run). ``embedder``: the one the cube
+        was built with (default: rebuilt from the manifest's name — the sentence-transformers
+        model, or ``openai:<model>`` from the environment); another is refused with
+        ``IncompatibleCubeError``. A cube built with a LangChain/LlamaIndex/custom embedder
+        opened without it can be read, listed and exported, but not searched or added to.
+        """
         path = Path(path)
+        if create and not (path / MANIFEST_NAME).exists():
+            return cls.create(path, embedder=embedder, settings=settings, scheduler=scheduler)
         manifest = read_manifest(path)
         settings = settings or Settings()
-        embedder = embedder or default_embedder(settings, manifest.embedder)
+        embedder = (
+            as_embedder(embedder)
+            if embedder is not None
+            else default_embedder(settings, manifest.embedder, manifest.dimension)
+        )
         manifest.check_embedder(embedder.name, embedder.dimension)
         store = EmbeddedStore(path, embedder, busy_timeout_s=settings.busy_timeout_s)
         cube = cls(path, manifest, store, embedder, settings, scheduler=scheduler)
@@ -603,13 +621,17 @@ class MemCube(AsyncCube):
         archive_path: str | Path,
         path: str | Path,
         *,
-        embedder: Embedder | None = None,
+        embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
     ) -> MemCube:
         """Recreate an exported cube in ``path``: same id, memories, versions and usage."""
         manifest, items, versions = archive.read(Path(archive_path))
         settings = settings or Settings()
-        embedder = embedder or default_embedder(settings, manifest.embedder)
+        embedder = (
+            as_embedder(embedder)
+            if embedder is not None
+            else default_embedder(settings, manifest.embedder, manifest.dimension)
+        )
         manifest.check_embedder(embedder.name, embedder.dimension)
         path = Path(path)
         cls.create(path, name=manifest.name, embedder=embedder, settings=settings).close()
@@ -642,8 +664,14 @@ class MemCube(AsyncCube):
         return target
 
 
-def default_embedder(settings: Settings, name: str | None = None) -> Embedder:
-    """The sentence-transformers model ``name`` (default: the configured one)."""
-    return SentenceTransformerEmbedder(
-        name or settings.embedder, device=settings.device, batch_size=settings.embed_batch_size
+def default_embedder(
+    settings: Settings, name: str | None = None, dimension: int | None = None
+) -> Embedder:
+    """The embedder ``name`` names (default: the configured one); with ``dimension`` (from a
+    manifest) nothing is loaded until the first embedding."""
+    name = name or settings.embedder
+    if dimension is None:
+        return as_embedder(name)
+    return embedder_for(
+        name, dimension, device=settings.device, batch_size=settings.embed_batch_size
     )

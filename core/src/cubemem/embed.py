@@ -1,15 +1,25 @@
-"""Embedders turn text into vectors; their name and dimension are part of a cube's identity."""
+"""Embedders turn text into vectors; their name and dimension are part of a cube's identity.
+
+The default is a sentence-transformers model (all-MiniLM-L6-v2, offline). Any other embedder
+comes in through ``as_embedder``: a LangChain ``Embeddings``, a LlamaIndex ``BaseEmbedding``,
+an OpenAI-compatible endpoint (``OpenAIEmbedder``: OpenAI, Ollama, vLLM, LM Studio) or a plain
+function (LangGraph's ``index={"embed": fn, "dims": n}``). Every wrapper returns L2-normalised
+float32 vectors, so a cube's similarities are cosines whatever made them.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cubemem.errors import BackendUnavailableError, InvalidInputError
+from cubemem.errors import BackendUnavailableError, IncompatibleCubeError, InvalidInputError
 from cubemem.settings import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -66,15 +76,26 @@ def _load_sentence_transformer(source: str, device: str | None) -> object:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model; the default is all-MiniLM-L6-v2, loaded offline."""
+    """A sentence-transformers model; the default is all-MiniLM-L6-v2, loaded offline.
+
+    The model (and torch) load on the first embedding. ``dimension``, when given (a cube's
+    manifest knows it), is checked then instead of loading the model to read it — so opening
+    a cube to list, show or export memories never loads torch.
+    """
 
     def __init__(
-        self, name: str = DEFAULT_EMBEDDER, *, device: str | None = None, batch_size: int = 64
+        self,
+        name: str = DEFAULT_EMBEDDER,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        dimension: int | None = None,
     ) -> None:
         self._name = name
         self._device = device
         self._batch_size = batch_size
         self._model: object | None = None
+        self._dimension = dimension
 
     @property
     def name(self) -> str:
@@ -83,15 +104,25 @@ class SentenceTransformerEmbedder:
     @property
     def model(self):
         if self._model is None:
-            self._model = _load_sentence_transformer(bundled_model_path(self._name), self._device)
+            model = _load_sentence_transformer(bundled_model_path(self._name), self._device)
+            dim = model.get_embedding_dimension()  # type: ignore[attr-defined]
+            if self._dimension is not None and dim != self._dimension:
+                raise IncompatibleCubeError(
+                    f"model {self._name!r} makes vectors of dimension {dim}, not the "
+                    f"{self._dimension} this cube was built with"
+                )
+            self._model = model
         return self._model
 
     @property
     def dimension(self) -> int:
+        if self._dimension is not None:
+            return self._dimension
         dim = self.model.get_embedding_dimension()
         if dim is None:  # pragma: no cover - every sentence-transformers text model has one
             raise BackendUnavailableError(f"model {self._name!r} does not report a dimension")
-        return int(dim)
+        self._dimension = int(dim)
+        return self._dimension
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -124,3 +155,270 @@ def check_vectors(vectors: np.ndarray, count: int, dimension: int, embedder: str
     if not np.isfinite(vectors).all():
         raise InvalidInputError(f"embedder {embedder!r} returned NaN or infinite values")
     return vectors
+
+
+def _normalised(vectors: Any, count: int, name: str) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or len(array) != count:
+        raise InvalidInputError(
+            f"embedder {name!r} returned {array.shape} for {count} texts; it must return one "
+            "vector per text"
+        )
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.where(norms > 0, norms, 1.0)
+
+
+class _Wrapped:
+    """An embedder from two functions (documents, query); the dimension is given or probed."""
+
+    def __init__(
+        self,
+        name: str,
+        documents: Callable[[list[str]], Any],
+        query: Callable[[str], Any] | None,
+        dimension: int | None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"an embedder needs a non-empty name, got {name!r}")
+        self._name = name
+        self._documents = documents
+        self._query = query
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self.embed_documents(["dimension probe"]).shape[1])
+        return self._dimension
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        try:
+            vectors = self._documents(list(texts))
+        except (InvalidInputError, BackendUnavailableError):
+            raise
+        except Exception as exc:
+            raise BackendUnavailableError(f"embedder {self._name!r} failed: {exc}") from exc
+        return _normalised(vectors, len(texts), self._name)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if self._query is None:
+            return self.embed_documents([text])[0]
+        try:
+            vector = self._query(text)
+        except Exception as exc:
+            raise BackendUnavailableError(f"embedder {self._name!r} failed: {exc}") from exc
+        return _normalised([vector], 1, self._name)[0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._name!r})"
+
+
+class LangChainEmbedder(_Wrapped):
+    """A LangChain ``Embeddings`` (``embed_documents`` / ``embed_query``) as a cube's embedder."""
+
+    def __init__(self, embeddings: Any, *, name: str | None = None, dimension: int | None = None):
+        super().__init__(
+            name or f"langchain:{_describe(embeddings)}",
+            embeddings.embed_documents,
+            embeddings.embed_query,
+            dimension,
+        )
+        self.embeddings = embeddings
+
+
+class LlamaIndexEmbedder(_Wrapped):
+    """A LlamaIndex ``BaseEmbedding`` as a cube's embedder."""
+
+    def __init__(self, embedding: Any, *, name: str | None = None, dimension: int | None = None):
+        super().__init__(
+            name or f"llamaindex:{_describe(embedding)}",
+            embedding.get_text_embedding_batch,
+            embedding.get_query_embedding,
+            dimension,
+        )
+        self.embedding = embedding
+
+
+class FunctionEmbedder(_Wrapped):
+    """A function from a list of texts to a list of vectors (LangGraph's ``index["embed"]``)."""
+
+    def __init__(
+        self,
+        embed: Callable[[Sequence[str]], Any],
+        *,
+        name: str | None = None,
+        dimension: int | None = None,
+    ) -> None:
+        module = getattr(embed, "__module__", None) or "?"
+        qualname = getattr(embed, "__qualname__", None) or type(embed).__qualname__
+        super().__init__(name or f"function:{module}.{qualname}", embed, None, dimension)
+
+
+class OpenAIEmbedder(_Wrapped):
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint through the official ``openai`` SDK:
+    OpenAI, Ollama, vLLM, LM Studio, llama.cpp server ...
+
+    ``base_url`` and ``api_key`` default to ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; a local
+    server that ignores keys needs none. The cube records ``openai:<model>``; reopening it
+    builds the embedder again from the environment.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        dimensions: int | None = None,
+        batch_size: int = 256,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+    ) -> None:
+        import openai
+
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        key = api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
+        if key is None:
+            raise InvalidInputError(
+                "OpenAIEmbedder needs an API key: pass api_key=, set OPENAI_API_KEY, or give "
+                "base_url= for a local server (Ollama, vLLM) that needs none"
+            )
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries
+        )
+        self.model = model
+        self._dimensions = dimensions
+        self._batch = batch_size
+        super().__init__(f"openai:{model}", self._create, None, dimensions)
+
+    def _create(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
+        out: list[list[float]] = []
+        extra: dict[str, Any] = {"dimensions": self._dimensions} if self._dimensions else {}
+        for start in range(0, len(texts), self._batch):
+            chunk = texts[start : start + self._batch]
+            try:
+                response = self.client.embeddings.create(model=self.model, input=chunk, **extra)
+            except openai.OpenAIError as exc:
+                raise BackendUnavailableError(
+                    f"embeddings endpoint {self.client.base_url} ({self.model!r}) failed: {exc}"
+                ) from exc
+            out.extend(d.embedding for d in sorted(response.data, key=lambda d: d.index))
+        return out
+
+
+def _describe(obj: Any) -> str:
+    model = next(
+        (
+            getattr(obj, attr)
+            for attr in ("model", "model_name", "model_id")
+            if isinstance(getattr(obj, attr, None), str)
+        ),
+        None,
+    )
+    kind = type(obj).__name__
+    return f"{kind}:{model}" if model else kind
+
+
+EmbedderLike = Embedder | Any
+"""What ``MemCube.create``/``open`` take as ``embedder``: anything ``as_embedder`` accepts."""
+
+
+def _is_embedder(obj: Any) -> bool:
+    """The ``Embedder`` protocol, checked without calling properties (``dimension`` may load a
+    model or call an endpoint)."""
+    try:
+        for attr in ("name", "dimension", "embed_documents", "embed_query"):
+            inspect.getattr_static(obj, attr)
+    except AttributeError:
+        return False
+    return True
+
+
+def as_embedder(
+    embedder: Any, *, dimension: int | None = None, name: str | None = None
+) -> Embedder:
+    """Whatever the caller has, as a cube ``Embedder``.
+
+    - a cubemem ``Embedder`` (``name``, ``dimension``, ``embed_documents``, ``embed_query``);
+    - a LangChain ``Embeddings``; a LlamaIndex ``BaseEmbedding``;
+    - ``"openai:<model>"`` (an OpenAI-compatible endpoint from ``OPENAI_BASE_URL``) or a
+      sentence-transformers model name or path;
+    - a function from a list of texts to vectors (LangGraph's ``index["embed"]``).
+
+    ``name`` is the identity recorded in the cube's manifest (default: the class and its
+    model); a cube opened later with another name or dimension is refused.
+    """
+    if isinstance(embedder, str):
+        if embedder.startswith("openai:"):
+            return OpenAIEmbedder(embedder.removeprefix("openai:"), dimensions=dimension)
+        return SentenceTransformerEmbedder(embedder, dimension=dimension)
+    if _is_embedder(embedder):
+        return embedder
+    if callable(getattr(embedder, "get_text_embedding_batch", None)):
+        return LlamaIndexEmbedder(embedder, name=name, dimension=dimension)
+    if callable(getattr(embedder, "embed_documents", None)) and callable(
+        getattr(embedder, "embed_query", None)
+    ):
+        return LangChainEmbedder(embedder, name=name, dimension=dimension)
+    if callable(embedder):
+        return FunctionEmbedder(embedder, name=name, dimension=dimension)
+    raise InvalidInputError(
+        f"cannot use {type(embedder).__name__} as an embedder; pass a LangChain Embeddings, a "
+        "LlamaIndex BaseEmbedding, an OpenAIEmbedder, a function from texts to vectors, or a "
+        "sentence-transformers model name"
+    )
+
+
+class UnavailableEmbedder:
+    """Stands in for an embedder the caller did not pass (a cube built with a LangChain or
+    custom embedder, opened without it): reading, listing and exporting work; embedding
+    raises ``BackendUnavailableError`` saying which embedder to pass."""
+
+    def __init__(self, name: str, dimension: int) -> None:
+        self._name = name
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _refuse(self) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"this cube was built with embedder {self._name!r}; to search or add, open it "
+            "with that embedder: MemCube.open(path, embedder=...) (see docs/concepts.md, "
+            "'Embedders')"
+        )
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        raise self._refuse()
+
+    def embed_query(self, text: str) -> np.ndarray:
+        raise self._refuse()
+
+
+def embedder_for(
+    name: str, dimension: int, *, device: str | None = None, batch_size: int = 64
+) -> Embedder:
+    """The embedder a manifest names, when it can be rebuilt from the name alone."""
+    if name.startswith("openai:"):
+        try:
+            return OpenAIEmbedder(name.removeprefix("openai:"), dimensions=None)
+        except InvalidInputError:
+            return UnavailableEmbedder(name, dimension)
+    if name.startswith(("langchain:", "llamaindex:", "function:", "custom:")):
+        return UnavailableEmbedder(name, dimension)
+    return SentenceTransformerEmbedder(
+        name, device=device, batch_size=batch_size, dimension=dimension
+    )

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cubemem.cube import FiltersLike, MemCube, default_embedder
-from cubemem.embed import Embedder
+from cubemem.embed import Embedder, EmbedderLike, as_embedder
 from cubemem.errors import IncompatibleCubeError, InvalidInputError, NotFoundError
 from cubemem.manifest import MANIFEST_NAME, read_manifest
 from cubemem.model import SearchResult, new_id, utcnow
@@ -56,7 +56,7 @@ class MemoryOS:
         self,
         root: str | Path,
         *,
-        embedder: Embedder | None = None,
+        embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
     ) -> None:
         self._root = Path(root)
@@ -70,7 +70,7 @@ class MemoryOS:
         self._root.mkdir(parents=True, exist_ok=True)
         self._manifest = _read_or_make_manifest(self._root)
         self._settings = settings or Settings()
-        self._embedder = embedder
+        self._embedder = None if embedder is None else as_embedder(embedder)
         self._embedders: dict[str, Embedder] = {}
         self._cubes: dict[str, MemCube] = {}
         self._lock = threading.RLock()
@@ -136,7 +136,7 @@ class MemoryOS:
             manifest = read_manifest(path)
             cube = MemCube.open(
                 path,
-                embedder=self._embedder_for(manifest.embedder),
+                embedder=self._embedder_for(manifest.embedder, manifest.dimension),
                 settings=self._settings,
                 scheduler=self.scheduler,
             )
@@ -181,12 +181,12 @@ class MemoryOS:
             self._cubes.clear()
         self.scheduler.queue.close()
 
-    def _embedder_for(self, name: str | None) -> Embedder:
+    def _embedder_for(self, name: str | None, dimension: int | None = None) -> Embedder:
         if self._embedder is not None:
             return self._embedder
         name = name or self._settings.embedder
         if name not in self._embedders:
-            self._embedders[name] = default_embedder(self._settings, name)
+            self._embedders[name] = default_embedder(self._settings, name, dimension)
         return self._embedders[name]
 
     # -- async twins ----------------------------------------------------------------------

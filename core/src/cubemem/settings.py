@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         description="SQLite queue fsync: 'full' survives power loss, 'normal' survives kill -9.",
     )
     workers: int = Field(1, ge=0, description="In-process worker threads (0: enqueue only).")
+    exit_drain_s: float = Field(
+        10.0,
+        ge=0,
+        description="At interpreter exit, how long running workers may keep draining the "
+        "queue before they stop (what is left stays queued, durable, for the next run).",
+    )
     task_batch: int = Field(64, gt=0, description="Tasks a worker claims at once.")
     task_lease_s: float = Field(30.0, gt=0, description="A claimed task returns after this.")
     max_attempts: int = Field(5, gt=0, description="Tries before a task is dead-lettered.")

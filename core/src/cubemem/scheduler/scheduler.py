@@ -17,9 +17,11 @@ A task names its cube (``payload["cube"]``); the scheduler asks its ``Cubes`` fo
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -170,6 +172,7 @@ class Scheduler:
         ]
         for thread in self._threads:
             thread.start()
+        _running.add(self)
         return self
 
     def stop(self, timeout: float | None = 30.0) -> None:
@@ -178,6 +181,16 @@ class Scheduler:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        _running.discard(self)
+
+    def drain_and_stop(self, drain_s: float) -> None:
+        """Let the workers empty the queue for up to ``drain_s`` seconds, then stop them."""
+        if self.running and drain_s > 0:
+            try:
+                self.wait(timeout=drain_s)
+            except Exception as exc:  # the process is exiting: stop regardless
+                log.warning("draining the queue at exit failed: %s", exc)
+        self.stop()
 
     def run_forever(self) -> None:
         """Work in the calling thread until ``stop`` (for ``cubemem worker``)."""
@@ -405,3 +418,21 @@ class Scheduler:
             created = followup.run(ctx, step, task.payload["ids"])
             return len(created), self._follow_ups(ctx, created)
         raise ValueError(f"unknown task kind {task.kind!r}")
+
+
+_running: weakref.WeakSet[Scheduler] = weakref.WeakSet()
+
+
+def _stop_running_schedulers() -> None:
+    """Worker threads are daemons: left running into interpreter shutdown, one caught inside
+    torch or the vector index aborts the process (``terminate called without an active
+    exception``). At exit every running scheduler drains for ``Settings.exit_drain_s`` and
+    stops; a task it did not reach stays queued and durable."""
+    for scheduler in list(_running):
+        scheduler.drain_and_stop(scheduler.settings.exit_drain_s)
+
+
+# Registered where concurrent.futures registers its own exit hook, and so run before it (these
+# hooks run last-registered first): the workers' writer pool still takes work while they drain.
+_register = getattr(threading, "_register_atexit", atexit.register)
+_register(_stop_running_schedulers)

@@ -10,9 +10,9 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from cubemem import Filters, MemCube, SearchResult
+from cubemem import Filters, InvalidInputError, MemCube, SearchResult
 
 
 class MemCubeRetriever(BaseRetriever):
@@ -23,15 +23,51 @@ class MemCubeRetriever(BaseRetriever):
     docs = retriever.invoke("what does Ana drink?")
     docs = retriever.invoke("what does Ana drink?", k=2, filters={"tags": ["food"]})
     ```
+
     ``filters`` takes cubemem's filters (user, agent, session, tags, after, before, metadata,
-    ...); per-call ``filters`` replace the constructor's.
+    ...). They bind the retriever: per-call ``filters`` *narrow* them (AND) and can never widen
+    them — the call above searches Ana's memories tagged "food", and a call asking for another
+    user raises ``InvalidFilterError``. ``min_score`` (0 to 1) drops results whose
+    ``relevance`` is lower. Any other keyword (``search_kwargs``, ``filter``, ...) raises
+    ``TypeError`` naming the accepted ones, rather than being ignored.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     cube: MemCube
     k: int = Field(4, ge=1)
-    filters: dict[str, Any] | None = None
+    filters: dict[str, Any] | Filters | None = None
+    min_score: float | None = Field(None, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                raise TypeError(
+                    f"MemCubeRetriever got unexpected argument(s) {unknown}; it takes "
+                    f"{', '.join(CONSTRUCTOR_ARGS)} (filters are cubemem filters, e.g. "
+                    '{"user": "ana", "tags": ["food"]})'
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _check_filters(self) -> MemCubeRetriever:
+        self.filters = Filters.parse(self.filters)
+        return self
+
+    def _search(
+        self, k: int | None, filters: dict[str, Any] | Filters | None, min_score: float | None
+    ) -> tuple[int, Filters, float | None]:
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise InvalidInputError(f"k must be a positive int, got {k!r}")
+        bound = Filters.parse(self.filters)
+        return (
+            k or self.k,
+            bound.narrow(filters),
+            self.min_score if min_score is None else min_score,
+        )
 
     def _get_relevant_documents(
         self,
@@ -40,8 +76,12 @@ class MemCubeRetriever(BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
         filters: dict[str, Any] | Filters | None = None,
+        min_score: float | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        results = self.cube.search(query, k=k or self.k, filters=filters or self.filters)
+        _refuse(kwargs)
+        k, narrowed, threshold = self._search(k, filters, min_score)
+        results = self.cube.search(query, k=k, filters=narrowed, min_score=threshold)
         return [to_document(r) for r in results]
 
     async def _aget_relevant_documents(
@@ -51,9 +91,28 @@ class MemCubeRetriever(BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
         filters: dict[str, Any] | Filters | None = None,
+        min_score: float | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        results = await self.cube.asearch(query, k=k or self.k, filters=filters or self.filters)
+        _refuse(kwargs)
+        k, narrowed, threshold = self._search(k, filters, min_score)
+        results = await self.cube.asearch(query, k=k, filters=narrowed, min_score=threshold)
         return [to_document(r) for r in results]
+
+
+CONSTRUCTOR_ARGS = ("cube", "k", "filters", "min_score", "tags", "metadata", "name")
+CALL_ARGS = ("k", "filters", "min_score")
+_RUNNABLE_KWARGS = {"verbose"}  # BaseRetriever.invoke reads it and passes it on
+
+
+def _refuse(kwargs: dict[str, Any]) -> None:
+    unknown = sorted(set(kwargs) - _RUNNABLE_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"MemCubeRetriever.invoke got unexpected argument(s) {unknown}; it takes "
+            f"{', '.join(CALL_ARGS)} (filters are cubemem filters that narrow the retriever's, "
+            'e.g. filters={"tags": ["food"]})'
+        )
 
 
 def to_document(result: SearchResult) -> Document:
@@ -64,6 +123,7 @@ def to_document(result: SearchResult) -> Document:
         page_content=item.content,
         metadata={
             "score": result.score,
+            "relevance": result.relevance,
             "dense_score": result.dense_score,
             "lexical_score": result.lexical_score,
             "scope": item.scope.model_dump(mode="json"),

@@ -5,8 +5,11 @@ Mapping (see docs/langchain.md):
 - an item ``(namespace, key)`` is the memory ``cube.put(namespace, key, ...)`` — its id is
   ``cubemem.model.address_id(namespace, key)``; the item's ``value`` is kept whole and its
   text (the ``index`` fields) is what cubemem embeds and BM25-indexes;
-- namespace labels also set the memory's scope: by default ``("memories", user_id, ...)``
-  scopes it to that user, so the middleware and tools for that user find it too;
+- namespace labels set the memory's scope only as the application says (``scope=``): with
+  ``scope=("{user}", "memories")`` (LangGraph's docs' layout) or ``scope=("memories",
+  "{user}")`` (LangMem's) the item belongs to that user, so the middleware and tools bound to
+  the user find it too; a namespace that does not fit is refused. Without ``scope`` items
+  belong to no user (only their namespace finds them);
 - ``put`` of an existing key writes a new version (``cube.history`` keeps the old value);
   ``delete`` is cubemem's soft delete, so ``cube.restore`` can undo it;
 - ``ttl`` (minutes) becomes a sliding expiry; reads refresh it unless told otherwise.
@@ -35,10 +38,17 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
-from cubemem import MemCube, MemoryItem, Scope
+from cubemem import IncompatibleCubeError, InvalidInputError, MemCube, MemoryItem, Scope
+from cubemem.embed import as_embedder
 
-ScopeFromNamespace = Callable[[tuple[str, ...]], Scope | dict[str, str | None]]
+ScopeFromNamespace = Callable[[tuple[str, ...]], Scope | dict[str, str | None] | None]
 SCOPE_FIELDS = ("user", "agent", "session")
+PLACEHOLDERS = {"{" + field + "}": field for field in SCOPE_FIELDS}
+
+USER_FIRST = ("{user}", "*")
+"""``(user_id, "memories")``, ``(user_id, "preferences")``...: LangGraph's docs' layout."""
+USER_SECOND = ("*", "{user}")
+"""``("memories", user_id)``: LangMem's and the earlier cubemem default layout."""
 
 
 class MemCubeStore(BaseStore):
@@ -56,9 +66,13 @@ class MemCubeStore(BaseStore):
             default every top-level string field, or the JSON when there is none. A put's own
             ``index=[...]`` overrides this; ``index=False`` indexes the JSON of the value (every
             cubemem memory is searchable).
-        scope: How a namespace sets the memory's scope: a tuple naming the scope field of each
-            label position (default ``(None, "user")``: the second label is the user), or a
-            function from the namespace to a scope.
+        scope: How a namespace sets the memory's scope — chosen by the application, never
+            guessed: a pattern of labels where ``"{user}"``, ``"{agent}"``, ``"{session}"``
+            take that label as the scope field, ``"*"`` is any label and any other string must
+            equal the label (``("{user}", "memories")``; ``USER_FIRST`` and ``USER_SECOND``
+            are the two usual layouts); several patterns (the first that fits wins); or a
+            function from the namespace to a scope (``None``: refuse it). A namespace no
+            pattern fits is refused with ``InvalidInputError``. Default: no scope.
         ttl: LangGraph's ``TTLConfig`` (``default_ttl`` minutes, ``refresh_on_read``).
     """
 
@@ -69,19 +83,23 @@ class MemCubeStore(BaseStore):
         cube: MemCube,
         *,
         fields: Sequence[str] | None = None,
-        scope: Sequence[str | None] | ScopeFromNamespace = (None, "user"),
+        scope: Sequence[str] | Sequence[Sequence[str]] | ScopeFromNamespace | None = None,
         ttl: TTLConfig | None = None,
+        index: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(cube, MemCube):
             raise TypeError(f"MemCubeStore needs a MemCube, got {type(cube).__name__}")
-        if not callable(scope):
-            unknown = [f for f in scope if f is not None and f not in SCOPE_FIELDS]
-            if unknown:
-                raise ValueError(f"scope fields must be one of {SCOPE_FIELDS} or None: {unknown}")
         self.cube = cube
         self.fields = None if fields is None else [str(f) for f in fields]
-        self.scope = scope
+        self.scope: ScopeFromNamespace | None = None
+        self.patterns: list[tuple[str, ...]] = []
+        if callable(scope):
+            self.scope = scope
+        elif scope is not None:
+            self.patterns = _patterns(scope)
         self.ttl_config = ttl
+        if index is not None:
+            self._check_index(index)
 
     # -- BaseStore ------------------------------------------------------------------------
     def batch(self, ops: Iterable[Op]) -> list[Result]:
@@ -169,14 +187,89 @@ class MemCubeStore(BaseStore):
         texts = [t for t in texts if t.strip()]
         return "\n".join(texts) if texts else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
+    def _check_index(self, index: dict[str, Any]) -> None:
+        """LangGraph's ``index={"dims", "embed", "fields"}``: the cube embeds, so ``embed``
+        must be the cube's own embedder (made with ``cubemem.embed.as_embedder``)."""
+        unknown = sorted(set(index) - {"dims", "embed", "fields", "ann_index_config"})
+        if unknown:
+            raise TypeError(f"index takes dims, embed and fields; got unknown keys {unknown}")
+        dims = index.get("dims")
+        if dims is not None and dims != self.cube.manifest.dimension:
+            raise IncompatibleCubeError(
+                f"index dims={dims}, but cube {self.cube.name!r} holds vectors of dimension "
+                f"{self.cube.manifest.dimension} from {self.cube.manifest.embedder!r}; create the "
+                "cube with your embedder (MemCube.create(path, embedder=as_embedder(embed)))"
+            )
+        embed = index.get("embed")
+        if embed is not None:
+            name = as_embedder(embed, dimension=dims).name
+            if name != self.cube.manifest.embedder:
+                raise IncompatibleCubeError(
+                    f"index embed is {name!r}, but cube {self.cube.name!r} was built with "
+                    f"{self.cube.manifest.embedder!r}; create the cube with "
+                    "MemCube.create(path, embedder=as_embedder(embed)) and pass the cube"
+                )
+        if index.get("fields") is not None and self.fields is None:
+            self.fields = [str(f) for f in index["fields"]]
+
     def _scope_of(self, namespace: tuple[str, ...]) -> Scope | dict[str, str | None]:
-        if callable(self.scope):
-            return self.scope(namespace)
-        return {
-            field: label
-            for field, label in zip(self.scope, namespace, strict=False)
-            if field is not None
-        }
+        if self.scope is not None:
+            scope = self.scope(namespace)
+            if scope is None:
+                raise InvalidInputError(
+                    f"namespace {namespace!r} is refused by this store's scope function"
+                )
+            return scope
+        if not self.patterns:
+            return {}
+        for pattern in self.patterns:
+            scope = _fit(pattern, namespace)
+            if scope is not None:
+                return scope
+        shown = " or ".join(repr(p) for p in self.patterns)
+        raise InvalidInputError(
+            f"namespace {namespace!r} does not fit this store's scope pattern {shown}; use a "
+            "namespace of that shape, or give MemCubeStore a scope pattern that fits it"
+        )
+
+
+def _patterns(scope: Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    if isinstance(scope, str):
+        raise TypeError(
+            f"scope is a tuple of labels such as ('{{user}}', 'memories'); got {scope!r}"
+        )
+    items: list[Any] = list(scope)
+    patterns: list[Any] = [items] if all(isinstance(p, str) for p in items) else items
+    out: list[tuple[str, ...]] = []
+    for pattern in patterns:
+        if isinstance(pattern, str) or not all(isinstance(label, str) for label in pattern):
+            raise TypeError(
+                f"scope pattern {pattern!r} must be a tuple of str labels, e.g. "
+                "('{user}', 'memories'); None is no longer a position marker"
+            )
+        labels = tuple(pattern)
+        fields = [PLACEHOLDERS[label] for label in labels if label in PLACEHOLDERS]
+        bad = [label for label in labels if label.startswith("{") and label not in PLACEHOLDERS]
+        if bad or not labels or len(fields) != len(set(fields)):
+            raise ValueError(
+                f"scope pattern {labels!r}: placeholders are {', '.join(PLACEHOLDERS)}, each at "
+                "most once"
+            )
+        out.append(labels)
+    return out
+
+
+def _fit(pattern: tuple[str, ...], namespace: tuple[str, ...]) -> dict[str, str | None] | None:
+    """The scope a namespace gets from ``pattern``, or None when it does not fit."""
+    if len(namespace) < len(pattern):
+        return None
+    scope: dict[str, str | None] = {}
+    for want, label in zip(pattern, namespace, strict=False):
+        if want in PLACEHOLDERS:
+            scope[PLACEHOLDERS[want]] = label
+        elif want != "*" and want != label:
+            return None
+    return scope
 
 
 def _item(item: MemoryItem) -> Item:

@@ -16,6 +16,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from cubemem import Filters, InvalidFilterError, InvalidInputError, MemCube, SearchResult
+from cubemem.ops.read import check_min_score
 
 SCOPE_KEYS = ("user", "agent", "session")
 _METADATA_OPERATORS = {
@@ -39,7 +40,10 @@ class MemCubeRetriever(BaseRetriever):
     ```
 
     ``filters`` is either cubemem's filters (a dict or ``Filters``) or LlamaIndex
-    ``MetadataFilters``, mapped by ``to_cubemem_filters``.
+    ``MetadataFilters``, mapped by ``to_cubemem_filters``; they bind every search of this
+    retriever (make another retriever for other filters). ``min_score`` (0 to 1) drops results
+    whose ``relevance`` is lower. An unknown keyword (``filter=``, ``search_kwargs=``, ...)
+    raises ``TypeError`` naming the accepted ones.
     """
 
     def __init__(
@@ -49,7 +53,16 @@ class MemCubeRetriever(BaseRetriever):
         filters: MetadataFilters | Filters | dict[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
+        *,
+        min_score: float | None = None,
+        **kwargs: Any,
     ) -> None:
+        if kwargs:
+            raise TypeError(
+                f"MemCubeRetriever got unexpected argument(s) {sorted(kwargs)}; it takes cube, "
+                "similarity_top_k, filters, min_score, callback_manager, verbose (filters are "
+                'cubemem filters such as {"user": "ana"} or LlamaIndex MetadataFilters)'
+            )
         if not isinstance(cube, MemCube):
             raise InvalidInputError(f"MemCubeRetriever needs a MemCube, got {type(cube).__name__}")
         if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int):
@@ -59,11 +72,15 @@ class MemCubeRetriever(BaseRetriever):
         self.cube = cube
         self.similarity_top_k = similarity_top_k
         self.filters = to_cubemem_filters(filters)
+        self.min_score = check_min_score(min_score) if min_score is not None else None
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         results = self.cube.search(
-            query_bundle.query_str, k=self.similarity_top_k, filters=self.filters
+            query_bundle.query_str,
+            k=self.similarity_top_k,
+            filters=self.filters,
+            min_score=self.min_score,
         )
         return [to_node(r) for r in results]
 
@@ -78,6 +95,7 @@ def to_node(result: SearchResult) -> NodeWithScore:
         "scope": item.scope.model_dump(mode="json"),
         "provenance": item.provenance.model_dump(mode="json"),
         "version": item.version,
+        "relevance": result.relevance,
         "created_at": item.provenance.created_at.isoformat(),
         "tags": list(item.tags),
         "metadata": dict(item.metadata),
