@@ -5,19 +5,28 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from cubemem.cube import MemCube
 from cubemem.errors import CubememError, InvalidInputError
-from cubemem.model import MemoryItem, SearchResult
+from cubemem.ingest_file import ingest_plan
+from cubemem.manifest import MANIFEST_NAME
+from cubemem.model import MemoryItem, SearchResult, Status
 
 app = typer.Typer(
     name="cubemem",
@@ -36,6 +45,36 @@ CubePath = Annotated[
     Path,
     typer.Option("--cube", "-c", envvar="CUBEMEM_CUBE", help="Folder of the cube."),
 ]
+
+
+UserOption = Annotated[str | None, typer.Option(help="Only this user's memories.")]
+AgentOption = Annotated[str | None, typer.Option(help="Only this agent's memories.")]
+SessionOption = Annotated[str | None, typer.Option(help="Only this session's memories.")]
+TagOption = Annotated[list[str] | None, typer.Option(help="A tag (repeatable; all must match).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (and nothing else).")]
+
+
+def _filters(
+    user: str | None, agent: str | None, session: str | None, tags: list[str] | None
+) -> dict[str, Any]:
+    given = {"user": user, "agent": agent, "session": session, "tags": tags}
+    return {key: value for key, value in given.items() if value}
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _open(path: Path, settings: Any = None) -> MemCube:
+    """Open the cube at ``path``, or exit with advice in the CLI's terms."""
+    if not (path / MANIFEST_NAME).is_file():
+        where = "does not exist" if not path.exists() else "holds no cube"
+        _fail(
+            f"{path} {where}; create a cube there with `cubemem init {path}`, or point at "
+            "one with --cube/-c (or CUBEMEM_CUBE)"
+        )
+    return cast(MemCube, _run(lambda: MemCube.open(path, settings=settings)))
 
 
 def _run(fn: Any) -> Any:
@@ -67,6 +106,10 @@ def init(
     owner: Annotated[str | None, typer.Option(help="Who owns the cube.")] = None,
 ) -> None:
     """Create a new, empty cube."""
+    if (path / MANIFEST_NAME).exists():
+        _fail(f"{path} is already a cube; use it with `-c {path}` (e.g. `cubemem stats -c {path}`)")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        _fail(f"{path} exists and is not an empty folder; choose a new path for the cube")
     cube = _run(lambda: MemCube.create(path, name=name, owner=owner))
     console.print(f"created cube [bold]{cube.name}[/] at {cube.path}")
     cube.close()
@@ -79,18 +122,19 @@ def add(
     user: Annotated[str | None, typer.Option(help="Scope: user id.")] = None,
     agent: Annotated[str | None, typer.Option(help="Scope: agent id.")] = None,
     session: Annotated[str | None, typer.Option(help="Scope: session id.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    tag: TagOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Add one memory."""
-    with _run(lambda: MemCube.open(cube)) as mc:
+    with _open(cube) as mc:
         scope = {"user": user, "agent": agent, "session": session}
         item = _run(lambda: mc.add(text, scope=scope, tags=tag or []))
-        console.print(item.id)
+    typer.echo(item.model_dump_json() if as_json else item.id)
 
 
 @app.command()
 def ingest(
-    file: Annotated[Path, typer.Argument(help="JSON or JSONL file of messages.")],
+    file: Annotated[Path, typer.Argument(help="JSON, JSONL or NDJSON file of messages.")],
     cube: CubePath = Path("memory"),
     session: Annotated[
         str | None, typer.Option(help="Session id for messages without one.")
@@ -99,28 +143,83 @@ def ingest(
         str | None, typer.Option(help="ISO time for messages without one.")
     ] = None,
     user: Annotated[str | None, typer.Option(help="Scope: user id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Ingest conversation turns, one memory per turn.
+    """Ingest conversation turns, one memory per turn — idempotently.
 
     JSON: a list of messages, or {"sessions": [{"session", "timestamp", "messages"}]}.
-    JSONL: one message per line; a "session" key groups lines. A message has "speaker"
+    JSONL/NDJSON: one message per line; a "session" key groups lines. A message has "speaker"
     (or "role"), "text" (or "content"), and optionally "id" and "timestamp".
+
+    The whole file is checked before anything is written (an error names its line). A message
+    whose id is already stored in its session is skipped, or, if its text changed, stored as
+    a new version of that memory; re-running an ingest adds nothing. Messages without an id
+    are added every time.
     """
-    sessions = _run(lambda: list(_read_sessions(file, session, timestamp)))
+    sessions = _run(lambda: ingest_plan(file, session, timestamp))
     total = sum(len(s["messages"]) for s in sessions)
-    with _run(lambda: MemCube.open(cube)) as mc, _progress() as bar:
+    counts = {"added": 0, "updated": 0, "unchanged": 0}
+    with _open(cube) as mc, _progress(stderr=as_json) as bar:
         task = bar.add_task("ingesting", total=total)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
         for s in sessions:
-            _run(
-                lambda s=s: mc.add_messages(
-                    s["messages"],
-                    session=s["session"],
-                    timestamp=s["timestamp"],
-                    scope={"user": user},
-                    progress=lambda n: bar.advance(task, n),
-                )
-            )
-    console.print(f"ingested {total} messages in {len(sessions)} session(s) into {mc.name}")
+            done = _run(lambda s=s: _ingest_session(mc, s, user, advance))
+            for key, count in done.items():
+                counts[key] += count
+    summary = {"cube": mc.name, "messages": total, "sessions": len(sessions), **counts}
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print(
+            f"{total} messages in {len(sessions)} session(s) into {mc.name}: "
+            f"{counts['added']} added, {counts['updated']} updated, "
+            f"{counts['unchanged']} already there"
+        )
+
+
+def _ingest_session(
+    mc: MemCube, s: dict[str, Any], user: str | None, advance: Callable[[int], None]
+) -> dict[str, int]:
+    """Add the session's new messages, update changed ones, skip the rest (by message id)."""
+    stored: dict[str, MemoryItem] = {}
+    if any(m.get("id") for m in s["messages"]):
+        every = {"status": list(Status), "include_expired": True}
+        for item in mc.iter({**every, "session": s["session"]} if s["session"] else every):
+            if (
+                item.provenance.source == "message"
+                and item.scope.session == s["session"]
+                and item.scope.user == user
+            ):
+                for source in item.provenance.source_ids:
+                    stored.setdefault(source, item)
+    new, counts = [], {"added": 0, "updated": 0, "unchanged": 0}
+    for message in s["messages"]:
+        current = stored.get(message["id"]) if message.get("id") else None
+        if current is None:
+            new.append(message)
+        elif current.content == message["text"] and current.status is Status.ACTIVE:
+            counts["unchanged"] += 1
+            advance(1)
+        else:
+            if current.status is not Status.ACTIVE:
+                mc.restore(current.id)
+            if current.content != message["text"]:
+                mc.update(current.id, message["text"])
+            counts["updated"] += 1
+            advance(1)
+    if new:
+        mc.add_messages(
+            new,
+            session=s["session"],
+            timestamp=s["timestamp"],
+            scope={"user": user},
+            progress=advance,
+        )
+        counts["added"] = len(new)
+    return counts
 
 
 @app.command()
@@ -128,14 +227,19 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     cube: CubePath = Path("memory"),
     k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 5,
-    user: Annotated[str | None, typer.Option(help="Only this user's memories.")] = None,
-    session: Annotated[str | None, typer.Option(help="Only this session's memories.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    user: UserOption = None,
+    agent: AgentOption = None,
+    session: SessionOption = None,
+    tag: TagOption = None,
+    min_score: Annotated[
+        float | None, typer.Option(help="Only results with relevance (0-1) at least this.")
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Search a cube (dense + BM25, fused)."""
-    filters = {key: v for key, v in {"user": user, "session": session}.items() if v}
-    with _run(lambda: MemCube.open(cube)) as mc:
-        hits = _run(lambda: mc.search(query, k=k, filters=filters))
+    filters = _filters(user, agent, session, tag)
+    with _open(cube) as mc:
+        hits = _run(lambda: mc.search(query, k=k, filters=filters, min_score=min_score))
     if as_json:
         typer.echo(json.dumps([h.model_dump(mode="json") for h in hits], indent=2))
     else:
@@ -148,11 +252,82 @@ def show(
     cube: CubePath = Path("memory"),
     history: Annotated[bool, typer.Option("--history", help="Show every version.")] = False,
 ) -> None:
-    """Show one memory as JSON, or its version history."""
-    with _run(lambda: MemCube.open(cube)) as mc:
+    """Show one memory as a JSON object, or its version history as a JSON array."""
+    with _open(cube) as mc:
         items = _run(lambda: mc.history(id) if history else [mc.get(id)])
+    data = [i.model_dump(mode="json") for i in items]
+    typer.echo(json.dumps(data if history else data[0], indent=2, ensure_ascii=False))
+
+
+@app.command("list")
+def list_(
+    cube: CubePath = Path("memory"),
+    user: UserOption = None,
+    agent: AgentOption = None,
+    session: SessionOption = None,
+    tag: TagOption = None,
+    status: Annotated[
+        str | None, typer.Option(help="active (default), archived, deleted or quarantined.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many memories.", min=1)] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many first.", min=0)] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """List memories in the order they were stored."""
+    filters = _filters(user, agent, session, tag)
+    if status:
+        filters["status"] = [status]
+    with _open(cube) as mc:
+        items = _run(lambda: mc.list(filters, limit=limit, offset=offset))
+    if as_json:
+        typer.echo(json.dumps([i.model_dump(mode="json") for i in items], ensure_ascii=False))
+        return
+    table = Table(title=f"{len(items)} memories (from {offset})", title_justify="left")
+    for column, style in (("id", "dim"), ("user", "magenta"), ("tags", "green"), ("text", "")):
+        table.add_column(column, style=style, overflow="fold")
     for item in items:
-        console.print_json(item.model_dump_json())
+        table.add_row(item.id, item.scope.user or "", ",".join(item.tags), item.content)
+    console.print(table)
+
+
+@app.command()
+def update(
+    id: Annotated[str, typer.Argument(help="Memory id.")],
+    text: Annotated[str, typer.Argument(help="The new text (a new version).")],
+    cube: CubePath = Path("memory"),
+    expected_version: Annotated[
+        int | None,
+        typer.Option(
+            help="Refuse if the memory is no longer at this version (someone else wrote first)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a new version of a memory (the old one stays in its history)."""
+    with _open(cube) as mc:
+        item = _run(lambda: mc.update(id, text, expected_version=expected_version))
+    if as_json:
+        typer.echo(item.model_dump_json())
+    else:
+        console.print(f"{item.id} is now at version {item.version}")
+
+
+@app.command()
+def delete(
+    id: Annotated[str, typer.Argument(help="Memory id.")],
+    cube: CubePath = Path("memory"),
+    purge: Annotated[
+        bool, typer.Option(help="Erase it and its history for good (no restore).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a memory (soft: `cubemem show ID` still shows it; --purge erases it)."""
+    with _open(cube) as mc:
+        _run(lambda: mc.delete(id, purge=purge))
+    if as_json:
+        typer.echo(json.dumps({"id": id, "deleted": True, "purged": purge}))
+    else:
+        console.print(f"{'purged' if purge else 'deleted'} {id}")
 
 
 QueueUrl = Annotated[
@@ -171,7 +346,7 @@ def _open_with_queue(cube: Path, queue: str | None, workers: int | None = None) 
         overrides["queue_url"] = queue
     if workers is not None:
         overrides["workers"] = workers
-    return _run(lambda: MemCube.open(cube, settings=Settings(**overrides)))
+    return _open(cube, Settings(**overrides))
 
 
 @app.command()
@@ -231,7 +406,7 @@ def export_(
     cube: CubePath = Path("memory"),
 ) -> None:
     """Export a cube into one archive."""
-    with _run(lambda: MemCube.open(cube)) as mc:
+    with _open(cube) as mc:
         path = _run(lambda: mc.export(archive))
     console.print(f"exported {mc.name} to {path}")
 
@@ -250,7 +425,7 @@ def import_(
 @app.command()
 def stats(cube: CubePath = Path("memory")) -> None:
     """Counts and identity of a cube."""
-    with _run(lambda: MemCube.open(cube)) as mc:
+    with _open(cube) as mc:
         typer.echo(json.dumps(mc.stats(), indent=2))
 
 
@@ -554,54 +729,31 @@ def _hits_table(query: str, hits: list[SearchResult]) -> Table:
     return table
 
 
-def _progress() -> Progress:
+def _progress(*, stderr: bool = False) -> Progress:
+    """A bar with count, rate and ETA (on stderr when stdout carries JSON)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        _RateColumn(),
         TimeElapsedColumn(),
-        console=console,
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console if stderr else console,
     )
 
 
-def _read_sessions(
-    file: Path, session: str | None, timestamp: str | None
-) -> Iterator[dict[str, Any]]:
-    """Yield {"session", "timestamp", "messages"} groups from a JSON or JSONL file."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {file}: {exc}") from exc
-    try:
-        if file.suffix == ".jsonl":
-            records: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            records = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{file} is not valid JSON: {exc}") from exc
-    if isinstance(records, dict) and isinstance(records.get("sessions"), list):
-        for s in records["sessions"]:
-            yield {
-                "session": s.get("session", session),
-                "timestamp": s.get("timestamp", timestamp),
-                "messages": s.get("messages", []),
-            }
-        return
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InvalidInputError(
-            f"{file} must hold a list of message objects or {{'sessions': [...]}}"
-        )
-    group: dict[str, Any] | None = None
-    for record in records:
-        record = dict(record)
-        name = record.pop("session", session)
-        if group is None or group["session"] != name:
-            if group is not None:
-                yield group
-            group = {"session": name, "timestamp": timestamp, "messages": []}
-        group["messages"].append(record)
-    if group is not None:
-        yield group
+class _RateColumn(TextColumn):
+    """Items per second, once there is a rate to show."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
 
 
 if __name__ == "__main__":  # pragma: no cover
