@@ -48,7 +48,7 @@ def test_ingest_jsonl_groups_sessions(cube_path, tmp_path):
     chat.write_text("\n".join(json.dumps(line) for line in lines))
     result = invoke("ingest", chat, "-c", cube_path, "--timestamp", "2024-01-01T10:00:00")
     assert result.exit_code == 0, result.output
-    assert "ingested 3 messages in 2 session(s)" in result.output
+    assert "3 messages in 2 session(s) into" in result.output and "3 added" in result.output
     hits = json.loads(invoke("search", "cat", "-c", cube_path, "--session", "s2", "--json").output)
     assert [h["item"]["provenance"]["source_ids"] for h in hits] == [["3"]]
 

@@ -195,7 +195,7 @@ def test_agent_store_is_usable_from_tools(cube):
         tool_call("recall_preference", "c2", query="seat preference on planes"),
         "Window seat.",
     )
-    store = MemCubeStore(cube)
+    store = MemCubeStore(cube, scope=("memories", "{user}"))
     agent = create_agent(model, tools=[remember_preference, recall_preference], store=store)
     outputs = tool_outputs(run(agent, "book me a flight", "t"))
     assert outputs == ["stored", "Ana prefers window seats"]

@@ -218,7 +218,7 @@ def test_store_keeps_versions_and_deletes_are_undoable(memcube_store):
         "likes green tea",
         "likes black coffee",
     ]
-    assert item.scope.user == "ana"  # ("memories", user) scopes the memory to the user
+    assert item.scope.user is None  # no scope pattern: only the namespace finds it
     memcube_store.delete(ns, "pref")
     cube.restore(item.id)
     assert memcube_store.get(ns, "pref").value == {"text": "likes black coffee"}

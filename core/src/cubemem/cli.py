@@ -69,10 +69,10 @@ def _fail(message: str) -> NoReturn:
 def _open(path: Path, settings: Any = None) -> MemCube:
     """Open the cube at ``path``, or exit with advice in the CLI's terms."""
     if not (path / MANIFEST_NAME).is_file():
-        where = "does not exist" if not path.exists() else "holds no cube"
+        where = "it does not exist" if not path.exists() else f"no {MANIFEST_NAME} in it"
         _fail(
-            f"{path} {where}; create a cube there with `cubemem init {path}`, or point at "
-            "one with --cube/-c (or CUBEMEM_CUBE)"
+            f"{path} is not a cube ({where}); create one with `cubemem init {path}`, or point "
+            "at one with --cube/-c (or CUBEMEM_CUBE)"
         )
     return cast(MemCube, _run(lambda: MemCube.open(path, settings=settings)))
 

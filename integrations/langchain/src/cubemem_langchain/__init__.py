@@ -8,7 +8,7 @@
 
 from cubemem_langchain.middleware import MemCubeMiddleware
 from cubemem_langchain.retriever import MemCubeRetriever, to_document
-from cubemem_langchain.store import MemCubeStore
+from cubemem_langchain.store import USER_FIRST, USER_SECOND, MemCubeStore
 from cubemem_langchain.tools import create_memory_tools
 
 
@@ -21,6 +21,8 @@ def __getattr__(name: str):  # the local model needs the optional activation pac
 
 
 __all__ = [
+    "USER_FIRST",
+    "USER_SECOND",
     "MemCubeLocalChatModel",
     "MemCubeMiddleware",
     "MemCubeRetriever",

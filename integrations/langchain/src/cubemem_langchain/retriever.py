@@ -10,9 +10,10 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from cubemem import Filters, InvalidInputError, MemCube, SearchResult
+from cubemem.ops.read import check_min_score
 
 
 class MemCubeRetriever(BaseRetriever):
@@ -39,23 +40,20 @@ class MemCubeRetriever(BaseRetriever):
     filters: dict[str, Any] | Filters | None = None
     min_score: float | None = Field(None, ge=0.0, le=1.0)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(cls.model_fields))
-            if unknown:
-                raise TypeError(
-                    f"MemCubeRetriever got unexpected argument(s) {unknown}; it takes "
-                    f"{', '.join(CONSTRUCTOR_ARGS)} (filters are cubemem filters, e.g. "
-                    '{"user": "ana", "tags": ["food"]})'
-                )
-        return data
-
-    @model_validator(mode="after")
-    def _check_filters(self) -> MemCubeRetriever:
-        self.filters = Filters.parse(self.filters)
-        return self
+    def __init__(self, **data: Any) -> None:
+        # checked before pydantic, whose validators would wrap these errors in its own
+        unknown = sorted(set(data) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(
+                f"MemCubeRetriever got unexpected argument(s) {unknown}; it takes "
+                f"{', '.join(CONSTRUCTOR_ARGS)} (filters are cubemem filters, e.g. "
+                '{"user": "ana", "tags": ["food"]})'
+            )
+        if data.get("filters") is not None:
+            data["filters"] = Filters.parse(data["filters"])
+        if data.get("min_score") is not None:
+            check_min_score(data["min_score"])
+        super().__init__(**data)
 
     def _search(
         self, k: int | None, filters: dict[str, Any] | Filters | None, min_score: float | None
