@@ -98,7 +98,7 @@ def test_middleware_puts_memories_in_the_system_prompt(cube):
     agent = create_agent(
         model,
         system_prompt="You are a helpful cook.",
-        middleware=[MemCubeMiddleware(cube, user_id="ana", k=3)],
+        middleware=[MemCubeMiddleware(cube, user_id="ana", k=3, min_score=None)],
     )
     run(agent, "What should I cook for dinner, given my diet?", "t1")
     (prompt,) = model.system_prompts()

@@ -8,6 +8,16 @@ from cubemem.errors import InvalidInputError
 from cubemem.model import MemoryItem, SearchResult
 
 DEFAULT_HEADER = "Relevant long-term memories (most relevant first):"
+DEFAULT_MIN_SCORE = 0.2
+"""The relevance a memory needs before an adapter puts it into a prompt unasked. With the
+default MiniLM every right answer in the top 10 of the fact set and of a LoCoMo conversation
+scores at least 0.3 and the median off-topic result 0.22–0.26 (``benchmarks/relevance.py``);
+chat turns score lower than facts (their vector also holds the date and speaker: "What kind of
+food do I like?" finds "I really love spicy Sichuan food" at 0.25), so the default sits below
+them and drops what is plainly unrelated ("languages" against memories about a cello, 0.13).
+Questions that need an inference step ("what should I cook, given my diet?" against "Ana is
+vegetarian", 0.18) fall under it: pass ``min_score=None`` to inject the top k regardless, or
+let the agent call ``search_memories``, which has no threshold."""
 
 
 def render_memory(item: MemoryItem, *, with_id: bool = False) -> str:

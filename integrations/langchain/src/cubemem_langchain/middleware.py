@@ -14,7 +14,8 @@ from langgraph.runtime import Runtime
 
 from cubemem import MemCube, Scope
 from cubemem.model import utcnow
-from cubemem.render import DEFAULT_HEADER, render_memories
+from cubemem.ops.read import check_min_score
+from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, render_memories
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class MemCubeMiddleware(AgentMiddleware):
         user_id, agent_id: The identity memories belong to; a ``scope`` function may override
             them per run from ``runtime.context`` (e.g. a multi-user server).
         k: How many memories to retrieve per model call.
+        min_score: Only memories whose relevance (0 to 1) reaches this are recalled (default
+            ``DEFAULT_MIN_SCORE``, 0.3; ``None`` recalls the top ``k`` however unrelated).
         max_chars: Budget for the memory block in the system prompt.
         store_roles: Message types stored after a turn (``"human"``, ``"ai"``, ``"tool"``,
             ``"system"``); empty to only recall.
@@ -57,6 +60,7 @@ class MemCubeMiddleware(AgentMiddleware):
         user_id: str | None = None,
         agent_id: str | None = None,
         k: int = 5,
+        min_score: float | None = DEFAULT_MIN_SCORE,
         max_chars: int = 2000,
         store_roles: Sequence[str] = ("human", "ai"),
         scope: ScopeResolver | None = None,
@@ -77,6 +81,7 @@ class MemCubeMiddleware(AgentMiddleware):
         self.user_id = user_id
         self.agent_id = agent_id
         self.k = k
+        self.min_score = None if min_score is None else check_min_score(min_score)
         self.max_chars = max_chars
         self.store_roles = tuple(store_roles)
         self.resolve_scope = scope
@@ -107,7 +112,9 @@ class MemCubeMiddleware(AgentMiddleware):
         in_context = [m.text for m in request.messages]
         # Memories already in the conversation are skipped, so ask for a few more.
         wanted = self.k + min(len(in_context), self.k)
-        results = self.cube.search(query, k=wanted, filters=_owner_filter(scope))
+        results = self.cube.search(
+            query, k=wanted, filters=_owner_filter(scope), min_score=self.min_score
+        )
         return render_memories(
             results, max_chars=self.max_chars, header=self.header, skip=in_context, limit=self.k
         )

@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
-from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.memory import BaseMemory, Memory
 from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
 from cubemem import InvalidInputError, MemCube, Scope
 from cubemem.model import utcnow
-from cubemem.render import DEFAULT_HEADER, render_memories
+from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, render_memories
 
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
 
@@ -28,6 +28,7 @@ class _CubeBinding:
     user_id: str | None
     agent_id: str | None
     similarity_top_k: int
+    min_score: float | None
     max_chars: int
     wait: bool
 
@@ -42,7 +43,7 @@ class _CubeBinding:
         if not query.strip():
             return ""
         wanted = self.similarity_top_k + min(len(in_context), self.similarity_top_k)
-        results = self.cube.search(query, k=wanted, filters=self._owner())
+        results = self.cube.search(query, k=wanted, filters=self._owner(), min_score=self.min_score)
         return render_memories(
             results,
             max_chars=self.max_chars,
@@ -89,6 +90,12 @@ class MemCubeMemoryBlock(_CubeBinding, BaseMemoryBlock[str]):
     user_id: str | None = Field(default=None, description="Whose memories these are.")
     agent_id: str | None = Field(default=None, description="The agent writing them.")
     similarity_top_k: int = Field(default=5, ge=1, description="Memories recalled per get.")
+    min_score: float | None = Field(
+        default=DEFAULT_MIN_SCORE,
+        ge=0.0,
+        le=1.0,
+        description="Relevance (0 to 1) a memory needs to be recalled; None: the top k.",
+    )
     retrieval_context_window: int = Field(
         default=3, ge=1, description="How many latest messages form the search query."
     )
@@ -138,9 +145,11 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
 
     Short-term chat history lives in a LlamaIndex ``Memory``; every user and assistant message
     put into it is also stored in the cube (through the cube's scheduler: durable at once,
-    searchable moments later; ``wait=True`` stores before returning); ``get`` returns the
+    searchable moments later; ``wait=True`` stores before returning) — a user message once the
+    turn is answered (the next assistant message without tool calls, or the next user message),
+    so the agent's own tools never find the question they are answering; ``get`` returns the
     history with the cube's memories relevant to the input (or the latest user message) in the
-    system message.
+    system message, those with ``relevance`` below ``min_score`` left out.
 
     ```python
     memory = MemCubeMemory.from_defaults(cube=cube, user_id="ana")
@@ -155,10 +164,12 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     agent_id: str | None = None
     session_id: str | None = None
     similarity_top_k: int = Field(default=5, ge=1)
+    min_score: float | None = Field(default=DEFAULT_MIN_SCORE, ge=0.0, le=1.0)
     max_chars: int = Field(default=2000, ge=1)
     header: str = DEFAULT_HEADER
     wait: bool = False
     short_term: BaseMemory
+    _pending: list[ChatMessage] = PrivateAttr(default_factory=list)
 
     @classmethod
     def class_name(cls) -> str:
@@ -173,6 +184,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
         agent_id: str | None = None,
         session_id: str | None = None,
         similarity_top_k: int = 5,
+        min_score: float | None = DEFAULT_MIN_SCORE,
         max_chars: int = 2000,
         token_limit: int = 30000,
         chat_history: list[ChatMessage] | None = None,
@@ -185,6 +197,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
             agent_id=agent_id,
             session_id=session_id,
             similarity_top_k=similarity_top_k,
+            min_score=min_score,
             max_chars=max_chars,
             wait=wait,
             short_term=short_term
@@ -228,19 +241,41 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     # -- writing --------------------------------------------------------------------------
     def put(self, message: ChatMessage) -> None:
         self.short_term.put(message)
-        self._store([message], self.session_id)
+        self._store(self._turn([message]), self.session_id)
 
     async def aput(self, message: ChatMessage) -> None:
         await self.short_term.aput(message)
-        await asyncio.to_thread(self._store, [message], self.session_id)
+        await asyncio.to_thread(self._store, self._turn([message]), self.session_id)
 
     def put_messages(self, messages: list[ChatMessage]) -> None:
         self.short_term.put_messages(messages)
-        self._store(messages, self.session_id)
+        self._store(self._turn(messages), self.session_id)
 
     async def aput_messages(self, messages: list[ChatMessage]) -> None:
         await self.short_term.aput_messages(messages)
-        await asyncio.to_thread(self._store, messages, self.session_id)
+        await asyncio.to_thread(self._store, self._turn(messages), self.session_id)
+
+    def flush(self) -> None:
+        """Store a user message still waiting for its answer (e.g. before the program ends)."""
+        self._store(self._turn([], flush=True), self.session_id)
+
+    def _turn(self, messages: Sequence[ChatMessage], *, flush: bool = False) -> list[ChatMessage]:
+        """What to store now: user messages wait until their turn is answered."""
+        ready: list[ChatMessage] = []
+        for message in messages:
+            if message.role == MessageRole.USER:
+                ready.extend(self._pending)
+                self._pending = [message]
+            elif message.role == MessageRole.ASSISTANT and not _calls_tools(message):
+                ready.extend(self._pending)
+                self._pending = []
+                ready.append(message)
+            else:
+                ready.append(message)
+        if flush:
+            ready.extend(self._pending)
+            self._pending = []
+        return ready
 
     def set(self, messages: list[ChatMessage]) -> None:
         """Replace the short-term history; long-term memory keeps what it has and is not
@@ -251,11 +286,21 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
         await self.short_term.aset(messages)
 
     def reset(self) -> None:
-        """Clear the short-term history. Long-term memories stay; delete them in the cube."""
+        """Clear the short-term history (a waiting user message is stored first). Long-term
+        memories stay; delete them in the cube."""
+        self.flush()
         self.short_term.reset()
 
     async def areset(self) -> None:
+        await asyncio.to_thread(self.flush)
         await self.short_term.areset()
+
+
+def _calls_tools(message: ChatMessage) -> bool:
+    """An assistant message that asks for tools is not the turn's answer yet."""
+    return bool(message.additional_kwargs.get("tool_calls")) or any(
+        isinstance(block, ToolCallBlock) for block in message.blocks
+    )
 
 
 def message_text(message: ChatMessage) -> str:
