@@ -26,7 +26,7 @@ from cubemem.cube import MemCube
 from cubemem.errors import CubememError, InvalidInputError
 from cubemem.ingest_file import ingest_plan
 from cubemem.manifest import MANIFEST_NAME
-from cubemem.model import MemoryItem, SearchResult, Status
+from cubemem.model import Filters, MemoryItem, SearchResult, Status
 
 app = typer.Typer(
     name="cubemem",
@@ -420,6 +420,31 @@ def import_(
     mc = _run(lambda: MemCube.import_(archive, path))
     console.print(f"imported {mc.count()} active memories into {mc.path}")
     mc.close()
+
+
+@app.command()
+def reindex(
+    embedder: Annotated[
+        str,
+        typer.Option(
+            help="The new embedder: a sentence-transformers model name or path, or "
+            "openai:<model> (an OpenAI-compatible endpoint from OPENAI_BASE_URL/OPENAI_API_KEY)."
+        ),
+    ],
+    cube: CubePath = Path("memory"),
+) -> None:
+    """Re-embed every memory with another embedder (ids, versions and provenance stay)."""
+    from cubemem.embed import as_embedder
+
+    _quiet_model_loading()
+    _open(cube).close()  # a clear error if there is no cube
+    with console.status(f"re-embedding {cube} with {embedder}"):
+        mc = _run(lambda: MemCube.reindex(cube, _run(lambda: as_embedder(embedder))))
+    with mc:
+        console.print(
+            f"{mc.name}: {mc.count(Filters.everything())} memories now embedded by "
+            f"{mc.manifest.embedder} (dimension {mc.manifest.dimension})"
+        )
 
 
 @app.command()

@@ -8,6 +8,7 @@ The cube owns its folder, its manifest and its store; every operation is a funct
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -639,6 +640,58 @@ class MemCube(AsyncCube):
         cube = cls.open(path, embedder=embedder, settings=settings)
         write.insert(cube._ctx, items, history=versions)
         return cube
+
+    @classmethod
+    def reindex(
+        cls,
+        path: str | Path,
+        embedder: EmbedderLike,
+        *,
+        settings: Settings | None = None,
+    ) -> MemCube:
+        """Move the cube at ``path`` to another embedder: every memory (and every version) is
+        embedded again and the manifest records the new embedder. Ids, provenance, versions and
+        usage stay. Built beside the cube and swapped in at the end, so an interruption leaves
+        the old cube as it was. Returns the cube, open with ``embedder``.
+        """
+        path = Path(path)
+        target = as_embedder(embedder)
+        settings = settings or Settings()
+        building = path.with_name(f".{path.name}.reindex")
+        previous = path.with_name(f".{path.name}.before-reindex")
+        for leftover in (building, previous):
+            if leftover.exists():
+                raise InvalidInputError(
+                    f"{leftover} is left from an interrupted reindex; remove it and run again"
+                )
+        with cls.open(path, settings=settings.model_copy(update={"workers": 0})) as source:
+            stats = source.scheduler.queue.stats()
+            if stats.ready or stats.in_flight:
+                raise InvalidInputError(
+                    f"cube {source.name!r} has {stats.ready + stats.in_flight} queued writes; "
+                    "let them finish (open the cube, or run `cubemem worker`) before reindexing"
+                )
+            manifest = source.manifest
+            items = list(source.iter(Filters.everything()))
+            versions = [v for item in items for v in source.history(item.id)]
+        try:
+            cls.create(building, name=manifest.name, embedder=target, settings=settings).close()
+            write_manifest(
+                building,
+                manifest.model_copy(
+                    update={"embedder": target.name, "dimension": target.dimension}
+                ),
+            )
+            with cls.open(building, embedder=target, settings=settings) as rebuilt:
+                write.insert(rebuilt._ctx, items, history=versions)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        path.rename(previous)
+        building.rename(path)
+        shutil.rmtree(previous, ignore_errors=True)
+        log.info("reindexed cube %s with %s", manifest.name, target.name)
+        return cls.open(path, embedder=target, settings=settings)
 
     @classmethod
     def compose(

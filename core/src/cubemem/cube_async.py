@@ -18,7 +18,7 @@ from cubemem.model import MemoryItem, MetadataValue, SearchResult
 
 if TYPE_CHECKING:
     from cubemem.cube import FiltersLike, MemCube, MessageLike, Progress, ScopeLike
-    from cubemem.embed import Embedder
+    from cubemem.embed import EmbedderLike
     from cubemem.ops import consolidate as consolidation
     from cubemem.ops import lifecycle
     from cubemem.ops.context import ContentLike
@@ -44,7 +44,7 @@ class AsyncCube:
         *,
         name: str | None = None,
         owner: str | None = None,
-        embedder: Embedder | None = None,
+        embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
         scheduler: Scheduler | None = None,
     ) -> MemCube:
@@ -64,13 +64,19 @@ class AsyncCube:
         cls,
         path: str | Path,
         *,
-        embedder: Embedder | None = None,
+        embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
         scheduler: Scheduler | None = None,
+        create: bool = False,
     ) -> MemCube:
         """Async twin of ``open``."""
         return await asyncio.to_thread(
-            _cube_class(cls).open, path, embedder=embedder, settings=settings, scheduler=scheduler
+            _cube_class(cls).open,
+            path,
+            embedder=embedder,
+            settings=settings,
+            scheduler=scheduler,
+            create=create,
         )
 
     async def aclose(self) -> None:
@@ -356,13 +362,24 @@ class AsyncCube:
         archive_path: str | Path,
         path: str | Path,
         *,
-        embedder: Embedder | None = None,
+        embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
     ) -> MemCube:
         """Async twin of ``import_``."""
         return await asyncio.to_thread(
             _cube_class(cls).import_, archive_path, path, embedder=embedder, settings=settings
         )
+
+    @classmethod
+    async def areindex(
+        cls,
+        path: str | Path,
+        embedder: EmbedderLike,
+        *,
+        settings: Settings | None = None,
+    ) -> MemCube:
+        """Async twin of ``reindex``."""
+        return await asyncio.to_thread(_cube_class(cls).reindex, path, embedder, settings=settings)
 
     @classmethod
     async def acompose(
