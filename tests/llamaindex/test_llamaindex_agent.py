@@ -130,3 +130,21 @@ async def test_agent_with_memcube_memory_recalls_across_sessions(cube):
         "Which city do I live in now?",
         "You live in Porto.",
     ]
+
+
+async def test_the_question_being_answered_is_not_a_search_hit(cube):
+    """``MemCubeMemory`` stores a user message once its turn is answered: the agent's own
+    search during the turn finds what was known before, not the question itself."""
+    cube.add("Ana prefers window seats", scope={"user": "ana"})
+    memory = MemCubeMemory.from_defaults(cube=cube, user_id="ana", wait=True)
+    agent, _ = agent_for(cube, "ana", call("search_memories", query="seat preference"), "Window.")
+    _, results = await run(agent, "What is my seat preference on long flights?", memory=memory)
+    found = results[0].tool_output.content
+    assert "Ana prefers window seats" in found
+    assert "long flights" not in found
+    stored = [m.content for m in cube.list({"user": "ana"})]
+    assert stored == [
+        "Ana prefers window seats",
+        "What is my seat preference on long flights?",
+        "Window.",
+    ]

@@ -177,3 +177,20 @@ async def test_flushes_do_not_wait_for_the_embedding_model(tmp_path, embedder):
         cube.scheduler.start()
         assert cube.scheduler.wait(timeout=60)
         assert cube.list({"user": "ana"})[0].content == CHATTER[0][1]
+
+
+def test_memory_leaves_out_what_is_unrelated(cube):
+    cube.add(
+        [
+            "Ana plays the cello every Sunday",
+            "Ana's cello teacher is called Marta",
+            "Ana is learning Portuguese and Japanese",
+        ],
+        scope={"user": "ana"},
+    )
+    memory = MemCubeMemory.from_defaults(cube=cube, user_id="ana")
+    text = system_texts(memory.get(input="languages"))
+    assert "Portuguese" in text and "cello" not in text
+    assert memory.get(input="recommend a sci-fi novel") == []  # nothing relevant: no block
+    everything = MemCubeMemory.from_defaults(cube=cube, user_id="ana", min_score=None)
+    assert "cello" in system_texts(everything.get(input="languages"))

@@ -242,7 +242,7 @@ def _patterns(scope: Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str,
     patterns: list[Any] = [items] if all(isinstance(p, str) for p in items) else items
     out: list[tuple[str, ...]] = []
     for pattern in patterns:
-        if isinstance(pattern, str) or not all(isinstance(label, str) for label in pattern):
+        if not isinstance(pattern, list | tuple) or not all(isinstance(x, str) for x in pattern):
             raise TypeError(
                 f"scope pattern {pattern!r} must be a tuple of str labels, e.g. "
                 "('{user}', 'memories'); None is no longer a position marker"
