@@ -96,3 +96,133 @@ def test_demo_runs_offline_and_prints_hits(embedder):
     assert "What is Ana allergic to?" in result.output
     assert "allergic to peanuts" in result.output
     assert "27 memories" in result.output
+
+
+def test_list_update_delete_and_filters(cube_path):
+    ids = {}
+    for text, user, agent, tag in [
+        ("Ana likes tea", "ana", "chef", "food"),
+        ("Ana plays chess", "ana", "coach", "games"),
+        ("Ben likes tea", "ben", "chef", "food"),
+    ]:
+        out = invoke("add", text, "-c", cube_path, "--user", user, "--agent", agent, "--tag", tag)
+        ids[text] = out.stdout.strip()
+    listed = json.loads(invoke("list", "-c", cube_path, "--user", "ana", "--json").stdout)
+    assert [m["content"] for m in listed] == ["Ana likes tea", "Ana plays chess"]
+    listed = json.loads(invoke("list", "-c", cube_path, "--tag", "food", "--json").stdout)
+    assert [m["content"] for m in listed] == ["Ana likes tea", "Ben likes tea"]
+    hits = json.loads(
+        invoke(
+            "search", "tea", "-c", cube_path, "--agent", "chef", "--user", "ben", "--json"
+        ).stdout
+    )
+    assert [h["item"]["content"] for h in hits] == ["Ben likes tea"]
+    hits = json.loads(invoke("search", "tea", "-c", cube_path, "--tag", "games", "--json").stdout)
+    assert [h["item"]["content"] for h in hits] == ["Ana plays chess"]
+    updated = invoke(
+        "update", ids["Ana likes tea"], "Ana likes green tea", "-c", cube_path, "--json"
+    )
+    assert json.loads(updated.stdout)["version"] == 2
+    stale = invoke(
+        "update", ids["Ana likes tea"], "Ana likes black tea", "-c", cube_path,
+        "--expected-version", "1",
+    )  # fmt: skip
+    assert stale.exit_code == 2 and "version" in stale.output
+    history = json.loads(invoke("show", ids["Ana likes tea"], "-c", cube_path, "--history").stdout)
+    assert [v["content"] for v in history] == ["Ana likes tea", "Ana likes green tea"]
+    shown = json.loads(invoke("show", ids["Ana likes tea"], "-c", cube_path).stdout)
+    assert shown["content"] == "Ana likes green tea"
+    deleted = invoke("delete", ids["Ben likes tea"], "-c", cube_path, "--json")
+    assert json.loads(deleted.stdout) == {
+        "id": ids["Ben likes tea"],
+        "deleted": True,
+        "purged": False,
+    }
+    assert len(json.loads(invoke("list", "-c", cube_path, "--json").stdout)) == 2
+    gone = json.loads(invoke("list", "-c", cube_path, "--status", "deleted", "--json").stdout)
+    assert [m["content"] for m in gone] == ["Ben likes tea"]
+    assert invoke("delete", "no-such-id", "-c", cube_path).exit_code == 2
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".ndjson"])
+def test_ingest_is_idempotent_by_message_id(cube_path, tmp_path, suffix):
+    chat = tmp_path / f"chat{suffix}"
+    lines = [
+        {"session": "s1", "speaker": "Ana", "text": "I adopted a cat called Miso", "id": "1"},
+        {"session": "s2", "speaker": "Ana", "text": "Miso is grey", "id": "3"},
+        {"session": "s1", "speaker": "Ben", "text": "What colour is she?", "id": "2"},
+    ]
+    chat.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    first = json.loads(invoke("ingest", chat, "-c", cube_path, "--json").stdout)
+    assert (first["added"], first["sessions"]) == (3, 2)
+    again = json.loads(invoke("ingest", chat, "-c", cube_path, "--json").stdout)
+    assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 3)
+    lines[1]["text"] = "Miso is grey and white"
+    chat.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    changed = json.loads(invoke("ingest", chat, "-c", cube_path, "--json").stdout)
+    assert (changed["added"], changed["updated"], changed["unchanged"]) == (0, 1, 2)
+    memories = json.loads(invoke("list", "-c", cube_path, "--json").stdout)
+    assert len(memories) == 3
+    (miso,) = [m for m in memories if m["provenance"]["source_ids"] == ["3"]]
+    assert (miso["content"], miso["version"]) == ("Miso is grey and white", 2)
+
+
+def test_ingest_checks_the_whole_file_first_and_names_the_line(cube_path, tmp_path):
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(
+        '{"session": "s1", "speaker": "Ana", "text": "first", "id": "1"}\n'
+        "\n"
+        '{"session": "s2", "speaker": "Ana", "text": "second", "id": "2"}\n'
+        '{"session": "s2", "speaker": "Ana"}\n'
+    )
+    result = invoke("ingest", chat, "-c", cube_path)
+    assert result.exit_code == 2
+    assert "chat.jsonl, line 4: text: Field required" in result.output
+    assert json.loads(invoke("list", "-c", cube_path, "--json").stdout) == []  # nothing written
+    chat.write_text('{"speaker": "Ana", "text": "ok"}\n{"speaker": "Ana", "text": oops}\n')
+    assert "line 2: not valid JSON" in invoke("ingest", chat, "-c", cube_path).output
+    doc = tmp_path / "chat.json"
+    doc.write_text('[\n  {"speaker": "Ana", "text": "ok"},\n  {"speaker": "Ana" "text": "x"}\n]')
+    assert "chat.json, line 3: not valid JSON" in invoke("ingest", doc, "-c", cube_path).output
+    other = tmp_path / "chat.csv"
+    other.write_text("a,b")
+    assert ".jsonl and .ndjson" in invoke("ingest", other, "-c", cube_path).output
+
+
+def test_cli_errors_speak_cli(tmp_path, cube_path):
+    again = invoke("init", cube_path)
+    assert again.exit_code == 2 and "already a cube" in again.output
+    missing = invoke("stats", "-c", tmp_path / "nowhere")
+    assert "cubemem init" in missing.output and "MemCube" not in missing.output
+
+
+def test_commands_that_do_not_embed_never_import_torch(cube_path, tmp_path):
+    """stats, show, list, export and delete run without torch or the model (cold start)."""
+    import subprocess
+    import sys
+
+    memory_id = invoke("add", "Ana likes tea", "-c", cube_path).stdout.strip()
+    script = (
+        "import sys\n"
+        "from cubemem.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:], standalone_mode=False)\n"
+        "finally:\n"
+        "    print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    )
+    for args in (
+        ["stats"],
+        ["show", memory_id],
+        ["show", memory_id, "--history"],
+        ["list", "--json"],
+        ["export", str(tmp_path / "out.zip")],
+        ["delete", memory_id],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args, "-c", str(cube_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().endswith("NO-TORCH"), (args, done.stderr)

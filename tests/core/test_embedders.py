@@ -7,6 +7,7 @@ import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -45,9 +46,9 @@ def embed_texts(texts):
 class _Embeddings(BaseHTTPRequestHandler):
     """``POST /v1/embeddings`` as OpenAI serves it; a model named "broken" answers 500."""
 
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).calls.append({"path": self.path, "auth": self.headers.get("Authorization")})
         if body["model"] == "broken":

@@ -57,9 +57,7 @@ def test_narrow_refuses_what_would_widen_or_replace(call):
 
 
 def test_unbound_keys_are_the_calls_to_choose():
-    assert Filters.parse({"user": "ana"}).narrow({"status": "archived"}).status == [
-        Status.ARCHIVED
-    ]
+    assert Filters.parse({"user": "ana"}).narrow({"status": "archived"}).status == [Status.ARCHIVED]
     assert Filters().narrow({"user": "ben"}).user == "ben"
     with pytest.raises(InvalidFilterError, match="allowed keys"):
         Filters().narrow({"usr": "ben"})

@@ -102,6 +102,11 @@ class SentenceTransformerEmbedder:
         return self._name
 
     @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (embedding needs no import or load)."""
+        return self._model is not None
+
+    @property
     def model(self):
         if self._model is None:
             model = _load_sentence_transformer(bundled_model_path(self._name), self._device)

@@ -155,6 +155,7 @@ class Scheduler:
         self._finished: deque[tuple[float, int, int]] = deque(maxlen=4096)
         self._last_sweep = time.monotonic()
         self._promoters: list[tuple[str | None, Promoter]] = []
+        self._exiting = False
 
     # -- running --------------------------------------------------------------------------
     @property
@@ -184,12 +185,21 @@ class Scheduler:
         _running.discard(self)
 
     def drain_and_stop(self, drain_s: float) -> None:
-        """Let the workers empty the queue for up to ``drain_s`` seconds, then stop them."""
-        if self.running and drain_s > 0:
-            try:
-                self.wait(timeout=drain_s)
-            except Exception as exc:  # the process is exiting: stop regardless
-                log.warning("draining the queue at exit failed: %s", exc)
+        """At interpreter exit: let the workers empty the queue for up to ``drain_s`` seconds,
+        then stop them. Nothing new can be imported once the interpreter is shutting down, so
+        the queue is drained only when every cube's embedder is already loaded; otherwise (and
+        on the first failure) the workers stop and the tasks wait, durable, for the next run."""
+        self._exiting = True
+        warm = all(getattr(ctx.embedder, "loaded", True) for ctx in self.cubes.contexts())
+        deadline = time.monotonic() + drain_s
+        try:
+            while warm and self.running and not self._stop.is_set():
+                stats = self.queue.stats()
+                if (stats.ready == 0 and stats.in_flight == 0) or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
+        except Exception as exc:  # the process is exiting: stop regardless
+            log.warning("draining the queue at exit failed: %s", exc)
         self.stop()
 
     def run_forever(self) -> None:
@@ -327,6 +337,12 @@ class Scheduler:
                 batches.append(_Batch(ctx, unique, new, ctx.embed(new)))
             return batches
         except Exception:
+            if self._exiting:
+                log.info(
+                    "interpreter exiting: %d add tasks left queued for the next run", len(adds)
+                )
+                self._stop.set()
+                return None
             log.warning("a batch of %d add tasks failed; retrying them one by one", len(adds))
             for task in adds:
                 self._one(task)
@@ -366,6 +382,10 @@ class Scheduler:
             done, then = self.handle(task)
         except Exception as exc:  # a handler's failure is retried, then dead-lettered
             error = f"{type(exc).__name__}: {exc}"
+            if self._exiting:  # the interpreter is going down: leave it for the next run
+                log.info("task %s left queued at exit: %s", task.id, error)
+                self._stop.set()
+                return
             if task.attempts + 1 >= self.max_attempts:
                 log.error("task %s (%s) failed for good: %s", task.id, task.kind, error)
                 self.queue.bury(task, error)
