@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_lm import make_model
 
-from conftest import make_model
 from cubemem import IncompatibleModelError, InvalidInputError, MemCube
 from cubemem_activation import (
     ActivationMemory,

@@ -123,12 +123,15 @@ class MemoryOS:
             self._cubes[name] = cube
             return cube
 
-    def open_cube(self, name: str) -> MemCube:
-        """The cube ``name`` (opened once, then the same object until ``close``)."""
+    def open_cube(self, name: str, *, create: bool = False) -> MemCube:
+        """The cube ``name`` (opened once, then the same object until ``close``); with
+        ``create=True`` it is made first when the root has none of that name."""
         path = self._root / _check_name(name)
         with self._lock:
             if name in self._cubes:
                 return self._cubes[name]
+            if create and not path.exists():
+                return self.create_cube(name)
             if not (path / MANIFEST_NAME).is_file():
                 raise NotFoundError(
                     f"no cube {name!r} in {self._root}; cubes here: {self.list_cubes()}"
@@ -194,9 +197,9 @@ class MemoryOS:
         """Async twin of ``create_cube``."""
         return await asyncio.to_thread(self.create_cube, name, owner=owner)
 
-    async def aopen_cube(self, name: str) -> MemCube:
+    async def aopen_cube(self, name: str, *, create: bool = False) -> MemCube:
         """Async twin of ``open_cube``."""
-        return await asyncio.to_thread(self.open_cube, name)
+        return await asyncio.to_thread(self.open_cube, name, create=create)
 
     async def alist_cubes(self) -> list[str]:
         """Async twin of ``list_cubes``."""
