@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from cubemem import MemCube
-from cubemem_langchain import MemCubeMiddleware, MemCubeStore, create_memory_tools
+from cubemem_langchain import USER_FIRST, MemCubeMiddleware, MemCubeStore, create_memory_tools
 
 
 class ScriptedModel(GenericFakeChatModel):
@@ -49,7 +49,7 @@ def call(name: str, **args: str) -> AIMessage:
 
 
 def main(folder: Path) -> None:
-    cube = MemCube.create(folder / "memory")
+    cube = MemCube.open(folder / "memory", create=True)
 
     # The three lines: tools bound to the user, the cube as the agent's store, automatic recall.
     model = scripted_model(
@@ -60,7 +60,7 @@ def main(folder: Path) -> None:
     agent = create_agent(
         model,
         tools=create_memory_tools(cube, user_id="ana", agent_id="assistant"),
-        store=MemCubeStore(cube),
+        store=MemCubeStore(cube, scope=USER_FIRST),  # namespaces (user_id, "memories")
         middleware=[MemCubeMiddleware(cube, user_id="ana", agent_id="assistant")],
         checkpointer=InMemorySaver(),
     )
@@ -76,7 +76,9 @@ def main(folder: Path) -> None:
     # The middleware stored thread 1's turn in the background; let the scheduler finish it.
     cube.scheduler.wait(timeout=60)
     # A new thread has no chat history; the middleware recalls the memory into the prompt.
-    print("thread 2:", ask("Which dessert should I order?", "thread-2"))
+    # Recall injects memories whose relevance reaches 0.2 (MemCubeMiddleware(min_score=...)):
+    # "Which dessert should I order?" alone is an inference step away from the allergy (0.09).
+    print("thread 2:", ask("Which dessert should I order, given my allergies?", "thread-2"))
     print("system prompt the model received in thread 2:")
     print(model.last_system_prompt)
     cube.close()
