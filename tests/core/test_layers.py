@@ -16,7 +16,7 @@ LAYERS = [
     {"ops"},
     {"scheduler"},
     {"cube", "cube_async", "os"},
-    {"tools", "cli", "bench"},
+    {"tools", "cli", "bench", "ingest_file"},
 ]
 
 

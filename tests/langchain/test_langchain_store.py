@@ -12,7 +12,7 @@ import pytest
 from langgraph.store.base import BaseStore, Item, SearchItem
 from langgraph.store.memory import InMemoryStore
 
-from cubemem import MemCube
+from cubemem import IncompatibleCubeError, MemCube
 from cubemem_langchain import MemCubeStore
 
 DOCS = {
@@ -231,3 +231,31 @@ def test_items_survive_reopening(tmp_path, embedder):
         store = MemCubeStore(cube)
         assert store.get(("memories", "ana"), "k").value == {"text": "Ana's cat is called Miso"}
         assert store.search(("memories",), query="pet name", limit=1)[0].key == "k"
+
+
+def _hash_embed(texts):
+    """A deterministic embedding function, as LangGraph's ``index["embed"]`` takes."""
+    import hashlib
+
+    out = []
+    for text in texts:
+        vector = [0.0] * 16
+        for word in text.lower().split():
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % 16] += 1.0
+        out.append(vector)
+    return out
+
+
+def test_langgraph_index_config_names_the_cubes_embedder(tmp_path):
+    with MemCube.create(tmp_path / "c", embedder=_hash_embed) as cube:
+        store = MemCubeStore(cube, index={"dims": 16, "embed": _hash_embed, "fields": ["text"]})
+        store.put(("docs",), "a", {"text": "the red door", "other": "ignored words"})
+        store.put(("docs",), "b", {"text": "a blue boat"})
+        assert store.search(("docs",), query="blue boat", limit=1)[0].key == "b"
+        assert cube.lookup(("docs",), "a").content == "the red door"  # index["fields"]
+        with pytest.raises(IncompatibleCubeError, match="dimension 16"):
+            MemCubeStore(cube, index={"dims": 384, "embed": _hash_embed})
+        with pytest.raises(IncompatibleCubeError, match="was built with"):
+            MemCubeStore(cube, index={"dims": 16, "embed": lambda texts: _hash_embed(texts)})
+        with pytest.raises(TypeError, match="unknown keys"):
+            MemCubeStore(cube, index={"dims": 16, "embedding": _hash_embed})
