@@ -80,7 +80,7 @@ def _globals(doc: Path) -> dict[str, Any]:
 
 def _run_block(source: str, names: dict[str, Any], where: str) -> None:
     code = compile(source, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(code, names)  # noqa: S307 - the docs' own snippets
+    result = eval(code, names)  # the docs' own snippets
     if inspect.iscoroutine(result):
         asyncio.run(result)
 
