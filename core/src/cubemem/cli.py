@@ -417,6 +417,10 @@ def import_(
     path: Annotated[Path, typer.Argument(help="Folder for the new cube.")],
 ) -> None:
     """Recreate a cube from an archive."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        _fail(f"{path} already exists; import into a new folder")
+    if not archive.is_file():
+        _fail(f"{archive} is not a file; give the .zip that `cubemem export` wrote")
     mc = _run(lambda: MemCube.import_(archive, path))
     console.print(f"imported {mc.count()} active memories into {mc.path}")
     mc.close()

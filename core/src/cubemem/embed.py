@@ -402,8 +402,8 @@ class UnavailableEmbedder:
     def _refuse(self) -> BackendUnavailableError:
         return BackendUnavailableError(
             f"this cube was built with embedder {self._name!r}; to search or add, open it "
-            "with that embedder: MemCube.open(path, embedder=...) (see docs/concepts.md, "
-            "'Embedders')"
+            "with that embedder (MemCube.open(path, embedder=...)), or move the cube to one "
+            "cubemem can load by name: `cubemem reindex --embedder NAME`"
         )
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
