@@ -10,7 +10,7 @@ import cubemem
 
 SRC = Path(cubemem.__file__).resolve().parent
 LAYERS = [
-    {"model", "settings", "errors", "manifest", "archive", "sqlite", "render"},
+    {"model", "settings", "errors", "limits", "manifest", "archive", "sqlite", "render"},
     {"store", "embed"},
     {"retrieve", "searchindex", "lexical"},
     {"ops"},

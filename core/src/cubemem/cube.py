@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from typing import Any, Literal, overload
 from cubemem import archive
 from cubemem.cube_async import AsyncCube
 from cubemem.embed import Embedder, EmbedderLike, as_embedder, embedder_for
-from cubemem.errors import InvalidInputError
+from cubemem.errors import IncompatibleCubeError, InvalidInputError
 from cubemem.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from cubemem.model import (
     Filters,
@@ -625,21 +626,49 @@ class MemCube(AsyncCube):
         embedder: EmbedderLike | None = None,
         settings: Settings | None = None,
     ) -> MemCube:
-        """Recreate an exported cube in ``path``: same id, memories, versions and usage."""
-        manifest, items, versions = archive.read(Path(archive_path))
+        """Recreate an exported cube in ``path``: same id, memories, versions and usage.
+
+        All or nothing: the archive is read within ``Settings.max_archive_bytes`` and every
+        record checked as ``add`` checks it before anything is written; the cube is built in a
+        temporary folder beside ``path`` and renamed into place only when complete. Any fault
+        is ``InvalidArchiveError`` and leaves nothing behind. The archive never chooses a model:
+        the embedder is the one passed, or the configured one (``Settings.embedder``), and an
+        archive built with another is ``IncompatibleCubeError``.
+        """
         settings = settings or Settings()
-        embedder = (
-            as_embedder(embedder)
-            if embedder is not None
-            else default_embedder(settings, manifest.embedder, manifest.dimension)
-        )
-        manifest.check_embedder(embedder.name, embedder.dimension)
         path = Path(path)
-        cls.create(path, name=manifest.name, embedder=embedder, settings=settings).close()
-        write_manifest(path, manifest)  # the archive's identity, id included
-        cube = cls.open(path, embedder=embedder, settings=settings)
-        write.insert(cube._ctx, items, history=versions)
-        return cube
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise InvalidInputError(f"{path} already exists; import into a new folder")
+        manifest, items, versions = archive.read(
+            Path(archive_path),
+            max_bytes=settings.max_archive_bytes,
+            max_content_bytes=settings.max_content_bytes,
+        )
+        chosen = as_embedder(embedder) if embedder is not None else None
+        name = chosen.name if chosen is not None else settings.embedder
+        if manifest.embedder != name:
+            raise IncompatibleCubeError(
+                f"the archive was built with embedder {manifest.embedder!r}, not {name!r}; pass "
+                "the embedder it was built with (embedder=...) or set CUBEMEM_EMBEDDER to it — "
+                "an archive never chooses which model is loaded"
+            )
+        if chosen is None:
+            chosen = default_embedder(settings, name, manifest.dimension)
+        manifest.check_embedder(chosen.name, chosen.dimension)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{path.name}.import-", dir=path.parent))
+        try:
+            cls.create(building, name=manifest.name, embedder=chosen, settings=settings).close()
+            write_manifest(building, manifest)  # the archive's identity, id included
+            with cls.open(building, embedder=chosen, settings=settings) as cube:
+                write.insert(cube._ctx, items, history=versions)
+            if path.exists():
+                path.rmdir()  # the empty folder the caller made
+            building.rename(path)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        return cls.open(path, embedder=chosen, settings=settings)
 
     @classmethod
     def reindex(

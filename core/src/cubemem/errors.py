@@ -49,6 +49,16 @@ class NotACubeError(IncompatibleCubeError):
     """The path holds no cube manifest."""
 
 
+class InvalidArchiveError(IncompatibleCubeError):
+    """An archive is corrupt, too large when inflated, or holds a record ``add`` would refuse;
+    nothing was imported."""
+
+
+class CubeCorruptError(IncompatibleCubeError):
+    """A cube's files are damaged beyond what cubemem rebuilds by itself (the rows database
+    is missing or unreadable); nothing was changed. The message names the file."""
+
+
 class BackendUnavailableError(CubememError, RuntimeError):
     """A storage backend, index or model could not be reached or loaded."""
 
@@ -56,6 +66,11 @@ class BackendUnavailableError(CubememError, RuntimeError):
 class CubeBusyError(BackendUnavailableError):
     """Another connection held the cube's database for longer than ``Settings.busy_timeout_s``;
     nothing was written, and the call can be retried."""
+
+
+class InvalidBlockError(CubememError, ValueError):
+    """A KV block file is malformed or fails its integrity check (tampered, truncated, or its
+    cache does not belong to its text); it was not loaded."""
 
 
 class IncompatibleModelError(CubememError, ValueError):

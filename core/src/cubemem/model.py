@@ -93,7 +93,12 @@ class _Model(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _utc(cls, value: Any) -> Any:
-        return as_utc(value) if isinstance(value, datetime) else value
+        if not isinstance(value, datetime):
+            return value
+        try:
+            return as_utc(value)
+        except OverflowError:
+            raise ValueError(f"{value.isoformat()} is outside the representable range") from None
 
 
 class Scope(_Model):
@@ -291,7 +296,7 @@ class Filters(_Model):
         if filters is None:
             return cls()
         if isinstance(filters, Filters):
-            return filters
+            return filters.checked()
         if not isinstance(filters, dict):
             raise InvalidFilterError(
                 f"filters must be a dict, got {type(filters).__name__}; "
@@ -303,9 +308,36 @@ class Filters(_Model):
                 f"unknown filter key(s) {unknown}; allowed keys: {', '.join(cls.model_fields)}"
             )
         try:
-            return cls.model_validate(filters)
+            parsed = cls.model_validate(filters)
         except ValidationError as exc:
             raise InvalidFilterError(f"invalid filter value: {_first_error(exc)}") from None
+        return parsed.checked()
+
+    def checked(self) -> Filters:
+        """These filters, if every value can be asked of the store (``cubemem.limits``):
+        storable text, 64-bit numbers, bounded sizes and depths, representable dates."""
+        from cubemem import limits
+
+        try:
+            for field in ("user", "agent", "session"):
+                label = getattr(self, field)
+                if label is not None:
+                    limits.text(label, field)
+            if len(self.tags) > limits.MAX_TAGS:
+                raise InvalidInputError(f"at most {limits.MAX_TAGS} tags, got {len(self.tags)}")
+            for tag in self.tags:
+                limits.text(tag, "a tag")
+            for label in self.namespace or ():
+                limits.text(label, "a namespace label")
+            limits.json_value(self.metadata, "metadata filter")
+            limits.json_value(self.value, "value filter")
+            limits.moment(self.after, "after")
+            limits.moment(self.before, "before")
+        except InvalidFilterError:
+            raise
+        except InvalidInputError as exc:
+            raise InvalidFilterError(str(exc)) from None
+        return self
 
     def narrow(self, extra: Filters | dict[str, Any] | None) -> Filters:
         """These filters AND ``extra``: what a per-call filter does to a bound one.

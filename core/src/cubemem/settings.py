@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         description="At interpreter exit, how long running workers may keep draining the "
         "queue before they stop (what is left stays queued, durable, for the next run).",
     )
+    max_archive_bytes: int = Field(
+        1 << 30,
+        gt=0,
+        description="Largest total an archive may inflate to on import (zip-bomb cap).",
+    )
     task_batch: int = Field(64, gt=0, description="Tasks a worker claims at once.")
     task_lease_s: float = Field(30.0, gt=0, description="A claimed task returns after this.")
     max_attempts: int = Field(5, gt=0, description="Tries before a task is dead-lettered.")

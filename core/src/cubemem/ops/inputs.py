@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from cubemem import limits
 from cubemem.errors import InvalidInputError
 from cubemem.model import (
     MemoryInput,
@@ -41,7 +42,12 @@ def memory_input(raw: Any) -> MemoryInput:
 def scope(value: ScopeLike) -> Scope:
     if value is None:
         return Scope()
-    return value if isinstance(value, Scope) else validate_model(Scope, value)
+    parsed = value if isinstance(value, Scope) else validate_model(Scope, value)
+    for field in ("user", "agent", "session"):
+        label = getattr(parsed, field)
+        if label is not None:
+            limits.text(label, f"scope.{field}")
+    return parsed
 
 
 def tags(value: Sequence[str] | None) -> list[str]:
@@ -49,7 +55,9 @@ def tags(value: Sequence[str] | None) -> list[str]:
         return []
     if isinstance(value, str) or not all(isinstance(t, str) and t.strip() for t in value):
         raise InvalidInputError(f"tags must be a list of non-empty strings, got {value!r}")
-    return list(dict.fromkeys(t.strip() for t in value))
+    if len(value) > limits.MAX_TAGS:
+        raise InvalidInputError(f"a memory takes at most {limits.MAX_TAGS} tags, got {len(value)}")
+    return list(dict.fromkeys(limits.text(t, "a tag").strip() for t in value))
 
 
 def metadata(value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue]:
@@ -63,30 +71,31 @@ def metadata(value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue]
             f"metadata values must be str, int, float, bool or None; got {bad!r}"
         )
     check_json(value)
-    return dict(value)
+    return dict(limits.json_value(value, "metadata"))
 
 
 def timestamp(value: datetime | str | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
-        return value
+        return limits.moment(value, "timestamp")
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidInputError(
             f"timestamp must be a datetime or ISO 8601 string, got {value!r}"
         ) from None
+    return limits.moment(parsed, "timestamp")
 
 
 def positive_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
-    return value
+    return limits.count(value, what, minimum=1)
 
 
 def memory_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"memory id must be a non-empty str, got {value!r}")
-    return value
+    return limits.text(value, "memory id", max_chars=limits.MAX_ID_CHARS)
 
 
 def expected_version(value: Any) -> int | None:
@@ -106,13 +115,13 @@ def namespace(value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
 def key(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"key must be a non-empty str, got {value!r}")
-    return value
+    return limits.text(value, "key")
 
 
 def ttl(value: Any) -> timedelta | None:
     if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
         raise InvalidInputError(f"ttl must be a positive timedelta, got {value!r}")
-    return value
+    return limits.ttl(value)
 
 
 def value_document(value: Any) -> dict[str, Any] | None:
@@ -121,4 +130,4 @@ def value_document(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise InvalidInputError("value must be a dict with string keys")
     check_json(value)
-    return value
+    return limits.json_value(value, "value")

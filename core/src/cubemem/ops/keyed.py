@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from cubemem.errors import ConflictError
+from pydantic import ValidationError
+
+from cubemem import limits
+from cubemem.errors import ConflictError, InvalidInputError
 from cubemem.model import Filters, MemoryItem, MetadataValue, Status, address_id, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
@@ -54,7 +57,11 @@ def put(
         current = ctx.store.get([id_])
         if not current:
             item = new_item(ctx, content, fields["scope"], fields["tags"], fields["metadata"])
-            item = MemoryItem.model_validate(item.model_dump() | fields | {"id": id_})
+            try:
+                item = MemoryItem.model_validate(item.model_dump() | fields | {"id": id_})
+            except ValidationError as exc:
+                raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
+            limits.item(item, ctx.settings.max_content_bytes)
             if insert(ctx, [item]):
                 return item
             backoff(attempt)  # another writer created it first: write over it as a new version

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from cubemem import limits
 from cubemem.errors import CubeBusyError, InvalidInputError
 from cubemem.model import Filters, MemoryItem, SearchResult, validate_content
 from cubemem.ops import inputs
@@ -71,10 +72,8 @@ def page(
     ctx: Context, filters: FiltersLike = None, *, limit: int = 100, offset: int = 0
 ) -> list[MemoryItem]:
     """A page of memories in insertion order."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
+    limits.count(limit, "limit", minimum=1)
+    limits.count(offset, "offset")
     return ctx.store.select(Filters.parse(filters), now=ctx.clock(), limit=limit, offset=offset)
 
 

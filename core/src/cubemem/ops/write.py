@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cubemem import limits
 from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
 from cubemem.model import (
     MemoryInput,
@@ -62,7 +63,7 @@ def new_item(
     check_json(merged_metadata)
     item_scope = given.scope or scope
     try:
-        return MemoryItem(
+        item = MemoryItem(
             cube=ctx.cube_id,
             content=content,
             scope=item_scope,
@@ -81,6 +82,7 @@ def new_item(
         )
     except ValidationError as exc:
         raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
+    return limits.item(item, ctx.settings.max_content_bytes)
 
 
 def new_items(
@@ -191,9 +193,10 @@ def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryIt
         data = (
             item.model_dump() | changes | {"version": item.version + 1, "updated_at": ctx.clock()}
         )
-        return MemoryItem.model_validate(data)
+        new = MemoryItem.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
+    return limits.item(new, ctx.settings.max_content_bytes)
 
 
 def reindex(
