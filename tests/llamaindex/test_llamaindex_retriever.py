@@ -156,3 +156,36 @@ def test_query_bundle_and_bad_k(facts):
     assert texts(nodes)[0] == "Ana is learning the cello"
     with pytest.raises(ValueError):
         MemCubeRetriever(facts, similarity_top_k=0)
+
+
+def test_a_key_given_twice_keeps_both_conditions(cube):
+    """An app that appends its own ``user == current`` to caller-supplied filters must not
+    leak: conflicting equalities match nothing (they used to keep only the last)."""
+    from llama_index.core.vector_stores.types import (
+        FilterOperator,
+        MetadataFilter,
+        MetadataFilters,
+    )
+
+    from cubemem import InvalidFilterError
+    from cubemem_llamaindex import MemCubeRetriever
+    from cubemem_llamaindex.retriever import to_cubemem_filters
+
+    cube.add("Ana's locker code is 4471", scope={"user": "ana"}, metadata={"year": 2024})
+    cube.add("Bob's locker code is 9120", scope={"user": "bob"}, metadata={"year": 2021})
+    caller = MetadataFilter(key="user", value="bob")
+    appended = MetadataFilters(filters=[caller, MetadataFilter(key="user", value="ana")])
+    assert MemCubeRetriever(cube, filters=appended).retrieve("locker code") == []
+    with pytest.raises(InvalidFilterError, match="never match"):
+        to_cubemem_filters(appended)
+    years = MetadataFilters(
+        filters=[
+            MetadataFilter(key="year", value=2020, operator=FilterOperator.GT),
+            MetadataFilter(key="year", value=2023, operator=FilterOperator.GT),
+            MetadataFilter(key="year", value=2021, operator=FilterOperator.NE),
+            MetadataFilter(key="year", value=2022, operator=FilterOperator.NE),
+        ]
+    )
+    assert to_cubemem_filters(years).metadata == {"year": {"$gt": 2023, "$nin": [2021, 2022]}}
+    found = MemCubeRetriever(cube, filters=years).retrieve("locker code")
+    assert [n.node.get_content() for n in found] == ["Ana's locker code is 4471"]

@@ -71,11 +71,16 @@ class MemCubeRetriever(BaseRetriever):
             raise ValueError(f"similarity_top_k must be positive, got {similarity_top_k}")
         self.cube = cube
         self.similarity_top_k = similarity_top_k
-        self.filters = to_cubemem_filters(filters)
+        try:
+            self.filters: Filters | None = _translate(filters)
+        except _Unsatisfiable:
+            self.filters = None  # AND-ed conditions no memory meets: every search is empty
         self.min_score = check_min_score(min_score) if min_score is not None else None
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if self.filters is None:
+            return []
         results = self.cube.search(
             query_bundle.query_str,
             k=self.similarity_top_k,
@@ -111,14 +116,27 @@ def to_node(result: SearchResult) -> NodeWithScore:
     return NodeWithScore(node=node, score=result.score)
 
 
+class _Unsatisfiable(Exception):
+    """AND-ed conditions that no memory can meet (``user == ana AND user == bob``)."""
+
+
 def to_cubemem_filters(filters: MetadataFilters | Filters | dict[str, Any] | None) -> Filters:
     """Map LlamaIndex ``MetadataFilters`` onto cubemem ``Filters``.
 
     ``user``/``agent``/``session``/``kind`` keys take ``==``; ``tags`` takes ``==``/``contains``
     (one tag) or ``all``; ``event_time`` takes ``>=`` (after) and ``<`` (before); any other key is
     a memory metadata field with ``== != > >= < <= in nin``. Conditions must be AND; anything else
-    raises ``InvalidFilterError`` naming what is supported.
+    raises ``InvalidFilterError`` naming what is supported. A key given twice keeps both
+    conditions (AND): ``user == ana AND user == bob`` can match nothing, and raises
+    ``InvalidFilterError`` here (``MemCubeRetriever`` returns no results for it instead).
     """
+    try:
+        return _translate(filters)
+    except _Unsatisfiable as exc:
+        raise InvalidFilterError(f"these filters can never match: {exc}") from None
+
+
+def _translate(filters: MetadataFilters | Filters | dict[str, Any] | None) -> Filters:
     if not isinstance(filters, MetadataFilters):
         return Filters.parse(filters)
     spec: dict[str, Any] = {"tags": [], "metadata": {}}
@@ -145,18 +163,50 @@ def _apply(f: MetadataFilter, spec: dict[str, Any]) -> None:
     op, key, value = f.operator, f.key, f.value
     if key in (*SCOPE_KEYS, "kind"):
         _require(op, (FilterOperator.EQ,), key)
+        if key in spec and spec[key] != value:
+            raise _Unsatisfiable(f"{key} == {spec[key]!r} and {key} == {value!r}")
         spec[key] = value
     elif key == "tags":
         _require(op, (FilterOperator.EQ, FilterOperator.CONTAINS, FilterOperator.ALL), key)
         spec["tags"] += list(cast(list[str], value)) if op == FilterOperator.ALL else [value]
     elif key == "event_time":
         _require(op, (FilterOperator.GTE, FilterOperator.LT), key)
-        spec["after" if op == FilterOperator.GTE else "before"] = value
+        bound = "after" if op == FilterOperator.GTE else "before"
+        if bound in spec:  # both conditions hold: the later start, the earlier end
+            value = max(spec[bound], value) if bound == "after" else min(spec[bound], value)
+        spec[bound] = value
     else:
         _require(op, tuple(_METADATA_OPERATORS), key)
-        symbol = _METADATA_OPERATORS[op]
-        condition = {"$eq" if symbol is None else symbol: value}
-        spec["metadata"].setdefault(key, {}).update(condition)  # "year >= 1 and year < 5"
+        symbol = _METADATA_OPERATORS[op] or "$eq"
+        conditions = spec["metadata"].setdefault(key, {})  # "year >= 1 and year < 5"
+        if symbol == "$ne" and "$ne" in conditions and conditions["$ne"] != value:
+            symbol, value = "$nin", [conditions.pop("$ne"), value]  # != a and != b
+        conditions[symbol] = _both(symbol, conditions.get(symbol, _UNSET), value, key)
+
+
+_UNSET = object()
+
+
+def _both(op: str, old: Any, new: Any, key: str) -> Any:
+    """One operand meaning both conditions ``key op old`` and ``key op new``."""
+    if old is _UNSET or old == new:
+        return new
+    if op == "$eq":
+        raise _Unsatisfiable(f"{key} == {old!r} and {key} == {new!r}")
+    if op in ("$gt", "$gte"):
+        return max(old, new)
+    if op in ("$lt", "$lte"):
+        return min(old, new)
+    if op == "$in":
+        both = [v for v in old if v in new]
+        if not both:
+            raise _Unsatisfiable(f"{key} in {old!r} and {key} in {new!r}")
+        return both
+    return list(dict.fromkeys([*_as_list(old), *_as_list(new)]))  # $nin: exclude both
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _require(op: FilterOperator, allowed: tuple[FilterOperator, ...], key: str) -> None:
