@@ -19,7 +19,7 @@ from typing import Any, Literal, overload
 from cubemem import archive
 from cubemem.cube_async import AsyncCube
 from cubemem.embed import Embedder, EmbedderLike, as_embedder, embedder_for
-from cubemem.errors import IncompatibleCubeError, InvalidInputError
+from cubemem.errors import CubeCorruptError, IncompatibleCubeError, InvalidInputError
 from cubemem.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from cubemem.model import (
     Filters,
@@ -143,6 +143,12 @@ class MemCube(AsyncCube):
         if create and not (path / MANIFEST_NAME).exists():
             return cls.create(path, embedder=embedder, settings=settings, scheduler=scheduler)
         manifest = read_manifest(path)
+        if not (path / "memories.sqlite3").is_file():
+            raise CubeCorruptError(
+                f"{path / 'memories.sqlite3'} is missing: the cube's rows are gone. Nothing was "
+                "changed (the vector index was left as it is); restore the file from a backup "
+                "or an export (`cubemem import`)"
+            )
         settings = settings or Settings()
         embedder = (
             as_embedder(embedder)

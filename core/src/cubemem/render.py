@@ -28,8 +28,8 @@ def render_memory(item: MemoryItem, *, with_id: bool = False) -> str:
     when = item.provenance.occurred_at
     if when is not None:
         parts.append(f"[{when:%-d %B %Y}]")
-    if item.provenance.speaker:
-        parts.append(f"{item.provenance.speaker}:")
+    if item.provenance.speaker:  # collapsed like the content: no line breaks into a prompt
+        parts.append(f"{' '.join(item.provenance.speaker.split())}:")
     parts.append(" ".join(item.content.split()))
     return " ".join(parts)
 

@@ -13,11 +13,16 @@ exactly. A follower becomes the owner when the lock frees up.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -28,7 +33,12 @@ import numpy as np
 from pydantic_core import to_jsonable_python
 
 from cubemem.embed import Embedder
-from cubemem.errors import BackendUnavailableError, ConflictError, InvalidFilterError
+from cubemem.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    CubeCorruptError,
+    InvalidFilterError,
+)
 from cubemem.model import (
     NAMESPACE_SEPARATOR,
     Filters,
@@ -291,6 +301,15 @@ class EmbeddedStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(f"BEGIN IMMEDIATE;{_migrations(self._db)}{SCHEMA}COMMIT;")
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, busy, unopenable
+                raise BackendUnavailableError(
+                    f"cannot open SQLite store in {self._path}: {exc}"
+                ) from exc
+            raise CubeCorruptError(
+                f"{self._path / 'memories.sqlite3'} is not a readable database ({exc}); nothing "
+                "was changed — restore it from a backup or an export"
+            ) from exc
         except sqlite3.Error as exc:
             raise BackendUnavailableError(
                 f"cannot open SQLite store in {self._path}: {exc}"
@@ -320,7 +339,16 @@ class EmbeddedStore:
             os.close(fd)
             return False
         try:
-            self._client, self._collection = _open_index(self._path / "index", self._embedder)
+            index = self._path / "index"
+            if not _index_sound(index, self._embedder.dimension):
+                # derived data, never trusted: set the damaged files aside, rebuild from rows
+                aside = self._path / f"index.broken-{int(time.time())}"
+                log.warning("vector index of %s is damaged; rebuilt from the rows", self._path)
+                shutil.rmtree(aside, ignore_errors=True)
+                index.rename(aside)
+                shutil.rmtree(aside, ignore_errors=True)
+            self._client, self._collection = _open_index(index, self._embedder)
+            (index / SUMS).unlink(missing_ok=True)  # open: the index changes from here on
         except BaseException:
             os.close(fd)
             raise
@@ -721,6 +749,10 @@ class EmbeddedStore:
             self._db.close()
             if self._client is not None:
                 self._client.close()
+                try:  # a clean close vouches for the index files the next open will load
+                    _write_sums(self._path / "index")
+                except OSError as exc:
+                    log.warning("could not record the index checksums of %s: %s", self._path, exc)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the index lock
 
@@ -774,6 +806,70 @@ def _migrations(db: sqlite3.Connection) -> str:
     if not columns:
         return ""
     return "".join(f"{sql};" for column, sql in MIGRATIONS.items() if column not in columns)
+
+
+SUMS = "cubemem-sums.json"
+"""Checksums of the index files, written at a clean close and checked at the next open."""
+
+_PROBE = """
+import sys, numpy, chromadb
+from chromadb.config import Settings
+client = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False))
+for collection in client.list_collections():
+    count, offset = collection.count(), 0
+    while True:  # every entry, as the reconcile after open reads them
+        page = collection.get(include=["metadatas", "embeddings"], limit=5000, offset=offset)
+        offset += len(page["ids"])
+        if len(page["ids"]) < 5000:
+            break
+    if count:
+        collection.query(query_embeddings=[numpy.ones(int(sys.argv[2])).tolist()], n_results=10)
+"""
+
+
+def _file_sums(path: Path) -> dict[str, str]:
+    sums = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != SUMS):
+        digest = hashlib.blake2b(digest_size=16)
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        sums[str(file.relative_to(path))] = digest.hexdigest()
+    return sums
+
+
+def _write_sums(path: Path) -> None:
+    if path.is_dir():
+        tmp = path / (SUMS + ".tmp")
+        tmp.write_text(json.dumps(_file_sums(path)), encoding="utf-8")
+        os.replace(tmp, path / SUMS)
+
+
+def _index_sound(path: Path, dimension: int) -> bool:
+    """Whether the index files can be loaded: they match the checksums of the last clean
+    close, or — after a crash, when there are none — a child process loads and queries them
+    without failing (a damaged HNSW file can crash the process that loads it)."""
+    if not path.exists():
+        return True
+    try:
+        recorded = json.loads((path / SUMS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if isinstance(recorded, dict):
+        return recorded == _file_sums(path)
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path), str(dimension)],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("could not probe the vector index in %s: %s", path, exc)
+        return False
+    if probe.returncode != 0:
+        log.warning("the vector index in %s failed to load: %s", path, probe.stderr[-500:])
+    return probe.returncode == 0
 
 
 def _open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:
