@@ -70,7 +70,7 @@ def test_a_damaged_index_is_rebuilt_from_the_rows(built, name, damage, closed):
 def test_a_missing_rows_database_is_reported_and_nothing_is_deleted(built):
     before = fingerprint(built / "index")
     os.remove(built / "memories.sqlite3")
-    with pytest.raises(CubeCorruptError, match="memories.sqlite3"):
+    with pytest.raises(CubeCorruptError, match=r"memories\.sqlite3"):
         MemCube.open(built, embedder=RandomEmbedder())
     assert fingerprint(built / "index") == before
 

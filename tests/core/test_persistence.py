@@ -17,6 +17,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from cubemem import IncompatibleCubeError, MemCube
 from cubemem.model import Filters
+from cubemem.store.embedded import SUMS
 
 EVERYTHING = Filters.everything()
 
@@ -61,6 +62,7 @@ def test_rows_without_vectors_are_reindexed_on_open(tmp_path, embedder):
     client = _index(tmp_path / "c")
     client.get_collection("memories").delete(ids=[items[0].id, items[2].id])
     client.close()
+    (tmp_path / "c" / "index" / SUMS).unlink()  # a crash: no clean close vouched for the files
     assert _indexed_ids(tmp_path / "c") == {items[1].id}
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
         assert sorted(again.last_repair.reindexed) == sorted([items[0].id, items[2].id])

@@ -473,13 +473,13 @@ class MemCube(AsyncCube):
 
     def extract(self, ids: Sequence[str]) -> list[MemoryItem]:
         """Run the cube's ``extractor`` over these raw turns now; returns the facts stored."""
-        return followup.extract(self._ctx, inputs.as_list(ids, "ids"))
+        return followup.extract(self._ctx, inputs.memory_ids(ids))
 
     def consolidate(self, ids: Sequence[str] | None = None) -> list[consolidation.Merge]:
         """Merge near-duplicates of ``ids`` (default: every active fact); see ``undo_merge``."""
         if ids is None:
             ids = [i.id for i in self.iter() if consolidation.mergeable(i)]
-        return consolidation.consolidate(self._ctx, inputs.as_list(ids, "ids"))
+        return consolidation.consolidate(self._ctx, inputs.memory_ids(ids))
 
     def undo_merge(self, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
         """Reverse a merge: (the survivor as it was before, the merged memory, active again)."""

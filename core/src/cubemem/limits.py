@@ -11,6 +11,7 @@ finite; structures are bounded in depth and size; dates must stay representable 
 from __future__ import annotations
 
 import math
+import reprlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,18 @@ MAX_KEYS = 1024
 MAX_DEPTH = 32
 MAX_INT = 2**63 - 1
 MAX_TTL = timedelta(days=365 * 100)
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """``repr`` for an error message: short, and safe for values nested thousands deep."""
+    try:
+        return _SHOWN.repr(value)
+    except Exception:  # a hostile __repr__
+        return f"<{type(value).__name__}>"
 
 
 def text(value: Any, what: str, *, max_chars: int | None = MAX_LABEL_CHARS) -> str:
@@ -98,7 +111,9 @@ def moment(value: datetime | None, what: str) -> datetime | None:
         if value.utcoffset() is not None:
             value - value.utcoffset()  # type: ignore[operator]
     except (OverflowError, ValueError, OSError):
-        raise InvalidInputError(f"{what} {value!r} is outside the representable range") from None
+        raise InvalidInputError(
+            f"{what} {shown(value)} is outside the representable range"
+        ) from None
     return value
 
 
@@ -111,7 +126,7 @@ def ttl(value: timedelta | None, what: str = "ttl") -> timedelta | None:
 def count(value: Any, what: str, *, minimum: int = 0) -> int:
     """An int for a limit, offset or k: within 32 bits, at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInputError(f"{what} must be an int >= {minimum}, got {value!r}")
+        raise InvalidInputError(f"{what} must be an int >= {minimum}, got {shown(value)}")
     if value > 2**31 - 1:
         raise InvalidInputError(f"{what} is {value}, over the limit of {2**31 - 1}")
     return value
@@ -158,7 +173,9 @@ def item(memory: Any, max_content_bytes: int) -> Any:
         for label in memory.namespace:
             text(label, "a namespace label")
             if any(ord(ch) < 0x20 for ch in label):
-                raise InvalidInputError(f"namespace label {label!r} contains a control character")
+                raise InvalidInputError(
+                    f"namespace label {shown(label)} contains a control character"
+                )
     if memory.key is not None:
         text(memory.key, "key")
     if memory.value is not None:

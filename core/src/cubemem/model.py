@@ -17,7 +17,9 @@ from pydantic import (
     field_validator,
 )
 
+from cubemem import limits
 from cubemem.errors import InvalidFilterError, InvalidInputError
+from cubemem.limits import shown
 
 MetadataValue = str | int | float | bool | None
 
@@ -43,16 +45,18 @@ def check_namespace(namespace: Any, *, allow_empty: bool = False) -> tuple[str, 
     """A namespace is a tuple of non-empty labels without control characters."""
     if isinstance(namespace, str) or not isinstance(namespace, tuple | list):
         raise InvalidInputError(
-            f"namespace must be a tuple of str labels, got {namespace!r}; e.g. ('memories', 'ana')"
+            f"namespace must be a tuple of str labels, got {shown(namespace)}; "
+            "e.g. ('memories', 'ana')"
         )
     labels = tuple(namespace)
     if not labels and not allow_empty:
         raise InvalidInputError("namespace is empty; give at least one label")
     for label in labels:
         if not isinstance(label, str) or not label:
-            raise InvalidInputError(f"namespace labels must be non-empty str, got {label!r}")
+            raise InvalidInputError(f"namespace labels must be non-empty str, got {shown(label)}")
         if any(ord(ch) < 0x20 for ch in label):
-            raise InvalidInputError(f"namespace label {label!r} contains a control character")
+            raise InvalidInputError(f"namespace label {shown(label)} contains a control character")
+        limits.text(label, "a namespace label")
     return labels
 
 
@@ -316,8 +320,6 @@ class Filters(_Model):
     def checked(self) -> Filters:
         """These filters, if every value can be asked of the store (``cubemem.limits``):
         storable text, 64-bit numbers, bounded sizes and depths, representable dates."""
-        from cubemem import limits
-
         try:
             for field in ("user", "agent", "session"):
                 label = getattr(self, field)
@@ -362,8 +364,8 @@ class Filters(_Model):
             if name in ("user", "agent", "session", "kind"):
                 if mine is not None and value is not None and value != mine:
                     raise InvalidFilterError(
-                        f"these filters are bound to {name}={mine!r}; a call may narrow them "
-                        f"but not ask for {name}={value!r}"
+                        f"these filters are bound to {name}={shown(mine)}; a call may narrow them "
+                        f"but not ask for {name}={shown(value)}"
                     )
                 merged[name] = mine if mine is not None else value
             elif name == "tags":
@@ -401,8 +403,8 @@ def _deeper_namespace(
     short, long = (mine, other) if len(mine) <= len(other) else (other, mine)
     if long[: len(short)] != short:
         raise InvalidFilterError(
-            f"these filters are bound to namespace {mine!r}; a call may ask for a namespace "
-            f"under it but not {other!r}"
+            f"these filters are bound to namespace {shown(mine)}; a call may ask for a namespace "
+            f"under it but not {shown(other)}"
         )
     return long
 
@@ -432,8 +434,8 @@ def _and_conditions(mine: dict[str, Any], other: dict[str, Any], where: str) -> 
         clash = [op for op in set(a) & set(b) if a[op] != b[op]]
         if clash:
             raise InvalidFilterError(
-                f"these filters are bound to {where}.{key} {ours!r}; a call may add conditions "
-                f"but not replace it with {wanted!r}"
+                f"these filters are bound to {where}.{key} {shown(ours)}; a call may add "
+                f"conditions but not replace it with {shown(wanted)}"
             )
         merged[key] = {**a, **b}
     return merged

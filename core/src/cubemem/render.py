@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from cubemem.errors import InvalidInputError
+from cubemem.limits import shown
 from cubemem.model import MemoryItem, SearchResult
 
 DEFAULT_HEADER = "Relevant long-term memories (most relevant first):"
@@ -51,7 +52,7 @@ def render_memories(
     an ellipsis rather than dropped, so the most relevant memory is never silently lost.
     """
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
-        raise InvalidInputError(f"max_chars must be a positive int, got {max_chars!r}")
+        raise InvalidInputError(f"max_chars must be a positive int, got {shown(max_chars)}")
     lines: list[str] = []
     used = len(header) + 1 if header else 0
     seen = {" ".join(text.split()) for text in skip}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from cubemem.cube import MemCube
 from cubemem.errors import InvalidInputError, NotFoundError
+from cubemem.limits import shown
 from cubemem.model import MemoryItem, Scope, Status
 from cubemem.render import render_memories
 
@@ -52,7 +53,7 @@ class MemoryTools:
         if any(getattr(item.scope, field) != value for field, value in owner.items()) or (
             item.status is Status.DELETED
         ):
-            raise NotFoundError(f"no memory {memory_id!r}; search_memories lists valid ids")
+            raise NotFoundError(f"no memory {shown(memory_id)}; search_memories lists valid ids")
         return item
 
     def save(self, content: str, tags: Sequence[str] = ()) -> str:
@@ -61,7 +62,7 @@ class MemoryTools:
 
     def search(self, query: str, k: int = 5) -> str:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be an int from 1 to {MAX_K}, got {k!r}")
+            raise InvalidInputError(f"k must be an int from 1 to {MAX_K}, got {shown(k)}")
         results = self.cube.search(query, k=k, filters=self._filters())
         text = render_memories(results, max_chars=self.max_chars, header=None, with_ids=True)
         return text or "No memories found."

@@ -9,6 +9,7 @@ from typing import Any
 
 from cubemem import limits
 from cubemem.errors import InvalidInputError
+from cubemem.limits import shown
 from cubemem.model import (
     MemoryInput,
     MetadataValue,
@@ -54,7 +55,7 @@ def tags(value: Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str) or not all(isinstance(t, str) and t.strip() for t in value):
-        raise InvalidInputError(f"tags must be a list of non-empty strings, got {value!r}")
+        raise InvalidInputError(f"tags must be a list of non-empty strings, got {shown(value)}")
     if len(value) > limits.MAX_TAGS:
         raise InvalidInputError(f"a memory takes at most {limits.MAX_TAGS} tags, got {len(value)}")
     return list(dict.fromkeys(limits.text(t, "a tag").strip() for t in value))
@@ -68,7 +69,7 @@ def metadata(value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue]
     bad = {k: v for k, v in value.items() if not isinstance(v, str | int | float | bool | None)}
     if bad:
         raise InvalidInputError(
-            f"metadata values must be str, int, float, bool or None; got {bad!r}"
+            f"metadata values must be str, int, float, bool or None; got {shown(bad)}"
         )
     check_json(value)
     return dict(limits.json_value(value, "metadata"))
@@ -81,28 +82,36 @@ def timestamp(value: datetime | str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidInputError(
-            f"timestamp must be a datetime or ISO 8601 string, got {value!r}"
+            f"timestamp must be a datetime or ISO 8601 string, got {shown(value)}"
         ) from None
     return limits.moment(parsed, "timestamp")
 
 
 def positive_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
+        raise InvalidInputError(f"{what} must be a positive int, got {shown(value)}")
     return limits.count(value, what, minimum=1)
 
 
 def memory_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"memory id must be a non-empty str, got {value!r}")
+        raise InvalidInputError(f"memory id must be a non-empty str, got {shown(value)}")
     return limits.text(value, "memory id", max_chars=limits.MAX_ID_CHARS)
+
+
+def memory_ids(value: Any) -> list[str]:
+    """A list of memory ids, each checked like ``memory_id``; duplicates dropped."""
+    ids = as_list(value, "ids")
+    if len(ids) > 100_000:
+        raise InvalidInputError(f"at most 100000 ids at once, got {len(ids)}")
+    return list(dict.fromkeys(memory_id(i) for i in ids))
 
 
 def expected_version(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"expected_version must be an int >= 1, got {value!r}")
+        raise InvalidInputError(f"expected_version must be an int >= 1, got {shown(value)}")
     return value
 
 
@@ -114,13 +123,13 @@ def namespace(value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
 
 def key(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"key must be a non-empty str, got {value!r}")
+        raise InvalidInputError(f"key must be a non-empty str, got {shown(value)}")
     return limits.text(value, "key")
 
 
 def ttl(value: Any) -> timedelta | None:
     if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
-        raise InvalidInputError(f"ttl must be a positive timedelta, got {value!r}")
+        raise InvalidInputError(f"ttl must be a positive timedelta, got {shown(value)}")
     return limits.ttl(value)
 
 

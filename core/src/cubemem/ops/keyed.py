@@ -98,7 +98,7 @@ def refresh(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
     now = ctx.clock()
     renewed = {
         item.id: item.model_copy(update={"expires_at": now + item.ttl})
-        for item in ctx.store.get(list(dict.fromkeys(inputs.as_list(ids, "ids"))))
+        for item in ctx.store.get(inputs.memory_ids(ids))
         if item.ttl is not None and item.status is Status.ACTIVE
     }
     changes = [(i.id, i.version, now + i.ttl) for i in renewed.values() if i.ttl is not None]

@@ -8,6 +8,7 @@ from typing import Any
 
 from cubemem import limits
 from cubemem.errors import CubeBusyError, InvalidInputError
+from cubemem.limits import shown
 from cubemem.model import Filters, MemoryItem, SearchResult, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
@@ -60,10 +61,10 @@ def check_min_score(min_score: float | None) -> float:
     if min_score is None:
         return 0.0
     if isinstance(min_score, bool) or not isinstance(min_score, int | float):
-        raise InvalidInputError(f"min_score must be a number from 0 to 1, got {min_score!r}")
+        raise InvalidInputError(f"min_score must be a number from 0 to 1, got {shown(min_score)}")
     if not 0.0 <= min_score <= 1.0:
         raise InvalidInputError(
-            f"min_score is a relevance from 0 to 1 (SearchResult.relevance), got {min_score!r}"
+            f"min_score is a relevance from 0 to 1 (SearchResult.relevance), got {shown(min_score)}"
         )
     return float(min_score)
 

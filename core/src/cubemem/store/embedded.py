@@ -39,6 +39,7 @@ from cubemem.errors import (
     CubeCorruptError,
     InvalidFilterError,
 )
+from cubemem.limits import shown
 from cubemem.model import (
     NAMESPACE_SEPARATOR,
     Filters,
@@ -229,7 +230,9 @@ def _value_clauses(match: dict[str, Any], path: str, clauses: list[str], params:
     nested dicts, and operators (LangGraph's store filter semantics plus ``$in``/``$nin``)."""
     for key, wanted in match.items():
         if not isinstance(key, str) or not key or '"' in key or "\\" in key:
-            raise InvalidFilterError(f"filter key {key!r} must be a non-empty str without quotes")
+            raise InvalidFilterError(
+                f"filter key {shown(key)} must be a non-empty str without quotes"
+            )
         field = f'{path}."{key}"'
         if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
             for op, operand in wanted.items():
@@ -250,16 +253,16 @@ def _operator_clause(
     extract = "json_extract(m.data, ?)"
     if op in _COMPARISONS:
         if isinstance(operand, bool) or not isinstance(operand, int | float):
-            raise InvalidFilterError(f"{op} compares numbers; got {operand!r}")
+            raise InvalidFilterError(f"{op} compares numbers; got {shown(operand)}")
         clauses.append(f"CAST({extract} AS REAL) {_COMPARISONS[op]} ?")
         params.extend([field, operand])
         return
     if op in ("$in", "$nin"):
         if not isinstance(operand, list | tuple) or not operand:
-            raise InvalidFilterError(f"{op} takes a non-empty list, got {operand!r}")
+            raise InvalidFilterError(f"{op} takes a non-empty list, got {shown(operand)}")
         for each in operand:
             if isinstance(each, list | dict) or not _is_json_scalar(each):
-                raise InvalidFilterError(f"{op} takes a list of str/number/bool, got {each!r}")
+                raise InvalidFilterError(f"{op} takes a list of str/number/bool, got {shown(each)}")
         marks = ", ".join("?" * len(operand))
         if op == "$in":
             clauses.append(f"{extract} IN ({marks})")
@@ -269,13 +272,13 @@ def _operator_clause(
         params.extend([field, *operand])
         return
     if op not in ("$eq", "$ne"):
-        raise InvalidFilterError(f"unknown filter operator {op!r}; use one of {_OPERATORS}")
+        raise InvalidFilterError(f"unknown filter operator {shown(op)}; use one of {_OPERATORS}")
     if isinstance(operand, list | dict):
         rhs, operand = "json(?)", json.dumps(operand, separators=(",", ":"))
     elif operand is None or _is_json_scalar(operand):
         rhs = "?"
     else:
-        raise InvalidFilterError(f"filter operand {operand!r} is not JSON")
+        raise InvalidFilterError(f"filter operand {shown(operand)} is not JSON")
     if op == "$eq":
         clauses.append(f"{extract} IS {rhs}" if operand is None else f"{extract} = {rhs}")
     else:
