@@ -13,10 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import snapshot
-from cubemem import CubememError, MemCube
+from cubemem import CubememError, Filters, MemCube
 from cubemem.cli import app
 from cubemem.tools import MemoryTools
+
+
+def snapshot(cube: MemCube) -> list[tuple[dict, list[dict]]]:
+    """Every memory of every status with its full history."""
+    return [
+        (item.model_dump(), [v.model_dump() for v in cube.history(item.id)])
+        for item in cube.iter(Filters.everything())
+    ]
+
 
 FUZZ = settings(
     max_examples=60,

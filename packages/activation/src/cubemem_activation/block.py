@@ -27,9 +27,11 @@ from safetensors.torch import save_file
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from cubemem.errors import IncompatibleModelError, InvalidInputError
+from cubemem.errors import IncompatibleModelError, InvalidBlockError, InvalidInputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the header carries a digest over the tensors, their shapes and dtype, the token ids,
+the text, the memory ids and the fingerprint, verified on load."""
 HEADROOM = 256
 """Tokens of spare room after a block, for the prompt and reply of the generation borrowing it."""
 
@@ -385,6 +387,7 @@ class KVBlock:
             "built_s": repr(self.built_s),
             "meta": json.dumps(self.meta),
         }
+        header["digest"] = _digest(header, tensors)
         save_file(tensors, str(path), metadata=header)
         return path
 
@@ -398,33 +401,105 @@ class KVBlock:
         device: str | torch.device = "cpu",
         headroom: int = HEADROOM,
     ) -> KVBlock:
-        """Read a saved block; with ``model`` and ``tokenizer`` its fingerprint must match."""
+        """Read a saved block; with ``model`` and ``tokenizer`` its fingerprint must match.
+
+        The file is checked before anything is used: its digest (over tensors, shapes, dtype,
+        token ids, text, memory ids and fingerprint), one keys and one values tensor per layer
+        with the block's length, one dtype — and, with a tokenizer, that the text tokenizes to
+        the block's token ids (a cache under someone else's text is refused). Any fault is
+        ``InvalidBlockError``; another model is ``IncompatibleModelError``.
+        """
         path = Path(path)
         if not path.is_file():
             raise InvalidInputError(f"no KV block file at {path}")
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
-            header = f.metadata() or {}
-            if header.get("format") != str(FORMAT_VERSION):
-                raise IncompatibleModelError(
-                    f"{path} is not a cubemem KV block of format {FORMAT_VERSION}"
-                )
-            layers = sum(1 for name in f.keys() if name.endswith(".keys"))  # noqa: SIM118
+        try:
+            header, tensors = _read_checked(path)
+            token_ids = tensors["token_ids"].tolist()
+            layers = len(tensors) // 2
             block = cls.from_tensors(
-                f.get_tensor("token_ids").tolist(),
-                [f.get_tensor(f"layer.{i}.keys") for i in range(layers)],
-                [f.get_tensor(f"layer.{i}.values") for i in range(layers)],
+                token_ids,
+                [tensors[f"layer.{i}.keys"] for i in range(layers)],
+                [tensors[f"layer.{i}.values"] for i in range(layers)],
                 Fingerprint(**json.loads(header["fingerprint"])),
                 headroom=headroom,
-                text=header.get("text", ""),
-                memory_ids=tuple(json.loads(header.get("memory_ids", "[]"))),
+                device=device,
+                text=header["text"],
+                memory_ids=tuple(json.loads(header["memory_ids"])),
                 built_s=float(header.get("built_s", "0")),
                 meta=json.loads(header.get("meta", "{}")),
             )
+        except InvalidBlockError:
+            raise
+        except Exception as exc:  # safetensors, json, torch: all mean a malformed file
+            raise InvalidBlockError(f"{path} is not a readable KV block: {exc}") from None
         if model is not None:
             if tokenizer is None:
                 raise InvalidInputError("pass the tokenizer too: the fingerprint covers it")
             block.check(model, tokenizer)
+        if (
+            tokenizer is not None
+            and block.text
+            and (memory_prompt_ids(tokenizer, block.text) != list(block.token_ids))
+        ):
+            raise InvalidBlockError(
+                f"{path}: the block's tokens are not its text's; its cache does not belong to "
+                "the memory it names — rebuild it"
+            )
         return block
+
+
+def _digest(header: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.blake2b(digest_size=32)
+    for key in ("format", "fingerprint", "text", "memory_ids"):
+        digest.update(f"{key}={header[key]}\x1f".encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous().cpu()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\x1f".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _read_checked(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A saved block's header and tensors (on the CPU), after every integrity check."""
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        header = dict(f.metadata() or {})
+        version = header.get("format")
+        if version != str(FORMAT_VERSION):
+            raise InvalidBlockError(
+                f"{path} is a KV block of format {version!r}, not {FORMAT_VERSION} (blocks "
+                "written before integrity digests must be rebuilt)"
+                if version
+                else f"{path} is not a cubemem KV block"
+            )
+        names = set(f.keys())
+        layers = sum(1 for name in names if name.endswith(".keys"))
+        expected = {"token_ids"} | {
+            f"layer.{i}.{part}" for i in range(layers) for part in ("keys", "values")
+        }
+        if layers == 0 or names != expected:
+            raise InvalidBlockError(f"{path} does not hold one keys and one values per layer")
+        tensors = {name: f.get_tensor(name) for name in sorted(names)}
+    missing = [k for k in ("fingerprint", "text", "memory_ids", "digest") if k not in header]
+    if missing:
+        raise InvalidBlockError(f"{path} lacks {missing} in its header")
+    if _digest(header, tensors) != header["digest"]:
+        raise InvalidBlockError(
+            f"{path} fails its integrity check: the tensors, text or fingerprint were changed "
+            "after it was saved"
+        )
+    length = tensors["token_ids"].numel()
+    dtypes = set()
+    for i in range(layers):
+        keys, values = tensors[f"layer.{i}.keys"], tensors[f"layer.{i}.values"]
+        if keys.dim() != 4 or keys.shape != values.shape or keys.shape[-2] != length:
+            raise InvalidBlockError(
+                f"{path}: layer {i} holds {tuple(keys.shape)} keys and {tuple(values.shape)} "
+                f"values for {length} tokens"
+            )
+        dtypes |= {keys.dtype, values.dtype}
+    if len(dtypes) != 1:
+        raise InvalidBlockError(f"{path} mixes dtypes {sorted(map(str, dtypes))}")
+    return header, tensors
 
 
 def memory_prompt_ids(tokenizer: Any, text: str) -> list[int]:
