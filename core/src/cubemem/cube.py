@@ -283,6 +283,7 @@ class MemCube(AsyncCube):
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[True] = True,
+        idempotency_key: str | None = None,
     ) -> MemoryItem: ...
 
     @overload
@@ -294,6 +295,7 @@ class MemCube(AsyncCube):
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[True] = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem]: ...
 
     @overload
@@ -305,6 +307,7 @@ class MemCube(AsyncCube):
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[False],
+        idempotency_key: str | None = None,
     ) -> str: ...
 
     @overload
@@ -316,6 +319,7 @@ class MemCube(AsyncCube):
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[False],
+        idempotency_key: str | None = None,
     ) -> list[str]: ...
 
     @overload
@@ -327,6 +331,7 @@ class MemCube(AsyncCube):
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> MemoryItem | list[MemoryItem] | str | list[str]: ...
 
     def add(
@@ -337,6 +342,7 @@ class MemCube(AsyncCube):
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> MemoryItem | list[MemoryItem] | str | list[str]:
         """Store one text (returns its item) or many (returns a list), embedded in batches.
 
@@ -347,10 +353,21 @@ class MemCube(AsyncCube):
         queues its follow-ups (extraction, consolidation) as tasks of their own. With
         ``wait=True`` those run inline; if one fails, ``FollowUpError`` is raised after the
         memories are stored.
+
+        ``idempotency_key``: a retry of the same call with the same key stores nothing new and
+        returns the same ids (the ids are derived from the key), even if the first attempt's
+        outcome was lost (a timeout, a crash); the same key with other content is
+        ``ConflictError``.
         """
         single = isinstance(content, str | MemoryInput | dict)
         contents = [content] if single else inputs.as_list(content, "content")
         items = write.new_items(self._ctx, contents, scope=scope, tags=tags, metadata=metadata)
+        if idempotency_key is not None:
+            items, done = write.idempotent(self._ctx, items, idempotency_key)
+            if done:
+                if not wait:
+                    return items[0].id if single else [i.id for i in items]
+                return items[0] if single else items
         if not wait:
             ids = self._enqueue(items)
             return ids[0] if single else ids

@@ -92,6 +92,7 @@ class AsyncCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[True] = True,
+        idempotency_key: str | None = None,
     ) -> MemoryItem: ...
 
     @overload
@@ -103,6 +104,7 @@ class AsyncCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[True] = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem]: ...
 
     @overload
@@ -114,6 +116,7 @@ class AsyncCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[False],
+        idempotency_key: str | None = None,
     ) -> str: ...
 
     @overload
@@ -125,6 +128,7 @@ class AsyncCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[False],
+        idempotency_key: str | None = None,
     ) -> list[str]: ...
 
     @overload
@@ -136,6 +140,7 @@ class AsyncCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> MemoryItem | list[MemoryItem] | str | list[str]: ...
 
     async def aadd(
@@ -146,10 +151,17 @@ class AsyncCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> MemoryItem | list[MemoryItem] | str | list[str]:
         """Async twin of ``add``."""
         return await asyncio.to_thread(
-            _cube(self).add, content, scope=scope, tags=tags, metadata=metadata, wait=wait
+            _cube(self).add,
+            content,
+            scope=scope,
+            tags=tags,
+            metadata=metadata,
+            wait=wait,
+            idempotency_key=idempotency_key,
         )
 
     @overload

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
-from cubemem.errors import CubeBusyError
+from cubemem.errors import BackendUnavailableError, CubeBusyError
 
 
 @contextmanager
@@ -33,7 +33,15 @@ def immediate(
             ) from exc
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):  # a failed COMMIT may have ended the transaction
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
+                isinstance(exc, sqlite3.IntegrityError)
+            ):
+                raise BackendUnavailableError(
+                    f"writing to {what} failed ({exc}); nothing was written. If the disk is "
+                    "full, free space and retry"
+                ) from exc
             raise
-        db.execute("COMMIT")

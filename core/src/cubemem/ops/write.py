@@ -28,6 +28,7 @@ from cubemem.model import (
     Provenance,
     Scope,
     Status,
+    address_id,
     check_json,
     validate_content,
     validate_model,
@@ -136,6 +137,38 @@ def new_turns(
         )
         for turn in turns
     ]
+
+
+def idempotent(ctx: Context, items: list[MemoryItem], key: str) -> tuple[list[MemoryItem], bool]:
+    """``items`` with ids derived from ``key`` (the same on every retry), and whether a call
+    with that key already stored them (then the stored items are returned)."""
+    limits.text(key, "idempotency_key", max_chars=limits.MAX_ID_CHARS)
+    if not key.strip():
+        raise InvalidInputError("idempotency_key is empty; give a key unique to this call")
+    keyed = [
+        item.model_copy(update={"id": address_id(("idempotency", ctx.cube_id), f"{key}#{n}")})
+        for n, item in enumerate(items)
+    ]
+    stored = {i.id: i for i in ctx.store.get([i.id for i in keyed])}
+    if not stored:
+        return keyed, False
+    same = all(_first_content(ctx, stored[i.id]) == i.content for i in keyed if i.id in stored)
+    if not same:
+        raise ConflictError(
+            f"idempotency_key {key!r} was used for other content; use a new key for a new write",
+            [i.id for i in keyed],
+        )
+    if len(stored) < len(keyed):  # an earlier attempt stopped part way: finish it
+        return keyed, False
+    return [stored[i.id] for i in keyed], True
+
+
+def _first_content(ctx: Context, item: MemoryItem) -> str:
+    """The text a memory was created with (a later update does not make a retry conflict)."""
+    if item.version == 1:
+        return item.content
+    versions = ctx.store.versions(item.id)
+    return versions[0].content if versions else item.content
 
 
 # -- storing --------------------------------------------------------------------------------

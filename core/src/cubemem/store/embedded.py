@@ -519,8 +519,29 @@ class EmbeddedStore:
             )
 
     def _index_now(self, embeddings: Mapping[str, Embedding]) -> None:
-        if self._collection is not None and embeddings:
+        """Index rows just committed. The rows are the truth and are already durable, so an
+        index failure here (a full disk) does not fail the write — which would make a caller
+        retry and duplicate it: the ids are noted for the next sync, and the open after that
+        repairs whatever is still missing."""
+        if self._collection is None or not embeddings:
+            return
+        try:
             self._index(embeddings)
+        except Exception as exc:
+            log.warning(
+                "rows of %d memories are stored but their index write failed (%s); the index "
+                "catches up at the next sync or open",
+                len(embeddings),
+                exc,
+            )
+            try:
+                with self._transaction() as db:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')",
+                        [(i,) for i in embeddings],
+                    )
+            except Exception as again:  # the disk is still full: reconcile on open finds them
+                log.warning("could not note the unindexed rows either: %s", again)
 
     def _index(self, embeddings: Mapping[str, Embedding]) -> None:
         ids = list(embeddings)
@@ -647,7 +668,10 @@ class EmbeddedStore:
             seq = _bump(db)
             db.executemany("INSERT INTO purged (seq, id) VALUES (?, ?)", [(seq, i) for i in ids])
         if self._collection is not None:
-            self._collection.delete(ids=list(ids))
+            try:
+                self._collection.delete(ids=list(ids))
+            except Exception as exc:  # the rows are gone; open drops the orphaned vectors
+                log.warning("purged rows but not their index entries (%s); open repairs it", exc)
 
     def namespaces(self, filters: Filters, *, now: datetime) -> list[tuple[str, ...]]:
         where, params = _where(filters, now)
