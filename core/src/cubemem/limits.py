@@ -23,6 +23,8 @@ MAX_LABEL_CHARS = 1024
 MAX_TAGS = 256
 MAX_KEYS = 1024
 """Entries in a metadata dict, a value document (all levels), or a filter's conditions."""
+MAX_FILTER_KEYS = 256
+"""Conditions in one filter's metadata or value part."""
 MAX_DEPTH = 32
 MAX_INT = 2**63 - 1
 MAX_TTL = timedelta(days=365 * 100)

@@ -331,8 +331,9 @@ class Filters(_Model):
                 limits.text(tag, "a tag")
             for label in self.namespace or ():
                 limits.text(label, "a namespace label")
-            limits.json_value(self.metadata, "metadata filter")
-            limits.json_value(self.value, "value filter")
+            # each condition is one SQL term: SQLite refuses expression trees past 1000 deep
+            limits.json_value(self.metadata, "metadata filter", max_keys=limits.MAX_FILTER_KEYS)
+            limits.json_value(self.value, "value filter", max_keys=limits.MAX_FILTER_KEYS)
             limits.moment(self.after, "after")
             limits.moment(self.before, "before")
         except InvalidFilterError:
