@@ -62,7 +62,15 @@ FILL = textwrap.dedent(
         failures.append("update-succeeded")
     except CubememError as exc:
         failures.append("update:" + type(exc).__name__)
-    print(json.dumps({"acked": acked, "failures": failures}), flush=True)
+    from pathlib import Path
+    folder = Path(sys.argv[1]).parent
+    try:
+        cube.export(folder / "full.zip")
+        failures.append("export-succeeded")
+    except CubememError as exc:
+        failures.append("export:" + type(exc).__name__)
+    leftovers = sorted(p.name for p in folder.iterdir() if p.name != "cube")
+    print(json.dumps({"acked": acked, "failures": failures, "leftovers": leftovers}), flush=True)
     """
 )
 CHECK = textwrap.dedent(
@@ -132,8 +140,13 @@ def test_a_full_disk_loses_nothing_acknowledged_and_writes_nothing_refused(tmp_p
         "BackendUnavailableError",
         "CubeBusyError",
         "update:BackendUnavailableError",
+        "export:BackendUnavailableError",
     }, filled["failures"]
-    assert filled["failures"][-1] == "update:BackendUnavailableError"
+    assert filled["failures"][-2:] == [
+        "update:BackendUnavailableError",
+        "export:BackendUnavailableError",
+    ]
+    assert filled["leftovers"] == []  # no half-written archive or temporary file
     # everything acknowledged is there, and nothing whose call raised
     assert sorted(checked["ids"]) == sorted(filled["acked"])
     assert checked["first_version"] == 1  # the refused update wrote no version
