@@ -139,6 +139,7 @@ OPERATIONS = [
     "add_background",
     "add_messages",
     "put",
+    "put_value",
     "update",
     "search",
     "list",
@@ -164,6 +165,7 @@ def test_cube_entry_points(fuzz_cube, op, a, b, filters):
             [{"speaker": b, "text": a, "id": b}], session=b, timestamp=a
         ),
         "put": lambda: cube.put(("memories", b), a, "text", value={"v": b}, ttl=a),
+        "put_value": lambda: cube.put(("memories", "ana"), "k", "text", value={"v": a}),
         "update": lambda: cube.update(cube.fuzz_id, a, metadata={"m": b}),
         "search": lambda: cube.search(a, k=b, filters=filters),
         "list": lambda: cube.list(filters, limit=a, offset=b),
@@ -309,3 +311,18 @@ def test_a_speaker_cannot_open_a_line_in_a_prompt(fuzz_cube):
     text = render_memories([item], header=None)
     assert "\n" not in text and text.startswith("- ")
     cube.delete(item.id, purge=True)
+
+
+def test_deep_structures_are_refused_before_any_recursion(fuzz_cube):
+    for depth in (40, 3000, 5000):
+        deep = nested(depth)
+        for call, args in (
+            (fuzz_cube.put, (("memories", "ana"), "deep", "text")),
+            (fuzz_cube.list, ({"value": deep},)),
+            (fuzz_cube.search, ("x",)),
+        ):
+            kwargs = {"value": {"v": deep}} if call == fuzz_cube.put else {}
+            if call == fuzz_cube.search:
+                kwargs = {"filters": {"metadata": {"m": deep}}}
+            with pytest.raises(CubememError, match="deeper than"):
+                call(*args, **kwargs)

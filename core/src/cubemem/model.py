@@ -483,5 +483,5 @@ def check_json(metadata: dict[str, Any]) -> None:
     """Metadata must survive a JSON round trip unchanged."""
     try:
         json.dumps(metadata, allow_nan=False)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from None

@@ -57,6 +57,10 @@ class MemoryTools:
         return item
 
     def save(self, content: str, tags: Sequence[str] = ()) -> str:
+        if not isinstance(content, str):  # one memory per call: not a list of them
+            raise InvalidInputError(f"content must be a str, got {type(content).__name__}")
+        if isinstance(tags, str) or not isinstance(tags, Sequence):
+            raise InvalidInputError(f"tags must be a list of strings, got {shown(tags)}")
         item = self.cube.add(content, scope=self.scope, tags=list(tags))
         return f"Saved memory ({item.id})."
 

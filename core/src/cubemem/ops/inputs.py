@@ -71,8 +71,9 @@ def metadata(value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue]
         raise InvalidInputError(
             f"metadata values must be str, int, float, bool or None; got {shown(bad)}"
         )
+    limits.json_value(value, "metadata")
     check_json(value)
-    return dict(limits.json_value(value, "metadata"))
+    return dict(value)
 
 
 def timestamp(value: datetime | str | None) -> datetime | None:
@@ -138,5 +139,6 @@ def value_document(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise InvalidInputError("value must be a dict with string keys")
+    limits.json_value(value, "value")  # bounds first: json.dumps recurses without a limit
     check_json(value)
-    return limits.json_value(value, "value")
+    return value
