@@ -11,7 +11,7 @@ import cubemem
 SRC = Path(cubemem.__file__).resolve().parent
 LAYERS = [
     {"model", "settings", "errors", "limits", "manifest", "archive", "sqlite", "render"},
-    {"store", "embed"},
+    {"store", "embed", "llm", "extract"},
     {"retrieve", "searchindex", "lexical"},
     {"ops"},
     {"scheduler"},

@@ -37,6 +37,11 @@ class FollowUpError(CubememError):
         self.ids: list[str] = list(ids)
 
 
+class ExtractionError(CubememError):
+    """A model's output could not be read as facts, even after a repair round. The turns it
+    was reading are stored; the scheduler retries the extract task, then dead-letters it."""
+
+
 class PermissionDeniedError(CubememError, PermissionError):
     """The acting agent holds no grant for this operation."""
 

@@ -77,11 +77,15 @@ def extract(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
             "no extractor is set where this extract step runs; set cube.extractor in the "
             "worker process, then replay the task (cubemem scheduler retry)"
         )
-    turns = [
-        t
-        for t in ctx.store.get(list(dict.fromkeys(ids)))
-        if t.provenance.source == "message" and t.status is Status.ACTIVE
-    ]
+    order = {id_: n for n, id_ in enumerate(dict.fromkeys(ids))}
+    turns = sorted(
+        (
+            t
+            for t in ctx.store.get(list(order))
+            if t.provenance.source == "message" and t.status is Status.ACTIVE
+        ),
+        key=lambda t: order[t.id],  # the conversation's order, as the turns were added
+    )
     if not turns:
         return []
     scope = _shared_scope(turns)

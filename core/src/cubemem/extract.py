@@ -1,0 +1,248 @@
+"""MemReader: conversation turns in, facts out — as a cube's ``extractor``.
+
+``RawExtractor`` keeps turns as they are (no facts). ``LLMExtractor`` asks a chat model
+(``cubemem.llm``) for the durable facts in a window of turns, as JSON checked against the
+``Fact`` schema; output that is not valid gets one repair round, then ``ExtractionError``.
+The scheduler's extract task runs it after the turns are stored (they are never lost: a
+failing extraction is retried, then dead-lettered with its error, and ``cubemem scheduler
+retry`` replays it). Each fact cites the turns it came from — only turns of the window; a fact
+that cites none of them cites the whole window — and inherits their scope and session
+(``cubemem.ops.followup``).
+
+```python
+from cubemem.extract import LLMExtractor
+from cubemem.llm import OpenAIChat
+
+cube.extractor = LLMExtractor(OpenAIChat("qwen2.5:7b", base_url="http://localhost:11434/v1"))
+cube.add_messages(turns, session="s1", wait=False)  # turns now; facts moments later
+```
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cubemem.errors import ExtractionError, InvalidInputError
+from cubemem.llm import ChatClient, Message
+from cubemem.model import MemoryInput, MemoryItem, as_utc
+
+FactKind = Literal["preference", "fact", "event", "plan", "relationship", "other"]
+
+
+class Fact(BaseModel):
+    """One durable statement a model extracted from conversation turns."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(min_length=1, max_length=2000, description="One self-contained sentence.")
+    subject: str | None = Field(None, max_length=200, description="Who or what it is about.")
+    kind: FactKind = "fact"
+    time: str | None = Field(None, description="When it happened or holds, ISO date, if said.")
+    confidence: float = Field(1.0, ge=0.0, le=1.0)
+    source_ids: list[str] = Field(default_factory=list, description="Ids of the cited turns.")
+
+    @field_validator("text")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("a fact needs text")
+        return value
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, value: Any) -> Any:
+        kinds = ("preference", "fact", "event", "plan", "relationship", "other")
+        return value if value in kinds else "other"
+
+    @field_validator("source_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
+class Facts(BaseModel):
+    facts: list[Fact] = Field(default_factory=list)
+
+
+SCHEMA: dict[str, Any] = Facts.model_json_schema()
+
+SYSTEM_PROMPT = """You read conversation turns and write down the durable facts they state \
+about the people in them: preferences, biographical facts, events with their dates, plans, \
+relationships. Each fact is one short, self-contained sentence naming its subject (write \
+"Ana prefers tea", not "she likes it"). Skip greetings, questions, small talk and anything \
+only the assistant guesses. Cite the ids of the turns each fact comes from. Give a date \
+(YYYY-MM-DD) only when the turns state or imply one.
+
+Answer with one JSON object and nothing else:
+{"facts": [{"text": "...", "subject": "...", "kind": \
+"preference|fact|event|plan|relationship|other", "time": "YYYY-MM-DD or null", \
+"confidence": 0.0-1.0, "source_ids": ["t1"]}]}
+Answer {"facts": []} when there is nothing worth remembering."""
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def parse_facts(text: str) -> list[Fact]:
+    """The facts in a model's answer: tolerant of code fences, prose around the JSON, a bare
+    list, or ``{"facts": ...}``; raises ``ExtractionError`` saying what was wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExtractionError("the model answered nothing")
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    error = "no JSON object in the answer"
+    for candidate in candidates:
+        openers = sorted(
+            (position, opener) for opener in ("{", "[") if (position := candidate.find(opener)) >= 0
+        )
+        for start, opener in openers:  # the outermost JSON value comes first
+            try:
+                value, _ = json.JSONDecoder().raw_decode(candidate[start:])
+            except json.JSONDecodeError as exc:
+                error = f"invalid JSON after {opener!r}: {exc.msg} (column {exc.colno})"
+                continue
+            if isinstance(value, list):
+                value = {"facts": value}
+            elif isinstance(value, dict) and "facts" not in value and "text" in value:
+                value = {"facts": [value]}  # one fact on its own
+            if not isinstance(value, dict) or "facts" not in value:
+                error = 'the JSON is not {"facts": [...]}'
+                continue
+            try:
+                return Facts.model_validate(value).facts
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                error = f"the JSON does not match the schema: {where}: {err['msg']}"
+    raise ExtractionError(error)
+
+
+class RawExtractor:
+    """Turns are the memories; nothing is extracted (the default when no model is set)."""
+
+    def __call__(self, turns: Sequence[MemoryItem]) -> list[MemoryInput]:
+        return []
+
+
+class LLMExtractor:
+    """Facts from a chat model, ``window`` turns per call (one call per window).
+
+    ``usage`` counts calls, repair rounds and tokens over the extractor's life; extraction
+    cost per turn is ``usage["prompt_tokens"] / usage["turns"]``.
+    """
+
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        window: int = 20,
+        system_prompt: str = SYSTEM_PROMPT,
+        min_confidence: float = 0.0,
+        max_facts_per_window: int = 50,
+    ) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise InvalidInputError(f"window must be a positive int, got {window!r}")
+        self.client = client
+        self.window = window
+        self.system_prompt = system_prompt
+        self.min_confidence = min_confidence
+        self.max_facts = max_facts_per_window
+        self.usage = {"calls": 0, "repairs": 0, "turns": 0, "prompt_tokens": 0,
+                      "completion_tokens": 0, "facts": 0, "uncited": 0}  # fmt: skip
+        self._lock = threading.Lock()
+
+    def __call__(self, turns: Sequence[MemoryItem]) -> list[MemoryInput]:
+        ordered = sorted(turns, key=lambda t: t.event_time)  # stable: ties keep their order
+        out: list[MemoryInput] = []
+        for start in range(0, len(ordered), self.window):
+            out += self._window(ordered[start : start + self.window])
+        return out
+
+    def _window(self, turns: Sequence[MemoryItem]) -> list[MemoryInput]:
+        labels = {f"t{n}": turn for n, turn in enumerate(turns, start=1)}
+        lines = []
+        for label, turn in labels.items():
+            when = turn.provenance.occurred_at
+            stamp = f" ({when:%Y-%m-%d})" if when else ""
+            speaker = " ".join((turn.provenance.speaker or "someone").split())
+            lines.append(f"[{label}]{stamp} {speaker}: {' '.join(turn.content.split())}")
+        messages: list[Message] = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": "Turns:\n" + "\n".join(lines)},
+        ]
+        answer = self._ask(messages, len(turns))
+        try:
+            facts = parse_facts(answer)
+        except ExtractionError as exc:
+            with self._lock:
+                self.usage["repairs"] += 1
+            messages += [
+                {"role": "assistant", "content": answer[:4000]},
+                {
+                    "role": "user",
+                    "content": f"That answer could not be used: {exc}. Answer again with only "
+                    'the JSON object {"facts": [...]} described above.',
+                },
+            ]
+            facts = parse_facts(self._ask(messages, 0))  # a second failure is ExtractionError
+        return self._inputs(facts, labels)
+
+    def _ask(self, messages: list[Message], turns: int) -> str:
+        completion = self.client.complete(messages, schema=SCHEMA)
+        with self._lock:
+            self.usage["calls"] += 1
+            self.usage["turns"] += turns
+            self.usage["prompt_tokens"] += completion.prompt_tokens
+            self.usage["completion_tokens"] += completion.completion_tokens
+        return completion.text
+
+    def _inputs(self, facts: list[Fact], labels: dict[str, MemoryItem]) -> list[MemoryInput]:
+        out = []
+        for fact in facts[: self.max_facts]:
+            if fact.confidence < self.min_confidence:
+                continue
+            cited = [labels[s] for s in dict.fromkeys(fact.source_ids) if s in labels]
+            if not cited:
+                with self._lock:
+                    self.usage["uncited"] += 1
+                cited = list(labels.values())  # cite the window rather than nothing
+            sources = [s for t in cited for s in (t.provenance.source_ids or [t.id])]
+            metadata: dict[str, str | float] = {"kind": fact.kind, "confidence": fact.confidence}
+            if fact.subject:
+                metadata["subject"] = " ".join(fact.subject.split())
+            out.append(
+                MemoryInput(
+                    content=fact.text,
+                    source_ids=list(dict.fromkeys(sources)),
+                    occurred_at=_when(fact.time) or cited[-1].provenance.occurred_at,
+                    metadata=metadata,
+                )
+            )
+        with self._lock:
+            self.usage["facts"] += len(out)
+        return out
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            day = date.fromisoformat(text.strip()[:10])
+        except ValueError:
+            return None
+        parsed = datetime(day.year, day.month, day.day)
+    try:
+        return as_utc(parsed)
+    except OverflowError:
+        return None

@@ -1,0 +1,188 @@
+"""Chat models behind one small protocol, for extraction and update decisions.
+
+``ChatClient.complete(messages, schema=...)`` returns the text and the tokens it cost.
+``OpenAIChat`` speaks to any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, LM Studio)
+through the official ``openai`` SDK: it asks for JSON-schema output where the server supports
+it (and stops asking where it does not), and retries with ``tenacity`` — timeouts, lost
+connections, 429 (waiting at least what ``Retry-After`` says) and 5xx — with jittered
+exponential backoff. Anything else, or the last failure, is ``BackendUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+from cubemem.errors import BackendUnavailableError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+"""``{"role": "system" | "user" | "assistant", "content": str}``."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ChatClient(Protocol):
+    """What extraction needs of a model: one chat completion, JSON when a schema is given."""
+
+    @property
+    def name(self) -> str: ...
+
+    def complete(
+        self, messages: Sequence[Message], *, schema: dict[str, Any] | None = None
+    ) -> Completion: ...
+
+
+def _retryable(exc: BaseException) -> bool:
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return False
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds a 429/503 asks to wait (``Retry-After`` or ``retry-after-ms``), if any."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        if "retry-after" in headers:
+            return float(headers["retry-after"])
+    except ValueError:  # an HTTP date: fall back to the backoff
+        return None
+    return None
+
+
+class OpenAIChat:
+    """An OpenAI-compatible chat endpoint.
+
+    ``base_url``/``api_key`` default to ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; a local server
+    that ignores keys needs none. ``attempts`` tries in all (the SDK's own retries are off, so
+    one policy applies), waiting ``backoff_s`` × 2ⁿ with jitter, capped at ``max_wait_s``, and
+    never less than a 429's ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        attempts: int = 5,
+        backoff_s: float = 1.0,
+        max_wait_s: float = 60.0,
+        temperature: float = 0.0,
+        max_tokens: int = 2048,
+    ) -> None:
+        import openai
+
+        if not isinstance(model, str) or not model:
+            raise InvalidInputError(f"model must be a non-empty str, got {model!r}")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        key = api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
+        if key is None:
+            raise InvalidInputError(
+                "OpenAIChat needs an API key: pass api_key=, set OPENAI_API_KEY, or give "
+                "base_url= for a local server (Ollama, vLLM, LM Studio) that needs none"
+            )
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+        self.model = model
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.structured = True
+        """Cleared when the server refuses ``response_format``; prompts still ask for JSON."""
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.model}"
+
+    def _wait(self, state: RetryCallState) -> float:
+        exponent = min(state.attempt_number - 1, 30)
+        backoff = self.backoff_s * 2**exponent + random.uniform(0, self.backoff_s)
+        outcome = state.outcome
+        asked = _retry_after(outcome.exception() if outcome is not None else None)
+        return min(self.max_wait_s, max(backoff, asked or 0.0))
+
+    def complete(
+        self, messages: Sequence[Message], *, schema: dict[str, Any] | None = None
+    ) -> Completion:
+        import openai
+
+        retrying = Retrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._once(messages, schema)
+        except openai.OpenAIError as exc:
+            raise BackendUnavailableError(
+                f"chat endpoint {self.client.base_url} ({self.model!r}) failed after "
+                f"{retrying.statistics.get('attempt_number', 1)} attempt(s): {exc}"
+            ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying returns or raises
+
+    def _once(self, messages: Sequence[Message], schema: dict[str, Any] | None) -> Completion:
+        import openai
+
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if schema is not None and self.structured:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": schema},
+            }
+        try:
+            response = self.client.chat.completions.create(**kwargs)
+        except openai.BadRequestError as exc:
+            if "response_format" not in kwargs:
+                raise
+            log.info("%s refused response_format (%s); asking for JSON in the prompt", self, exc)
+            self.structured = False
+            kwargs.pop("response_format")
+            response = self.client.chat.completions.create(**kwargs)
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content if choice is not None else None) or ""
+        usage = response.usage
+        return Completion(
+            text=text,
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIChat({self.model!r}, base_url={str(self.client.base_url)!r})"
