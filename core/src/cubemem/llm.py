@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -186,3 +187,65 @@ class OpenAIChat:
 
     def __repr__(self) -> str:
         return f"OpenAIChat({self.model!r}, base_url={str(self.client.base_url)!r})"
+
+
+class TransformersChat:
+    """A local Hugging Face causal LM with a chat template (``AutoModelForCausalLM``), run
+    greedily in this process — no server, no network. There is no constrained decoding: the
+    prompt asks for JSON and the extractor's tolerant parsing and repair round do the rest.
+
+    ```python
+    chat = TransformersChat.from_pretrained("Qwen/Qwen2.5-1.5B-Instruct")
+    ```
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 512) -> None:
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise InvalidInputError("the tokenizer has no chat template; use an instruct model")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self._lock = threading.Lock()  # one generation at a time per model
+
+    @classmethod
+    def from_pretrained(
+        cls, name: str, *, device: str | None = None, max_new_tokens: int = 512
+    ) -> TransformersChat:
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            model: Any = AutoModelForCausalLM.from_pretrained(name)
+        except Exception as exc:  # OSError, ValueError, hub errors ...
+            raise BackendUnavailableError(f"could not load chat model {name!r}: {exc}") from exc
+        if device is not None:
+            model = model.to(device)
+        return cls(model.eval(), tokenizer, max_new_tokens=max_new_tokens)
+
+    @property
+    def name(self) -> str:
+        return f"transformers:{getattr(self.model.config, '_name_or_path', '') or 'local'}"
+
+    def complete(
+        self, messages: Sequence[Message], *, schema: dict[str, Any] | None = None
+    ) -> Completion:
+        import torch
+
+        try:
+            encoded = self.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+            ids = encoded["input_ids"].to(self.model.device)
+            with self._lock, torch.no_grad():
+                out = self.model.generate(
+                    ids,
+                    attention_mask=encoded.get("attention_mask"),
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                )
+        except (RuntimeError, ValueError) as exc:
+            raise BackendUnavailableError(f"local chat model failed: {exc}") from exc
+        new = out[0, ids.shape[-1] :]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return Completion(text, int(ids.shape[-1]), int(new.shape[-1]))
