@@ -31,6 +31,7 @@ from cubemem.model import (
     Status,
 )
 from cubemem.ops import consolidate as consolidation
+from cubemem.ops import decide as decisions
 from cubemem.ops import followup, inputs, keyed, lifecycle, read, transfer, write
 from cubemem.ops.context import ContentLike, Context, Extractor
 from cubemem.ops.working import Subscriber, WorkingMemory
@@ -260,6 +261,16 @@ class MemCube(AsyncCube):
         if extractor is not None and not callable(extractor):
             raise InvalidInputError("extractor must be a callable: turns -> facts")
         self._ctx.extractor = extractor
+
+    @property
+    def decider(self) -> decisions.Decider | None:
+        """Decides where an extracted fact goes (ADD/UPDATE/DUPLICATE/CONTRADICT); None: the
+        deterministic similarity rule (``cubemem.ops.decide``)."""
+        return self._ctx.decider
+
+    @decider.setter
+    def decider(self, decider: decisions.Decider | None) -> None:
+        self._ctx.decider = decider
 
     @property
     def merge_policy(self) -> consolidation.MergePolicy | None:
@@ -582,10 +593,20 @@ class MemCube(AsyncCube):
         k: int = 10,
         filters: FiltersLike = None,
         min_score: float | None = None,
+        include_superseded: bool = False,
     ) -> list[SearchResult]:
         """The ``k`` memories most relevant to ``query`` (dense + BM25, fused); with
-        ``min_score``, only those whose ``relevance`` (0 to 1) reaches it."""
-        return read.search(self._ctx, query, k=k, filters=filters, min_score=min_score)
+        ``min_score``, only those whose ``relevance`` (0 to 1) reaches it. Current truth by
+        default; ``include_superseded=True`` also returns facts a newer one contradicted (each
+        with ``valid_to`` and ``superseded_by``)."""
+        return read.search(
+            self._ctx,
+            query,
+            k=k,
+            filters=filters,
+            min_score=min_score,
+            include_superseded=include_superseded,
+        )
 
     def get(self, id: str) -> MemoryItem:
         """One memory by id, whatever its status."""

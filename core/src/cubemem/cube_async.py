@@ -336,10 +336,16 @@ class AsyncCube:
         k: int = 10,
         filters: FiltersLike = None,
         min_score: float | None = None,
+        include_superseded: bool = False,
     ) -> list[SearchResult]:
         """Async twin of ``search``."""
         return await asyncio.to_thread(
-            _cube(self).search, query, k=k, filters=filters, min_score=min_score
+            _cube(self).search,
+            query,
+            k=k,
+            filters=filters,
+            min_score=min_score,
+            include_superseded=include_superseded,
         )
 
     async def aget(self, id: str) -> MemoryItem:

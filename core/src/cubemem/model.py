@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -89,6 +89,9 @@ class Status(StrEnum):
     ARCHIVED = "archived"
     DELETED = "deleted"
     QUARANTINED = "quarantined"
+    SUPERSEDED = "superseded"
+    """Contradicted by a newer fact (``superseded_by``): kept, with its ``valid_to``, and
+    searched only with ``include_superseded=True``."""
 
 
 class _Model(BaseModel):
@@ -170,6 +173,12 @@ class MemoryItem(_Model):
     ttl: timedelta | None = Field(
         None, description="Sliding lifetime: ``MemCube.refresh`` moves expires_at to now + ttl."
     )
+    decision: Literal["ADD", "UPDATE", "DUPLICATE", "CONTRADICT"] | None = Field(
+        None, description="How extraction placed this version among what the cube believed."
+    )
+    decision_reason: str | None = Field(None, description="Why, in the decider's words.")
+    valid_from: datetime | None = Field(None, description="Believed from (this version).")
+    valid_to: datetime | None = Field(None, description="Believed until (superseded).")
 
     @field_validator("tags")
     @classmethod

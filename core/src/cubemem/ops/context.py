@@ -24,6 +24,7 @@ from cubemem.store.base import Embedding, MemoryStore
 
 if TYPE_CHECKING:
     from cubemem.ops.consolidate import MergePolicy
+    from cubemem.ops.decide import Decider
 
 ContentLike = str | MemoryInput | dict[str, Any]
 Extractor = Callable[[Sequence[MemoryItem]], Sequence[ContentLike]]
@@ -45,6 +46,7 @@ class Context:
     clock: Callable[[], datetime] = utcnow
     extractor: Extractor | None = None
     merge_policy: MergePolicy | None = None
+    decider: Decider | None = None
 
     @classmethod
     def build(

@@ -17,9 +17,10 @@ from typing import Literal
 
 from cubemem.errors import BackendUnavailableError, FollowUpError
 from cubemem.model import MemoryItem, Scope, Status
+from cubemem.ops import decide
 from cubemem.ops.consolidate import consolidate, mergeable
 from cubemem.ops.context import Context
-from cubemem.ops.write import insert, new_item
+from cubemem.ops.write import new_item
 
 Step = Literal["extract", "consolidate"]
 
@@ -104,7 +105,7 @@ def extract(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
             }
         )
         facts.append(fact)
-    return insert(ctx, facts)
+    return decide.place(ctx, facts, ctx.decider)
 
 
 def _shared_scope(turns: Sequence[MemoryItem]) -> Scope:

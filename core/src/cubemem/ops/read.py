@@ -9,7 +9,7 @@ from typing import Any
 from cubemem import limits
 from cubemem.errors import CubeBusyError, InvalidInputError
 from cubemem.limits import shown
-from cubemem.model import Filters, MemoryItem, SearchResult, validate_content
+from cubemem.model import Filters, MemoryItem, SearchResult, Status, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
 
@@ -25,6 +25,7 @@ def search(
     k: int = 10,
     filters: FiltersLike = None,
     min_score: float | None = None,
+    include_superseded: bool = False,
 ) -> list[SearchResult]:
     """The ``k`` memories most relevant to ``query`` (dense + BM25, fused), leaving out those
     whose ``relevance`` is below ``min_score``."""
@@ -32,6 +33,8 @@ def search(
     inputs.positive_int(k, "k")
     threshold = check_min_score(min_score)
     parsed = Filters.parse(filters)
+    if include_superseded and Status.SUPERSEDED not in parsed.status:
+        parsed = parsed.model_copy(update={"status": [*parsed.status, Status.SUPERSEDED]})
     now = ctx.clock()
     hits = [h for h in ctx.retriever.search(query, k, parsed, now) if h.relevance >= threshold]
     items = {item.id: item for item in ctx.store.get([h.id for h in hits])}

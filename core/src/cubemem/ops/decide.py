@@ -1,0 +1,172 @@
+"""Update decisions: where a newly extracted fact goes among what the cube already believes.
+
+Each new fact is compared with its owner's nearest current facts (never with raw turns):
+
+- ``ADD``: stored as a new memory;
+- ``DUPLICATE``: nothing new is stored; the existing fact gains the new source ids (a new
+  version, so the history shows when it was heard again);
+- ``UPDATE``: the existing fact gets the new text as its next version (the old text stays in
+  its history; the new version's ``valid_from`` closes the old one's validity);
+- ``CONTRADICT``: the new fact is stored and the old one becomes ``superseded`` (with
+  ``valid_to`` and ``superseded_by``) — searched again only with ``include_superseded=True``.
+
+The decision and its reason are stored on the version written. A ``Decider`` (an LLM, see
+``cubemem.extract.LLMDecider``) decides when the cube has one; otherwise ``similarity_rule``:
+the same text or a cosine ≥ 0.92 is a duplicate; the same subject and kind with a cosine ≥
+0.7 is an update; anything else is added. Every write is a compare-and-set revision: a
+decision made on a version someone else changed meanwhile is made again, never applied blind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from cubemem.errors import ConflictError
+from cubemem.model import Filters, MemoryItem, Status
+from cubemem.ops.context import Context
+from cubemem.ops.write import insert, revise
+
+DecisionKind = Literal["ADD", "UPDATE", "DUPLICATE", "CONTRADICT"]
+CANDIDATES = 5
+DUPLICATE_AT = 0.92
+UPDATE_AT = 0.7
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: DecisionKind
+    target: str | None = None
+    """The existing memory a non-ADD decision applies to."""
+    reason: str = ""
+
+
+Decider = Callable[[MemoryItem, Sequence[tuple[MemoryItem, float]]], Verdict]
+"""(new fact, [(candidate, cosine)] best first) -> verdict."""
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def similarity_rule(fact: MemoryItem, candidates: Sequence[tuple[MemoryItem, float]]) -> Verdict:
+    """The deterministic decision used without an LLM decider (see the module docstring)."""
+    for existing, cosine in candidates:
+        if _same(existing.content, fact.content) or cosine >= DUPLICATE_AT:
+            return Verdict("DUPLICATE", existing.id, f"same fact (cosine {cosine:.2f})")
+    subject = str(fact.metadata.get("subject") or "").casefold()
+    kind = fact.metadata.get("kind")
+    for existing, cosine in candidates:
+        theirs = str(existing.metadata.get("subject") or "").casefold()
+        same = subject and theirs == subject and existing.metadata.get("kind") == kind
+        if same and cosine >= UPDATE_AT:
+            return Verdict("UPDATE", existing.id, f"same subject and kind, cosine {cosine:.2f}")
+    return Verdict("ADD", None, "no close fact of the same owner")
+
+
+def candidates(ctx: Context, fact: MemoryItem) -> list[tuple[MemoryItem, float]]:
+    """The owner's current facts nearest to ``fact`` (turns and the fact itself excluded)."""
+    owner: dict[str, Any]
+    if fact.scope.user is not None:
+        owner = {"user": fact.scope.user}
+    elif fact.scope.agent is not None:
+        owner = {"agent": fact.scope.agent}
+    else:
+        owner = {}
+    hits = ctx.retriever.search(fact.content, 3 * CANDIDATES, Filters.parse(owner), ctx.clock())
+    items = {i.id: i for i in ctx.store.get([h.id for h in hits])}
+    out = []
+    for hit in hits:
+        item = items.get(hit.id)
+        if item is None or item.id == fact.id or item.provenance.source == "message":
+            continue
+        out.append((item, hit.dense if hit.dense is not None else 0.0))
+    out.sort(key=lambda pair: -pair[1])
+    return out[:CANDIDATES]
+
+
+def place(ctx: Context, facts: Sequence[MemoryItem], decider: Decider | None) -> list[MemoryItem]:
+    """Decide and write each fact; returns the memories created (ADD and CONTRADICT)."""
+    created: list[MemoryItem] = []
+    for fact in facts:
+        if ctx.store.get([fact.id]):  # a retried extraction: this fact was placed already
+            continue
+        for _ in range(5):
+            near = candidates(ctx, fact)
+            verdict = (decider or similarity_rule)(fact, near)
+            known = {item.id: item for item, _ in near}
+            if verdict.decision != "ADD" and verdict.target not in known:
+                verdict = Verdict("ADD", None, f"{verdict.reason} (unknown target: added)")
+            try:
+                created += _apply(ctx, fact, verdict, known)
+                break
+            except ConflictError:  # the target changed while we decided: decide again
+                continue
+        else:
+            created += insert(ctx, [_tagged(fact, Verdict("ADD", None, "kept changing"), ctx)])
+    return created
+
+
+def _tagged(fact: MemoryItem, verdict: Verdict, ctx: Context) -> MemoryItem:
+    return fact.model_copy(
+        update={
+            "decision": verdict.decision,
+            "decision_reason": verdict.reason[:500] or None,
+            "valid_from": fact.provenance.occurred_at or ctx.clock(),
+        }
+    )
+
+
+def _apply(
+    ctx: Context, fact: MemoryItem, verdict: Verdict, known: dict[str, MemoryItem]
+) -> list[MemoryItem]:
+    if verdict.decision == "ADD":
+        return insert(ctx, [_tagged(fact, verdict, ctx)])
+    target = known[verdict.target or ""]
+    sources = list(dict.fromkeys([*target.provenance.source_ids, *fact.provenance.source_ids]))
+    provenance = target.provenance.model_copy(update={"source_ids": sources})
+    reason = verdict.reason[:500] or None
+    if verdict.decision == "DUPLICATE":
+        if sources == target.provenance.source_ids:
+            return []  # heard again from the same turns: nothing to record
+        revise(
+            ctx,
+            target.id,
+            {"provenance": provenance, "decision": "DUPLICATE", "decision_reason": reason},
+            expected_version=target.version,
+            reason="duplicate",
+        )
+        return []
+    if verdict.decision == "UPDATE":
+        revise(
+            ctx,
+            target.id,
+            {
+                "content": fact.content,
+                "provenance": provenance,
+                "metadata": {**target.metadata, **fact.metadata},
+                "decision": "UPDATE",
+                "decision_reason": reason,
+                "valid_from": fact.provenance.occurred_at or ctx.clock(),
+            },
+            expected_version=target.version,
+        )
+        return []
+    # CONTRADICT: the new fact is stored, then the old one superseded (both keep histories)
+    new = _tagged(fact, verdict, ctx)
+    created = insert(ctx, [new])
+    revise(
+        ctx,
+        target.id,
+        {
+            "status": Status.SUPERSEDED,
+            "superseded_by": new.id,
+            "valid_to": new.valid_from,
+            "decision": "CONTRADICT",
+            "decision_reason": reason,
+        },
+        expected_version=target.version,
+        reason="superseded",
+    )
+    return created
