@@ -117,3 +117,34 @@ def test_a_replayed_extraction_changes_nothing(cube):
     client.answers.append(facts(("Ben prefers tea", "Ben", "preference")))
     cube.extract([turn.id])
     assert [(m.id, m.version) for m in cube.list({"user": "ben"})] == before
+
+
+def test_an_llm_decider_decides_and_falls_back_to_the_rule(cube):
+    from cubemem.extract import LLMDecider
+
+    client = Scripted()
+    cube.extractor = LLMExtractor(client)
+    decider = LLMDecider(client)
+    cube.decider = decider
+    # no close fact: ADD without asking the model
+    say(cube, client, "I live in Porto", facts(("Ana lives in Porto", "Ana", "fact")),
+        message_id="a1", user="ana")  # fmt: skip
+    assert decider.usage["calls"] == 0
+    client.answers.append(facts(("Ana lives in Lisbon", "Ana", "fact")))
+    client.answers.append(
+        'Sure: {"decision": "contradict", "target": "c1", "reason": "she moved to Lisbon"}'
+    )
+    cube.add_messages([{"speaker": "Ana", "text": "I moved to Lisbon", "id": "a2"}],
+                      session="s-a2", scope={"user": "ana"})  # fmt: skip
+    (current,) = current_facts(cube, "ana")
+    assert (current.content, current.decision) == ("Ana lives in Lisbon", "CONTRADICT")
+    assert current.decision_reason == "she moved to Lisbon"
+    # an unusable answer: the similarity rule decides, and says why
+    client.answers.append(facts(("Ana lives in Lisbon", "Ana", "fact")))
+    client.answers.append("I think it is the same.")
+    cube.add_messages([{"speaker": "Ana", "text": "Lisbon, yes", "id": "a3"}],
+                      session="s-a3", scope={"user": "ana"})  # fmt: skip
+    (same,) = current_facts(cube, "ana")
+    assert same.decision == "DUPLICATE" and "model unusable" in same.decision_reason
+    assert decider.usage == {"calls": 2, "fallbacks": 1, "prompt_tokens": 0,
+                             "completion_tokens": 0}  # fmt: skip

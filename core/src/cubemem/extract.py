@@ -246,3 +246,82 @@ def _when(text: str | None) -> datetime | None:
         return as_utc(parsed)
     except OverflowError:
         return None
+
+
+DECIDE_PROMPT = """You keep a memory of facts about people. A new fact arrived; compare it with \
+the existing facts below and decide:
+- ADD: it is new information;
+- DUPLICATE: an existing fact already says the same (name it);
+- UPDATE: it refines or changes an existing fact about the same thing, which should now read \
+as the new fact (name it);
+- CONTRADICT: it makes an existing fact false (it is no longer true; name it).
+Answer with one JSON object and nothing else: \
+{"decision": "ADD|DUPLICATE|UPDATE|CONTRADICT", "target": "c1 or null", "reason": "..."}"""
+
+
+class DecisionAnswer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    decision: Literal["ADD", "UPDATE", "DUPLICATE", "CONTRADICT"]
+    target: str | None = None
+    reason: str = ""
+
+    @field_validator("decision", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+DECISION_SCHEMA: dict[str, Any] = DecisionAnswer.model_json_schema()
+
+
+class LLMDecider:
+    """Update decisions by a chat model (``cube.decider = LLMDecider(client)``). With no
+    close fact the answer is ADD without a call; an answer that cannot be used falls back to
+    the similarity rule (the reason says so) — a decision never blocks storing a fact."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+        self.usage = {"calls": 0, "fallbacks": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self._lock = threading.Lock()
+
+    def __call__(self, fact: MemoryItem, candidates: Sequence[tuple[MemoryItem, float]]) -> Any:
+        from cubemem.ops.decide import Verdict, similarity_rule
+
+        if not candidates:
+            return Verdict("ADD", None, "no existing fact of this owner is close")
+        labels = {f"c{n}": item for n, (item, _) in enumerate(candidates, start=1)}
+        listing = "\n".join(f"[{label}] {item.content}" for label, item in labels.items())
+        messages: list[Message] = [
+            {"role": "system", "content": DECIDE_PROMPT},
+            {"role": "user", "content": f"New fact: {fact.content}\n\nExisting facts:\n{listing}"},
+        ]
+        try:
+            completion = self.client.complete(messages, schema=DECISION_SCHEMA)
+            with self._lock:
+                self.usage["calls"] += 1
+                self.usage["prompt_tokens"] += completion.prompt_tokens
+                self.usage["completion_tokens"] += completion.completion_tokens
+            answer = _decision(completion.text)
+            if answer.decision != "ADD" and answer.target not in labels:
+                raise ExtractionError(f"the answer names no listed fact ({answer.target!r})")
+        except Exception as exc:  # an outage or an unusable answer: decide without the model
+            with self._lock:
+                self.usage["fallbacks"] += 1
+            rule = similarity_rule(fact, candidates)
+            return Verdict(rule.decision, rule.target, f"{rule.reason} (model unusable: {exc})")
+        target = labels[answer.target].id if answer.target in labels else None
+        return Verdict(answer.decision, target, answer.reason)
+
+
+def _decision(text: str) -> DecisionAnswer:
+    for candidate in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
+        start = candidate.find("{")
+        if start < 0:
+            continue
+        try:
+            value, _ = json.JSONDecoder().raw_decode(candidate[start:])
+            return DecisionAnswer.model_validate(value)
+        except (json.JSONDecodeError, ValidationError):
+            continue
+    raise ExtractionError("no decision JSON in the answer")
