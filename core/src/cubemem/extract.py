@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -259,6 +260,42 @@ Answer with one JSON object and nothing else: \
 {"decision": "ADD|DUPLICATE|UPDATE|CONTRADICT", "target": "c1 or null", "reason": "..."}"""
 
 
+DecisionKind = Literal["ADD", "UPDATE", "DUPLICATE", "CONTRADICT"]
+DUPLICATE_AT = 0.92
+UPDATE_AT = 0.7
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: DecisionKind
+    target: str | None = None
+    """The existing memory a non-ADD decision applies to."""
+    reason: str = ""
+
+
+Decider = Callable[[MemoryItem, Sequence[tuple[MemoryItem, float]]], Verdict]
+"""(new fact, [(candidate, cosine)] best first) -> verdict."""
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def similarity_rule(fact: MemoryItem, candidates: Sequence[tuple[MemoryItem, float]]) -> Verdict:
+    """The deterministic decision used without an LLM decider (see the module docstring)."""
+    for existing, cosine in candidates:
+        if _same(existing.content, fact.content) or cosine >= DUPLICATE_AT:
+            return Verdict("DUPLICATE", existing.id, f"same fact (cosine {cosine:.2f})")
+    subject = str(fact.metadata.get("subject") or "").casefold()
+    kind = fact.metadata.get("kind")
+    for existing, cosine in candidates:
+        theirs = str(existing.metadata.get("subject") or "").casefold()
+        same = subject and theirs == subject and existing.metadata.get("kind") == kind
+        if same and cosine >= UPDATE_AT:
+            return Verdict("UPDATE", existing.id, f"same subject and kind, cosine {cosine:.2f}")
+    return Verdict("ADD", None, "no close fact of the same owner")
+
+
 class DecisionAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -286,8 +323,6 @@ class LLMDecider:
         self._lock = threading.Lock()
 
     def __call__(self, fact: MemoryItem, candidates: Sequence[tuple[MemoryItem, float]]) -> Any:
-        from cubemem.ops.decide import Verdict, similarity_rule
-
         if not candidates:
             return Verdict("ADD", None, "no existing fact of this owner is close")
         labels = {f"c{n}": item for n, (item, _) in enumerate(candidates, start=1)}

@@ -19,50 +19,19 @@ decision made on a version someone else changed meanwhile is made again, never a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 from cubemem.errors import ConflictError
+from cubemem.extract import Decider, DecisionKind, Verdict, similarity_rule
 from cubemem.model import Filters, MemoryItem, Status
 from cubemem.ops.context import Context
 from cubemem.ops.write import insert, revise
 
-DecisionKind = Literal["ADD", "UPDATE", "DUPLICATE", "CONTRADICT"]
+__all__ = ["CANDIDATES", "Decider", "DecisionKind", "Verdict", "candidates", "place",
+           "similarity_rule"]  # fmt: skip
+
 CANDIDATES = 5
-DUPLICATE_AT = 0.92
-UPDATE_AT = 0.7
-
-
-@dataclass(frozen=True)
-class Verdict:
-    decision: DecisionKind
-    target: str | None = None
-    """The existing memory a non-ADD decision applies to."""
-    reason: str = ""
-
-
-Decider = Callable[[MemoryItem, Sequence[tuple[MemoryItem, float]]], Verdict]
-"""(new fact, [(candidate, cosine)] best first) -> verdict."""
-
-
-def _same(a: str, b: str) -> bool:
-    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
-
-
-def similarity_rule(fact: MemoryItem, candidates: Sequence[tuple[MemoryItem, float]]) -> Verdict:
-    """The deterministic decision used without an LLM decider (see the module docstring)."""
-    for existing, cosine in candidates:
-        if _same(existing.content, fact.content) or cosine >= DUPLICATE_AT:
-            return Verdict("DUPLICATE", existing.id, f"same fact (cosine {cosine:.2f})")
-    subject = str(fact.metadata.get("subject") or "").casefold()
-    kind = fact.metadata.get("kind")
-    for existing, cosine in candidates:
-        theirs = str(existing.metadata.get("subject") or "").casefold()
-        same = subject and theirs == subject and existing.metadata.get("kind") == kind
-        if same and cosine >= UPDATE_AT:
-            return Verdict("UPDATE", existing.id, f"same subject and kind, cosine {cosine:.2f}")
-    return Verdict("ADD", None, "no close fact of the same owner")
 
 
 def candidates(ctx: Context, fact: MemoryItem) -> list[tuple[MemoryItem, float]]:
