@@ -270,3 +270,45 @@ def test_whatever_the_model_answers_no_turn_is_lost(cube, first, second):
         assert fact.scope.user == "ana" and fact.scope.session == session
         assert [v.version for v in cube.history(fact.id)] == [1]
     del stored
+
+
+def test_requests_per_minute_and_concurrency_are_kept(server):
+    server(ok(FACTS, delay=0.2))
+    paced = chat(server, requests_per_minute=240)  # one start every 0.25 s
+    started = time.monotonic()
+    for _ in range(3):
+        paced.complete([{"role": "user", "content": "hi"}])
+    assert time.monotonic() - started >= 0.5
+    single = chat(server, concurrency=1)
+    threads = [
+        threading.Thread(target=single.complete, args=([{"role": "user", "content": "x"}],))
+        for _ in range(3)
+    ]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.monotonic() - started >= 0.6  # one at a time, 0.2 s each
+
+
+def test_budgets_batch_turns_and_refuse_what_does_not_fit(cube):
+    turns = [{"speaker": "Ana", "text": f"fact number {i} about her week", "id": f"m{i}"}
+             for i in range(50)]  # fmt: skip
+    client = Scripted(json.dumps({"facts": []}))
+    extractor = LLMExtractor(client, window=20, max_calls_per_add=2)
+    cube.extractor = extractor
+    cube.add_messages(turns, session="s1", scope={"user": "ana"})
+    assert extractor.usage["calls"] == 2 and extractor.usage["turns"] == 50
+    tight = LLMExtractor(client, max_calls_per_add=2, max_prompt_tokens=60)
+    cube.extractor = tight
+    with pytest.raises(FollowUpError, match="max_calls_per_add"):
+        cube.add_messages(turns, session="s2", scope={"user": "ana"})
+    assert tight.usage["calls"] == 0 and cube.count({"session": "s2"}) == 50
+
+
+def test_token_usage_shows_in_scheduler_status(cube, server):
+    cube.extractor = LLMExtractor(chat(server))
+    cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
+    usage = cube.scheduler.status().extraction[cube.name]
+    assert usage["calls"] == 1 and usage["prompt_tokens"] == 100 and usage["facts"] == 2

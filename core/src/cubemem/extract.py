@@ -148,6 +148,8 @@ class LLMExtractor:
         system_prompt: str = SYSTEM_PROMPT,
         min_confidence: float = 0.0,
         max_facts_per_window: int = 50,
+        max_calls_per_add: int | None = None,
+        max_prompt_tokens: int | None = None,
     ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise InvalidInputError(f"window must be a positive int, got {window!r}")
@@ -156,16 +158,45 @@ class LLMExtractor:
         self.system_prompt = system_prompt
         self.min_confidence = min_confidence
         self.max_facts = max_facts_per_window
+        self.max_calls = max_calls_per_add
+        self.max_prompt_tokens = max_prompt_tokens
         self.usage = {"calls": 0, "repairs": 0, "turns": 0, "prompt_tokens": 0,
                       "completion_tokens": 0, "facts": 0, "uncited": 0}  # fmt: skip
         self._lock = threading.Lock()
 
     def __call__(self, turns: Sequence[MemoryItem]) -> list[MemoryInput]:
         ordered = sorted(turns, key=lambda t: t.event_time)  # stable: ties keep their order
+        windows = self._windows(ordered)
         out: list[MemoryInput] = []
-        for start in range(0, len(ordered), self.window):
-            out += self._window(ordered[start : start + self.window])
+        for window in windows:
+            out += self._window(window)
         return out
+
+    def _windows(self, turns: list[MemoryItem]) -> list[list[MemoryItem]]:
+        """Turns batched into calls: ``window`` turns each — more when ``max_calls_per_add``
+        asks for fewer calls, fewer when a window would pass ``max_prompt_tokens`` (estimated
+        at four characters a token). A batch that cannot fit both is ``ExtractionError``
+        (the turns are stored; the task is dead-lettered with the reason)."""
+        size = self.window
+        if self.max_calls:
+            size = max(size, -(-len(turns) // self.max_calls))
+        windows: list[list[MemoryItem]] = []
+        budget = self.max_prompt_tokens
+        for turn in turns:
+            cost = (len(turn.content) + 40) // 4
+            current = windows[-1] if windows else None
+            used = sum((len(t.content) + 40) // 4 for t in current) if current else 0
+            if current is None or len(current) >= size or (budget and used + cost > budget):
+                windows.append([turn])
+            else:
+                current.append(turn)
+        if self.max_calls and len(windows) > self.max_calls:
+            raise ExtractionError(
+                f"{len(turns)} turns need {len(windows)} calls within max_prompt_tokens="
+                f"{self.max_prompt_tokens}, over max_calls_per_add={self.max_calls}; raise a "
+                "budget (the turns are stored)"
+            )
+        return windows
 
     def _window(self, turns: Sequence[MemoryItem]) -> list[MemoryInput]:
         labels = {f"t{n}": turn for n, turn in enumerate(turns, start=1)}

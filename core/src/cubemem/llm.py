@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -77,6 +78,27 @@ def _retry_after(exc: BaseException | None) -> float | None:
     return None
 
 
+class _Pace:
+    """At most ``per_minute`` request starts a minute, spread evenly, across threads."""
+
+    def __init__(self, per_minute: float | None) -> None:
+        if per_minute is not None and per_minute <= 0:
+            raise InvalidInputError(f"requests_per_minute must be positive, got {per_minute}")
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self.next = 0.0
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next)
+            self.next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
 class OpenAIChat:
     """An OpenAI-compatible chat endpoint.
 
@@ -98,6 +120,8 @@ class OpenAIChat:
         max_wait_s: float = 60.0,
         temperature: float = 0.0,
         max_tokens: int = 2048,
+        requests_per_minute: float | None = None,
+        concurrency: int | None = None,
     ) -> None:
         import openai
 
@@ -119,6 +143,8 @@ class OpenAIChat:
         self.max_tokens = max_tokens
         self.structured = True
         """Cleared when the server refuses ``response_format``; prompts still ask for JSON."""
+        self._pace = _Pace(requests_per_minute)
+        self._slots = threading.Semaphore(concurrency) if concurrency else None
 
     @property
     def name(self) -> str:
@@ -145,7 +171,11 @@ class OpenAIChat:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._once(messages, schema)
+                    self._pace.wait()
+                    if self._slots is None:
+                        return self._once(messages, schema)
+                    with self._slots:
+                        return self._once(messages, schema)
         except openai.OpenAIError as exc:
             raise BackendUnavailableError(
                 f"chat endpoint {self.client.base_url} ({self.model!r}) failed after "

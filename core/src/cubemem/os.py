@@ -160,16 +160,23 @@ class MemoryOS:
         k: int = 10,
         filters: FiltersLike = None,
         min_score: float | None = None,
+        include_superseded: bool = False,
     ) -> list[SearchResult]:
         """The ``k`` best memories of ``cubes`` (default: all), merged by score; each result
         names its cube in ``cube_name``. Scores are the cubes' fused scores, which share one
-        scale (cosines and BM25 shares under the same weights); ``min_score`` thresholds
-        ``relevance`` as in ``MemCube.search``."""
+        scale (cosines and BM25 shares under the same weights); ``min_score`` and
+        ``include_superseded`` work as in ``MemCube.search``."""
         inputs.positive_int(k, "k")
         names = self.list_cubes() if cubes is None else inputs.as_list(cubes, "cubes")
         merged: list[SearchResult] = []
         for name in dict.fromkeys(names):
-            found = self.open_cube(name).search(query, k=k, filters=filters, min_score=min_score)
+            found = self.open_cube(name).search(
+                query,
+                k=k,
+                filters=filters,
+                min_score=min_score,
+                include_superseded=include_superseded,
+            )
             for hit in found:
                 merged.append(hit.model_copy(update={"cube_name": name}))
         merged.sort(key=lambda r: r.score, reverse=True)
@@ -213,10 +220,17 @@ class MemoryOS:
         k: int = 10,
         filters: FiltersLike = None,
         min_score: float | None = None,
+        include_superseded: bool = False,
     ) -> list[SearchResult]:
         """Async twin of ``search``."""
         return await asyncio.to_thread(
-            self.search, query, cubes=cubes, k=k, filters=filters, min_score=min_score
+            self.search,
+            query,
+            cubes=cubes,
+            k=k,
+            filters=filters,
+            min_score=min_score,
+            include_superseded=include_superseded,
         )
 
     async def aclose(self) -> None:

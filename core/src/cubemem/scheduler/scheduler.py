@@ -92,6 +92,9 @@ class SchedulerStatus(BaseModel):
     workers: int
     items_per_s: float
     tasks_per_s: float
+    extraction: dict[str, dict[str, int]] = {}
+    """Per cube (by name) open here: its extractor's and decider's usage counters (calls,
+    repairs, turns, prompt/completion tokens, facts, uncited facts, fallbacks)."""
 
 
 @dataclass
@@ -251,6 +254,7 @@ class Scheduler:
             workers=sum(t.is_alive() for t in self._threads),
             items_per_s=sum(i for _, _, i in recent) / span if span else 0.0,
             tasks_per_s=sum(n for _, n, _ in recent) / span if span else 0.0,
+            extraction=_extraction_usage(self.cubes.contexts()),
         )
 
     def promote(
@@ -438,6 +442,19 @@ class Scheduler:
             created = followup.run(ctx, step, task.payload["ids"])
             return len(created), self._follow_ups(ctx, created)
         raise ValueError(f"unknown task kind {task.kind!r}")
+
+
+def _extraction_usage(contexts: Sequence[Context]) -> dict[str, dict[str, int]]:
+    usage: dict[str, dict[str, int]] = {}
+    for ctx in contexts:
+        counters: dict[str, int] = {}
+        for hook, prefix in ((ctx.extractor, ""), (ctx.decider, "decider_")):
+            found = getattr(hook, "usage", None)
+            if isinstance(found, dict):
+                counters.update({f"{prefix}{k}": int(v) for k, v in found.items()})
+        if counters:
+            usage[ctx.name] = counters
+    return usage
 
 
 _running: weakref.WeakSet[Scheduler] = weakref.WeakSet()
