@@ -148,3 +148,44 @@ def test_an_llm_decider_decides_and_falls_back_to_the_rule(cube):
     assert same.decision == "DUPLICATE" and "model unusable" in same.decision_reason
     assert decider.usage == {"calls": 2, "fallbacks": 1, "prompt_tokens": 0,
                              "completion_tokens": 0}  # fmt: skip
+
+
+def test_two_writers_extracting_the_same_fact_at_once_store_it_once(cube):
+    import threading
+
+    class Same:
+        name = "same"
+
+        def complete(self, messages, *, schema=None) -> Completion:
+            return Completion(facts(("Ana lives in Porto", "Ana", "fact")))
+
+    cube.extractor = LLMExtractor(Same())
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def writer(n: int) -> None:
+        try:
+            for round_ in range(4):
+                barrier.wait()
+                cube.add_messages(
+                    [{"speaker": "Ana", "text": f"I live in Porto ({n}.{round_})",
+                      "id": f"w{n}-{round_}"}],
+                    session=f"w{n}",
+                    scope={"user": "ana"},
+                )  # fmt: skip
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    (porto,) = current_facts(cube, "ana")  # one fact, not eight
+    assert porto.content == "Ana lives in Porto"
+    assert sorted(porto.provenance.source_ids) == sorted(
+        f"w{n}-{r}" for n in (1, 2) for r in range(4)
+    )  # every turn that said it is cited: no update was lost
+    versions = [v.version for v in cube.history(porto.id)]
+    assert versions == list(range(1, len(versions) + 1))  # append-only, no gaps

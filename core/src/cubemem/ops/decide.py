@@ -24,7 +24,7 @@ from typing import Any
 
 from cubemem.errors import ConflictError
 from cubemem.extract import Decider, DecisionKind, Verdict, similarity_rule
-from cubemem.model import Filters, MemoryItem, Status
+from cubemem.model import Filters, MemoryItem, Status, address_id
 from cubemem.ops.context import Context
 from cubemem.ops.write import insert, revise
 
@@ -77,6 +77,30 @@ def place(ctx: Context, facts: Sequence[MemoryItem], decider: Decider | None) ->
     return created
 
 
+def _owned_id(fact: MemoryItem) -> str:
+    """One id per owner and fact text: two extractions adding the same fact at once (two
+    workers, two windows) write one memory, not two."""
+    owner = [fact.scope.user, fact.scope.agent]
+    return address_id(
+        ("fact", *(o or "-" for o in owner)), " ".join(fact.content.casefold().split())
+    )
+
+
+def _add(ctx: Context, fact: MemoryItem, verdict: Verdict) -> list[MemoryItem]:
+    tagged = _tagged(fact, verdict, ctx)
+    owned = tagged.model_copy(update={"id": _owned_id(fact)})
+    existing = ctx.store.get([owned.id])
+    if existing and existing[0].status is Status.ACTIVE:
+        same = Verdict("DUPLICATE", owned.id, "the same fact is already current")
+        return _apply(ctx, fact, same, {owned.id: existing[0]})
+    if existing:  # that text was superseded or deleted once: this is a fact of its own
+        return insert(ctx, [tagged])
+    created = insert(ctx, [owned])
+    if not created:  # another writer added it this instant: record this as its duplicate
+        raise ConflictError(f"fact {owned.id} was added concurrently", [owned.id])
+    return created
+
+
 def _tagged(fact: MemoryItem, verdict: Verdict, ctx: Context) -> MemoryItem:
     return fact.model_copy(
         update={
@@ -91,7 +115,7 @@ def _apply(
     ctx: Context, fact: MemoryItem, verdict: Verdict, known: dict[str, MemoryItem]
 ) -> list[MemoryItem]:
     if verdict.decision == "ADD":
-        return insert(ctx, [_tagged(fact, verdict, ctx)])
+        return _add(ctx, fact, verdict)
     target = known[verdict.target or ""]
     sources = list(dict.fromkeys([*target.provenance.source_ids, *fact.provenance.source_ids]))
     provenance = target.provenance.model_copy(update={"source_ids": sources})
