@@ -22,6 +22,7 @@ KEYS = [
     "recall_by_category",
     "search_ms",
     "ingest_items_per_s",
+    "tokens_per_question",
 ]
 
 
@@ -49,7 +50,7 @@ def test_recall_at():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["raw", "observations"])
+@pytest.mark.parametrize("mode", ["raw", "observations", "both"])
 def test_cli_report_on_one_conversation(tmp_path, embedder, mode):
     out = tmp_path / "report.json"
     result = CliRunner().invoke(
@@ -68,6 +69,31 @@ def test_cli_report_on_one_conversation(tmp_path, embedder, mode):
     assert recall["10"] > 0.3, "searches that found nothing would score 0"
     assert set(report["recall_by_category"]) == {"1", "2", "3", "4"}
     assert report["search_ms"]["p50"] > 0 and report["ingest_items_per_s"] > 0
+    tokens = report["tokens_per_question"]
+    assert 0 < tokens["1"] <= tokens["5"] <= tokens["10"]
+
+
+@pytest.mark.slow
+def test_llm_mode_reports_extraction_cost(embedder):
+    """The full pipeline on one conversation with a scripted chat model (a ChatClient)."""
+    from cubemem.llm import Completion
+
+    class Scripted:
+        name = "scripted"
+
+        def complete(self, messages, *, schema=None):
+            facts = [{"text": "Caroline went to a support group", "source_ids": ["t1"]},
+                     {"text": "A fact citing nothing", "source_ids": ["t999"]}]  # fmt: skip
+            return Completion(json.dumps({"facts": facts}), prompt_tokens=50, completion_tokens=9)
+
+    report = locomo.run(DATA, conversations=[0], mode="llm", llm=Scripted(), embedder=embedder)
+    extraction = report["extraction"]
+    assert extraction["model"] == "scripted" and extraction["calls"] >= 1
+    assert extraction["facts"] == 2 * extraction["calls"]
+    assert extraction["uncited_share"] == 0.5
+    assert extraction["prompt_tokens_per_turn"] > 0 and report["recall"]["20"] > 0
+    with pytest.raises(InvalidInputError, match="chat model"):
+        locomo.run(DATA, conversations=[0], mode="llm")
 
 
 def test_bad_arguments(tmp_path):

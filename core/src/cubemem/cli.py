@@ -491,13 +491,30 @@ def bench_locomo(
     conversations: Annotated[
         str | None, typer.Option(help="Comma-separated indexes into the file (default: all).")
     ] = None,
-    mode: Annotated[str, typer.Option(help="raw (every turn) or observations.")] = "raw",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="raw (every turn), observations (LoCoMo's own facts), both (turns and "
+            "observations), or llm (turns plus facts extracted by --llm-model)."
+        ),
+    ] = "raw",
     k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs.")] = "1,5,10,20",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    llm_base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint for --mode llm.")
+    ] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Chat model for --mode llm.")] = None,
 ) -> None:
     """Evidence recall@k, search latency and ingest speed on LoCoMo."""
     from cubemem.bench import locomo
 
+    chat = None
+    if mode == "llm":
+        if not llm_model:
+            _fail("--mode llm needs --llm-model (and --llm-base-url for a local server)")
+        from cubemem.llm import OpenAIChat
+
+        chat = _run(lambda: OpenAIChat(llm_model, base_url=llm_base_url))
     chosen = _run(lambda: _int_list(conversations, "--conversations")) if conversations else None
     ks = _run(lambda: _int_list(k, "--k"))
     samples = _run(lambda: locomo.load(data))
@@ -512,6 +529,7 @@ def bench_locomo(
                 mode=cast(locomo.Mode, mode),
                 ks=ks,
                 progress=lambda what, _: bar.advance(task) if what == "question" else None,
+                llm=chat,
             )
         )
     table = Table(title=f"LoCoMo evidence recall ({mode}, {report['questions']} questions)")

@@ -21,9 +21,15 @@ from cubemem.bench import percentile
 from cubemem.cube import MemCube
 from cubemem.embed import Embedder
 from cubemem.errors import InvalidInputError
+from cubemem.extract import LLMExtractor
+from cubemem.llm import ChatClient
 from cubemem.model import MemoryInput, Scope
 
-Mode = Literal["raw", "observations"]
+Mode = Literal["raw", "observations", "both", "llm"]
+MODES = ("raw", "observations", "both", "llm")
+"""raw: every turn; observations: LoCoMo's own observations, each citing its evidence turns
+(what a perfect extractor would store); both: turns and observations in one cube, searched
+together; llm: turns plus the facts an ``LLMExtractor`` extracts from them."""
 CATEGORIES = (1, 2, 3, 4)
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 _SESSION = re.compile(r"^session_(\d+)$")
@@ -114,12 +120,13 @@ def questions(sample: dict[str, Any]) -> list[Question]:
 
 
 def ingest(cube: MemCube, sample: dict[str, Any], mode: Mode) -> int:
-    if mode == "raw":
-        count = 0
+    count = 0
+    if mode in ("raw", "both", "llm"):  # with an extractor set (llm), facts follow each session
         for key, when, messages in sessions(sample):
             count += len(cube.add_messages(messages, session=key, timestamp=when))
-        return count
-    return len(cube.add(observations(sample)))
+    if mode in ("observations", "both"):
+        count += len(cube.add(observations(sample)))
+    return count
 
 
 def recall_at(hits_ids: Sequence[Sequence[str]], evidence: frozenset[str], k: int) -> float:
@@ -135,10 +142,18 @@ def run(
     ks: Sequence[int] = (1, 5, 10, 20),
     embedder: Embedder | None = None,
     progress: Callable[[str, int], None] | None = None,
+    llm: ChatClient | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; returns the JSON report (schema in docs/benchmarks.md)."""
-    if mode not in ("raw", "observations"):
-        raise InvalidInputError(f"mode must be 'raw' or 'observations', got {mode!r}")
+    """Run the benchmark; returns the JSON report (schema in docs/benchmarks.md).
+
+    ``mode="llm"`` needs ``llm``, the chat model the extractor uses; its report adds the
+    extraction cost (calls, tokens, seconds per turn) and the facts that cite no evidence.
+    """
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+    if (mode == "llm") != (llm is not None):
+        raise InvalidInputError("mode 'llm' takes a chat model (llm=...), and only it does")
+    extractor = LLMExtractor(llm) if llm is not None else None
     if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k <= 0 for k in ks):
         raise InvalidInputError(f"k values must be positive ints, got {list(ks)!r}")
     data = load(path)
@@ -149,12 +164,14 @@ def run(
     ks = sorted(set(ks))
     per_question: list[tuple[int, dict[int, float]]] = []
     latencies: list[float] = []
+    tokens: list[list[int]] = []
     ingested, ingest_seconds = 0, 0.0
     with tempfile.TemporaryDirectory(prefix="cubemem-locomo-") as tmp:
         for index in chosen:
             sample = data[index]
             cube = MemCube.create(Path(tmp) / f"conv-{index}", embedder=embedder)
             embedder = cube.embedder  # load the model once, reuse it for every cube
+            cube.extractor = extractor
             start = time.perf_counter()
             ingested += ingest(cube, sample, mode)
             ingest_seconds += time.perf_counter() - start
@@ -165,11 +182,27 @@ def run(
                 hits = cube.search(q.text, k=ks[-1])
                 latencies.append((time.perf_counter() - start) * 1000)
                 ids = [h.provenance.source_ids for h in hits]
+                tokens.append([len(h.content) // 4 + 1 for h in hits])
                 per_question.append((q.category, {k: recall_at(ids, q.evidence, k) for k in ks}))
                 if progress:
                     progress("question", index)
             cube.close()
-    return _report(mode, chosen, ks, per_question, latencies, ingested, ingest_seconds)
+    report = _report(mode, chosen, ks, per_question, latencies, ingested, ingest_seconds)
+    report["tokens_per_question"] = {
+        str(k): round(statistics.fmean(sum(t[:k]) for t in tokens), 1) if tokens else 0.0
+        for k in ks
+    }
+    if extractor is not None:
+        usage = dict(extractor.usage)
+        turns = max(1, usage["turns"])
+        report["extraction"] = {
+            **usage,
+            "model": llm.name if llm is not None else None,
+            "seconds_per_turn": round(ingest_seconds / turns, 3),
+            "prompt_tokens_per_turn": round(usage["prompt_tokens"] / turns, 1),
+            "uncited_share": round(usage["uncited"] / max(1, usage["facts"]), 4),
+        }
+    return report
 
 
 def _report(
