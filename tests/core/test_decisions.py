@@ -48,7 +48,7 @@ def current_facts(cube, user="ben"):
 
 def test_add_update_duplicate_keep_one_current_fact_with_its_history(cube):
     client = Scripted()
-    cube.extractor = LLMExtractor(client)
+    cube.extractor = LLMExtractor(client, decide=False)
     say(cube, client, "I prefer tea", facts(("Ben prefers tea", "Ben", "preference")),
         message_id="m1")  # fmt: skip
     (tea,) = current_facts(cube)
@@ -79,7 +79,7 @@ def test_add_update_duplicate_keep_one_current_fact_with_its_history(cube):
 
 def test_a_contradiction_supersedes_the_old_fact_and_keeps_it_findable(cube):
     client = Scripted()
-    cube.extractor = LLMExtractor(client)
+    cube.extractor = LLMExtractor(client, decide=False)
     say(cube, client, "I live in Porto", facts(("Ana lives in Porto", "Ana", "fact")),
         message_id="a1", user="ana")  # fmt: skip
 
@@ -109,7 +109,7 @@ def test_a_contradiction_supersedes_the_old_fact_and_keeps_it_findable(cube):
 
 def test_a_replayed_extraction_changes_nothing(cube):
     client = Scripted()
-    cube.extractor = LLMExtractor(client)
+    cube.extractor = LLMExtractor(client, decide=False)
     say(cube, client, "I prefer tea", facts(("Ben prefers tea", "Ben", "preference")),
         message_id="m1")  # fmt: skip
     turn = next(m for m in cube.list({"user": "ben"}) if m.provenance.source == "message")
@@ -123,7 +123,7 @@ def test_an_llm_decider_decides_and_falls_back_to_the_rule(cube):
     from cubemem.extract import LLMDecider
 
     client = Scripted()
-    cube.extractor = LLMExtractor(client)
+    cube.extractor = LLMExtractor(client, decide=False)
     decider = LLMDecider(client)
     cube.decider = decider
     # no close fact: ADD without asking the model
@@ -189,3 +189,20 @@ def test_two_writers_extracting_the_same_fact_at_once_store_it_once(cube):
     )  # every turn that said it is cited: no update was lost
     versions = [v.version for v in cube.history(porto.id)]
     assert versions == list(range(1, len(versions) + 1))  # append-only, no gaps
+
+
+def test_the_extractors_model_decides_by_default(cube):
+    client = Scripted()
+    extractor = LLMExtractor(client)  # decide=True: the same model places its facts
+    cube.extractor = extractor
+    say(cube, client, "I live in Porto", facts(("Ana lives in Porto", "Ana", "fact")),
+        message_id="a1", user="ana")  # fmt: skip
+    client.answers.append(facts(("Ana lives in Lisbon", "Ana", "fact")))
+    client.answers.append('{"decision": "CONTRADICT", "target": "c1", "reason": "moved"}')
+    cube.add_messages([{"speaker": "Ana", "text": "I moved to Lisbon", "id": "a2"}],
+                      session="s-a2", scope={"user": "ana"})  # fmt: skip
+    (current,) = current_facts(cube, "ana")
+    assert (current.content, current.decision) == ("Ana lives in Lisbon", "CONTRADICT")
+    assert extractor.decider is not None and extractor.decider.usage["calls"] == 1
+    status = cube.scheduler.status().extraction[cube.name]
+    assert status["decider_calls"] == 1 and status["calls"] == 2

@@ -137,7 +137,9 @@ class LLMExtractor:
     """Facts from a chat model, ``window`` turns per call (one call per window).
 
     ``usage`` counts calls, repair rounds and tokens over the extractor's life; extraction
-    cost per turn is ``usage["prompt_tokens"] / usage["turns"]``.
+    cost per turn is ``usage["prompt_tokens"] / usage["turns"]``. Where a new fact lands among
+    the owner's current facts is decided by the same model (``decider``, an ``LLMDecider``)
+    unless ``decide=False`` or the cube has a ``decider`` of its own.
     """
 
     def __init__(
@@ -150,6 +152,7 @@ class LLMExtractor:
         max_facts_per_window: int = 50,
         max_calls_per_add: int | None = None,
         max_prompt_tokens: int | None = None,
+        decide: bool = True,
     ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise InvalidInputError(f"window must be a positive int, got {window!r}")
@@ -160,6 +163,9 @@ class LLMExtractor:
         self.max_facts = max_facts_per_window
         self.max_calls = max_calls_per_add
         self.max_prompt_tokens = max_prompt_tokens
+        self.decider: LLMDecider | None = LLMDecider(client) if decide else None
+        """Update decisions by the same model (``decide=False``: the similarity rule); a
+        cube's own ``decider``, when set, takes precedence."""
         self.usage = {"calls": 0, "repairs": 0, "turns": 0, "prompt_tokens": 0,
                       "completion_tokens": 0, "facts": 0, "uncited": 0}  # fmt: skip
         self._lock = threading.Lock()

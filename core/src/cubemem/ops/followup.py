@@ -105,7 +105,7 @@ def extract(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
             }
         )
         facts.append(fact)
-    return decide.place(ctx, facts, ctx.decider)
+    return decide.place(ctx, facts, ctx.decider or getattr(ctx.extractor, "decider", None))
 
 
 def _shared_scope(turns: Sequence[MemoryItem]) -> Scope:

@@ -448,7 +448,8 @@ def _extraction_usage(contexts: Sequence[Context]) -> dict[str, dict[str, int]]:
     usage: dict[str, dict[str, int]] = {}
     for ctx in contexts:
         counters: dict[str, int] = {}
-        for hook, prefix in ((ctx.extractor, ""), (ctx.decider, "decider_")):
+        decider = ctx.decider or getattr(ctx.extractor, "decider", None)
+        for hook, prefix in ((ctx.extractor, ""), (decider, "decider_")):
             found = getattr(hook, "usage", None)
             if isinstance(found, dict):
                 counters.update({f"{prefix}{k}": int(v) for k, v in found.items()})
