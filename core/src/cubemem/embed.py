@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cubemem.errors import BackendUnavailableError, IncompatibleCubeError, InvalidInputError
+from cubemem.llm import openai_client
 from cubemem.settings import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
@@ -285,17 +285,9 @@ class OpenAIEmbedder(_Wrapped):
         timeout: float = 60.0,
         max_retries: int = 3,
     ) -> None:
-        import openai
 
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-        key = api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
-        if key is None:
-            raise InvalidInputError(
-                "OpenAIEmbedder needs an API key: pass api_key=, set OPENAI_API_KEY, or give "
-                "base_url= for a local server (Ollama, vLLM) that needs none"
-            )
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries
+        self.client = openai_client(
+            "OpenAIEmbedder", base_url, api_key, timeout=timeout, max_retries=max_retries
         )
         self.model = model
         self._dimensions = dimensions

@@ -57,16 +57,28 @@ def _lines(
         except json.JSONDecodeError as exc:
             message = f"{where}: not valid JSON ({exc.msg}, column {exc.colno})"
             raise InvalidInputError(message) from None
-        if not isinstance(record, dict):
-            raise InvalidInputError(f"{where}: expected a JSON object (one message per line)")
-        record = dict(record)
-        name = record.pop("session", session)
-        if name is not None and not isinstance(name, str):
-            raise InvalidInputError(f'{where}: "session" must be a string, got {name!r}')
-        _group(groups, name, timestamp).append(_message(record, where, limit))
+        _place(groups, record, where, session, timestamp, limit)
     out = list(groups.values())
     _unique_ids(out, file)
     return out
+
+
+def _place(
+    groups: dict[str | None, dict[str, Any]],
+    record: Any,
+    where: str,
+    session: str | None,
+    timestamp: str | None,
+    limit: int,
+) -> None:
+    """One message record into its session's group (its own "session" key, else the default)."""
+    if not isinstance(record, dict):
+        raise InvalidInputError(f"{where}: expected a JSON object (one message each)")
+    record = dict(record)
+    name = record.pop("session", session)
+    if name is not None and not isinstance(name, str):
+        raise InvalidInputError(f'{where}: "session" must be a string, got {name!r}')
+    _group(groups, name, timestamp).append(_message(record, where, limit))
 
 
 def _group(
@@ -114,14 +126,7 @@ def _document(
         )
     by_session: dict[str | None, dict[str, Any]] = {}
     for i, record in enumerate(records, start=1):
-        where = f"{file}, message {i}"
-        if not isinstance(record, dict):
-            raise InvalidInputError(f"{where}: expected a JSON object")
-        record = dict(record)
-        name = record.pop("session", session)
-        if name is not None and not isinstance(name, str):
-            raise InvalidInputError(f'{where}: "session" must be a string, got {name!r}')
-        _group(by_session, name, timestamp).append(_message(record, where, limit))
+        _place(by_session, record, f"{file}, message {i}", session, timestamp, limit)
     out = list(by_session.values())
     _unique_ids(out, file)
     return out

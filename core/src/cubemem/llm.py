@@ -52,6 +52,23 @@ class ChatClient(Protocol):
     ) -> Completion: ...
 
 
+def openai_client(
+    what: str, base_url: str | None, api_key: str | None, *, timeout: float, max_retries: int
+) -> Any:
+    """An ``openai.OpenAI`` client: ``base_url``/``api_key`` from the arguments or
+    ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; a local server (a base URL) needs no key."""
+    import openai
+
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+    key = api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
+    if key is None:
+        raise InvalidInputError(
+            f"{what} needs an API key: pass api_key=, set OPENAI_API_KEY, or give base_url= "
+            "for a local server (Ollama, vLLM, LM Studio) that needs none"
+        )
+    return openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
+
+
 def _retryable(exc: BaseException) -> bool:
     import openai
 
@@ -123,18 +140,10 @@ class OpenAIChat:
         requests_per_minute: float | None = None,
         concurrency: int | None = None,
     ) -> None:
-        import openai
-
         if not isinstance(model, str) or not model:
             raise InvalidInputError(f"model must be a non-empty str, got {model!r}")
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-        key = api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if base_url else None)
-        if key is None:
-            raise InvalidInputError(
-                "OpenAIChat needs an API key: pass api_key=, set OPENAI_API_KEY, or give "
-                "base_url= for a local server (Ollama, vLLM, LM Studio) that needs none"
-            )
-        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+        # one retry policy (tenacity, below), so the SDK's own retries are off
+        self.client = openai_client("OpenAIChat", base_url, api_key, timeout=timeout, max_retries=0)
         self.model = model
         self.attempts = attempts
         self.backoff_s = backoff_s
