@@ -5,6 +5,7 @@ inherit their owner; a failed extraction is dead-lettered and replayable."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -256,10 +257,9 @@ ANSWERS = st.one_of(
 def test_whatever_the_model_answers_no_turn_is_lost(cube, first, second):
     cube.extractor = LLMExtractor(Scripted(first, second))
     session = f"s{time.monotonic_ns()}"
-    try:
-        stored = cube.add_messages(TURNS, session=session, scope={"user": "ana"})
-    except (FollowUpError, ExtractionError) as exc:
-        stored = cube.get_many(exc.ids) if hasattr(cube, "get_many") else None
+    # extraction may fail on garbage: the turns must be stored either way
+    with contextlib.suppress(FollowUpError, ExtractionError):
+        cube.add_messages(TURNS, session=session, scope={"user": "ana"})
     turns = cube.list({"session": session, "status": ["active"]}, limit=100)
     assert sorted(t.content for t in turns if t.provenance.source == "message") == sorted(
         t["text"] for t in TURNS
@@ -268,8 +268,8 @@ def test_whatever_the_model_answers_no_turn_is_lost(cube, first, second):
     for fact in (t for t in turns if t.provenance.source == "extract"):
         assert fact.provenance.source_ids and set(fact.provenance.source_ids) <= message_ids
         assert fact.scope.user == "ana" and fact.scope.session == session
-        assert [v.version for v in cube.history(fact.id)] == [1]
-    del stored
+        versions = [v.version for v in cube.history(fact.id)]
+        assert versions == list(range(1, len(versions) + 1))  # append-only
 
 
 def test_requests_per_minute_and_concurrency_are_kept(server):

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from cubemem import BackendUnavailableError, ConflictError, CubememError, Filters
+from cubemem import ConflictError
 
 
 def test_a_retried_add_with_a_key_stores_once(cube):
@@ -151,8 +151,3 @@ def test_a_full_disk_loses_nothing_acknowledged_and_writes_nothing_refused(tmp_p
     assert sorted(checked["ids"]) == sorted(filled["acked"])
     assert checked["first_version"] == 1  # the refused update wrote no version
     assert checked["indexed"] == len(filled["acked"])  # the index caught up on open
-
-
-def test_typed_errors_for_the_disk_are_backend_errors():
-    assert issubclass(BackendUnavailableError, CubememError)
-    assert Filters.everything().include_expired
