@@ -11,7 +11,8 @@ from cubemem import MemCube, MemoryOS
 
 # Not I/O, so no twin: registering a callback returns at once; ``iter`` is a lazy generator
 # (async code pages with ``alist``).
-NO_TWIN = {"on_working_memory_change", "iter"}
+NO_TWIN = {"on_working_memory_change", "iter", "as_agent", "authenticate"}
+"""Callbacks, generators, and the views of an OS as one agent (one indexed SQLite row read)."""
 
 
 def _public_methods(cls: type) -> dict[str, object]:

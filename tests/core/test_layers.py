@@ -11,12 +11,12 @@ import cubemem
 SRC = Path(cubemem.__file__).resolve().parent
 LAYERS = [
     {"model", "settings", "errors", "limits", "manifest", "archive", "sqlite", "render"},
-    {"store", "embed", "llm", "extract"},
+    {"store", "embed", "llm", "extract", "access"},
     {"retrieve", "searchindex", "lexical"},
     {"ops"},
     {"scheduler"},
-    {"cube", "cube_async", "os"},
-    {"tools", "cli", "bench", "ingest_file"},
+    {"cube", "cube_async", "os", "shared"},
+    {"tools", "cli", "bench", "ingest_file", "server", "remote"},
 ]
 
 

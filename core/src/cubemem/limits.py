@@ -161,6 +161,8 @@ def item(memory: Any, max_content_bytes: int) -> Any:
             text(label, f"provenance.{field}")
     for source in provenance.source_ids:
         text(source, "a source id")
+    if memory.changed_by is not None:
+        text(memory.changed_by, "changed_by")
     if len(memory.tags) > MAX_TAGS:
         raise InvalidInputError(f"a memory takes at most {MAX_TAGS} tags, got {len(memory.tags)}")
     for tag in memory.tags:

@@ -179,6 +179,9 @@ class MemoryItem(_Model):
     decision_reason: str | None = Field(None, description="Why, in the decider's words.")
     valid_from: datetime | None = Field(None, description="Believed from (this version).")
     valid_to: datetime | None = Field(None, description="Believed until (superseded).")
+    changed_by: str | None = Field(
+        None, description="The agent that wrote this version (None: the local, unidentified path)."
+    )
 
     @field_validator("tags")
     @classmethod

@@ -3,8 +3,9 @@
 The root folder holds ``memoryos.json`` (the OS's id), one folder per cube (each a complete
 cube that ``MemCube.open`` can also open alone) and, with the default SQLite queue, the one
 ``queue.sqlite3`` every cube's background work goes through. Tasks name their cube, so one
-set of workers serves them all. Later layers (identities and grants, the server) build on
-this object.
+set of workers serves them all. ``access.sqlite3`` holds the agents, grants and audit log
+(``cubemem.access``); ``as_agent`` / ``authenticate`` give the OS as one agent may use it
+(``cubemem.shared``). Used directly, the MemoryOS is its owner's and checks nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cubemem.access import AccessControl
 from cubemem.cube import FiltersLike, MemCube, default_embedder
 from cubemem.embed import Embedder, EmbedderLike, as_embedder
 from cubemem.errors import IncompatibleCubeError, InvalidInputError, NotFoundError
@@ -28,6 +30,9 @@ from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.scheduler import Scheduler, open_queue
 from cubemem.settings import Settings
+
+if TYPE_CHECKING:
+    from cubemem.shared import AgentOS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ class MemoryOS:
         self._embedders: dict[str, Embedder] = {}
         self._cubes: dict[str, MemCube] = {}
         self._lock = threading.RLock()
+        self._access: AccessControl | None = None
         queue = open_queue(
             self._settings.queue_url,
             self._root,
@@ -96,6 +102,31 @@ class MemoryOS:
 
     def __repr__(self) -> str:
         return f"MemoryOS(root={str(self._root)!r})"
+
+    # -- agents ---------------------------------------------------------------------------
+    @property
+    def access(self) -> AccessControl:
+        """Agents, grants, trust thresholds and the audit log (``cubemem.access``)."""
+        with self._lock:
+            if self._access is None:
+                self._access = AccessControl(
+                    self._root, busy_timeout_s=self._settings.busy_timeout_s
+                )
+            return self._access
+
+    def as_agent(self, agent: str) -> AgentOS:
+        """The OS as the agent ``agent`` (id or name) may use it: every call checked against
+        its grants, every write stamped with it (``cubemem.shared``)."""
+        from cubemem.shared import AgentOS
+
+        return AgentOS(self, self.access.agent(agent))
+
+    def authenticate(self, key: str) -> AgentOS | None:
+        """The OS as the agent holding API key ``key``; None for an unknown or disabled key."""
+        from cubemem.shared import AgentOS
+
+        agent = self.access.authenticate(key)
+        return None if agent is None else AgentOS(self, agent)
 
     def __enter__(self) -> MemoryOS:
         return self
@@ -189,6 +220,9 @@ class MemoryOS:
             for cube in self._cubes.values():
                 cube.close()
             self._cubes.clear()
+            if self._access is not None:
+                self._access.close()
+                self._access = None
         self.scheduler.queue.close()
 
     def _embedder_for(self, name: str | None, dimension: int | None = None) -> Embedder:

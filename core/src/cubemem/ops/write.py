@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cubemem import limits
+from cubemem import access, limits
 from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
 from cubemem.model import (
     MemoryInput,
@@ -63,6 +63,12 @@ def new_item(
     merged_metadata = {**metadata, **given.metadata}
     check_json(merged_metadata)
     item_scope = given.scope or scope
+    actor = access.current_actor()
+    author, trust, status = item_scope.agent, given.trust, Status.ACTIVE
+    if actor is not None:  # written for an agent: stamped, fenced to its grant, screened
+        item_scope = access.fit_scope(item_scope, actor.scope)
+        author, trust = actor.agent, min(given.trust, actor.trust)
+        status, merged_metadata = _screened(actor, content, merged_metadata)
     try:
         item = MemoryItem(
             cube=ctx.cube_id,
@@ -70,20 +76,34 @@ def new_item(
             scope=item_scope,
             provenance=Provenance(
                 source=source,
-                author_agent=item_scope.agent,
+                author_agent=author,
                 source_ids=given.source_ids,
-                trust=given.trust,
+                trust=trust,
                 speaker=given.speaker,
                 occurred_at=given.occurred_at,
             ),
+            status=status,
             tags=[*tags, *given.tags],
             metadata=merged_metadata,
             expires_at=given.expires_at,
             context=given.context,
+            changed_by=None if actor is None else actor.agent,
         )
     except ValidationError as exc:
         raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
     return limits.item(item, ctx.settings.max_content_bytes)
+
+
+def _screened(
+    actor: access.Actor, content: str, metadata: dict[str, MetadataValue]
+) -> tuple[Status, dict[str, MetadataValue]]:
+    """The status a write by ``actor`` lands in, and its metadata with the screen's flag."""
+    metadata = {k: v for k, v in metadata.items() if k != access.FLAG_KEY}  # never self-set
+    flags = access.screen(content) if actor.screen else []
+    if flags:
+        metadata[access.FLAG_KEY] = "; ".join(flags)
+    quarantined = actor.quarantine or bool(flags)
+    return (Status.QUARANTINED if quarantined else Status.ACTIVE), metadata
 
 
 def new_items(
@@ -221,11 +241,27 @@ def get(ctx: Context, id: str) -> MemoryItem:
 
 
 def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryItem:
-    """``item`` with ``changes`` applied as its next version (validated)."""
+    """``item`` with ``changes`` applied as its next version (validated). Made for an agent
+    (``access.acting``), the version names it, and a change that would put text an agent may
+    not publish in front of others lands quarantined (see ``cubemem.access``)."""
+    actor = access.current_actor()
     try:
         data = (
-            item.model_dump() | changes | {"version": item.version + 1, "updated_at": ctx.clock()}
+            item.model_dump()
+            | changes
+            | {
+                "version": item.version + 1,
+                "updated_at": ctx.clock(),
+                "changed_by": None if actor is None else actor.agent,
+            }
         )
+        screened = actor is not None and (actor.quarantine or actor.screen)
+        if screened and data["status"] == Status.ACTIVE:
+            if data["content"] != item.content or item.status is not Status.ACTIVE:
+                assert actor is not None
+                data["status"], data["metadata"] = _screened(
+                    actor, data["content"], dict(data["metadata"])
+                )
         new = MemoryItem.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None

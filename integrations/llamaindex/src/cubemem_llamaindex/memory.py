@@ -14,7 +14,7 @@ from llama_index.core.utils import get_tokenizer
 
 from cubemem import InvalidInputError, MemCube, Scope
 from cubemem.model import utcnow
-from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, render_memories
+from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, FENCE, render_memories
 
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
 
@@ -130,14 +130,18 @@ class MemCubeMemoryBlock(_CubeBinding, BaseMemoryBlock[str]):
         await asyncio.to_thread(self._store, messages, session)
 
     async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
-        """Drop the least relevant memories (last lines) until enough tokens are freed, counted
-        with LlamaIndex's default tokenizer (the one ``Memory`` counts with by default)."""
+        """Drop the least relevant memories (the last lines inside the fence) until enough
+        tokens are freed, counted with LlamaIndex's default tokenizer (the one ``Memory``
+        counts with by default); the fence stays closed, and no memory left means no block."""
         tokenize = get_tokenizer()
         lines = content.splitlines()
+        closing = lines.pop() if lines and lines[-1] == FENCE[1] else None
         to_free = tokens_to_truncate
-        while lines and to_free > 0:
+        while lines and lines[-1].startswith("- ") and to_free > 0:
             to_free -= len(tokenize(lines.pop() + "\n"))
-        return "\n".join(lines) or None
+        if not lines or not lines[-1].startswith("- "):
+            return None
+        return "\n".join([*lines, closing] if closing else lines)
 
 
 class MemCubeMemory(_CubeBinding, BaseMemory):
