@@ -185,8 +185,8 @@ _INSTRUCTION_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (
         "asks for secrets or tools",
         re.compile(
-            r"\b(reveal|print|send|leak|exfiltrate|output)\b[^.\n]{0,30}\b(system prompt|api[ _-]?keys?|"
-            r"passwords?|credentials|secrets?|tokens?)\b",
+            r"\b(reveal|print|send|leak|exfiltrate|output)\b[^.\n]{0,30}\b(system prompt|"
+            r"api[ _-]?keys?|passwords?|credentials|secrets?|tokens?)\b",
             re.I,
         ),
     ),

@@ -803,5 +803,13 @@ class _RateColumn(TextColumn):
         return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
 
 
+def _register_shared_memory_commands() -> None:
+    from cubemem.server.commands import register
+
+    register(app)
+
+
+_register_shared_memory_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

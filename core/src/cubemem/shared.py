@@ -220,7 +220,10 @@ class AgentCube:
                 tags=tags,
                 metadata=metadata,
                 wait=wait,
-                idempotency_key=idempotency_key,
+                # keys are per agent: two agents' retries never collide
+                idempotency_key=None
+                if idempotency_key is None
+                else f"{self._agent.name}:{idempotency_key}",
             )
         self._audit("add", result if isinstance(result, list) else [result])
         return result

@@ -255,13 +255,13 @@ def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryIt
                 "changed_by": None if actor is None else actor.agent,
             }
         )
-        screened = actor is not None and (actor.quarantine or actor.screen)
-        if screened and data["status"] == Status.ACTIVE:
-            if data["content"] != item.content or item.status is not Status.ACTIVE:
-                assert actor is not None
-                data["status"], data["metadata"] = _screened(
-                    actor, data["content"], dict(data["metadata"])
-                )
+        published = data["status"] == Status.ACTIVE and (
+            data["content"] != item.content or item.status is not Status.ACTIVE
+        )
+        if actor is not None and (actor.quarantine or actor.screen) and published:
+            data["status"], data["metadata"] = _screened(
+                actor, data["content"], dict(data["metadata"])
+            )
         new = MemoryItem.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
