@@ -15,7 +15,7 @@ LAYERS = [
     {"retrieve", "searchindex", "lexical"},
     {"ops"},
     {"scheduler"},
-    {"cube", "cube_async", "os", "shared"},
+    {"cube", "cube_async", "os", "shared", "surface"},
     {"tools", "cli", "bench", "ingest_file", "server", "remote"},
 ]
 

@@ -7,6 +7,7 @@
 from cubemem.cube import MemCube
 from cubemem.embed import Embedder, SentenceTransformerEmbedder
 from cubemem.errors import (
+    AuthenticationError,
     BackendUnavailableError,
     ConflictError,
     CubeBusyError,
@@ -42,6 +43,7 @@ from cubemem.settings import Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "BackendUnavailableError",
     "ConflictError",
     "CubeBusyError",

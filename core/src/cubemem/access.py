@@ -336,9 +336,7 @@ class AccessControl:
         with immediate(self._db, self._lock, "the access database") as db:
             for column, value in changes.items():
                 db.execute(f"UPDATE agents SET {column} = ? WHERE id = ?", (value, agent.id))
-            self._audit(
-                db, by, "agent.update", None, detail={"agent": agent.id, **_plain(changes)}
-            )
+            self._audit(db, by, "agent.update", None, detail={"agent": agent.id, **_plain(changes)})
         return self.agent(agent.id)
 
     def rotate_key(self, ref: str, *, by: str | None = None) -> str:
@@ -401,7 +399,7 @@ class AccessControl:
             self._audit(db, by, "revoke", cube, detail={"agent": agent.id})
 
     def grants(self, *, agent: str | None = None, cube: str | None = None) -> list[Grant]:
-        sql, args = "SELECT agent, cube, right, scope FROM grants WHERE 1=1", []
+        sql, args = "SELECT agent, cube, right, scope FROM grants WHERE 1=1", list[Any]()
         if agent is not None:
             sql, args = sql + " AND agent = ?", [*args, self.agent(agent).id]
         if cube is not None:
@@ -496,7 +494,7 @@ class AccessControl:
     ) -> list[AuditEntry]:
         """Entries, newest first."""
         limit, offset = limits.count(limit, "limit"), limits.count(offset, "offset")
-        sql, args = "SELECT * FROM audit WHERE 1=1", []
+        sql, args = "SELECT * FROM audit WHERE 1=1", list[Any]()
         if cube is not None:
             sql, args = sql + " AND cube = ?", [*args, cube]
         if memory_id is not None:

@@ -397,6 +397,7 @@ class MemCube(AsyncCube):
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: Literal[True] = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem]: ...
 
     @overload
@@ -411,6 +412,7 @@ class MemCube(AsyncCube):
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: Literal[False],
+        idempotency_key: str | None = None,
     ) -> list[str]: ...
 
     @overload
@@ -425,6 +427,7 @@ class MemCube(AsyncCube):
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem] | list[str]: ...
 
     def add_messages(
@@ -438,12 +441,13 @@ class MemCube(AsyncCube):
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem] | list[str]:
         """Store conversation turns raw: one memory per turn, keeping speaker, time and id.
 
         Turns of one session are searched with their neighbours (see ``cubemem.retrieve``);
         ``timestamp`` is the session time, used where a message carries none. ``wait=False``
-        queues them and returns their ids (see ``add``).
+        queues them and returns their ids; ``idempotency_key`` as in ``add``.
         """
         items = write.new_turns(
             self._ctx,
@@ -454,6 +458,10 @@ class MemCube(AsyncCube):
             tags=tags,
             metadata=metadata,
         )
+        if idempotency_key is not None:
+            items, done = write.idempotent(self._ctx, items, idempotency_key)
+            if done:
+                return [i.id for i in items] if not wait else items
         if not wait:
             return self._enqueue(items)
         self._store_now(items, progress=progress)

@@ -176,6 +176,7 @@ class AsyncCube:
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: Literal[True] = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem]: ...
 
     @overload
@@ -190,6 +191,7 @@ class AsyncCube:
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: Literal[False],
+        idempotency_key: str | None = None,
     ) -> list[str]: ...
 
     @overload
@@ -204,6 +206,7 @@ class AsyncCube:
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem] | list[str]: ...
 
     async def aadd_messages(
@@ -217,6 +220,7 @@ class AsyncCube:
         metadata: dict[str, MetadataValue] | None = None,
         progress: Progress | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> list[MemoryItem] | list[str]:
         """Async twin of ``add_messages``."""
         return await asyncio.to_thread(
@@ -229,6 +233,7 @@ class AsyncCube:
             metadata=metadata,
             progress=progress,
             wait=wait,
+            idempotency_key=idempotency_key,
         )
 
     async def aupdate(

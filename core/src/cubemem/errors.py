@@ -43,7 +43,12 @@ class ExtractionError(CubememError):
 
 
 class PermissionDeniedError(CubememError, PermissionError):
-    """The acting agent holds no grant for this operation."""
+    """The acting agent lacks the right this operation needs (the message names it); nothing
+    was written. A cube admin grants rights (``cubemem grant``, ``PUT .../grants/{agent}``)."""
+
+
+class AuthenticationError(PermissionDeniedError):
+    """No API key was given, or the server knows none like it (HTTP 401)."""
 
 
 class IncompatibleCubeError(CubememError):

@@ -15,6 +15,7 @@ memory (or quarantined version) unless it administers the cube.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -54,7 +55,7 @@ class AgentOS:
     def __repr__(self) -> str:
         return f"AgentOS(agent={self._agent.name!r}, root={str(self._os.root)!r})"
 
-    def list_cubes(self) -> list[str]:
+    def list_cubes(self) -> builtins.list[str]:
         """The cubes this agent holds a grant on (every cube, for an operator)."""
         return self._os.access.readable(self._agent, self._os.list_cubes())
 
@@ -83,7 +84,7 @@ class AgentOS:
         filters: FiltersLike = None,
         min_score: float | None = None,
         include_superseded: bool = False,
-    ) -> list[SearchResult]:
+    ) -> builtins.list[SearchResult]:
         """``MemoryOS.search`` over the cubes this agent may read (default: all of them)."""
         inputs.positive_int(k, "k")
         names = self.list_cubes() if cubes is None else inputs.as_list(cubes, "cubes")
@@ -109,7 +110,7 @@ class AgentOS:
         filters: FiltersLike = None,
         min_score: float | None = None,
         include_superseded: bool = False,
-    ) -> list[SearchResult]:
+    ) -> builtins.list[SearchResult]:
         return await asyncio.to_thread(
             self.search,
             query,
@@ -193,6 +194,10 @@ class AgentCube:
                 fixed[field] = theirs
         return parsed.model_copy(update=fixed)
 
+    def _key(self, idempotency_key: str | None) -> str | None:
+        """Keys are per agent: two agents' retries never collide."""
+        return None if idempotency_key is None else f"{self._agent.name}:{idempotency_key}"
+
     def _audit(self, action: str, items: Sequence[MemoryItem | str]) -> None:
         self._access.record_many(
             self._agent.name,
@@ -220,10 +225,7 @@ class AgentCube:
                 tags=tags,
                 metadata=metadata,
                 wait=wait,
-                # keys are per agent: two agents' retries never collide
-                idempotency_key=None
-                if idempotency_key is None
-                else f"{self._agent.name}:{idempotency_key}",
+                idempotency_key=self._key(idempotency_key),
             )
         self._audit("add", result if isinstance(result, list) else [result])
         return result
@@ -238,6 +240,7 @@ class AgentCube:
         tags: Sequence[str] | None = None,
         metadata: dict[str, MetadataValue] | None = None,
         wait: bool = True,
+        idempotency_key: str | None = None,
     ) -> Any:
         """``MemCube.add_messages`` as this agent (needs ``write``)."""
         with self._acting():
@@ -249,6 +252,7 @@ class AgentCube:
                 tags=tags,
                 metadata=metadata,
                 wait=wait,
+                idempotency_key=self._key(idempotency_key),
             )
         self._audit("add", result)
         return result
@@ -336,7 +340,7 @@ class AgentCube:
         self._audit("put", [item])
         return item
 
-    def refresh(self, ids: Sequence[str]) -> list[MemoryItem]:
+    def refresh(self, ids: Sequence[str]) -> builtins.list[MemoryItem]:
         """``MemCube.refresh`` (part of reading a keyed memory with a ttl: needs ``read``)."""
         grant = self._grant(Right.READ)
         wanted = [i for i in inputs.memory_ids(ids) if self._try_visible(i, grant)]
@@ -350,7 +354,7 @@ class AgentCube:
         return True
 
     # -- quarantine -----------------------------------------------------------------------
-    def quarantined(self, *, limit: int = 100, offset: int = 0) -> list[MemoryItem]:
+    def quarantined(self, *, limit: int = 100, offset: int = 0) -> builtins.list[MemoryItem]:
         """Memories waiting for review, oldest first (needs ``admin``)."""
         self._grant(Right.ADMIN)
         return self._cube.list({"status": "quarantined"}, limit=limit, offset=offset)
@@ -381,9 +385,7 @@ class AgentCube:
                 raise InvalidInputError(
                     f"memory {id} is {current.status.value}, not quarantined; nothing to reject"
                 )
-            earlier = [
-                v for v in self._cube.history(id)[:-1] if v.status is not Status.QUARANTINED
-            ]
+            earlier = [v for v in self._cube.history(id)[:-1] if v.status is not Status.QUARANTINED]
             changes: dict[str, Any] = {"status": Status.DELETED}
             if earlier:
                 last = earlier[-1]
@@ -395,15 +397,13 @@ class AgentCube:
                     "status": last.status,
                 }
             changes["decision_reason"] = f"rejected by {self._agent.name}"
-            item = write.revise(
-                self._cube.context, id, changes, expected_version=current.version
-            )
+            item = write.revise(self._cube.context, id, changes, expected_version=current.version)
         self._audit("reject", [item])
         return item
 
     def audit(
         self, *, memory_id: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[AuditEntry]:
+    ) -> builtins.list[AuditEntry]:
         """Who wrote, changed, approved and deleted what in this cube, newest first
         (needs ``admin``)."""
         self._grant(Right.ADMIN)
@@ -418,7 +418,7 @@ class AgentCube:
         filters: FiltersLike = None,
         min_score: float | None = None,
         include_superseded: bool = False,
-    ) -> list[SearchResult]:
+    ) -> builtins.list[SearchResult]:
         """``MemCube.search`` within what this agent may read."""
         grant = self._grant(Right.READ)
         parsed = self._filters(filters, grant)
@@ -436,7 +436,7 @@ class AgentCube:
         """``MemCube.get`` (``NotFoundError`` for what this agent may not see)."""
         return self._visible(inputs.memory_id(id), self._grant(Right.READ))
 
-    def history(self, id: str) -> list[MemoryItem]:
+    def history(self, id: str) -> builtins.list[MemoryItem]:
         """``MemCube.history``, without other agents' quarantined versions."""
         grant = self._grant(Right.READ)
         self._visible(inputs.memory_id(id), grant)
@@ -444,7 +444,7 @@ class AgentCube:
 
     def list(
         self, filters: FiltersLike = None, *, limit: int = 100, offset: int = 0
-    ) -> list[MemoryItem]:
+    ) -> builtins.list[MemoryItem]:
         """``MemCube.list`` within what this agent may read."""
         grant = self._grant(Right.READ)
         parsed = self._filters(filters, grant)
@@ -476,7 +476,7 @@ class AgentCube:
 
     def namespaces(
         self, prefix: Sequence[str] = (), *, filters: FiltersLike = None
-    ) -> list[tuple[str, ...]]:
+    ) -> builtins.list[tuple[str, ...]]:
         grant = self._grant(Right.READ)
         return self._cube.namespaces(prefix, filters=self._filters(filters, grant))
 
@@ -497,14 +497,14 @@ class AgentCube:
     async def adelete(self, id: str, **kwargs: Any) -> None:
         await asyncio.to_thread(lambda: self.delete(id, **kwargs))
 
-    async def asearch(self, query: str, **kwargs: Any) -> list[SearchResult]:
+    async def asearch(self, query: str, **kwargs: Any) -> builtins.list[SearchResult]:
         return await asyncio.to_thread(lambda: self.search(query, **kwargs))
 
     async def aget(self, id: str) -> MemoryItem:
         return await asyncio.to_thread(self.get, id)
 
-    async def ahistory(self, id: str) -> list[MemoryItem]:
+    async def ahistory(self, id: str) -> builtins.list[MemoryItem]:
         return await asyncio.to_thread(self.history, id)
 
-    async def alist(self, filters: FiltersLike = None, **kwargs: Any) -> list[MemoryItem]:
+    async def alist(self, filters: FiltersLike = None, **kwargs: Any) -> builtins.list[MemoryItem]:
         return await asyncio.to_thread(lambda: self.list(filters, **kwargs))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cubemem.cube import MemCube
 from cubemem.errors import InvalidInputError, NotFoundError
 from cubemem.limits import shown
 from cubemem.model import MemoryItem, Scope, Status
 from cubemem.render import render_memories
+from cubemem.surface import CubeLike
 
 MAX_K = 20
 
@@ -27,15 +27,17 @@ class MemoryTools:
 
     def __init__(
         self,
-        cube: MemCube,
+        cube: CubeLike,
         *,
         user_id: str | None,
         agent_id: str | None = None,
         session_id: str | None = None,
         max_chars: int = 4000,
     ) -> None:
-        if not isinstance(cube, MemCube):
-            raise InvalidInputError(f"memory tools need a MemCube, got {type(cube).__name__}")
+        if not isinstance(cube, CubeLike):
+            raise InvalidInputError(
+                f"memory tools need a MemCube, AgentCube or RemoteCube, got {type(cube).__name__}"
+            )
         if user_id is None and agent_id is None:
             raise InvalidInputError("bind the tools to a user_id or an agent_id")
         self.cube = cube

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cubemem import __version__, errors
 from cubemem.access import Agent, AuditEntry, Grant, Right
+from cubemem.manifest import Manifest
 from cubemem.model import MemoryItem, SearchResult
 from cubemem.os import MemoryOS
 from cubemem.scheduler.scheduler import SchedulerStatus
@@ -41,6 +42,7 @@ MAX_BATCH = 1000
 """Most memories or messages one write may carry."""
 
 STATUS: list[tuple[type[Exception], int]] = [
+    (errors.AuthenticationError, 401),
     (errors.PermissionDeniedError, 403),
     (errors.NotFoundError, 404),
     (errors.ConflictError, 409),
@@ -185,11 +187,8 @@ class Found(BaseModel):
 
 
 class CubeInfo(BaseModel):
-    name: str
-    id: str
-    embedder: str
-    dimension: int
-    right: Right
+    manifest: Manifest
+    right: Right = Field(description="The caller's right on the cube.")
 
 
 class NewCube(_Body):
@@ -257,10 +256,6 @@ def _error(status: int, type_: str, message: str, ids: list[str] | None = None) 
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-class _Unauthorized(Exception):
-    pass
-
-
 class _BodyLimit:
     """413 for a body over the limit, counted as it arrives (a lying Content-Length too)."""
 
@@ -305,7 +300,7 @@ class _TooLarge(Exception):
 
 
 def _os(request: Request) -> MemoryOS:
-    return request.app.state.os  # type: ignore[no-any-return]
+    return request.app.state.os
 
 
 def caller(
@@ -314,13 +309,13 @@ def caller(
 ) -> AgentOS:
     """The agent whose Bearer key the request carries (401 without a valid one)."""
     if authorization is None:
-        raise _Unauthorized("send Authorization: Bearer <agent API key>")
+        raise errors.AuthenticationError("send Authorization: Bearer <agent API key>")
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise _Unauthorized("the Authorization header must be 'Bearer <agent API key>'")
+        raise errors.AuthenticationError("the Authorization header must be 'Bearer <API key>'")
     agent_os = _os(request).authenticate(key.strip())
     if agent_os is None:
-        raise _Unauthorized("unknown or disabled API key")
+        raise errors.AuthenticationError("unknown or disabled API key")
     return agent_os
 
 
@@ -387,10 +382,6 @@ def create_app(
             log.exception("request failed", exc_info=exc)
         return _error(status, type(exc).__name__, str(exc), getattr(exc, "ids", None))
 
-    @app.exception_handler(_Unauthorized)
-    async def _unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        return _error(401, "Unauthorized", str(exc))
-
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -425,13 +416,7 @@ def create_app(
     # -- cubes ----------------------------------------------------------------------------
     def info(cube: AgentCube, me: AgentOS) -> CubeInfo:
         grant = os_.access.check(me.agent, cube.name, Right.READ)
-        return CubeInfo(
-            name=cube.name,
-            id=cube.id,
-            embedder=cube.manifest.embedder,
-            dimension=cube.manifest.dimension,
-            right=grant.right,
-        )
+        return CubeInfo(manifest=cube.manifest, right=grant.right)
 
     @app.get("/v1/cubes", tags=["cubes"], responses=_ERRORS)
     def list_cubes(me: Caller) -> list[CubeInfo]:
@@ -495,7 +480,9 @@ def create_app(
         return Written(ids=results, status="queued")
 
     @app.post("/v1/cubes/{name}/messages", status_code=202, tags=["memories"], responses=_ERRORS)
-    def add_messages(body: MessagesBody, cube: Cube, response: Response) -> Written:
+    def add_messages(
+        body: MessagesBody, cube: Cube, response: Response, key: IdemKey = None
+    ) -> Written:
         """Add conversation turns raw (speaker, time and id kept), queued unless ``wait``."""
         result = cube.add_messages(
             [m.model_dump(exclude_none=True) for m in body.messages],
@@ -505,6 +492,7 @@ def create_app(
             tags=body.tags,
             metadata=body.metadata,
             wait=body.wait,
+            idempotency_key=key,
         )
         if body.wait:
             response.status_code = 201

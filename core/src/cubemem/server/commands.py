@@ -39,7 +39,7 @@ def _os(data: Path) -> MemoryOS:
     from cubemem.cli import _run
     from cubemem.settings import Settings
 
-    return _run(lambda: MemoryOS(data, settings=Settings(workers=0)))  # type: ignore[no-any-return]
+    return _run(lambda: MemoryOS(data, settings=Settings(workers=0)))
 
 
 def _print_json(value: Any) -> None:
@@ -191,8 +191,8 @@ def grant(
 
     with _os(data) as os_:
         target = _run(lambda: os_.access.agent(agent))
-        scope = {"user": user, "agent": target.name if own_agent_scope else None}
-        scope = {k: v for k, v in scope.items() if v} or None
+        wanted = {"user": user, "agent": target.name if own_agent_scope else None}
+        scope = {k: v for k, v in wanted.items() if v} or None
         made = _run(lambda: os_.access.grant(agent, cube, right, scope=scope, by=BY))
         _print_json(made.model_dump(mode="json"))
 
@@ -294,4 +294,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-

@@ -12,10 +12,11 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
-from cubemem import MemCube, Scope
+from cubemem import Scope
 from cubemem.model import utcnow
 from cubemem.ops.read import check_min_score
 from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, render_memories
+from cubemem.surface import CubeLike
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class MemCubeMiddleware(AgentMiddleware):
 
     def __init__(
         self,
-        cube: MemCube,
+        cube: CubeLike,
         *,
         user_id: str | None = None,
         agent_id: str | None = None,
@@ -68,8 +69,11 @@ class MemCubeMiddleware(AgentMiddleware):
         wait: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(cube, MemCube):
-            raise TypeError(f"MemCubeMiddleware needs a MemCube, got {type(cube).__name__}")
+        if not isinstance(cube, CubeLike):
+            raise TypeError(
+                f"MemCubeMiddleware needs a MemCube, AgentCube or RemoteCube, got "
+                f"{type(cube).__name__}"
+            )
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:

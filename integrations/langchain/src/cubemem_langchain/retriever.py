@@ -12,8 +12,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from cubemem import Filters, InvalidInputError, MemCube, SearchResult
+from cubemem import Filters, InvalidInputError, SearchResult
 from cubemem.ops.read import check_min_score
+from cubemem.surface import CubeLike
 
 
 class MemCubeRetriever(BaseRetriever):
@@ -35,7 +36,7 @@ class MemCubeRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    cube: MemCube
+    cube: CubeLike
     k: int = Field(4, ge=1)
     filters: dict[str, Any] | Filters | None = None
     min_score: float | None = Field(None, ge=0.0, le=1.0)

@@ -38,8 +38,9 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
-from cubemem import IncompatibleCubeError, InvalidInputError, MemCube, MemoryItem, Scope
+from cubemem import IncompatibleCubeError, InvalidInputError, MemoryItem, Scope
 from cubemem.embed import as_embedder
+from cubemem.surface import CubeLike
 
 ScopeFromNamespace = Callable[[tuple[str, ...]], Scope | dict[str, str | None] | None]
 SCOPE_FIELDS = ("user", "agent", "session")
@@ -80,15 +81,17 @@ class MemCubeStore(BaseStore):
 
     def __init__(
         self,
-        cube: MemCube,
+        cube: CubeLike,
         *,
         fields: Sequence[str] | None = None,
         scope: Sequence[str] | Sequence[Sequence[str]] | ScopeFromNamespace | None = None,
         ttl: TTLConfig | None = None,
         index: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(cube, MemCube):
-            raise TypeError(f"MemCubeStore needs a MemCube, got {type(cube).__name__}")
+        if not isinstance(cube, CubeLike):
+            raise TypeError(
+                f"MemCubeStore needs a MemCube, AgentCube or RemoteCube, got {type(cube).__name__}"
+            )
         self.cube = cube
         self.fields = None if fields is None else [str(f) for f in fields]
         self.scope: ScopeFromNamespace | None = None

@@ -15,7 +15,8 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from cubemem import CubememError, MemCube
+from cubemem import CubememError
+from cubemem.surface import CubeLike
 from cubemem.tools import MAX_K, MemoryTools
 
 
@@ -39,7 +40,7 @@ class DeleteMemoryInput(BaseModel):
 
 
 def create_memory_tools(
-    cube: MemCube,
+    cube: CubeLike,
     *,
     user_id: str | None,
     agent_id: str | None = None,

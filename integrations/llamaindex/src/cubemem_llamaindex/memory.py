@@ -12,9 +12,10 @@ from llama_index.core.memory import BaseMemory, Memory
 from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
-from cubemem import InvalidInputError, MemCube, Scope
+from cubemem import InvalidInputError, Scope
 from cubemem.model import utcnow
 from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, FENCE, render_memories
+from cubemem.surface import CubeLike
 
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
 
@@ -24,7 +25,7 @@ class _CubeBinding:
     (The pydantic subclasses declare the fields: cube, user_id, agent_id, similarity_top_k,
     max_chars, wait.)"""
 
-    cube: MemCube
+    cube: CubeLike
     user_id: str | None
     agent_id: str | None
     similarity_top_k: int
@@ -86,7 +87,7 @@ class MemCubeMemoryBlock(_CubeBinding, BaseMemoryBlock[str]):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     name: str = Field(default="long_term_memory", description="The name of the memory block.")
-    cube: MemCube = Field(description="The cube that stores and recalls memories.")
+    cube: CubeLike = Field(description="The cube that stores and recalls memories.")
     user_id: str | None = Field(default=None, description="Whose memories these are.")
     agent_id: str | None = Field(default=None, description="The agent writing them.")
     similarity_top_k: int = Field(default=5, ge=1, description="Memories recalled per get.")
@@ -163,7 +164,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    cube: MemCube
+    cube: CubeLike
     user_id: str | None = None
     agent_id: str | None = None
     session_id: str | None = None
@@ -183,7 +184,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     def from_defaults(  # type: ignore[override]
         cls,
         *,
-        cube: MemCube,
+        cube: CubeLike,
         user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,

@@ -15,8 +15,9 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
-from cubemem import Filters, InvalidFilterError, InvalidInputError, MemCube, SearchResult
+from cubemem import Filters, InvalidFilterError, InvalidInputError, SearchResult
 from cubemem.ops.read import check_min_score
+from cubemem.surface import CubeLike
 
 SCOPE_KEYS = ("user", "agent", "session")
 _METADATA_OPERATORS = {
@@ -48,7 +49,7 @@ class MemCubeRetriever(BaseRetriever):
 
     def __init__(
         self,
-        cube: MemCube,
+        cube: CubeLike,
         similarity_top_k: int = 4,
         filters: MetadataFilters | Filters | dict[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
@@ -63,8 +64,11 @@ class MemCubeRetriever(BaseRetriever):
                 "similarity_top_k, filters, min_score, callback_manager, verbose (filters are "
                 'cubemem filters such as {"user": "ana"} or LlamaIndex MetadataFilters)'
             )
-        if not isinstance(cube, MemCube):
-            raise InvalidInputError(f"MemCubeRetriever needs a MemCube, got {type(cube).__name__}")
+        if not isinstance(cube, CubeLike):
+            raise InvalidInputError(
+                f"MemCubeRetriever needs a MemCube, AgentCube or RemoteCube, got "
+                f"{type(cube).__name__}"
+            )
         if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int):
             raise ValueError(f"similarity_top_k must be an int, got {similarity_top_k!r}")
         if similarity_top_k < 1:

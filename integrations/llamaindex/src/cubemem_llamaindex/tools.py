@@ -6,7 +6,7 @@ import asyncio
 
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 
-from cubemem import MemCube
+from cubemem.surface import CubeLike
 from cubemem.tools import MemoryTools
 
 
@@ -33,7 +33,7 @@ class MemCubeToolSpec(BaseToolSpec):
 
     def __init__(
         self,
-        cube: MemCube,
+        cube: CubeLike,
         *,
         user_id: str | None,
         agent_id: str | None = None,

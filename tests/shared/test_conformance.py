@@ -1,0 +1,148 @@
+"""One API conformance suite over the three cube surfaces: a local ``MemCube``, the same cube
+as an agent (``AgentCube``) and a cube on a real ``cubemem serve`` process (``RemoteCube``).
+Same calls, same answers, same error types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cubemem import (
+    ConflictError,
+    InvalidFilterError,
+    InvalidInputError,
+    MemCube,
+    MemoryOS,
+    NotFoundError,
+    Status,
+)
+from cubemem.surface import CubeLike
+
+
+@dataclass
+class Surface:
+    kind: str
+    cube: Any
+    settle: Callable[[list[str]], bool]
+
+
+@pytest.fixture(params=["local", "agent", "remote"])
+def surface(request, tmp_path, embedder) -> Iterator[Surface]:
+    if request.param == "local":
+        cube = MemCube.create(tmp_path / "c", embedder=embedder)
+        yield Surface("local", cube, lambda ids: cube.scheduler.wait(ids, 30))
+        cube.close()
+    elif request.param == "agent":
+        with MemoryOS(tmp_path / "os", embedder=embedder) as os_:
+            os_.create_cube("team")
+            os_.access.create_agent("writer", trust=0.9)
+            os_.access.grant("writer", "team", "write")
+            cube = os_.as_agent("writer").open_cube("team")
+            yield Surface("agent", cube, lambda ids: os_.scheduler.wait(ids, 30))
+    else:
+        team = request.getfixturevalue("team")
+        client = team.agent("write")
+        cube = client.open_cube(team.cube)
+        yield Surface("remote", cube, lambda ids: cube.wait(ids, 30))
+        client.close()
+
+
+def test_every_surface_is_cube_like(surface):
+    assert isinstance(surface.cube, CubeLike)
+
+
+def test_add_get_update_history_delete_restore(surface):
+    cube = surface.cube
+    item = cube.add("Ana prefers tea", scope={"user": "ana"}, tags=["drinks"], metadata={"n": 1})
+    assert item.content == "Ana prefers tea" and item.version == 1
+    assert cube.get(item.id).scope.user == "ana"
+    new = cube.update(item.id, "Ana prefers green tea", expected_version=1)
+    assert new.version == 2
+    with pytest.raises(ConflictError):
+        cube.update(item.id, "stale", expected_version=1)
+    assert [v.content for v in cube.history(item.id)] == [
+        "Ana prefers tea",
+        "Ana prefers green tea",
+    ]
+    cube.delete(item.id)
+    assert cube.get(item.id).status is Status.DELETED
+    assert cube.search("what does Ana drink") == []
+    assert cube.restore(item.id).status is Status.ACTIVE
+
+
+def test_search_filters_and_min_score(surface):
+    cube = surface.cube
+    cube.add(["Ana plays the cello", "Ben plays the drums"], scope={"user": "ana"})
+    cube.add("Ben plays the drums", scope={"user": "ben"})
+    hits = cube.search("which instrument", k=5, filters={"user": "ana"})
+    assert {h.item.content for h in hits} == {"Ana plays the cello", "Ben plays the drums"}
+    assert all(0 <= h.relevance <= 1 for h in hits)
+    assert cube.search("quantum chromodynamics lecture", min_score=0.9) == []
+    with pytest.raises(InvalidFilterError):
+        cube.search("x", filters={"colour": "red"})
+
+
+def test_queued_writes_are_acknowledged_then_searchable(surface):
+    cube = surface.cube
+    ids = cube.add(["Ana moved to Lisbon", "Ana works as a nurse"], wait=False)
+    assert len(ids) == 2 and all(isinstance(i, str) for i in ids)
+    assert surface.settle(ids)
+    assert cube.search("where does Ana live", k=1)[0].item.id == ids[0]
+
+
+def test_idempotency_key_stores_once(surface):
+    cube = surface.cube
+    first = cube.add(["one fact", "two facts"], idempotency_key="call-1")
+    again = cube.add(["one fact", "two facts"], idempotency_key="call-1")
+    assert [i.id for i in first] == [i.id for i in again]
+    assert cube.count() == 2
+    with pytest.raises(ConflictError):
+        cube.add(["other", "content"], idempotency_key="call-1")
+
+
+def test_messages_keyed_memories_and_pages(surface):
+    cube = surface.cube
+    turns = cube.add_messages(
+        [
+            {"speaker": "Ana", "content": "I adopted a cat called Miso", "id": "m1"},
+            {"speaker": "Ben", "content": "Lovely, what colour is she?", "id": "m2"},
+        ],
+        session="s1",
+        timestamp="2024-05-08T10:00:00Z",
+    )
+    assert [t.provenance.speaker for t in turns] == ["Ana", "Ben"]
+    assert turns[0].provenance.source_ids == ["m1"] and turns[0].scope.session == "s1"
+    put = cube.put(
+        ("prefs", "ana"), "drink", "Ana drinks tea", value={"drink": "tea"}, ttl=timedelta(hours=1)
+    )
+    assert cube.lookup(("prefs", "ana"), "drink").value == {"drink": "tea"}
+    assert cube.lookup(("prefs", "ana"), "food") is None
+    assert cube.namespaces(("prefs",)) == [("prefs", "ana")]
+    assert cube.refresh([put.id])[0].expires_at >= put.expires_at
+    assert [i.id for i in cube.list(limit=2)] == [turns[0].id, turns[1].id]
+    assert [i.id for i in cube.list(limit=2, offset=2)] == [put.id]
+
+
+def test_errors_are_the_same_types(surface):
+    cube = surface.cube
+    with pytest.raises(NotFoundError):
+        cube.get("0" * 32)
+    with pytest.raises(InvalidInputError):
+        cube.add("   ")
+    with pytest.raises(InvalidInputError):
+        cube.search("x", k=0)
+    with pytest.raises(NotFoundError):
+        cube.update("0" * 32, "x")
+
+
+async def test_async_twins(surface):
+    cube = surface.cube
+    item = await cube.aadd("Ana runs marathons")
+    assert (await cube.aget(item.id)).content == "Ana runs marathons"
+    hits = await cube.asearch("sport", k=1)
+    assert hits[0].item.id == item.id
+    assert (await cube.aupdate(item.id, "Ana runs half marathons")).version == 2
