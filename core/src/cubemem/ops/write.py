@@ -255,13 +255,16 @@ def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryIt
                 "changed_by": None if actor is None else actor.agent,
             }
         )
-        published = data["status"] == Status.ACTIVE and (
+        published = data["status"] in (Status.ACTIVE, Status.QUARANTINED) and (
             data["content"] != item.content or item.status is not Status.ACTIVE
         )
-        if actor is not None and (actor.quarantine or actor.screen) and published:
-            data["status"], data["metadata"] = _screened(
-                actor, data["content"], dict(data["metadata"])
-            )
+        if actor is not None and published:  # new text, or a memory coming (back) into view
+            if actor.quarantine or actor.screen:
+                data["status"], data["metadata"] = _screened(
+                    actor, data["content"], dict(data["metadata"])
+                )
+            else:  # a cube admin's edit is its review
+                data["status"] = Status.ACTIVE
         new = MemoryItem.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
