@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -174,7 +174,7 @@ class IdsBody(_Body):
 
 
 class WaitBody(IdsBody):
-    timeout_s: float = Field(30.0, gt=0, le=300)
+    timeout_s: float = Field(30.0, gt=0, le=60)
 
 
 class NamespacesBody(_Body):
@@ -391,6 +391,10 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            return _error(
+                400, "InvalidInputError", "the body could not be read as JSON (or nests too deep)"
+            )
         return _error(exc.status_code, "HTTPError", str(exc.detail))
 
     @app.exception_handler(RecursionError)
@@ -696,6 +700,12 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The API's OpenAPI document (what ``/openapi.json`` serves; committed as
+    ``docs/openapi.json``). Routes only reach the MemoryOS when called, so none is needed."""
+    return create_app(cast(MemoryOS, None)).openapi()
 
 
 def _plain(value: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
     app.command()(grant)
     app.command()(revoke)
     app.command()(audit)
+    app.command()(openapi)
     app.add_typer(agents_app, name="agents")
     app.add_typer(review_app, name="review")
 
@@ -83,6 +85,19 @@ def serve(
         uvicorn.run(create_app(os_), host=host, port=port, log_level=log_level)
     finally:
         os_.close()
+
+
+def openapi(
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")] = None,
+) -> None:
+    """Print the REST API's OpenAPI schema (as `cubemem serve` serves it at /openapi.json)."""
+    from cubemem.server.app import openapi_schema
+
+    text = json.dumps(openapi_schema(), indent=2, sort_keys=True) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 def mcp(
