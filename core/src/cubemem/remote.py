@@ -23,6 +23,7 @@ retried write never stores twice.
 from __future__ import annotations
 
 import builtins
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from cubemem.manifest import Manifest
 from cubemem.model import Filters, MemoryInput, MemoryItem, Message, Scope, SearchResult
 
 DEFAULT_TIMEOUT_S = 60.0
+_WAIT_BATCH = 1000
 _ITEMS = TypeAdapter(list[MemoryItem])
 _RESULTS = TypeAdapter(list[SearchResult])
 
@@ -523,15 +525,28 @@ class RemoteCube:
         )
 
     def wait(self, ids: Sequence[str], timeout: float = 30.0) -> bool:
-        """Until these queued ids are stored and searchable (False on timeout)."""
-        return self._t.send(
-            _Call(
-                "POST",
-                f"{self._base}/wait",
-                json={"ids": list(ids), "timeout_s": timeout},
-                parse=lambda data: bool(data["done"]),
+        """Until these queued ids are stored and searchable (False on timeout); asked in
+        batches the server accepts."""
+        deadline = time.monotonic() + timeout
+        wanted = list(ids)
+        for start in range(0, len(wanted), _WAIT_BATCH):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            done = self._t.send(
+                _Call(
+                    "POST",
+                    f"{self._base}/wait",
+                    json={
+                        "ids": wanted[start : start + _WAIT_BATCH],
+                        "timeout_s": min(left, 60.0),
+                    },
+                    parse=lambda data: bool(data["done"]),
+                )
             )
-        )
+            if not done:
+                return False
+        return True
 
     # -- reading --------------------------------------------------------------------------
     def search(
