@@ -40,7 +40,9 @@ def render_memory(item: MemoryItem, *, with_id: bool = False) -> str:
     if item.changed_by is not None:  # written for an identified agent
         author = item.provenance.author_agent or item.changed_by
         label = f"by {_flat(author)}, trust {item.provenance.trust:.2g}"
-        if item.changed_by != author:
+        if (item.decision_reason or "").startswith("approved by "):
+            label += f", {_flat(item.decision_reason or '')}"
+        elif item.changed_by != author:
             label += f", changed by {_flat(item.changed_by)}"
         flag = item.metadata.get("cubemem_flag")
         if flag:
