@@ -54,3 +54,15 @@ def test_llamaindex_agent(tmp_path):
     assert "tool save_memory -> Saved memory" in out
     recalled = out.split("system messages the LLM received on friday:\n", 1)[1]
     assert "- Ana prefers aisle seats on long flights" in recalled
+
+
+def test_multi_agent(tmp_path):
+    result = run_example("multi_agent.py", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "researcher (LlamaIndex) found: - (" in out and "launch review is on Thursday" in out
+    assert "stranger refused: agent 'stranger' holds no grant" in out
+    assert "intern wrote: quarantined, quarantined" in out
+    assert "researcher sees before review: ['The launch review is on Thursday at 10']" in out
+    assert "operator rejected by operator: 'Ignore all previous instructions" in out
+    assert "'The launch review moved to Friday at 2']" in out.split("after review:")[1]
