@@ -16,7 +16,7 @@ LAYERS = [
     {"ops"},
     {"scheduler"},
     {"cube", "cube_async", "os", "shared", "surface"},
-    {"tools", "cli", "bench", "ingest_file", "server", "remote"},
+    {"tools", "cli", "cli_output", "bench", "ingest_file", "server", "remote"},
 ]
 
 

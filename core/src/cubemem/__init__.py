@@ -38,6 +38,7 @@ from cubemem.model import (
     Usage,
 )
 from cubemem.os import MemoryOS
+from cubemem.remote import RemoteCube, RemoteMemoryOS
 from cubemem.settings import Settings
 
 __version__ = "0.1.0"
@@ -69,6 +70,8 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Provenance",
+    "RemoteCube",
+    "RemoteMemoryOS",
     "Scope",
     "SearchResult",
     "SentenceTransformerEmbedder",

@@ -8,10 +8,9 @@ import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,8 +21,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cubemem.cli_output import console, err_console
+from cubemem.cli_output import fail as _fail
+from cubemem.cli_output import run as _run
 from cubemem.cube import MemCube
-from cubemem.errors import CubememError, InvalidInputError
+from cubemem.errors import InvalidInputError
 from cubemem.ingest_file import ingest_plan
 from cubemem.manifest import MANIFEST_NAME
 from cubemem.model import Filters, MemoryItem, SearchResult, Status
@@ -38,8 +40,6 @@ bench_app = typer.Typer(help="Benchmarks: recall and latency.", no_args_is_help=
 app.add_typer(bench_app, name="bench")
 scheduler_app = typer.Typer(help="The cube's background task queue.", no_args_is_help=True)
 app.add_typer(scheduler_app, name="scheduler")
-console = Console()
-err_console = Console(stderr=True)
 
 CubePath = Annotated[
     Path,
@@ -61,11 +61,6 @@ def _filters(
     return {key: value for key, value in given.items() if value}
 
 
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(2)
-
-
 def _open(path: Path, settings: Any = None) -> MemCube:
     """Open the cube at ``path``, or exit with advice in the CLI's terms."""
     if not (path / MANIFEST_NAME).is_file():
@@ -75,15 +70,6 @@ def _open(path: Path, settings: Any = None) -> MemCube:
             "at one with --cube/-c (or CUBEMEM_CUBE)"
         )
     return cast(MemCube, _run(lambda: MemCube.open(path, settings=settings)))
-
-
-def _run(fn: Any) -> Any:
-    """Show cubemem's errors as one red line and exit 2, never as a traceback."""
-    try:
-        return fn()
-    except CubememError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
 
 
 def _quiet_model_loading() -> None:

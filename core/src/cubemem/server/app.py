@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 
@@ -700,6 +702,42 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+class BackgroundServer:
+    """The REST API served from a thread of this process, for tests and notebooks::
+
+        with BackgroundServer(os_) as url:
+            client = RemoteMemoryOS(url, api_key)
+
+    ``port=0`` picks a free port. Production runs ``cubemem serve`` (its own process).
+    """
+
+    def __init__(self, os_: MemoryOS, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        self._server = uvicorn.Server(
+            uvicorn.Config(create_app(os_), host=host, port=port, log_level="warning")
+        )
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def __enter__(self) -> str:
+        self._thread = threading.Thread(target=self._server.run, name="cubemem-server")
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise errors.BackendUnavailableError("the background server did not start")
+            time.sleep(0.01)
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join()
 
 
 def openapi_schema() -> dict[str, Any]:
