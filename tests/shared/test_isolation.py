@@ -1,19 +1,32 @@
 """Isolation, as a property: random agents (rights, trust) and random operations on one cube
 → no read without ``read``, no write without ``write``, a refused call writes nothing, and a
 quarantined memory is seen only by its author and the cube's admins. Run in process
-(``MemoryOS.as_agent``) and through a real server (``RemoteMemoryOS``)."""
+(``MemoryOS.as_agent``), through a real REST server (``RemoteMemoryOS``) and through the MCP
+server's tools."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
+import httpx2
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cubemem import MemoryOS, NotFoundError, PermissionDeniedError, Status
 from cubemem.access import screen
+
+from .conftest import free_port, stop
 
 RIGHTS = [None, "read", "write", "admin"]
 TEXTS = [
@@ -181,3 +194,148 @@ def test_through_the_server(server, agents, ops):
         for client in clients:
             client.close()
         admin.close()
+
+
+class _Loop:
+    """An event loop in a thread, so the synchronous runner above can drive MCP clients."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+
+
+class McpCube:
+    """One agent's view of a cube through the MCP server's tools (``list`` is not a tool:
+    the runner's lists become searches)."""
+
+    def __init__(self, loop: _Loop, url: str, key: str, cube: str) -> None:
+        self.loop, self.cube = loop, cube
+        self.requests: asyncio.Queue[Any] = loop.run(self._queue())
+        self.session = asyncio.run_coroutine_threadsafe(self._session(url, key), loop.loop)
+
+    @staticmethod
+    async def _queue() -> asyncio.Queue[Any]:
+        return asyncio.Queue()
+
+    async def _session(self, url: str, key: str) -> None:
+        """One task owns the client from open to close (anyio's cancel scopes demand it)."""
+        from mcp.client import Client
+        from mcp.client.streamable_http import streamable_http_client
+
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        async with Client(streamable_http_client(url, http_client=http)) as client:
+            while (request := await self.requests.get()) is not None:
+                tool, args, answer = request
+                try:
+                    answer.set_result(await client.call_tool(tool, args))
+                except Exception as exc:
+                    answer.set_exception(exc)
+
+    async def _ask(self, tool: str, args: dict[str, Any]) -> Any:
+        answer = asyncio.get_running_loop().create_future()
+        await self.requests.put((tool, args, answer))
+        return await answer
+
+    def close(self) -> None:
+        self.loop.run(self.requests.put(None))
+        self.session.result(60)
+
+    def _call(self, tool: str, **args: Any) -> Any:
+        result = self.loop.run(self._ask(tool, {"cube_name": self.cube, **args}))
+        if result.is_error:
+            text = result.content[0].text
+            for error in (PermissionDeniedError, NotFoundError):
+                if f"{error.__name__}:" in text:
+                    raise error(text)
+            raise AssertionError(text)
+        value = result.structured_content
+        return value.get("result", value) if isinstance(value, dict) else value
+
+    @staticmethod
+    def _item(data: dict[str, Any]) -> Any:
+        return SimpleNamespace(
+            id=data["id"], status=Status(data["status"]), content=data["content"]
+        )
+
+    def add(self, text: str) -> Any:
+        return self._item(self._call("add_memory", content=text))
+
+    def search(self, text: str, **_: Any) -> list[Any]:
+        found = self._call("search_memories", query=text, k=20)["memories"]
+        return [SimpleNamespace(item=self._item(m)) for m in found]
+
+    def list(self, _filters: Any = None) -> list[Any]:
+        return [r.item for r in self.search("memory")]
+
+    def get(self, id_: str) -> Any:
+        return self._item(self._call("get_memory", id=id_))
+
+    def update(self, id_: str, text: str) -> Any:
+        return self._item(self._call("update_memory", id=id_, content=text))
+
+    def delete(self, id_: str) -> None:
+        self._call("delete_memory", id=id_)
+
+
+@pytest.fixture(scope="module")
+def mcp_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mcp-property") / "memory"
+    with MemoryOS(root) as os_:
+        os_.access.create_agent("operator", trust=1.0, operator=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "cubemem.cli", "mcp", "--data", str(root), "--transport",
+            "http", "--port", str(port),
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/mcp"
+    for _ in range(900):
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    loop = _Loop()
+    yield url, root, loop
+    loop.close()
+    stop(process)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(agents=agents_st, ops=ops_st)
+def test_through_mcp(mcp_server, embedder, agents, ops):
+    url, root, loop = mcp_server
+    cube_name = f"c{uuid.uuid4().hex[:10]}"
+    names, keys = [], []
+    with MemoryOS(root, embedder=embedder) as os_:
+        os_.create_cube(cube_name)
+        for right, trust in agents:
+            agent, key = os_.access.create_agent(f"a{uuid.uuid4().hex[:10]}", trust=trust)
+            names.append(agent.name)
+            keys.append(key)
+            if right is not None:
+                os_.access.grant(agent.name, cube_name, right)
+    cubes = [McpCube(loop, url, key, cube_name) for key in keys]
+    model = Model([r for r, _ in agents], [t for _, t in agents], names)
+    try:
+        with MemoryOS(root, embedder=embedder) as os_:
+            run(cubes, _everything(os_.open_cube(cube_name)), model, ops)
+    finally:
+        for cube in cubes:
+            cube.close()
