@@ -104,8 +104,19 @@ def extract(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
                 ),
             }
         )
-        facts.append(fact)
+        facts.append(_authored(fact, turns))
     return decide.place(ctx, facts, ctx.decider or getattr(ctx.extractor, "decider", None))
+
+
+def _authored(fact: MemoryItem, turns: Sequence[MemoryItem]) -> MemoryItem:
+    """A fact read from one agent's turns is that agent's, at their lowest trust."""
+    authors = {t.changed_by for t in turns}
+    if len(authors) != 1 or None in authors:
+        return fact
+    author = authors.pop()
+    trust = min([fact.provenance.trust, *(t.provenance.trust for t in turns)])
+    provenance = fact.provenance.model_copy(update={"author_agent": author, "trust": trust})
+    return fact.model_copy(update={"provenance": provenance, "changed_by": author})
 
 
 def _shared_scope(turns: Sequence[MemoryItem]) -> Scope:

@@ -415,8 +415,9 @@ def create_app(
         return me.agent
 
     @app.get("/v1/scheduler", tags=["service"], responses=_ERRORS)
-    def scheduler(me: Caller) -> SchedulerStatus:
-        """The background queue: ready, in flight, done, failed tasks and throughput."""
+    def scheduler(me: Operator) -> SchedulerStatus:
+        """The background queue: ready, in flight, done, failed tasks and throughput
+        (operators: failures name memories of every cube)."""
         return os_.scheduler.status()
 
     # -- cubes ----------------------------------------------------------------------------
