@@ -1,6 +1,6 @@
 """One API conformance suite over the three cube surfaces: a local ``MemCube``, the same cube
-as an agent (``AgentCube``) and a cube on a real ``cubemem serve`` process (``RemoteCube``).
-Same calls, same answers, same error types."""
+as an agent (``AgentCube``) and a cube on a real ``cubemem serve`` process (``RemoteCube``) —
+and a local cube whose rows live in PostgreSQL. Same calls, same answers, same error types."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cubemem import (
     MemCube,
     MemoryOS,
     NotFoundError,
+    Settings,
     Status,
 )
 from cubemem.surface import CubeLike
@@ -30,11 +31,14 @@ class Surface:
     settle: Callable[[list[str]], bool]
 
 
-@pytest.fixture(params=["local", "agent", "remote"])
+@pytest.fixture(params=["local", "postgresql", "agent", "remote"])
 def surface(request, tmp_path, embedder) -> Iterator[Surface]:
-    if request.param == "local":
-        cube = MemCube.create(tmp_path / "c", embedder=embedder)
-        yield Surface("local", cube, lambda ids: cube.scheduler.wait(ids, 30))
+    if request.param in ("local", "postgresql"):
+        settings = Settings()
+        if request.param == "postgresql":
+            settings = Settings(store_url=request.getfixturevalue("postgres_url"))
+        cube = MemCube.create(tmp_path / "c", embedder=embedder, settings=settings)
+        yield Surface(request.param, cube, lambda ids: cube.scheduler.wait(ids, 30))
         cube.close()
     elif request.param == "agent":
         with MemoryOS(tmp_path / "os", embedder=embedder) as os_:

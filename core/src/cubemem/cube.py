@@ -38,7 +38,7 @@ from cubemem.ops.working import Subscriber, WorkingMemory
 from cubemem.retrieve import RetrievalConfig
 from cubemem.scheduler import OneCube, Scheduler, add_task, open_queue
 from cubemem.settings import Settings
-from cubemem.store import EmbeddedStore, MemoryStore
+from cubemem.store import MemoryStore, engine_of, open_store
 from cubemem.store.base import Repair
 
 log = logging.getLogger(__name__)
@@ -114,9 +114,10 @@ class MemCube(AsyncCube):
             owner=owner,
             embedder=embedder.name,
             dimension=embedder.dimension,
+            store=engine_of(settings.store_url),
         )
         path.mkdir(parents=True, exist_ok=True)
-        store = EmbeddedStore(path, embedder, busy_timeout_s=settings.busy_timeout_s)
+        store = _store(settings, path, manifest, embedder)
         write_manifest(path, manifest)
         log.info("created cube %s at %s", manifest.name, path)
         return cls(path, manifest, store, embedder, settings, scheduler=scheduler)
@@ -144,20 +145,26 @@ class MemCube(AsyncCube):
         if create and not (path / MANIFEST_NAME).exists():
             return cls.create(path, embedder=embedder, settings=settings, scheduler=scheduler)
         manifest = read_manifest(path)
-        if not (path / "memories.sqlite3").is_file():
+        settings = settings or Settings()
+        if manifest.store != engine_of(settings.store_url):
+            raise IncompatibleCubeError(
+                f"cube {manifest.name!r} keeps its memories in {manifest.store}, but the "
+                f"configured store is {engine_of(settings.store_url)}; set CUBEMEM_STORE_URL "
+                "(Settings.store_url) to the cube's database"
+            )
+        if manifest.store == "sqlite" and not (path / "memories.sqlite3").is_file():
             raise CubeCorruptError(
                 f"{path / 'memories.sqlite3'} is missing: the cube's rows are gone. Nothing was "
                 "changed (the vector index was left as it is); restore the file from a backup "
                 "or an export (`cubemem import`)"
             )
-        settings = settings or Settings()
         embedder = (
             as_embedder(embedder)
             if embedder is not None
             else default_embedder(settings, manifest.embedder, manifest.dimension)
         )
         manifest.check_embedder(embedder.name, embedder.dimension)
-        store = EmbeddedStore(path, embedder, busy_timeout_s=settings.busy_timeout_s)
+        store = _store(settings, path, manifest, embedder)
         cube = cls(path, manifest, store, embedder, settings, scheduler=scheduler)
         cube.last_repair = store.reconcile(cube._ctx.embed)
         if (
@@ -711,7 +718,10 @@ class MemCube(AsyncCube):
         building = Path(tempfile.mkdtemp(prefix=f".{path.name}.import-", dir=path.parent))
         try:
             cls.create(building, name=manifest.name, embedder=chosen, settings=settings).close()
-            write_manifest(building, manifest)  # the archive's identity, id included
+            write_manifest(  # the archive's identity, id included; the engine is ours
+                building,
+                manifest.model_copy(update={"store": engine_of(settings.store_url)}),
+            )
             with cls.open(building, embedder=chosen, settings=settings) as cube:
                 write.insert(cube._ctx, items, history=versions)
             if path.exists():
@@ -738,6 +748,11 @@ class MemCube(AsyncCube):
         path = Path(path)
         target = as_embedder(embedder)
         settings = settings or Settings()
+        if engine_of(settings.store_url) != "sqlite":
+            raise InvalidInputError(
+                "reindex rebuilds a cube beside the old one, which only the embedded engine "
+                "can do today; export the cube, and import it with the new embedder"
+            )
         building = path.with_name(f".{path.name}.reindex")
         previous = path.with_name(f".{path.name}.before-reindex")
         for leftover in (building, previous):
@@ -796,6 +811,17 @@ class MemCube(AsyncCube):
         for source in cubes:
             transfer.copy_into(source.context, target.context)
         return target
+
+
+def _store(settings: Settings, path: Path, manifest: Manifest, embedder: Embedder) -> MemoryStore:
+    return open_store(
+        settings.store_url,
+        path,
+        manifest.id,
+        manifest.dimension,
+        embedder,
+        busy_timeout_s=settings.busy_timeout_s,
+    )
 
 
 def default_embedder(

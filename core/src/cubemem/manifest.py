@@ -6,6 +6,7 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +29,9 @@ class Manifest(BaseModel):
     dimension: int = Field(gt=0)
     created_at: datetime = Field(default_factory=utcnow)
     owner: str | None = None
+    store: Literal["sqlite", "postgresql"] = "sqlite"
+    """The engine that holds the rows (the URL, which may carry a password, is configuration:
+    ``Settings.store_url``)."""
 
     def check_embedder(self, name: str, dimension: int) -> None:
         """Refuse an embedder other than the one this cube's vectors were made with."""

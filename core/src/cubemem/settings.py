@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     busy_timeout_s: float = Field(
         30.0, gt=0, description="How long a write waits for another writer's SQLite lock."
     )
+    store_url: str = Field(
+        "sqlite",
+        description="Where rows and vectors live: 'sqlite' (the cube folder: SQLite + Chroma) or "
+        "'postgresql://user:password@host/db' (PostgreSQL + pgvector; the folder keeps the "
+        "manifest).",
+    )
     queue_url: str = Field(
         "sqlite",
         description="Task queue: 'sqlite' (a file in the cube) or 'redis://host:port/db'.",

@@ -441,34 +441,38 @@ class PostgresStore:
 
     def changes(self, since: int) -> Changes:
         with self._pool.connection() as conn:
-            conn.isolation_level = _repeatable_read()
-            with conn.transaction():
-                revision = int(
-                    conn.execute(
-                        "SELECT revision FROM cubemem_revisions WHERE cube = %s", (self._cube,)
-                    ).fetchone()[0]
-                )
-                if revision == since:
-                    conn.isolation_level = None
-                    return Changes(revision, [], [])
-                rows = conn.execute(
-                    "SELECT m.id, m.seq, m.status, m.kind, m.user_id, m.agent_id, m.session_id, "
-                    "m.expires_at, m.data->'provenance'->>'source', "
-                    "m.data->'provenance'->>'speaker', m.data->'provenance'->>'occurred_at', "
-                    "m.data->>'content', m.data->>'context', m.vector::text "
-                    "FROM cubemem_memories m WHERE m.cube = %s AND m.changed_at > %s "
-                    "ORDER BY m.seq",
-                    (self._cube, since),
-                ).fetchall()
-                purged = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT id FROM cubemem_purged WHERE cube = %s AND revision > %s "
-                        "ORDER BY revision",
-                        (self._cube, since),
-                    )
-                ]
-            conn.isolation_level = None
+            conn.isolation_level = _repeatable_read()  # the revision and the rows agree
+            try:
+                with conn.transaction():
+                    return self._changes(conn, since)
+            finally:
+                conn.isolation_level = None
+
+    def _changes(self, conn: Any, since: int) -> Changes:
+        revision = int(
+            conn.execute(
+                "SELECT revision FROM cubemem_revisions WHERE cube = %s", (self._cube,)
+            ).fetchone()[0]
+        )
+        if revision == since:
+            return Changes(revision, [], [])
+        rows = conn.execute(
+            "SELECT m.id, m.seq, m.status, m.kind, m.user_id, m.agent_id, m.session_id, "
+            "m.expires_at, m.data->'provenance'->>'source', "
+            "m.data->'provenance'->>'speaker', m.data->'provenance'->>'occurred_at', "
+            "m.data->>'content', m.data->>'context', m.vector::text "
+            "FROM cubemem_memories m WHERE m.cube = %s AND m.changed_at > %s "
+            "ORDER BY m.seq",
+            (self._cube, since),
+        ).fetchall()
+        purged = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM cubemem_purged WHERE cube = %s AND revision > %s "
+                "ORDER BY revision",
+                (self._cube, since),
+            )
+        ]
         return Changes(revision, [_feed_row(r) for r in rows], purged)
 
     def reconcile(self, embed: EmbedFn) -> Repair:
