@@ -194,3 +194,28 @@ def test_vectors_are_kept_with_the_rows(store, embedder):
     expected = embed_items(embedder, [a, b])
     for id_, row in zip(ids, matrix, strict=True):
         np.testing.assert_allclose(row, expected[id_].vector, rtol=1e-6)
+
+
+def test_migrate_is_idempotent_and_the_cli_runs_it(postgres_url):
+    from typer.testing import CliRunner
+
+    from cubemem.cli import app
+    from cubemem.store.postgres import SCHEMA_VERSION, migrate
+
+    assert migrate(postgres_url) == migrate(postgres_url) == SCHEMA_VERSION
+    result = CliRunner().invoke(app, ["migrate", "--store", postgres_url])
+    assert result.exit_code == 0 and f"schema version {SCHEMA_VERSION}" in result.output
+
+
+def test_a_cube_on_postgresql_reopens_there_and_nowhere_else(tmp_path, embedder, postgres_url):
+    from cubemem import IncompatibleCubeError, MemCube, Settings
+
+    on_pg = Settings(store_url=postgres_url)
+    with MemCube.create(tmp_path / "c", embedder=embedder, settings=on_pg) as cube:
+        kept = cube.add("Ana keeps bees", scope={"user": "ana"})
+    assert not (tmp_path / "c" / "memories.sqlite3").exists()
+    with pytest.raises(IncompatibleCubeError, match="CUBEMEM_STORE_URL"):
+        MemCube.open(tmp_path / "c", embedder=embedder)
+    with MemCube.open(tmp_path / "c", embedder=embedder, settings=on_pg) as cube:
+        assert cube.get(kept.id).content == "Ana keeps bees"
+        assert cube.search("what does Ana keep?", k=1)[0].item.id == kept.id

@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command()(revoke)
     app.command()(audit)
     app.command()(openapi)
+    app.command()(migrate)
     app.add_typer(agents_app, name="agents")
     app.add_typer(review_app, name="review")
 
@@ -99,6 +100,25 @@ def openapi(
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
+
+
+def migrate(
+    store: Annotated[
+        str,
+        typer.Option(envvar="CUBEMEM_STORE_URL", help="postgresql://user:password@host/db"),
+    ],
+) -> None:
+    """Bring a PostgreSQL store to this cubemem's schema (cubes also do it on first use)."""
+    from cubemem.cli_output import console
+    from cubemem.cli_output import run as _run
+    from cubemem.store import engine_of
+    from cubemem.store.postgres import migrate as migrate_store
+
+    if _run(lambda: engine_of(store)) != "postgresql":
+        console.print("the embedded engine migrates each cube when it opens; nothing to do")
+        return
+    version = _run(lambda: migrate_store(store))
+    console.print(f"schema version {version}")
 
 
 def mcp(

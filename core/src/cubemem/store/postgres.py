@@ -468,8 +468,7 @@ class PostgresStore:
         purged = [
             r[0]
             for r in conn.execute(
-                "SELECT id FROM cubemem_purged WHERE cube = %s AND revision > %s "
-                "ORDER BY revision",
+                "SELECT id FROM cubemem_purged WHERE cube = %s AND revision > %s ORDER BY revision",
                 (self._cube, since),
             )
         ]
