@@ -37,8 +37,11 @@ class Server:
         return RemoteMemoryOS(self.url, self.admin_key)
 
 
-def start_server(root: Path, *, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """``cubemem serve`` on ``root`` in a child process; returns it once /health answers."""
+def start_server(
+    root: Path, *, port: int | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``cubemem serve`` on ``root`` in a child process (``env``: extra environment, e.g.
+    ``CUBEMEM_STORE_URL``); returns it once /health answers."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(root.parent / f"serve-{port}.log", "wb")  # noqa: SIM115 (lives with the process)
@@ -49,7 +52,7 @@ def start_server(root: Path, *, port: int | None = None) -> tuple[subprocess.Pop
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})},
     )  # fmt: skip
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
