@@ -1,6 +1,7 @@
-"""Two ``cubemem serve`` processes over one PostgreSQL store and one Redis-compatible queue:
-writes through both are all stored exactly once, each server finds the other's, and killing
-one server mid-run loses nothing it acknowledged (the other's workers take its tasks over)."""
+"""Two ``cubemem serve`` processes and two ``cubemem worker`` processes over one PostgreSQL
+store and one Redis-compatible queue: writes through both servers are all stored exactly once,
+each server finds the other's, and killing a server and a worker mid-run loses nothing
+acknowledged (the others take their tasks over when the leases run out)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,15 @@ def test_two_servers_one_postgres_one_queue(tmp_path, postgres_url, redis_url):
             keys.append((agent.name, key))
     a, url_a = start_server(root, env=shared)
     b, url_b = start_server(root, env=shared)
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cubemem.cli", "worker", "--data", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", **shared},
+        )
+        for _ in range(2)
+    ]
     try:
         children = [
             subprocess.Popen(
@@ -54,6 +64,7 @@ def test_two_servers_one_postgres_one_queue(tmp_path, postgres_url, redis_url):
             for url in [url_a if n % 2 == 0 else url_b]
         ]
         acknowledged: list[str] = []
+        workers[0].send_signal(signal.SIGKILL)  # mid-run: its claimed tasks come back
         for child in children:
             out, err = child.communicate(timeout=600)
             assert child.returncode == 0, err.decode()[-2000:]
@@ -70,6 +81,6 @@ def test_two_servers_one_postgres_one_queue(tmp_path, postgres_url, redis_url):
             found = cube.search("w0 wrote note 7", k=3)  # written through A, found on B
             assert "w0 wrote note 7" in [r.item.content for r in found]
     finally:
-        stop(b)
-        if a.poll() is None:
-            stop(a)
+        for process in [b, a, *workers]:
+            if process.poll() is None:
+                stop(process)

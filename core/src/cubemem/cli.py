@@ -340,18 +340,39 @@ def worker(
     cube: CubePath = Path("memory"),
     queue: QueueUrl = None,
     threads: Annotated[int, typer.Option(help="Worker threads in this process.")] = 1,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            envvar="CUBEMEM_DATA",
+            help="Work for every cube of this MemoryOS root (what `cubemem serve` queues).",
+        ),
+    ] = None,
 ) -> None:
-    """Run background workers for a cube until interrupted (Ctrl-C)."""
+    """Run background workers for a cube (or a whole MemoryOS with --data) until interrupted."""
     import signal
     import threading
 
-    handle = _open_with_queue(cube, queue, workers=threads)
+    from cubemem.os import MemoryOS
+    from cubemem.settings import Settings
+
+    handle: Any
+    if data is not None:
+        overrides: dict[str, Any] = {"workers": threads}
+        if queue:
+            overrides["queue_url"] = queue
+        handle = _run(lambda: MemoryOS(data, settings=Settings(**overrides)))
+        name = f"MemoryOS {data}"
+    else:
+        handle = _open_with_queue(cube, queue, workers=threads)
+        name = handle.name
     scheduler = handle.scheduler
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     scheduler.start()
-    console.print(f"working on {handle.name} from {scheduler.queue.url} with {threads} thread(s)")
+    console.print(f"working on {name} from {scheduler.queue.url} with {threads} thread(s)")
     try:
         while not stop.wait(1.0):
             pass
