@@ -84,3 +84,17 @@ def test_interleaved_rounds_report_add_then_search_beside_read_only(tmp_path):
     assert size["after_add_vs_read_only_p95"] > 0
     with pytest.raises(InvalidInputError, match="interleave"):
         scale.run([10], interleave=-1)
+
+
+def test_cli_measures_postgresql_beside_the_embedded_engine(tmp_path, postgres_url):
+    out = tmp_path / "scale.json"
+    args = ["bench", "scale", "--items", "300", "--queries", "5", "--precomputed"]
+    result = CliRunner().invoke(app, [*args, "--store", postgres_url, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [(r["store"], r["items"]) for r in report["sizes"]] == [
+        ("sqlite", 300),
+        ("postgresql", 300),
+    ]
+    postgres = report["sizes"][1]
+    assert postgres["disk_bytes_per_item"] is None and postgres["ingest_items_per_s"] > 0

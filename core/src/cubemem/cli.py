@@ -575,17 +575,28 @@ def bench_scale(
             "redis://host:port/db (acknowledged add latency, acked and indexed items/s)."
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Also measure this store (postgresql://...) beside the embedded engine, in "
+            "the same run."
+        ),
+    ] = None,
 ) -> None:
     """Ingest speed, search latency, RSS and disk per item as a cube grows."""
     from cubemem.bench import scale
+    from cubemem.store import engine_of
 
     sizes = _run(lambda: _int_list(items, "--items"))
     if queue is not None:
         _bench_queue(sizes, queue, precomputed, json_out)
         return
+    stores = ["sqlite"]
+    if store is not None and _run(lambda: engine_of(store)) != "sqlite":
+        stores.append(store)
     with _progress() as bar:
-        ingest = bar.add_task("ingest", total=sum(sizes))
-        search = bar.add_task("search", total=(3 * queries + interleave) * len(sizes))
+        ingest = bar.add_task("ingest", total=sum(sizes) * len(stores))
+        search = bar.add_task("search", total=(3 * queries + interleave) * len(sizes) * len(stores))
         report = _run(
             lambda: scale.run(
                 sizes,
@@ -593,17 +604,19 @@ def bench_scale(
                 precomputed=precomputed,
                 interleave=interleave,
                 progress=lambda what, n: bar.advance(ingest if what == "ingest" else search, n),
+                stores=stores,
             )
         )
     table = Table(title=f"scale ({report['embedder']}, {queries} queries per filter)")
     for column in (
-        "items", "ingest/s", "index build s", "p50 ms", "p95 ms", "p95 user", "p95 user+tag",
-        "p95 after add", "RSS MB", "disk B/item",
+        "store", "items", "ingest/s", "index build s", "p50 ms", "p95 ms", "p95 user",
+        "p95 user+tag", "p95 after add", "RSS MB", "disk B/item",
     ):  # fmt: skip
         table.add_column(column, justify="right")
     for r in report["sizes"]:
         ms = r["search_ms"]
         table.add_row(
+            r["store"],
             f"{r['items']:,}",
             f"{r['ingest_items_per_s']:,}",
             str(r["index_build_s"]),
@@ -613,7 +626,7 @@ def bench_scale(
             str(ms["user+tag"]["p95"]),
             str(ms["after_add"]["p95"]) if "after_add" in ms else "-",
             str(r["rss_mb"]),
-            f"{r['disk_bytes_per_item']:,}",
+            "-" if r["disk_bytes_per_item"] is None else f"{r['disk_bytes_per_item']:,}",
         )
     console.print(table)
     typer.echo(json.dumps(report))

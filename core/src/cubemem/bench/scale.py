@@ -125,14 +125,24 @@ def run_size(
     batch: int = 1000,
     interleave: int = 0,
     progress: Callable[[str, int], None] | None = None,
+    store_url: str = "sqlite",
 ) -> dict[str, Any]:
-    """Build one cube of ``size`` synthetic memories and measure it.
+    """Build one cube of ``size`` synthetic memories in the engine ``store_url`` names and
+    measure it.
 
     ``interleave`` rounds of "add one memory, then search" follow the read-only searches, as
     an agent stores a turn and searches before its next call; their latency is reported beside
     the read-only searches of the same run."""
     corpus = Corpus()
-    cube = MemCube.create(workdir / f"cube-{size}", embedder=embedder)
+    from cubemem.settings import Settings
+    from cubemem.store import engine_of
+
+    engine = engine_of(store_url)
+    cube = MemCube.create(
+        workdir / f"cube-{engine}-{size}",
+        embedder=embedder,
+        settings=Settings(store_url=store_url),
+    )
     start = time.perf_counter()
     pending: list[MemoryInput] = []
     for item in corpus.memories(size):
@@ -179,6 +189,7 @@ def run_size(
     if after_add:
         timings.append(("after_add", after_add))
     result: dict[str, Any] = {
+        "store": engine,
         "items": size,
         "ingest_items_per_s": round(size / ingest_s, 1),
         "index_build_s": round(warmup_s, 2),
@@ -187,7 +198,10 @@ def run_size(
             for name, v in timings
         },
         "rss_mb": round(_rss_mb(), 1),
-        "disk_bytes_per_item": round(_disk_bytes(cube.path) / size, 1),
+        # rows in PostgreSQL are the server's disk, not the cube folder's
+        "disk_bytes_per_item": round(_disk_bytes(cube.path) / size, 1)
+        if engine == "sqlite"
+        else None,
     }
     if after_add:
         result["after_add_vs_read_only_p95"] = round(
@@ -206,8 +220,10 @@ def run(
     embedder: Embedder | None = None,
     workdir: Path | None = None,
     progress: Callable[[str, int], None] | None = None,
+    stores: Sequence[str] = ("sqlite",),
 ) -> dict[str, Any]:
-    """Measure every size in turn; the JSON report lists one entry per size."""
+    """Measure every size in turn on every store (``sqlite``, ``postgresql://...``), in the
+    same run so they compare as ratios; the JSON report lists one entry per size and store."""
     if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 0:
         raise InvalidInputError(f"interleave must be an int >= 0, got {interleave!r}")
     if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
@@ -218,16 +234,18 @@ def run(
     results = []
     with tempfile.TemporaryDirectory(prefix="cubemem-scale-", dir=workdir) as tmp:
         for size in sizes:
-            results.append(
-                run_size(
-                    size,
-                    queries=queries,
-                    embedder=chosen,
-                    workdir=Path(tmp),
-                    interleave=interleave,
-                    progress=progress,
+            for store_url in stores:
+                results.append(
+                    run_size(
+                        size,
+                        queries=queries,
+                        embedder=chosen,
+                        workdir=Path(tmp),
+                        interleave=interleave,
+                        progress=progress,
+                        store_url=store_url,
+                    )
                 )
-            )
     return {
         "benchmark": "scale",
         "embedder": "precomputed random unit vectors" if precomputed else "all-MiniLM-L6-v2",

@@ -323,6 +323,8 @@ class PostgresStore:
         if not ids:
             return
         with self._tx() as conn:
+            # usage counters are statistics: a crash may lose the last few, never a memory
+            conn.execute("SET LOCAL synchronous_commit = off")
             conn.execute(  # one hit per mention: an id asked twice counts twice
                 "UPDATE cubemem_memories m SET hits = m.hits + c.n, last_access = %s "
                 "FROM (SELECT id, count(*) AS n FROM unnest(%s::text[]) AS id GROUP BY id) c "
