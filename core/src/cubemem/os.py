@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import threading
 from pathlib import Path
@@ -306,12 +307,15 @@ def _check_name(name: Any) -> str:
 
 def _read_or_make_manifest(root: Path) -> OSManifest:
     file = root / OS_MANIFEST
-    if not file.exists():
-        manifest = OSManifest()
-        tmp = file.with_suffix(".tmp")
-        tmp.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-        tmp.replace(file)
-        return manifest
+    if not file.exists():  # published with a link: of two processes starting at once, one wins
+        tmp = root / f".{OS_MANIFEST}.{new_id()}"
+        tmp.write_text(OSManifest().model_dump_json(indent=2), encoding="utf-8")
+        try:
+            os.link(tmp, file)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     try:
         return OSManifest.model_validate(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValidationError) as exc:

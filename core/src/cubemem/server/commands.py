@@ -65,12 +65,17 @@ def serve(
     import uvicorn
 
     from cubemem.cli_output import err_console
-    from cubemem.cli_output import run as _run
+    from cubemem.errors import InvalidInputError
     from cubemem.server.app import create_app
 
     os_ = MemoryOS(data)
+    key = None
     if not os_.access.configured:
-        _, key = _run(lambda: os_.access.create_agent("admin", trust=1.0, operator=True))
+        try:
+            _, key = os_.access.create_agent("admin", trust=1.0, operator=True)
+        except InvalidInputError:  # another server on this root made it first
+            key = None
+    if key is not None:
         err_console.print(
             f"created operator agent 'admin' with API key:\n  {key}\nIt is not shown again: keep "
             "it now (create agents with POST /v1/agents or `cubemem agents create`).",
