@@ -215,6 +215,36 @@ def activation() -> str | None:
     return note + "\n\n" + _table(header, rows)
 
 
+def stores() -> str | None:
+    """LoCoMo raw recall on the embedded engine and on PostgreSQL, measured one after the other,
+    and ``bench scale --store`` when its report is there."""
+    rows = []
+    for engine in ("sqlite", "postgresql"):
+        r = _load(f"locomo_store_{engine}.json")
+        if r is None:
+            return None
+        rows.append(
+            [engine, *_recall(r["recall"]), r["search_ms"]["p50"], r["search_ms"]["p95"],
+             r["ingest_items_per_s"]]
+        )  # fmt: skip
+    ks = list(_load("locomo_store_sqlite.json")["recall"])
+    header = ["store", *(f"R@{k}" for k in ks), "p50 ms", "p95 ms", "ingest items/s"]
+    out = _table(header, rows)
+    report = _load("scale_store.json")
+    if report is not None:
+        out += "\n\n" + _table(
+            ["store", "items", "ingest items/s", "index build s", "p50 ms", "p95 ms",
+             "p95 ms, user", "p95 ms, user+tag"],
+            [
+                [r["store"], f"{r['items']:,}", r["ingest_items_per_s"], r["index_build_s"],
+                 r["search_ms"]["unfiltered"]["p50"], r["search_ms"]["unfiltered"]["p95"],
+                 r["search_ms"]["user"]["p95"], r["search_ms"]["user+tag"]["p95"]]
+                for r in report["sizes"]
+            ],
+        )  # fmt: skip
+    return out
+
+
 def render(text: str) -> str:
     for name, section in (
         ("locomo", locomo),
@@ -223,6 +253,7 @@ def render(text: str) -> str:
         ("loco", loco),
         ("facts", facts),
         ("scale", scale),
+        ("stores", stores),
         ("interleave", interleave),
         ("queue", queue),
         ("activation", activation),
