@@ -242,6 +242,16 @@ def stores() -> str | None:
                 for r in report["sizes"]
             ],
         )  # fmt: skip
+    lexical = _load("lexical_postgres.json")
+    if lexical is not None:
+        out += "\n\n" + _table(
+            ["lexical alone", "R@5", "R@10", "p50 ms/query", "p95 ms/query"],
+            [
+                [name, f"{r['recall']['5']:.3f}", f"{r['recall']['10']:.3f}",
+                 r["query_ms"]["p50"], r["query_ms"]["p95"]]
+                for name, r in lexical["systems"].items()
+            ],
+        )  # fmt: skip
     return out
 
 

@@ -98,3 +98,21 @@ def test_cli_measures_postgresql_beside_the_embedded_engine(tmp_path, postgres_u
     ]
     postgres = report["sizes"][1]
     assert postgres["disk_bytes_per_item"] is None and postgres["ingest_items_per_s"] > 0
+
+
+def test_lexical_postgres_benchmark_ranks_the_same_questions_three_ways(postgres_url):
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "lexical_postgres", root / "benchmarks" / "lexical_postgres.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = module.run(root / "tests" / "data" / "locomo_mini.json", postgres_url)
+    assert report["questions"] > 0
+    assert set(report["systems"]) == {"bm25", "ts_rank_cd", "pg_trgm"}
+    for system in report["systems"].values():
+        assert 0 <= system["recall"]["5"] <= system["recall"]["10"] <= 1
+        assert system["query_ms"]["p95"] >= system["query_ms"]["p50"] > 0
