@@ -39,7 +39,7 @@ from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE EXTENSION IF NOT EXISTS vector",
@@ -70,9 +70,24 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE IF NOT EXISTS cubemem_revisions (
             cube TEXT PRIMARY KEY, revision BIGINT NOT NULL)""",
     ],
+    # Usage counters move to their own table: counting a hit rewrote the memory's row, and an
+    # update that cannot stay on its page (HOT) re-inserts the row into every index — the HNSW
+    # index included — on every search.
+    2: [
+        """CREATE TABLE IF NOT EXISTS cubemem_usage (
+            cube TEXT NOT NULL, id TEXT NOT NULL, hits INTEGER NOT NULL,
+            last_access DOUBLE PRECISION, PRIMARY KEY (cube, id))""",
+        "INSERT INTO cubemem_usage (cube, id, hits, last_access) SELECT cube, id, hits, "
+        "last_access FROM cubemem_memories WHERE hits > 0 OR last_access IS NOT NULL "
+        "ON CONFLICT DO NOTHING",
+        "ALTER TABLE cubemem_memories DROP COLUMN IF EXISTS hits",
+        "ALTER TABLE cubemem_memories DROP COLUMN IF EXISTS last_access",
+    ],
 }
 
 _ITEM_JSON_EXCLUDE = {"usage"}
+_USAGE = "coalesce(u.hits, 0), u.last_access"
+_JOIN_USAGE = "LEFT JOIN cubemem_usage u ON u.cube = m.cube AND u.id = m.id"
 _LOCK = 7_301_946  # pg_advisory_xact_lock key serialising migrations across processes
 _POOLS: dict[str, Any] = {}
 _POOLS_LOCK = threading.Lock()
@@ -209,16 +224,14 @@ class PostgresStore:
                 )
                 cur.executemany(
                     "INSERT INTO cubemem_memories (cube, id, status, kind, user_id, agent_id, "
-                    "session_id, event_at, expires_at, version, digest, dims, vector, hits, "
-                    "last_access, data, namespace, changed_at) VALUES (%s, %s, %s, %s, %s, %s, "
-                    "%s, %s, %s, %s, %s, %s, %s::vector, %s, %s, %s, %s, %s)",
+                    "session_id, event_at, expires_at, version, digest, dims, vector, data, "
+                    "namespace, changed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "%s, %s::vector, %s, %s, %s)",
                     [
                         (
                             self._cube,
                             i.id,
                             *_columns(i, embeddings.get(i.id)),
-                            i.usage.hits,
-                            _ts(i.usage.last_access),
                             _json(i),
                             _namespace(i),
                             revision,
@@ -226,6 +239,14 @@ class PostgresStore:
                         for i in new
                     ],
                 )
+                used = [i for i in new if i.usage.hits or i.usage.last_access]
+                if used:  # imported or composed memories keep their counts
+                    cur.executemany(
+                        "INSERT INTO cubemem_usage (cube, id, hits, last_access) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (cube, id) DO UPDATE SET "
+                        "hits = EXCLUDED.hits, last_access = EXCLUDED.last_access",
+                        [(self._cube, i.id, i.usage.hits, _ts(i.usage.last_access)) for i in used],
+                    )
             self._write_tags(conn, new)
         return [i.id for i in new]
 
@@ -326,10 +347,14 @@ class PostgresStore:
             # usage counters are statistics: a crash may lose the last few, never a memory
             conn.execute("SET LOCAL synchronous_commit = off")
             conn.execute(  # one hit per mention: an id asked twice counts twice
-                "UPDATE cubemem_memories m SET hits = m.hits + c.n, last_access = %s "
-                "FROM (SELECT id, count(*) AS n FROM unnest(%s::text[]) AS id GROUP BY id) c "
-                "WHERE m.cube = %s AND m.id = c.id",
-                (at.timestamp(), list(ids), self._cube),
+                "INSERT INTO cubemem_usage (cube, id, hits, last_access) "
+                "SELECT %s, c.id, c.n, %s FROM (SELECT id, count(*) AS n "
+                "FROM unnest(%s::text[]) AS id GROUP BY id) c "
+                "JOIN cubemem_memories m ON m.cube = %s AND m.id = c.id "
+                "ORDER BY c.id "  # one lock order: concurrent searches never deadlock
+                "ON CONFLICT (cube, id) DO UPDATE SET hits = cubemem_usage.hits + EXCLUDED.hits, "
+                "last_access = EXCLUDED.last_access",
+                (self._cube, at.timestamp(), list(ids), self._cube),
             )
 
     def purge(self, ids: Sequence[str]) -> None:
@@ -337,7 +362,7 @@ class PostgresStore:
             return
         with self._tx() as conn:
             revision = self._bump(conn)
-            for table in ("cubemem_memories", "cubemem_tags", "cubemem_versions"):
+            for table in ("cubemem_memories", "cubemem_tags", "cubemem_versions", "cubemem_usage"):
                 conn.execute(
                     f"DELETE FROM {table} WHERE cube = %s AND id = ANY(%s)",
                     (self._cube, list(ids)),
@@ -355,8 +380,8 @@ class PostgresStore:
 
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
         rows = self._rows(
-            "SELECT id, data, hits, last_access FROM cubemem_memories "
-            "WHERE cube = %s AND id = ANY(%s)",
+            f"SELECT m.id, m.data, {_USAGE} FROM cubemem_memories m {_JOIN_USAGE} "
+            "WHERE m.cube = %s AND m.id = ANY(%s)",
             (self._cube, list(dict.fromkeys(ids))),
         )
         found = {r[0]: _item(r[1], r[2], r[3]) for r in rows}
@@ -374,7 +399,7 @@ class PostgresStore:
     ) -> list[MemoryItem]:
         where, params = self._where(filters, now)
         rows = self._rows(
-            f"SELECT data, hits, last_access FROM cubemem_memories m WHERE {where} "
+            f"SELECT m.data, {_USAGE} FROM cubemem_memories m {_JOIN_USAGE} WHERE {where} "
             "ORDER BY m.seq LIMIT %s OFFSET %s",
             [*params, limit, offset],
         )
