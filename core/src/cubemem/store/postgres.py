@@ -99,7 +99,10 @@ def pool_for(url: str, *, max_size: int = 8) -> Any:
 
     with _POOLS_LOCK:
         if url not in _POOLS:
-            pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False)
+            # autocommit: a read is one round trip; writes open their transaction (``_tx``)
+            pool = ConnectionPool(
+                url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True}
+            )
             try:
                 pool.open(wait=True, timeout=30)
             except Exception as exc:
@@ -375,8 +378,20 @@ class PostgresStore:
 
     # -- reading --------------------------------------------------------------------------
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with self._tx() as conn:
-            return list(conn.execute(sql, params).fetchall())
+        """One statement outside any transaction (autocommit): a single round trip."""
+        try:
+            with self._pool.connection() as conn:
+                return list(conn.execute(sql, params).fetchall())
+        except InvalidFilterError:
+            raise
+        except Exception as exc:
+            from psycopg import Error as PgError
+
+            if isinstance(exc, PgError):
+                raise BackendUnavailableError(
+                    f"PostgreSQL at {_safe(self._url)} failed ({exc})"
+                ) from exc
+            raise
 
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
         rows = self._rows(
@@ -542,12 +557,11 @@ class PostgresStore:
             if value is not None:
                 clauses.append(f"m.{column} = %s")
                 params.append(value)
-        for tag in filters.tags:
+        for tag in filters.tags:  # a semi-join over the (cube, tag, id) key, not a probe per row
             clauses.append(
-                "EXISTS (SELECT 1 FROM cubemem_tags t WHERE t.cube = m.cube AND t.id = m.id "
-                "AND t.tag = %s)"
+                "m.id IN (SELECT t.id FROM cubemem_tags t WHERE t.cube = %s AND t.tag = %s)"
             )
-            params.append(tag)
+            params.extend([self._cube, tag])
         if filters.after is not None:
             clauses.append("m.event_at >= %s")
             params.append(filters.after.timestamp())
