@@ -36,6 +36,7 @@ from cubemem.model import (
     encode_namespace,
 )
 from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
+from cubemem.store.embedded import _COMPARISONS, _OPERATORS, _is_json_scalar
 
 log = logging.getLogger(__name__)
 
@@ -583,10 +584,6 @@ class PostgresStore:
         return " AND ".join(clauses), params
 
 
-_COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_OPERATORS = ("$eq", "$ne", *_COMPARISONS, "$in", "$nin")
-
-
 def _value_clauses(
     match: dict[str, Any], path: list[str], clauses: list[str], params: list[Any]
 ) -> None:
@@ -605,10 +602,6 @@ def _value_clauses(
             _value_clauses(wanted, field, clauses, params)
         else:
             _operator_clause(field, "$eq", wanted, clauses, params)
-
-
-def _is_json_scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float) and value == value  # NaN is not JSON
 
 
 def _operator_clause(
