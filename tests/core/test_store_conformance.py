@@ -226,6 +226,28 @@ def test_a_cube_on_postgresql_reopens_there_and_nowhere_else(tmp_path, embedder,
         assert cube.search("what does Ana keep?", k=1)[0].item.id == kept.id
 
 
+def test_postgresql_search_through_its_hnsw_index_agrees_with_the_exact_scan(
+    tmp_path, embedder, postgres_url
+):
+    """Up to ``remote_exact_limit`` rows the process scans the vectors it holds; past it the
+    HNSW index in PostgreSQL answers. Both find the same memories."""
+    import dataclasses
+
+    from cubemem import MemCube, Settings
+
+    facts = [f"{name} keeps {thing}" for name in ("Ana", "Ben", "Chloe", "Dev") for thing in (
+        "bees", "a vegetable garden", "old maps", "vinyl records", "a sailing boat")]  # fmt: skip
+    with MemCube.create(
+        tmp_path / "c", embedder=embedder, settings=Settings(store_url=postgres_url)
+    ) as cube:
+        cube.add(facts)
+        questions = ["who has a boat?", "records collection", "honey and hives", "maps"]
+        exact = [[r.item.id for r in cube.search(q, k=3)] for q in questions]
+        cube.retrieval = dataclasses.replace(cube.retrieval, remote_exact_limit=0)
+        through_index = [[r.item.id for r in cube.search(q, k=3)] for q in questions]
+    assert through_index == exact
+
+
 def test_store_urls_name_their_engine_or_are_refused(tmp_path, embedder):
     from cubemem import BackendUnavailableError, InvalidInputError
     from cubemem.store import engine_of
@@ -234,5 +256,26 @@ def test_store_urls_name_their_engine_or_are_refused(tmp_path, embedder):
     assert engine_of("postgresql://u:p@h/db") == "postgresql"
     with pytest.raises(InvalidInputError, match="postgresql://"):
         engine_of("mysql://h/db")
+    assert engine_of("chroma+http://h:8000?rows=sqlite") == "sqlite"
+    with pytest.raises(InvalidInputError, match="rows=postgresql is not offered"):
+        engine_of("chroma+http://h:8000?rows=postgresql")
     with pytest.raises(BackendUnavailableError, match="chroma run"):
         ChromaServerStore(tmp_path, embedder, "chroma+http://127.0.0.1:9", "x")
+
+
+def test_a_sqlite_url_may_name_the_data_root(tmp_path, embedder):
+    """``sqlite:///ROOT`` is the embedded engine; a path that does not hold the cube is refused
+    before anything is created."""
+    from cubemem import InvalidInputError, MemCube, Settings
+
+    root = tmp_path / "data"
+    settings = Settings(store_url=f"sqlite://{root}")
+    with MemCube.create(root / "notes", embedder=embedder, settings=settings) as cube:
+        cube.add("Ana keeps bees", wait=True)
+    with MemCube.open(root / "notes", embedder=embedder, settings=Settings()) as cube:
+        assert cube.count() == 1  # the same engine as plain 'sqlite'
+    elsewhere = Settings(store_url=f"sqlite://{tmp_path / 'other'}")
+    with pytest.raises(InvalidInputError, match="keeps this cube's rows"):
+        MemCube.open(root / "notes", embedder=embedder, settings=elsewhere)
+    with MemCube.open(root / "notes", embedder=embedder, settings=settings) as cube:
+        assert cube.count() == 1

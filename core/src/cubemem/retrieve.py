@@ -67,6 +67,10 @@ class RetrievalConfig:
     """Candidates taken from BM25."""
     exact_limit: int = 20_000
     """Filtered subsets up to this size are scored exactly instead of through the index."""
+    remote_exact_limit: int = 200_000
+    """The same when the vector index is across the network (PostgreSQL, a Chroma server):
+    scanning 10^5 vectors here (~10 ms on one core) beats a round trip to an HNSW index asked
+    for ``dense_pool`` candidates (16 ms at 3·10^4 rows on PostgreSQL, measured), and is exact."""
     lexical_neighbours: bool = True
     """Index each conversation turn for BM25 together with the turns before and after it."""
     short_tokens: bool = True
@@ -185,7 +189,8 @@ class HybridRetriever:
             ideal = index.lexical.ideal(tokens) if lexical else 1.0
             if lexical and cfg.lexical_scale == "ideal":
                 scale = ideal if cfg.fusion == "score" else max(ideal, scale)
-            exact = allowed <= cfg.exact_limit or not self._store.owns_index
+            limit = cfg.remote_exact_limit if self._store.remote_index else cfg.exact_limit
+            exact = allowed <= limit or not self._store.owns_index
             dense: list[tuple[int, float]] | None = []
             if vector is not None:
                 dense = index.dense_top(vector, mask, dense_pool) if exact else None

@@ -24,9 +24,10 @@ class Settings(BaseSettings):
     )
     store_url: str = Field(
         "sqlite",
-        description="Where rows and vectors live: 'sqlite' (the cube folder: SQLite + Chroma) or "
-        "'postgresql://user:password@host/db' (PostgreSQL + pgvector; the folder keeps the "
-        "manifest).",
+        description="Where rows and vectors live: 'sqlite' or 'sqlite:///DATA_ROOT' (the cube "
+        "folder: SQLite + Chroma), 'postgresql://user:password@host/db' (PostgreSQL + pgvector; "
+        "the folder keeps the manifest) or 'chroma+http://host:port' (rows in the cube folder, "
+        "vectors in a Chroma server).",
     )
     queue_url: str = Field(
         "sqlite",

@@ -169,6 +169,12 @@ class MemoryStore(Protocol):
         exact scan, and callers holding the vectors may as well scan them themselves)."""
         ...
 
+    @property
+    def remote_index(self) -> bool:
+        """Whether ``nearest`` costs a network round trip (PostgreSQL, a Chroma server): callers
+        holding the vectors scan larger subsets themselves before asking it."""
+        ...
+
     def reconcile(self, embed: EmbedFn) -> Repair:
         """Bring the index in line with the rows after a crash between the two writes.
 

@@ -56,6 +56,10 @@ class ChromaServerStore(EmbeddedStore):
                 self._db.close()
             raise
 
+    @property
+    def remote_index(self) -> bool:
+        return True
+
     def _try_own_index(self) -> bool:
         if self._collection is not None:
             return True

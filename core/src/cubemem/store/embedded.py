@@ -332,6 +332,10 @@ class EmbeddedStore:
         """Whether this process holds the cube's vector index (see the module docstring)."""
         return self._collection is not None
 
+    @property
+    def remote_index(self) -> bool:
+        return False
+
     def _try_own_index(self) -> bool:
         if self._collection is not None:
             return True

@@ -191,6 +191,10 @@ class PostgresStore:
     def owns_index(self) -> bool:
         return True
 
+    @property
+    def remote_index(self) -> bool:
+        return True
+
     # -- writing --------------------------------------------------------------------------
     def insert(
         self,
