@@ -123,6 +123,31 @@ def postgres_url(tmp_path_factory):
     server.cleanup()
 
 
+@pytest.fixture
+def new_postgres_database(postgres_url):
+    """Makes new, empty databases on the session's PostgreSQL; returns their URLs. A MemoryOS
+    on PostgreSQL is the whole database (its catalog, agents and grants), so tests that open
+    one get their own."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}"))
+
+    return make
+
+
+@pytest.fixture
+def fresh_postgres_url(new_postgres_database):
+    """A new, empty database on the session's PostgreSQL (``new_postgres_database``)."""
+    return new_postgres_database()
+
+
 @pytest.fixture(scope="session")
 def chroma_url(tmp_path_factory):
     """A real Chroma server (``chroma run`` from the chromadb wheel) on a free loopback port,

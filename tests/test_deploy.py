@@ -1,6 +1,6 @@
 """The deployment files users copy: the compose file parses and runs the services the guide
-describes, each scaled-out process gets the store and queue URLs and the shared folder, and the
-load balancer spreads over the API servers."""
+describes, each scaled-out process gets the store and queue URLs and no shared folder (the
+database holds the catalog), and the load balancer spreads over the API servers."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_compose_file_matches_the_guide():
         env = service["environment"]
         assert env["CUBEMEM_STORE_URL"].startswith("postgresql://")
         assert env["CUBEMEM_QUEUE_URL"].startswith("redis://")
-        assert "data:/data" in service["volumes"]
+        assert not service.get("volumes"), "on PostgreSQL the processes share no folder"
         assert service["command"][0] == "cubemem" and "/data" in service["command"]
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
     assert services["worker"]["command"][1] == "worker"

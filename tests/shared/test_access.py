@@ -1,26 +1,44 @@
 """``cubemem.access`` and ``cubemem.shared`` in process: keys, scoped grants, thresholds, the
-screen, review (approve, reject with roll-back), authorship of extracted facts."""
+screen, review (approve, reject with roll-back), authorship of extracted facts — with the
+access tables in SQLite beside the cubes and in PostgreSQL (a MemoryOS on that engine)."""
 
 from __future__ import annotations
 
 import sqlite3
 
+import psycopg
 import pytest
 
-from cubemem import InvalidInputError, MemoryOS, NotFoundError, PermissionDeniedError, Status
+from cubemem import (
+    InvalidInputError,
+    MemoryOS,
+    NotFoundError,
+    PermissionDeniedError,
+    Settings,
+    Status,
+)
 from cubemem.access import ACCESS_DB, screen
 
 
-@pytest.fixture
-def os_(tmp_path, embedder):
-    with MemoryOS(tmp_path / "m", embedder=embedder) as memory:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def os_(request, tmp_path, embedder):
+    settings = Settings()
+    if request.param == "postgresql":
+        settings = Settings(store_url=request.getfixturevalue("fresh_postgres_url"))
+    with MemoryOS(tmp_path / "m", embedder=embedder, settings=settings) as memory:
         memory.create_cube("team")
         yield memory
 
 
 def test_keys_are_stored_hashed_shown_once_and_rotatable(os_):
     agent, key = os_.access.create_agent("bot", trust=0.9)
-    raw = sqlite3.connect(os_.root / ACCESS_DB).execute("SELECT * FROM agents").fetchall()
+    url = os_._settings.store_url
+    if url.startswith("postgresql://"):
+        raw = psycopg.connect(url).execute("SELECT * FROM cubemem_agents").fetchall()
+        assert not (os_.root / ACCESS_DB).exists()
+    else:
+        raw = sqlite3.connect(os_.root / ACCESS_DB).execute("SELECT * FROM agents").fetchall()
+    assert len(raw) == 1
     assert key not in repr(raw) and key.startswith("cm_") and len(key) > 40
     assert os_.authenticate(key).agent.id == agent.id
     assert os_.authenticate(key[:-1] + "x") is None and os_.authenticate("") is None

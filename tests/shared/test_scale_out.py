@@ -1,7 +1,8 @@
 """Two ``cubemem serve`` processes and two ``cubemem worker`` processes over one PostgreSQL
-store and one Redis-compatible queue: writes through both servers are all stored exactly once,
-each server finds the other's, and killing a server and a worker mid-run loses nothing
-acknowledged (the others take their tasks over when the leases run out)."""
+store and one Redis-compatible queue, each with its own ``--data`` folder (as on four
+machines: nothing shared but the database and the queue): writes through both servers are all
+stored exactly once, each server finds the other's, and killing a server and a worker mid-run
+loses nothing acknowledged (the others take their tasks over when the leases run out)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ WRITERS_PER_SERVER, WRITES = 2, 150
 
 
 @pytest.mark.slow
-def test_two_servers_one_postgres_one_queue(tmp_path, postgres_url, redis_url):
+def test_two_servers_one_postgres_one_queue(tmp_path, fresh_postgres_url, redis_url):
+    postgres_url = fresh_postgres_url
     root = tmp_path / "memory"
     shared = {
         "CUBEMEM_STORE_URL": postgres_url,
@@ -41,16 +43,17 @@ def test_two_servers_one_postgres_one_queue(tmp_path, postgres_url, redis_url):
             agent, key = os_.access.create_agent(f"w{n}", trust=0.9)
             os_.access.grant(agent.name, "team", "write")
             keys.append((agent.name, key))
+    # the cube, the agents and their grants were made through root; the others start empty
     a, url_a = start_server(root, env=shared)
-    b, url_b = start_server(root, env=shared)
+    b, url_b = start_server(tmp_path / "host-b", env=shared)
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "cubemem.cli", "worker", "--data", str(root)],
+            [sys.executable, "-m", "cubemem.cli", "worker", "--data", str(tmp_path / f"w{n}")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "HF_HUB_OFFLINE": "1", **shared},
         )
-        for _ in range(2)
+        for n in range(2)
     ]
     try:
         children = [

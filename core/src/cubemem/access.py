@@ -16,7 +16,9 @@ through ``AccessControl.check``, the one place a right is decided:
   cube admin approves them. Text that reads like an instruction to a model (``screen``) is
   quarantined too, whoever writes it, unless they administer the cube.
 
-Everything is kept in one SQLite file (``access.sqlite3``) beside the cubes.
+Everything is kept in one SQLite file (``access.sqlite3``) beside the cubes, or, for a
+MemoryOS on PostgreSQL, in the database (``store/catalog.py``), where servers on other
+machines find the same agents and grants.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from cubemem.errors import InvalidInputError, NotFoundError, PermissionDeniedErr
 from cubemem.limits import shown
 from cubemem.model import Scope, new_id, utcnow
 from cubemem.sqlite import immediate
+from cubemem.store.catalog import DuplicateError, PostgresTables
 
 ACCESS_DB = "access.sqlite3"
 KEY_PREFIX = "cm_"
@@ -220,7 +223,7 @@ CREATE TABLE IF NOT EXISTS agents (
     created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS grants (
     agent TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE, cube TEXT NOT NULL,
-    right TEXT NOT NULL, scope TEXT, PRIMARY KEY (agent, cube));
+    "right" TEXT NOT NULL, scope TEXT, PRIMARY KEY (agent, cube));
 CREATE TABLE IF NOT EXISTS cubes (cube TEXT PRIMARY KEY, trust_threshold REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, agent TEXT, action TEXT NOT NULL,
@@ -236,31 +239,22 @@ def hash_key(key: str) -> str:
 class AccessControl:
     """Agents, grants, cube policies and the audit log of one MemoryOS root."""
 
-    def __init__(self, root: str | Path, *, busy_timeout_s: float = 30.0) -> None:
-        self._path = Path(root) / ACCESS_DB
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self._path,
-            timeout=busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
+    def __init__(
+        self, root: str | Path, *, busy_timeout_s: float = 30.0, store_url: str | None = None
+    ) -> None:
+        self._tables: _SqliteTables | PostgresTables = (
+            PostgresTables(store_url)
+            if store_url is not None and store_url.startswith(("postgresql://", "postgres://"))
+            else _SqliteTables(Path(root) / ACCESS_DB, busy_timeout_s)
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with immediate(self._db, self._lock, "the access database") as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._tables.close()
 
     @property
     def configured(self) -> bool:
         """Whether any agent exists (if not, the MemoryOS is on the local path)."""
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM agents LIMIT 1").fetchone() is not None
+        return bool(self._tables.rows("SELECT 1 FROM {agents} LIMIT 1"))
 
     # -- agents ---------------------------------------------------------------------------
     def create_agent(
@@ -271,45 +265,48 @@ class AccessControl:
         trust = _trust(trust)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         agent = Agent(id=new_id(), name=name, trust=trust, operator=operator, created_at=utcnow())
-        with immediate(self._db, self._lock, "the access database") as db:
-            if db.execute("SELECT 1 FROM agents WHERE name = ?", (name,)).fetchone():
-                raise InvalidInputError(f"an agent named {name!r} exists; choose another name")
-            db.execute(
-                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, 0, ?)",
-                (agent.id, name, hash_key(key), trust, int(operator), agent.created_at.isoformat()),
-            )
-            self._audit(db, None, "agent.create", None, detail={"agent": agent.id, "name": name})
+        exists = InvalidInputError(f"an agent named {name!r} exists; choose another name")
+        try:
+            with self._tables.write() as db:
+                if db.execute("SELECT 1 FROM {agents} WHERE name = ?", (name,)).fetchone():
+                    raise exists
+                db.execute(
+                    "INSERT INTO {agents} VALUES (?, ?, ?, ?, ?, 0, ?)",
+                    (
+                        agent.id,
+                        name,
+                        hash_key(key),
+                        trust,
+                        int(operator),
+                        agent.created_at.isoformat(),
+                    ),
+                )
+                self._audit(
+                    db, None, "agent.create", None, detail={"agent": agent.id, "name": name}
+                )
+        except DuplicateError:  # another process made one of that name in between
+            raise exists from None
         return agent, key
 
     def authenticate(self, key: Any) -> Agent | None:
         """The enabled agent whose key this is, else None."""
         if not isinstance(key, str) or not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_AGENT_COLUMNS} FROM agents WHERE key_hash = ?", (hash_key(key),)
-            ).fetchone()
-        agent = None if row is None else _agent(row)
+        rows = self._tables.rows(_SELECT_AGENTS + " WHERE key_hash = ?", (hash_key(key),))
+        agent = _agent(rows[0]) if rows else None
         return None if agent is None or agent.disabled else agent
 
     def agent(self, ref: str) -> Agent:
         """An agent by id or by name."""
         if not isinstance(ref, str):
             raise InvalidInputError(f"an agent is named by its id or name, got {shown(ref)}")
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_AGENT_COLUMNS} FROM agents WHERE id = ? OR name = ?", (ref, ref)
-            ).fetchone()
-        if row is None:
+        rows = self._tables.rows(_SELECT_AGENTS + " WHERE id = ? OR name = ?", (ref, ref))
+        if not rows:
             raise NotFoundError(f"no agent {ref!r}; list them with `cubemem agents list`")
-        return _agent(row)
+        return _agent(rows[0])
 
     def agents(self) -> list[Agent]:
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_AGENT_COLUMNS} FROM agents ORDER BY created_at, id"
-            ).fetchall()
-        return [_agent(r) for r in rows]
+        return [_agent(r) for r in self._tables.rows(_SELECT_AGENTS + " ORDER BY created_at, id")]
 
     def update_agent(
         self,
@@ -333,9 +330,10 @@ class AccessControl:
                 raise InvalidInputError(f"{flag} must be true or false")
         if not changes:
             return agent
-        with immediate(self._db, self._lock, "the access database") as db:
+        with self._tables.write() as db:
             for column, value in changes.items():
-                db.execute(f"UPDATE agents SET {column} = ? WHERE id = ?", (value, agent.id))
+                stored = int(value) if isinstance(value, bool) else value
+                db.execute(f"UPDATE {{agents}} SET {column} = ? WHERE id = ?", (stored, agent.id))
             self._audit(db, by, "agent.update", None, detail={"agent": agent.id, **_plain(changes)})
         return self.agent(agent.id)
 
@@ -343,16 +341,16 @@ class AccessControl:
         """A new key for the agent; the old one stops working at once."""
         agent = self.agent(ref)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        with immediate(self._db, self._lock, "the access database") as db:
-            db.execute("UPDATE agents SET key_hash = ? WHERE id = ?", (hash_key(key), agent.id))
+        with self._tables.write() as db:
+            db.execute("UPDATE {agents} SET key_hash = ? WHERE id = ?", (hash_key(key), agent.id))
             self._audit(db, by, "agent.rotate_key", None, detail={"agent": agent.id})
         return key
 
     def delete_agent(self, ref: str, *, by: str | None = None) -> None:
         """Remove the agent and its grants (its memories and audit entries stay)."""
         agent = self.agent(ref)
-        with immediate(self._db, self._lock, "the access database") as db:
-            db.execute("DELETE FROM agents WHERE id = ?", (agent.id,))
+        with self._tables.write() as db:
+            db.execute("DELETE FROM {agents} WHERE id = ?", (agent.id,))
             self._audit(db, by, "agent.delete", None, detail={"agent": agent.id})
 
     # -- grants ---------------------------------------------------------------------------
@@ -373,9 +371,10 @@ class AccessControl:
             right=_right(right),
             scope=_scope(scope),
         )
-        with immediate(self._db, self._lock, "the access database") as db:
+        with self._tables.write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO grants VALUES (?, ?, ?, ?)",
+                "INSERT INTO {grants} VALUES (?, ?, ?, ?) ON CONFLICT (agent, cube) DO UPDATE "
+                'SET "right" = excluded."right", scope = excluded.scope',
                 (
                     grant.agent,
                     grant.cube,
@@ -394,18 +393,17 @@ class AccessControl:
 
     def revoke(self, ref: str, cube: str, *, by: str | None = None) -> None:
         agent = self.agent(ref)
-        with immediate(self._db, self._lock, "the access database") as db:
-            db.execute("DELETE FROM grants WHERE agent = ? AND cube = ?", (agent.id, cube))
+        with self._tables.write() as db:
+            db.execute("DELETE FROM {grants} WHERE agent = ? AND cube = ?", (agent.id, cube))
             self._audit(db, by, "revoke", cube, detail={"agent": agent.id})
 
     def grants(self, *, agent: str | None = None, cube: str | None = None) -> list[Grant]:
-        sql, args = "SELECT agent, cube, right, scope FROM grants WHERE 1=1", list[Any]()
+        sql, args = 'SELECT agent, cube, "right", scope FROM {grants} WHERE 1=1', list[Any]()
         if agent is not None:
             sql, args = sql + " AND agent = ?", [*args, self.agent(agent).id]
         if cube is not None:
             sql, args = sql + " AND cube = ?", [*args, cube]
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY cube, agent", args).fetchall()
+        rows = self._tables.rows(sql + " ORDER BY cube, agent", args)
         return [
             Grant(
                 agent=a, cube=c, right=Right(r), scope=None if s is None else Scope(**json.loads(s))
@@ -439,16 +437,17 @@ class AccessControl:
 
     # -- cube policy ----------------------------------------------------------------------
     def policy(self, cube: str) -> CubePolicy:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT trust_threshold FROM cubes WHERE cube = ?", (cube,)
-            ).fetchone()
-        return CubePolicy(cube=cube, trust_threshold=DEFAULT_THRESHOLD if row is None else row[0])
+        rows = self._tables.rows("SELECT trust_threshold FROM {cubes} WHERE cube = ?", (cube,))
+        return CubePolicy(cube=cube, trust_threshold=rows[0][0] if rows else DEFAULT_THRESHOLD)
 
     def set_policy(self, cube: str, *, trust_threshold: float, by: str | None = None) -> CubePolicy:
         threshold = _trust(trust_threshold, "trust_threshold")
-        with immediate(self._db, self._lock, "the access database") as db:
-            db.execute("INSERT OR REPLACE INTO cubes VALUES (?, ?)", (cube, threshold))
+        with self._tables.write() as db:
+            db.execute(
+                "INSERT INTO {cubes} VALUES (?, ?) ON CONFLICT (cube) DO UPDATE "
+                "SET trust_threshold = excluded.trust_threshold",
+                (cube, threshold),
+            )
             self._audit(db, by, "policy", cube, detail={"trust_threshold": threshold})
         return CubePolicy(cube=cube, trust_threshold=threshold)
 
@@ -474,13 +473,13 @@ class AccessControl:
         version: int | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        with immediate(self._db, self._lock, "the access database") as db:
+        with self._tables.write() as db:
             self._audit(db, agent, action, cube, memory_id, version, detail)
 
     def record_many(
         self, agent: str | None, action: str, cube: str | None, items: list[tuple[str, int]]
     ) -> None:
-        with immediate(self._db, self._lock, "the access database") as db:
+        with self._tables.write() as db:
             for memory_id, version in items:
                 self._audit(db, agent, action, cube, memory_id, version)
 
@@ -494,15 +493,17 @@ class AccessControl:
     ) -> list[AuditEntry]:
         """Entries, newest first."""
         limit, offset = limits.count(limit, "limit"), limits.count(offset, "offset")
-        sql, args = "SELECT * FROM audit WHERE 1=1", list[Any]()
+        sql = (
+            "SELECT seq, at, agent, action, cube, memory_id, version, detail FROM {audit} WHERE 1=1"
+        )
+        args = list[Any]()
         if cube is not None:
             sql, args = sql + " AND cube = ?", [*args, cube]
         if memory_id is not None:
             sql, args = sql + " AND memory_id = ?", [*args, memory_id]
-        with self._lock:
-            rows = self._db.execute(
-                sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset]
-            ).fetchall()
+        rows = self._tables.rows(
+            sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+        )
         return [
             AuditEntry(
                 seq=s, at=datetime.fromisoformat(at), agent=a, action=act, cube=c,
@@ -513,7 +514,7 @@ class AccessControl:
 
     def _audit(
         self,
-        db: sqlite3.Connection,
+        db: Any,
         agent: str | None,
         action: str,
         cube: str | None,
@@ -522,7 +523,7 @@ class AccessControl:
         detail: dict[str, Any] | None = None,
     ) -> None:
         db.execute(
-            "INSERT INTO audit (at, agent, action, cube, memory_id, version, detail) "
+            "INSERT INTO {audit} (at, agent, action, cube, memory_id, version, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 utcnow().isoformat(),
@@ -536,7 +537,51 @@ class AccessControl:
         )
 
 
-_AGENT_COLUMNS = "id, name, trust, operator, disabled, created_at"
+_SELECT_AGENTS = "SELECT id, name, trust, operator, disabled, created_at FROM {agents}"
+
+
+class _SqliteTables:
+    """The access tables in one SQLite file; statements name tables as ``{table}``."""
+
+    def __init__(self, path: Path, busy_timeout_s: float) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self.write() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    def rows(self, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(_named(statement), params).fetchall()
+
+    @contextmanager
+    def write(self) -> Iterator[Any]:
+        try:
+            with immediate(self._db, self._lock, "the access database") as db:
+                yield _Named(db)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateError(str(exc)) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Named:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, statement: str, params: Any = ()) -> sqlite3.Cursor:
+        return self._db.execute(_named(statement), params)
+
+
+def _named(statement: str) -> str:
+    return statement.format(agents="agents", grants="grants", cubes="cubes", audit="audit")
 
 
 def _agent(row: tuple[Any, ...]) -> Agent:

@@ -6,6 +6,11 @@ cube that ``MemCube.open`` can also open alone) and, with the default SQLite que
 set of workers serves them all. ``access.sqlite3`` holds the agents, grants and audit log
 (``cubemem.access``); ``as_agent`` / ``authenticate`` give the OS as one agent may use it
 (``cubemem.shared``). Used directly, the MemoryOS is its owner's and checks nothing.
+
+On PostgreSQL (``Settings.store_url``) the database is the memory: it holds the OS's id, the
+cubes' manifests (``store/catalog.py``) and the access tables, and the root folder is this
+machine's cache of them — a root on another machine, opened on the same database, is the same
+MemoryOS with the same cubes, agents and grants.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,15 +31,17 @@ from cubemem.access import AccessControl
 from cubemem.cube import FiltersLike, MemCube, default_embedder
 from cubemem.embed import Embedder, EmbedderLike, as_embedder
 from cubemem.errors import IncompatibleCubeError, InvalidInputError, NotFoundError
-from cubemem.manifest import MANIFEST_NAME, read_manifest
+from cubemem.manifest import MANIFEST_NAME, parse_manifest, read_manifest, write_manifest
 from cubemem.model import SearchResult, new_id, utcnow
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.scheduler import Scheduler, open_queue
 from cubemem.settings import Settings
+from cubemem.store import engine_of
 
 if TYPE_CHECKING:
     from cubemem.shared import AgentOS
+    from cubemem.store.catalog import PostgresCatalog
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +82,15 @@ class MemoryOS:
                 "give the MemoryOS the folder above it"
             )
         self._root.mkdir(parents=True, exist_ok=True)
-        self._manifest = _read_or_make_manifest(self._root)
         self._settings = settings or Settings()
+        self._catalog: PostgresCatalog | None = None
+        if engine_of(self._settings.store_url) == "postgresql":
+            from cubemem.store.catalog import PostgresCatalog
+
+            self._catalog = PostgresCatalog(self._settings.store_url)
+        self._manifest = _read_or_make_manifest(self._root, self._catalog)
+        if self._catalog is not None:
+            self._adopt_local_cubes(self._catalog)
         self._embedder = None if embedder is None else as_embedder(embedder)
         self._embedders: dict[str, Embedder] = {}
         self._cubes: dict[str, MemCube] = {}
@@ -111,7 +126,9 @@ class MemoryOS:
         with self._lock:
             if self._access is None:
                 self._access = AccessControl(
-                    self._root, busy_timeout_s=self._settings.busy_timeout_s
+                    self._root,
+                    busy_timeout_s=self._settings.busy_timeout_s,
+                    store_url=self._settings.store_url,
                 )
             return self._access
 
@@ -139,11 +156,12 @@ class MemoryOS:
     def create_cube(self, name: str, *, owner: str | None = None) -> MemCube:
         """Make a new, empty cube ``name`` under the root."""
         path = self._root / _check_name(name)
+        exists = InvalidInputError(
+            f"cube {name!r} already exists in {self._where}; open it with open_cube"
+        )
         with self._lock:
-            if path.exists():
-                raise InvalidInputError(
-                    f"cube {name!r} already exists in {self._root}; open it with open_cube"
-                )
+            if path.exists() or (self._catalog and self._catalog.manifest(name) is not None):
+                raise exists
             cube = MemCube.create(
                 path,
                 name=name,
@@ -152,6 +170,12 @@ class MemoryOS:
                 settings=self._settings,
                 scheduler=self.scheduler,
             )
+            if self._catalog and not self._catalog.register(
+                name, cube.manifest.model_dump(mode="json")
+            ):  # another machine made a cube of that name in between
+                cube.close()
+                shutil.rmtree(path, ignore_errors=True)
+                raise exists
             self._cubes[name] = cube
             return cube
 
@@ -162,11 +186,17 @@ class MemoryOS:
         with self._lock:
             if name in self._cubes:
                 return self._cubes[name]
-            if create and not path.exists():
+            if self._catalog is not None:
+                registered = self._catalog.manifest(name)
+                if registered is None and create:
+                    return self.create_cube(name)
+                if registered is not None:
+                    self._cache_manifest(path, registered)
+            elif create and not path.exists():
                 return self.create_cube(name)
             if not (path / MANIFEST_NAME).is_file():
                 raise NotFoundError(
-                    f"no cube {name!r} in {self._root}; cubes here: {self.list_cubes()}"
+                    f"no cube {name!r} in {self._where}; cubes here: {self.list_cubes()}"
                 )
             manifest = read_manifest(path)
             cube = MemCube.open(
@@ -179,10 +209,45 @@ class MemoryOS:
             return cube
 
     def list_cubes(self) -> list[str]:
-        """The names of the cubes under the root, sorted."""
+        """The names of the cubes under the root (on PostgreSQL: in the database), sorted."""
+        if self._catalog is not None:
+            return self._catalog.names()
         return sorted(
             p.name for p in self._root.iterdir() if p.is_dir() and (p / MANIFEST_NAME).is_file()
         )
+
+    @property
+    def _where(self) -> str:
+        return "the database" if self._catalog is not None else str(self._root)
+
+    def _cache_manifest(self, path: Path, registered: dict[str, Any]) -> None:
+        """Make ``path`` this machine's folder of the registered cube, or check that it is."""
+        manifest = parse_manifest(registered, where=f"the catalog's cube {path.name!r}")
+        if (path / MANIFEST_NAME).is_file():
+            local = read_manifest(path)
+            if local.id != manifest.id:
+                raise IncompatibleCubeError(
+                    f"{path} holds cube id {local.id}, but the database's cube {path.name!r} is "
+                    f"{manifest.id}; this root was made for another database: move the folder "
+                    "away (it is only a cache of the manifest) and open the cube again"
+                )
+            return
+        path.mkdir(parents=True, exist_ok=True)
+        write_manifest(path, manifest)
+
+    def _adopt_local_cubes(self, catalog: PostgresCatalog) -> None:
+        """Register this root's PostgreSQL cubes that the catalog does not know (roots made
+        before the catalog existed)."""
+        known = set(catalog.names())
+        for p in self._root.iterdir():
+            if p.name in known or not (p / MANIFEST_NAME).is_file():
+                continue
+            try:
+                manifest = read_manifest(p)
+            except IncompatibleCubeError:
+                continue
+            if manifest.store == "postgresql":
+                catalog.register(p.name, manifest.model_dump(mode="json"))
 
     def search(
         self,
@@ -286,10 +351,14 @@ class _Cubes:
             for cube in os_._cubes.values():
                 if cube.id == cube_id:
                     return cube.context
+            if os_._catalog is not None and cube_id is not None:
+                name = os_._catalog.by_id(cube_id)
+                if name is not None:
+                    return os_.open_cube(name).context
             for name in os_.list_cubes():
                 if name not in os_._cubes and read_manifest(os_.root / name).id == cube_id:
                     return os_.open_cube(name).context
-        raise NotFoundError(f"no cube with id {cube_id!r} in {os_.root}")
+        raise NotFoundError(f"no cube with id {cube_id!r} in {os_._where}")
 
     def contexts(self) -> list[Context]:
         with self._os._lock:
@@ -305,17 +374,33 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _read_or_make_manifest(root: Path) -> OSManifest:
+def _read_or_make_manifest(root: Path, catalog: PostgresCatalog | None = None) -> OSManifest:
+    """The root's ``memoryos.json``, made if missing. On PostgreSQL the database's identity
+    wins: a new root takes it, and a root made for another database is refused."""
     file = root / OS_MANIFEST
+    claimed = None
+    if catalog is not None:
+        local = _parse_os_manifest(file) if file.exists() else OSManifest()
+        claimed = OSManifest.model_validate(catalog.claim_os(local.model_dump()))
+        if file.exists() and claimed.id != local.id:
+            raise IncompatibleCubeError(
+                f"{root} is MemoryOS {local.id}, but the database holds MemoryOS {claimed.id}; "
+                "this root was made for another database: use a new --data folder here (on "
+                "PostgreSQL the folder is only a cache) or the database it was made with"
+            )
     if not file.exists():  # published with a link: of two processes starting at once, one wins
         tmp = root / f".{OS_MANIFEST}.{new_id()}"
-        tmp.write_text(OSManifest().model_dump_json(indent=2), encoding="utf-8")
+        tmp.write_text((claimed or OSManifest()).model_dump_json(indent=2), encoding="utf-8")
         try:
             os.link(tmp, file)
         except FileExistsError:
             pass
         finally:
             tmp.unlink()
+    return _parse_os_manifest(file)
+
+
+def _parse_os_manifest(file: Path) -> OSManifest:
     try:
         return OSManifest.model_validate(json.loads(file.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValidationError) as exc:

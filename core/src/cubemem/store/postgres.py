@@ -40,7 +40,7 @@ from cubemem.store.embedded import _COMPARISONS, _OPERATORS, _is_json_scalar
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE EXTENSION IF NOT EXISTS vector",
@@ -83,6 +83,28 @@ MIGRATIONS: dict[int, list[str]] = {
         "ON CONFLICT DO NOTHING",
         "ALTER TABLE cubemem_memories DROP COLUMN IF EXISTS hits",
         "ALTER TABLE cubemem_memories DROP COLUMN IF EXISTS last_access",
+    ],
+    # The MemoryOS catalog (its id, its cubes' manifests) and the access tables, so servers
+    # on several machines share one memory with no folder in common (``store/catalog.py``).
+    3: [
+        """CREATE TABLE IF NOT EXISTS cubemem_os (
+            one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), id TEXT NOT NULL,
+            created_at TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS cubemem_cubes (
+            name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, manifest JSONB NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS cubemem_agents (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, key_hash TEXT NOT NULL UNIQUE,
+            trust DOUBLE PRECISION NOT NULL, operator INTEGER NOT NULL,
+            disabled INTEGER NOT NULL, created_at TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS cubemem_grants (
+            agent TEXT NOT NULL REFERENCES cubemem_agents(id) ON DELETE CASCADE,
+            cube TEXT NOT NULL, "right" TEXT NOT NULL, scope TEXT, PRIMARY KEY (agent, cube))""",
+        """CREATE TABLE IF NOT EXISTS cubemem_policies (
+            cube TEXT PRIMARY KEY, trust_threshold DOUBLE PRECISION NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS cubemem_audit (
+            seq BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, agent TEXT, action TEXT NOT NULL,
+            cube TEXT, memory_id TEXT, version INTEGER, detail TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS cubemem_audit_cube ON cubemem_audit (cube, seq)",
     ],
 }
 
