@@ -69,19 +69,8 @@ class PostgresCatalog:
             )
             return cursor.rowcount == 1
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except Exception as exc:
-            from psycopg import Error as PgError
-
-            if isinstance(exc, PgError):
-                raise BackendUnavailableError(
-                    f"PostgreSQL at {_safe(self._url)} failed reading or writing the MemoryOS "
-                    f"catalog ({exc}); nothing was changed. Check that the server runs"
-                ) from exc
-            raise
+    def _errors(self) -> Any:
+        return _translated(self._url, "the MemoryOS catalog")
 
 
 class PostgresTables:
@@ -97,27 +86,18 @@ class PostgresTables:
         return statement.format(**_TABLES).replace("?", "%s")
 
     def rows(self, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
-        with self.write() as db:
-            return db.execute(statement, params).fetchall()
+        with _translated(self._url, "the access tables"), self._pool.connection() as conn:
+            return conn.execute(self.sql(statement), params).fetchall()
 
     @contextmanager
     def write(self) -> Iterator[Any]:
         """A transaction whose ``execute(statement, params)`` takes the SQLite spelling."""
-        try:
-            with self._pool.connection() as conn, conn.transaction():
-                yield _Translating(conn, self)
-        except Exception as exc:
-            from psycopg import Error as PgError
-            from psycopg.errors import UniqueViolation
-
-            if isinstance(exc, UniqueViolation):
-                raise DuplicateError(str(exc)) from exc
-            if isinstance(exc, PgError):
-                raise BackendUnavailableError(
-                    f"PostgreSQL at {_safe(self._url)} failed on the access tables ({exc}); "
-                    "nothing was written. Check that the server runs"
-                ) from exc
-            raise
+        with (
+            _translated(self._url, "the access tables"),
+            self._pool.connection() as conn,
+            conn.transaction(),
+        ):
+            yield _Translating(conn, self)
 
     def close(self) -> None:
         """The pool is the process's (``close_pools``); nothing to do per user."""
@@ -142,3 +122,23 @@ class _Translating:
 
     def execute(self, statement: str, params: Any = ()) -> Any:
         return self._conn.execute(self._tables.sql(statement), params)
+
+
+@contextmanager
+def _translated(url: str, what: str) -> Iterator[None]:
+    """PostgreSQL errors as cubemem's: a taken unique key is ``DuplicateError``, the rest
+    ``BackendUnavailableError`` (the transaction was rolled back)."""
+    try:
+        yield
+    except Exception as exc:
+        from psycopg import Error as PgError
+        from psycopg.errors import UniqueViolation
+
+        if isinstance(exc, UniqueViolation):
+            raise DuplicateError(str(exc)) from exc
+        if isinstance(exc, PgError):
+            raise BackendUnavailableError(
+                f"PostgreSQL at {_safe(url)} failed on {what} ({exc}); nothing was changed. "
+                "Check that the server runs"
+            ) from exc
+        raise

@@ -179,11 +179,17 @@ class PostgresStore:
                 "ON CONFLICT (cube) DO NOTHING",
                 (cube_id,),
             )
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS cubemem_hnsw_{int(dimension)} ON cubemem_memories "
-                f"USING hnsw ((vector::vector({int(dimension)})) vector_ip_ops) "
-                f"WHERE dims = {int(dimension)}"
-            )
+            # CREATE INDEX locks the table against writers even when the index exists, so
+            # look first; two processes making it at once collide in the catalog despite IF NOT
+            # EXISTS, so the migration lock takes them in turn
+            name = f"cubemem_hnsw_{int(dimension)}"
+            if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {name} ON cubemem_memories "
+                    f"USING hnsw ((vector::vector({int(dimension)})) vector_ip_ops) "
+                    f"WHERE dims = {int(dimension)}"
+                )
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
