@@ -243,9 +243,43 @@ def test_postgresql_search_through_its_hnsw_index_agrees_with_the_exact_scan(
         cube.add(facts)
         questions = ["who has a boat?", "records collection", "honey and hives", "maps"]
         exact = [[r.item.id for r in cube.search(q, k=3)] for q in questions]
+        assert cube.store.build_vector_index(wait=True)
         cube.retrieval = dataclasses.replace(cube.retrieval, remote_exact_limit=0)
         through_index = [[r.item.id for r in cube.search(q, k=3)] for q in questions]
     assert through_index == exact
+
+
+def test_postgresql_builds_its_hnsw_index_when_first_asked(embedder, fresh_postgres_url):
+    """No index at first (inserts stay cheap) and ``nearest`` scans exactly; asked without a
+    subset, it starts the build; a build that died (an invalid index) is redone."""
+    import psycopg
+
+    from cubemem.store import postgres
+
+    def valid() -> list[bool]:
+        with psycopg.connect(fresh_postgres_url) as conn:
+            rows = conn.execute(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                (f"cubemem_hnsw_{embedder.dimension}",),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    store = PostgresStore(fresh_postgres_url, uuid.uuid4().hex, embedder.dimension)
+    items = _write(store, embedder, *[_item(f"note {n} about topic {n % 7}") for n in range(60)])
+    assert valid() == []
+    query = embedder.embed_query("topic 3")
+    exact = store.nearest(query, 10, None)  # a scan; starts the build
+    assert store.build_vector_index(wait=True) and valid() == [True]
+    assert store.nearest(query, 10, None) == exact  # 60 rows: HNSW finds the same ten
+    with psycopg.connect(fresh_postgres_url) as conn:  # as a build killed halfway leaves it
+        conn.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)",
+            (f"cubemem_hnsw_{embedder.dimension}",),
+        )
+    postgres._INDEXED.clear()
+    assert store.build_vector_index(wait=True) and valid() == [True]
+    assert len(store.get([i.id for i in items])) == 60
+    store.close()
 
 
 def test_store_urls_name_their_engine_or_are_refused(tmp_path, embedder):

@@ -5,8 +5,11 @@ A memory and its vector are written in one transaction, so there is nothing to r
 a crash. Every write transaction of a cube first advances that cube's revision row
 (``UPDATE ... RETURNING``), which serialises the cube's writers and stamps the rows they write,
 so the change feed (``changes``) is exact across processes and machines. Vectors live in a
-``vector`` column with an HNSW index per dimension (an expression index over
-``vector::vector(d)`` for the rows of that dimension); ``nearest`` is answered by it.
+``vector`` column. ``nearest`` is answered by an HNSW index per dimension (an expression index
+over ``vector::vector(d)`` for the rows of that dimension), built when first needed: searches
+scan up to ``RetrievalConfig.remote_exact_limit`` vectors in process and ask ``nearest`` only
+past that, so a database whose cubes stay smaller never pays the index's cost on every insert
+(ingest is about 5x faster without it). Until it is built, ``nearest`` is an exact scan.
 
 Connections come from a ``psycopg_pool.ConnectionPool`` (shared by the cubes of one URL in a
 process). The schema is versioned (``cubemem_schema``) and migrated on first use or by
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -179,17 +183,6 @@ class PostgresStore:
                 "ON CONFLICT (cube) DO NOTHING",
                 (cube_id,),
             )
-            # CREATE INDEX locks the table against writers even when the index exists, so
-            # look first; two processes making it at once collide in the catalog despite IF NOT
-            # EXISTS, so the migration lock takes them in turn
-            name = f"cubemem_hnsw_{int(dimension)}"
-            if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON cubemem_memories "
-                    f"USING hnsw ((vector::vector({int(dimension)})) vector_ip_ops) "
-                    f"WHERE dims = {int(dimension)}"
-                )
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -481,6 +474,8 @@ class PostgresStore:
         n = k if allowed is None else min(k, len(allowed))
         if n <= 0:
             return []
+        if allowed is None:
+            self.build_vector_index()  # asked without a subset: the cube is large
         d = int(self._dims)
         sql = (
             f"SELECT id, -((vector::vector({d})) <#> %s::vector({d})) FROM cubemem_memories "
@@ -493,7 +488,7 @@ class PostgresStore:
         sql += f" ORDER BY (vector::vector({d})) <#> %s::vector({d}) LIMIT %s"
         params += [_vector_text(vector), n]
         with self._tx() as conn:
-            if allowed is None:  # the HNSW index answers: let it look further than k
+            if allowed is None:  # the HNSW index answers (once built): let it look past k
                 conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * n))}")
             rows = conn.execute(sql, params).fetchall()
         return [(r[0], float(r[1])) for r in rows]
@@ -509,6 +504,28 @@ class PostgresStore:
         if not rows:
             return [], np.zeros((0, 0), dtype=np.float32)
         return [r[0] for r in rows], np.stack([_parse_vector(r[1]) for r in rows])
+
+    def build_vector_index(self, *, wait: bool = False) -> bool:
+        """Make sure the database has a valid HNSW index for this cube's dimension: start
+        building it (``CREATE INDEX CONCURRENTLY``, in a thread; one process per database
+        builds, the others wait for it) if it has none. Returns whether it is ready; with
+        ``wait`` it returns once the build ends. Until then ``nearest`` is an exact scan."""
+        key = (self._url, int(self._dims))
+        if key in _INDEXED or _index_valid(self._pool, key[1]):
+            _INDEXED.add(key)
+            return True
+        with _BUILDERS_LOCK:
+            builder = _BUILDERS.get(key)
+            if builder is None or not builder.is_alive():
+                builder = threading.Thread(
+                    target=_build_index, args=key, name=f"cubemem-hnsw-{key[1]}", daemon=True
+                )
+                _BUILDERS[key] = builder
+                builder.start()
+        if not wait:
+            return False
+        builder.join()
+        return self.build_vector_index()
 
     def revision(self) -> int:
         rows = self._rows("SELECT revision FROM cubemem_revisions WHERE cube = %s", (self._cube,))
@@ -759,6 +776,52 @@ def _feed_row(row: tuple[Any, ...]) -> IndexRow:
         context=context,
         vector=None if vector is None else _parse_vector(vector),
     )
+
+
+_INDEXED: set[tuple[str, int]] = set()  # (url, dimension) whose HNSW index is known valid
+_BUILDERS: dict[tuple[str, int], threading.Thread] = {}
+_BUILDERS_LOCK = threading.Lock()
+
+
+def _index_valid(pool: Any, dims: int) -> bool:
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+            (f"cubemem_hnsw_{dims}",),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _build_index(url: str, dims: int) -> None:
+    """Build the HNSW index of dimension ``dims`` unless a valid one exists (a build that died
+    leaves an invalid index behind: it is dropped and built again). Serialised across
+    processes by an advisory lock; on failure searches stay exact scans, and the next large
+    search tries again."""
+    import psycopg
+
+    name = f"cubemem_hnsw_{dims}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK + 1 + dims,))
+            try:
+                row = conn.execute(
+                    "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,)
+                ).fetchone()
+                if row and row[0]:
+                    return
+                if row:
+                    conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                started = time.monotonic()
+                log.info("building the HNSW index %s", name)
+                conn.execute(
+                    f"CREATE INDEX CONCURRENTLY {name} ON cubemem_memories "
+                    f"USING hnsw ((vector::vector({dims})) vector_ip_ops) WHERE dims = {dims}"
+                )
+                log.info("built %s in %.1f s", name, time.monotonic() - started)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK + 1 + dims,))
+    except Exception:
+        log.warning("building the HNSW index %s failed; searches stay exact", name, exc_info=True)
 
 
 def _repeatable_read() -> Any:
