@@ -234,11 +234,12 @@ def stores() -> str | None:
     if report is not None:
         out += "\n\n" + _table(
             ["store", "items", "ingest items/s", "index build s", "p50 ms", "p95 ms",
-             "p95 ms, user", "p95 ms, user+tag"],
+             "p95 ms, user", "p95 ms, user+tag", "p95 ms, after add"],
             [
                 [r["store"], f"{r['items']:,}", r["ingest_items_per_s"], r["index_build_s"],
                  r["search_ms"]["unfiltered"]["p50"], r["search_ms"]["unfiltered"]["p95"],
-                 r["search_ms"]["user"]["p95"], r["search_ms"]["user+tag"]["p95"]]
+                 r["search_ms"]["user"]["p95"], r["search_ms"]["user+tag"]["p95"],
+                 r["search_ms"].get("after_add", {}).get("p95", "-")]
                 for r in report["sizes"]
             ],
         )  # fmt: skip
