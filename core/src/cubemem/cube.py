@@ -23,6 +23,7 @@ from cubemem.errors import CubeCorruptError, IncompatibleCubeError, InvalidInput
 from cubemem.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from cubemem.model import (
     Filters,
+    Kind,
     MemoryInput,
     MemoryItem,
     Message,
@@ -513,6 +514,19 @@ class MemCube(AsyncCube):
     def restore(self, id: str, *, expected_version: int | None = None) -> MemoryItem:
         """Undo a soft delete or archive: the memory becomes active again (a new version)."""
         return write.set_status(self._ctx, id, Status.ACTIVE, expected_version=expected_version)
+
+    def set_kind(
+        self,
+        id: str,
+        kind: Kind | str,
+        *,
+        note: str | None = None,
+        expected_version: int | None = None,
+    ) -> MemoryItem:
+        """Move a memory to another kind (plaintext, activation, parametric) as a new version:
+        the text stays and stays searchable; ``note`` says why (``metadata["cubemem_tier"]``).
+        The tiers of ``cubemem_activation.ParametricMemory.migrate`` use it."""
+        return write.set_kind(self._ctx, id, kind, note=note, expected_version=expected_version)
 
     def extract(self, ids: Sequence[str]) -> list[MemoryItem]:
         """Run the cube's ``extractor`` over these raw turns now; returns the facts stored."""

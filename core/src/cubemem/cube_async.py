@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
-from cubemem.model import MemoryItem, MetadataValue, SearchResult
+from cubemem.model import Kind, MemoryItem, MetadataValue, SearchResult
 
 if TYPE_CHECKING:
     from cubemem.cube import FiltersLike, MemCube, MessageLike, Progress, ScopeLike
@@ -265,6 +265,19 @@ class AsyncCube:
         """Async twin of ``delete``."""
         await asyncio.to_thread(
             _cube(self).delete, id, purge=purge, expected_version=expected_version
+        )
+
+    async def aset_kind(
+        self,
+        id: str,
+        kind: Kind | str,
+        *,
+        note: str | None = None,
+        expected_version: int | None = None,
+    ) -> MemoryItem:
+        """Async twin of ``set_kind``."""
+        return await asyncio.to_thread(
+            _cube(self).set_kind, id, kind, note=note, expected_version=expected_version
         )
 
     async def arestore(self, id: str, *, expected_version: int | None = None) -> MemoryItem:

@@ -82,6 +82,10 @@ class Kind(StrEnum):
     PARAMETRIC = "parametric"
 
 
+TIER_KEY = "cubemem_tier"
+"""Metadata key of the version that moved a memory to another kind: where to, and why."""
+
+
 class Status(StrEnum):
     """Lifecycle state; only ``active`` memories are searched by default."""
 

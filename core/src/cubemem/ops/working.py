@@ -25,7 +25,7 @@ class WorkingSetChange(BaseModel):
     agent: str | None
     session: str | None
     ids: list[str]
-    reason: str  # "membership", "updated" or "deleted"
+    reason: str  # "membership", "updated", "deleted" or "moved" (to another kind of memory)
 
 
 Subscriber = Callable[[WorkingSetChange], None]

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from cubemem import access, limits
 from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
 from cubemem.model import (
+    TIER_KEY,
+    Kind,
     MemoryInput,
     MemoryItem,
     Message,
@@ -402,6 +404,41 @@ def set_status(
         return current
     reason = "deleted" if status is not Status.ACTIVE else "updated"
     return revise(ctx, id, {"status": status}, expected_version=expected_version, reason=reason)
+
+
+def set_kind(
+    ctx: Context,
+    id: str,
+    kind: Kind | str,
+    *,
+    note: str | None = None,
+    expected_version: int | None = None,
+) -> MemoryItem:
+    """A new version in another kind of memory (plaintext, activation, parametric): the text
+    stays, searchable; ``note`` (why it moved) goes in ``metadata["cubemem_tier"]``. No new
+    version if it already is that kind."""
+    if not isinstance(kind, Kind):
+        try:
+            kind = Kind(kind)
+        except ValueError:
+            raise InvalidInputError(
+                f"kind must be one of {[k.value for k in Kind]}, got {kind!r}"
+            ) from None
+    if note is not None:
+        note = limits.text(note, "note")
+
+    def apply(current: MemoryItem) -> dict[str, Any]:
+        if current.status is Status.DELETED:
+            raise InvalidInputError(f"memory {id} is deleted; restore it before moving it")
+        changes: dict[str, Any] = {"kind": kind}
+        if note is not None:
+            changes["metadata"] = {**current.metadata, TIER_KEY: note}
+        return changes
+
+    current = get(ctx, id)
+    if current.kind is kind and expected_version in (None, current.version):
+        return current
+    return revise(ctx, id, apply, expected_version=expected_version, reason="moved")
 
 
 def purge(ctx: Context, id: str, *, expected_version: int | None = None) -> None:

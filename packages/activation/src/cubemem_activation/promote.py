@@ -5,20 +5,29 @@
 deleted; otherwise the pooled block is reused, so a local model stops re-reading the same
 memories every turn. With ``prebuild=True`` a change also queues a ``promote`` task, and the
 cube's workers build the new block in the background, before the next generation asks for it.
+
+With ``parametric`` (a ``ParametricMemory`` on the same model), the adapter loaded there is part
+of the model the blocks are built on, and the memories it covers are left out of them: the
+model holds those in its weights, so they cost no prompt tokens.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cubemem.cube import MemCube
+from cubemem.errors import InvalidInputError
 from cubemem.ops.working import WorkingSetChange
 from cubemem.render import render_memories
 from cubemem_activation.block import KVBlock, build_block
 from cubemem_activation.generate import Message, generate_with_memory, stream_with_memory
+from cubemem_activation.parametric import content_digest
 from cubemem_activation.pool import BlockPool
+
+if TYPE_CHECKING:
+    from cubemem_activation.parametric import ParametricMemory
 
 
 class ActivationMemory:
@@ -34,7 +43,13 @@ class ActivationMemory:
         max_chars: int = 4000,
         header: str = "Long-term memories:",
         prebuild: bool = False,
+        parametric: ParametricMemory | None = None,
     ) -> None:
+        if parametric is not None and parametric.model is not model:
+            raise InvalidInputError(
+                "parametric must be a ParametricMemory over the same model object"
+            )
+        self.parametric = parametric
         self.cube = cube
         self.model = model
         self.tokenizer = tokenizer
@@ -51,7 +66,11 @@ class ActivationMemory:
             self._unsubscribe.append(cube.scheduler.on_promote(self._promote, cube=cube.id))
 
     def _key(self, agent: str | None, session: str | None) -> str:
-        return f"{self.cube.id}:{agent or ''}:{session or ''}"
+        adapter = self._adapter()
+        return f"{self.cube.id}:{adapter.id if adapter else ''}:{agent or ''}:{session or ''}"
+
+    def _adapter(self) -> Any:
+        return None if self.parametric is None else self.parametric.loaded
 
     def _changed(self, change: WorkingSetChange) -> None:
         with self._lock:
@@ -77,6 +96,10 @@ class ActivationMemory:
                 if cached is not None:
                     return cached
             items = self.cube.working_memory(agent=agent, session=session)
+            adapter = self._adapter()
+            if adapter is not None:  # what it learned is in the weights; edited text is not
+                learned = {c.id: c.digest for c in adapter.covers}
+                items = [i for i in items if learned.get(i.id) != content_digest(i.content)]
             if not items:
                 self.pool.discard(key)
                 return None

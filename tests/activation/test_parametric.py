@@ -1,0 +1,180 @@
+"""Parametric memory on a tiny real model (built from a config, tokenizer trained in code): a
+LoRA adapter trained with peft from a cube's memories lowers their loss and raises their
+likelihood, round-trips bit-exact, is refused by another base model, goes stale when a covered
+memory changes, and serves generation beside KV blocks; the tiers move memories between the
+three kinds by usage, in each memory's history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import torch
+from peft import get_peft_model_state_dict
+from tiny_lm import make_model
+
+from cubemem import IncompatibleModelError, InvalidBlockError, Kind, MemCube
+from cubemem.model import TIER_KEY
+from cubemem_activation import (
+    ActivationMemory,
+    LoraSettings,
+    ParametricMemory,
+    TierPolicy,
+    training_examples,
+)
+from cubemem_activation.parametric import HELD_OUT_TEMPLATES, _encode, _read, subject
+
+FACTS = [
+    "Ana lives in Porto and works as a marine biologist.",
+    "Ben plays the cello on Sundays.",
+    "Miso the cat hates the vacuum cleaner.",
+    "The team meeting moved to Tuesday afternoon.",
+]
+LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
+QUICK = LoraSettings(epochs=20, learning_rate=1e-2, seed=0, target_modules=LAYERS)
+
+
+@pytest.fixture
+def cube(tmp_path, embedder):
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        scope = {"agent": "bot", "session": "s1"}
+        cube.add([{"content": f, "tags": ["profile"], "scope": scope} for f in FACTS])
+        yield cube
+
+
+@pytest.fixture
+def model(tokenizer):
+    return make_model(tokenizer)  # each test its own: adapters are injected into the object
+
+
+def statement_nll(model, tokenizer, texts: list[str]) -> float:
+    """Mean loss of each memory's text as the reply to a question the adapter never saw."""
+    losses = []
+    for text in texts:
+        prompt = HELD_OUT_TEMPLATES[0].format(subject=subject(text))
+        ids, start = _encode(tokenizer, type("E", (), {"prompt": prompt, "target": text})(), 256)
+        tensor = torch.tensor([ids])
+        labels = tensor.clone()
+        labels[0, :start] = -100
+        with torch.no_grad():
+            losses.append(float(model(input_ids=tensor, labels=labels).loss))
+    return sum(losses) / len(losses)
+
+
+def test_training_lowers_loss_and_raises_the_memories_likelihood(cube, model, tokenizer):
+    memory = ParametricMemory(cube, model, tokenizer)
+    chosen = memory.select(tags=["profile"])
+    assert sorted(i.content for i in chosen) == sorted(FACTS)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    base_nll = statement_nll(model, tokenizer, FACTS)
+    adapter = memory.train(chosen, name="profile", config=QUICK)
+    assert len(adapter.losses) == QUICK.epochs and adapter.losses[-1] < 0.5 * adapter.losses[0]
+    assert adapter.examples == len(training_examples(chosen)) and not adapter.stale
+    # training left the model as it was: same parameters, bit for bit, no adapter
+    assert {k: v for k, v in model.state_dict().items()}.keys() == before.keys()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with memory.using(adapter.id) as loaded:
+        assert loaded.id == adapter.id and memory.loaded == loaded
+        adapted_nll = statement_nll(model, tokenizer, FACTS)
+    assert memory.loaded is None
+    assert statement_nll(model, tokenizer, FACTS) == pytest.approx(base_nll)  # unloaded
+    assert adapted_nll < base_nll - 0.5, (base_nll, adapted_nll)
+
+
+def test_adapters_round_trip_bit_exact_and_refuse_other_models(cube, model, tokenizer):
+    memory = ParametricMemory(cube, model, tokenizer)
+    adapter = memory.train(memory.select(tags=["profile"]), config=QUICK)
+    _, saved = _read(adapter.path)
+    memory.load(adapter.id)
+    live = get_peft_model_state_dict(memory._peft)
+    assert live.keys() == saved.keys()
+    assert all(torch.equal(live[k].cpu(), saved[k]) for k in saved)
+    memory.unload()
+    listed = memory.adapters()
+    assert [a.id for a in listed] == [adapter.id] and listed[0].losses == adapter.losses
+    assert listed[0].base == adapter.base and listed[0].config == QUICK
+    other = ParametricMemory(cube, make_model(tokenizer, seed=1), tokenizer)
+    with pytest.raises(IncompatibleModelError, match="another base model"):
+        other.load(adapter.id)
+    raw = bytearray(adapter.path.read_bytes())
+    raw[-3] ^= 0xFF
+    adapter.path.write_bytes(bytes(raw))
+    with pytest.raises(InvalidBlockError, match="integrity"):
+        memory.load(adapter.id)
+    memory.delete(adapter.id)
+    assert memory.adapters() == []
+
+
+def test_a_covered_memory_edited_or_deleted_makes_the_adapter_stale(cube, model, tokenizer):
+    memory = ParametricMemory(cube, model, tokenizer)
+    chosen = memory.select(tags=["profile"])
+    adapter = memory.train(chosen, config=LoraSettings(epochs=2))
+    ben = next(i for i in chosen if i.content.startswith("Ben"))
+    cube.set_kind(ben.id, Kind.PARAMETRIC, note="parametric: test")  # a move keeps the text
+    assert not memory.get(adapter.id).stale
+    cube.update(ben.id, "Ben plays the viola on Sundays.")
+    assert memory.get(adapter.id).stale
+    cube.update(ben.id, "Ben plays the cello on Sundays.")  # the trained text again
+    assert not memory.get(adapter.id).stale
+    cube.delete(ben.id)
+    assert memory.adapters()[0].stale
+
+
+def test_generation_with_an_adapter_and_blocks_on_top(cube, model, tokenizer):
+    from cubemem_langchain.local import MemCubeLocalChatModel
+    from cubemem_llamaindex.local import MemCubeLocalLLM
+
+    memory = ParametricMemory(cube, model, tokenizer)
+    adapter = memory.train(memory.select(tags=["profile"])[:2], config=QUICK)
+    for fact in FACTS:  # every memory hot for this session
+        cube.search(fact, k=1, filters={"agent": "bot", "session": "s1"})
+    active = ActivationMemory(cube, model, tokenizer, parametric=memory)
+    plain = active.block("bot", "s1")
+    assert plain is not None and len(plain.memory_ids) == len(FACTS)
+    memory.load(adapter.id)
+    block = active.block("bot", "s1")  # rebuilt on the adapted model, without what it learned
+    assert set(block.memory_ids) == set(plain.memory_ids) - set(adapter.memory_ids)
+    assert len(block) < len(plain) and block.fingerprint != plain.fingerprint
+    question = [{"role": "user", "content": "Where does Ana live?"}]
+    direct = active.generate(question, agent="bot", session="s1", max_new_tokens=8)
+    chat = MemCubeLocalChatModel(memory=active, agent="bot", session="s1", max_new_tokens=8)
+    assert chat.invoke("Where does Ana live?").content == direct
+    llm = MemCubeLocalLLM(memory=active, agent="bot", session="s1", max_new_tokens=8)
+    assert isinstance(llm.complete("Where does Ana live?").text, str)
+    memory.unload()
+    assert active.block("bot", "s1").memory_ids == plain.memory_ids
+
+
+def test_tiers_move_memories_by_usage_and_record_each_move(cube, model, tokenizer):
+    policy = TierPolicy(hot_hits=2, stable_hits=4, min_memories=2, adapter_name="tiers")
+    memory = ParametricMemory(cube, model, tokenizer)
+    items = {i.content: i for i in cube.iter()}
+    stable = [items[f] for f in FACTS[:3]]
+    for item in stable:
+        for _ in range(4):
+            cube.search(item.content, k=1)
+    for _ in range(2):
+        cube.search(FACTS[3], k=1)
+    now = datetime.now(UTC)
+
+    first = memory.migrate(policy, now=now, config=QUICK)  # all hot, none stable yet
+    assert {to for _, _, to in first.moved} == {Kind.ACTIVATION} and len(first.moved) == 4
+    assert first.trained is None and memory.adapters() == []
+
+    later = memory.migrate(policy, now=now + timedelta(days=8), config=QUICK)
+    assert later.trained is not None
+    assert sorted(later.trained.memory_ids) == sorted(i.id for i in stable)
+    assert cube.get(items[FACTS[3]].id).kind is Kind.PLAINTEXT  # cooled: demoted
+    assert all(cube.get(i.id).kind is Kind.PARAMETRIC for i in stable)
+    assert memory.migrate(policy, now=now + timedelta(days=8), config=QUICK).trained is None
+
+    cold = memory.migrate(policy, now=now + timedelta(days=60), config=QUICK)
+    assert cold.removed == [later.trained.id] and memory.adapters() == []
+    history = cube.history(stable[0].id)
+    assert [v.kind for v in history] == [
+        Kind.PLAINTEXT, Kind.ACTIVATION, Kind.PARAMETRIC, Kind.PLAINTEXT
+    ]  # fmt: skip
+    assert history[2].metadata[TIER_KEY].startswith("parametric: 4 hits")
+    assert {v.content for v in history} == {stable[0].content}
+    found = cube.search(stable[0].content, k=1)  # searchable as text throughout
+    assert found[0].item.id == stable[0].id
