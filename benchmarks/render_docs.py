@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
 ACTIVATION_DOCS = ROOT / "docs" / "activation.md"
+PARAMETRIC_DOCS = ROOT / "docs" / "parametric.md"
+PAGES = (DOCS, ACTIVATION_DOCS, PARAMETRIC_DOCS)
 
 
 def _load(name: str) -> Any:
@@ -215,6 +217,26 @@ def activation() -> str | None:
     return note + "\n\n" + _table(header, rows)
 
 
+def parametric() -> str | None:
+    report = _load("parametric_cpu.json")
+    if not report:
+        return None
+    recall, training = report["recall_held_out"], report["training"]
+    header = ["facts", "held-out questions", "recall: base", "recall: plaintext in prompt",
+              "recall: adapter", "adapter, a trained phrasing", "prompt tokens saved per turn",
+              "training s per memory", "loss first → last"]  # fmt: skip
+    row = [report["facts"], report["held_out_questions"], recall["base"], recall["plaintext"],
+           recall["adapter"], report["recall_trained_phrasing_adapter"],
+           report["prompt_tokens_saved_per_turn"], training["seconds_per_memory"],
+           f"{training['loss_first']} → {training['loss_last']}"]  # fmt: skip
+    note = (
+        f"{report['model_params']:,}-parameter model, {report['device']}; adapter rank "
+        f"{training['rank']}, {training['epochs']} epochs on {training['examples']} examples, "
+        f"{training['adapter_params']:,} adapter parameters."
+    )
+    return note + "\n\n" + _table(header, [row])
+
+
 def stores() -> str | None:
     """LoCoMo raw recall on the embedded engine and on PostgreSQL, measured one after the other,
     and ``bench scale --store`` when its report is there."""
@@ -268,6 +290,7 @@ def render(text: str) -> str:
         ("interleave", interleave),
         ("queue", queue),
         ("activation", activation),
+        ("parametric", parametric),
     ):
         if f"<!-- {name}:begin -->" not in text:
             continue
@@ -281,7 +304,7 @@ def render(text: str) -> str:
 
 
 def main() -> None:
-    for page in (DOCS, ACTIVATION_DOCS):
+    for page in PAGES:
         page.write_text(render(page.read_text(encoding="utf-8")), encoding="utf-8")
         print(page)
 

@@ -1,8 +1,8 @@
 """The documentation: the site builds with --strict, and every Python snippet in README.md and
 docs/*.md runs as written (blocks of one file in order, sharing their names, in a fresh
 folder), with fake models where a real LLM would be: ``model`` is LangChain's fake chat model
-(``llm`` LlamaIndex's mock LLM), and on activation.md ``model``/``tokenizer`` are a tiny causal
-LM built from a config. A snippet that drifts from the code fails here."""
+(``llm`` LlamaIndex's mock LLM), and on activation.md and parametric.md ``model``/``tokenizer``
+are a tiny causal LM built from a config. A snippet that drifts from the code fails here."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _globals(doc: Path) -> dict[str, Any]:
     module = types.ModuleType(f"doc_{doc.stem.replace('-', '_')}")
     sys.modules[module.__name__] = module
     names: dict[str, Any] = module.__dict__
-    if doc.name == "activation.md":
+    if doc.name in ("activation.md", "parametric.md"):
         names.update(_tiny_lm())
     else:
         names["model"] = _chat_model()

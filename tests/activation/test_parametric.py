@@ -86,7 +86,7 @@ def test_adapters_round_trip_bit_exact_and_refuse_other_models(cube, model, toke
     adapter = memory.train(memory.select(tags=["profile"]), config=QUICK)
     _, saved = _read(adapter.path)
     memory.load(adapter.id)
-    live = get_peft_model_state_dict(memory._peft)
+    live = get_peft_model_state_dict(memory._peft, save_embedding_layers=False)
     assert live.keys() == saved.keys()
     assert all(torch.equal(live[k].cpu(), saved[k]) for k in saved)
     memory.unload()

@@ -711,6 +711,50 @@ def bench_activation(
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
+@bench_app.command("parametric")
+def bench_parametric(
+    facts: Annotated[int, typer.Option(help="Facts to memorise (1-20).")] = 12,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
+    learning_rate: Annotated[float, typer.Option(help="LoRA learning rate.")] = 3e-3,
+    rank: Annotated[int, typer.Option(help="LoRA rank.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the facts, the model and training.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Recall of facts trained into a LoRA adapter, on unseen phrasings, vs the base model and
+    vs the facts as prompt text (a tiny model built on the spot, CPU)."""
+    try:
+        from cubemem_activation import bench_parametric as bench
+    except ImportError:
+        _run(_missing_activation)
+        return
+    with _progress() as bar:
+        task = bar.add_task("questions", total=facts * 7)
+        report = _run(
+            lambda: bench.run(
+                facts, epochs=epochs, learning_rate=learning_rate, rank=rank, seed=seed,
+                progress=lambda n: bar.advance(task, n),
+            )
+        )  # fmt: skip
+    table = Table(
+        title=f"parametric memory ({report['model_params']:,} params, {report['device']})"
+    )
+    for column in ("facts", "recall base", "recall plaintext", "recall adapter",
+                   "adapter, trained phrasing", "prompt tokens saved/turn", "train s/memory",
+                   "loss first -> last"):  # fmt: skip
+        table.add_column(column, justify="right")
+    recall, training = report["recall_held_out"], report["training"]
+    table.add_row(
+        str(report["facts"]), str(recall["base"]), str(recall["plaintext"]),
+        str(recall["adapter"]), str(report["recall_trained_phrasing_adapter"]),
+        str(report["prompt_tokens_saved_per_turn"]), str(training["seconds_per_memory"]),
+        f"{training['loss_first']} -> {training['loss_last']}",
+    )  # fmt: skip
+    console.print(table)
+    typer.echo(json.dumps(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
 def _missing_activation() -> None:
     raise InvalidInputError(
         "activation memory needs the cubemem-activation package: pip install cubemem-activation"

@@ -533,7 +533,10 @@ def _fit(
                     total += loss * len(ids)
                     count += len(ids)
                 losses.append(round(total / count, 5))
-        state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+        state = {
+            k: v.detach().clone()
+            for k, v in get_peft_model_state_dict(peft_model, save_embedding_layers=False).items()
+        }
     finally:
         peft_model.unload()
         for name, param in model.named_parameters():
