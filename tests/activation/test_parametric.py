@@ -178,3 +178,24 @@ def test_tiers_move_memories_by_usage_and_record_each_move(cube, model, tokenize
     assert {v.content for v in history} == {stable[0].content}
     found = cube.search(stable[0].content, k=1)  # searchable as text throughout
     assert found[0].item.id == stable[0].id
+
+
+def test_a_generation_waits_for_training_on_the_same_model(cube, model, tokenizer):
+    """Training injects LoRA layers into the model object; a generation through
+    ActivationMemory on another thread runs before or after it, never on the half-trained
+    model, and so answers exactly as the base model does."""
+    import threading
+
+    memory = ParametricMemory(cube, model, tokenizer)
+    active = ActivationMemory(cube, model, tokenizer, parametric=memory)
+    question = [{"role": "user", "content": "Where does Ana live?"}]
+    expected = active.generate(question, agent="bot", session="s1", max_new_tokens=12)
+    replies: list[str] = []
+    training = threading.Thread(
+        target=memory.train, args=(memory.select(tags=["profile"]),), kwargs={"config": QUICK}
+    )
+    training.start()
+    while training.is_alive():
+        replies.append(active.generate(question, agent="bot", session="s1", max_new_tokens=12))
+    training.join()
+    assert replies and set(replies) == {expected}

@@ -203,6 +203,12 @@ class ParametricMemory:
         self._loaded: Adapter | None = None
         self._base = fingerprint(model, tokenizer)  # taken before any adapter is injected
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the model object changes (training, load, unload); ``ActivationMemory``
+        holds it while it generates, so neither runs during the other."""
+        return self._lock
+
     # -- training --------------------------------------------------------------------------
     def select(
         self,

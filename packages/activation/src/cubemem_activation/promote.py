@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from cubemem.cube import MemCube
@@ -117,10 +118,11 @@ class ActivationMemory:
         session: str | None = None,
         **gen_kwargs: Any,
     ) -> str:
-        block = self.block(agent, session)
-        return generate_with_memory(
-            self.model, self.tokenizer, [block] if block else [], messages, **gen_kwargs
-        )
+        with self._model_in_use():
+            block = self.block(agent, session)
+            return generate_with_memory(
+                self.model, self.tokenizer, [block] if block else [], messages, **gen_kwargs
+            )
 
     def stream(
         self,
@@ -130,10 +132,16 @@ class ActivationMemory:
         session: str | None = None,
         **gen_kwargs: Any,
     ) -> Iterator[str]:
-        block = self.block(agent, session)
-        return stream_with_memory(
-            self.model, self.tokenizer, [block] if block else [], messages, **gen_kwargs
-        )
+        with self._model_in_use():
+            block = self.block(agent, session)
+            yield from stream_with_memory(
+                self.model, self.tokenizer, [block] if block else [], messages, **gen_kwargs
+            )
+
+    def _model_in_use(self) -> AbstractContextManager[Any]:
+        """With parametric memory, its lock: training and loading change the model object, so
+        they wait for a generation to end (and it for them)."""
+        return self.parametric.lock if self.parametric is not None else nullcontext()
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:
