@@ -79,10 +79,12 @@ class CubeBusyError(BackendUnavailableError):
 
 
 class InvalidBlockError(CubememError, ValueError):
-    """A KV block file is malformed or fails its integrity check (tampered, truncated, or its
-    cache does not belong to its text); it was not loaded."""
+    """A KV block or adapter file is malformed or fails its integrity check (tampered,
+    truncated, a cache that does not belong to its text, an adapter that does not fit the
+    model); it was not loaded."""
 
 
 class IncompatibleModelError(CubememError, ValueError):
     """A KV block (activation memory) was built by another model, tokenizer, dtype or
-    transformers version than the one it is being used with; rebuild it for this model."""
+    transformers version than the one it is being used with, or an adapter (parametric memory)
+    was trained on another base model; rebuild or retrain it for this model."""
