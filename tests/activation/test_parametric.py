@@ -199,3 +199,27 @@ def test_a_generation_waits_for_training_on_the_same_model(cube, model, tokenize
         replies.append(active.generate(question, agent="bot", session="s1", max_new_tokens=12))
     training.join()
     assert replies and set(replies) == {expected}
+
+
+def test_the_scheduler_migrates_after_each_lifecycle_sweep(tmp_path, embedder, model, tokenizer):
+    import time
+
+    from cubemem import Settings
+
+    settings = Settings(lifecycle_interval_s=0.2)
+    with MemCube.create(tmp_path / "s", embedder=embedder, settings=settings) as cube:
+        cube.add(FACTS)
+        stable = [cube.search(fact, k=1)[0].item.id for fact in FACTS[:3]]
+        for fact in FACTS[:3]:
+            for _ in range(4):
+                cube.search(fact, k=1)
+        memory = ParametricMemory(cube, model, tokenizer)
+        policy = TierPolicy(hot_hits=2, stable_hits=4, stable_for=timedelta(0), min_memories=2)
+        stop = memory.schedule(policy, config=QUICK)
+        deadline = time.monotonic() + 120
+        while not memory.adapters() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop()
+        adapters = memory.adapters()
+        assert len(adapters) == 1 and sorted(adapters[0].memory_ids) == sorted(stable)
+        assert all(cube.get(i).kind is Kind.PARAMETRIC for i in stable)

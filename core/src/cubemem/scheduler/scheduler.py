@@ -49,6 +49,7 @@ from cubemem.store.base import Embedding
 log = logging.getLogger(__name__)
 
 Promoter = Callable[[str | None, str | None], int]
+Sweeper = Callable[[], int]
 """``(agent, session) -> blocks built``: turns a hot set into activation memory."""
 
 
@@ -158,6 +159,7 @@ class Scheduler:
         self._finished: deque[tuple[float, int, int]] = deque(maxlen=4096)
         self._last_sweep = time.monotonic()
         self._promoters: list[tuple[str | None, Promoter]] = []
+        self._sweepers: list[tuple[str | None, Sweeper]] = []
         self._exiting = False
 
     # -- running --------------------------------------------------------------------------
@@ -276,6 +278,20 @@ class Scheduler:
         def unsubscribe() -> None:
             if entry in self._promoters:
                 self._promoters.remove(entry)
+
+        return unsubscribe
+
+    def on_sweep(self, sweeper: Sweeper, *, cube: str | None = None) -> Callable[[], None]:
+        """Run ``sweeper()`` after each lifecycle sweep (every ``lifecycle_interval_s``) of
+        ``cube`` (or of every cube) that this process's workers take; it returns how many
+        memories it changed. Parametric memory registers here to move memories between kinds
+        (``ParametricMemory.schedule``). A sweeper's error is logged; the sweep still counts."""
+        entry = (cube, sweeper)
+        self._sweepers.append(entry)
+
+        def unsubscribe() -> None:
+            if entry in self._sweepers:
+                self._sweepers.remove(entry)
 
         return unsubscribe
 
@@ -436,7 +452,14 @@ class Scheduler:
             return len(stored), self._follow_ups(ctx, items)
         if task.kind is TaskKind.EXPIRE:
             report = lifecycle.sweep(ctx)
-            return len(report.expired) + len(report.cold), []
+            changed = len(report.expired) + len(report.cold)
+            for for_cube, sweeper in list(self._sweepers):
+                if for_cube is None or for_cube == ctx.cube_id:
+                    try:
+                        changed += sweeper()
+                    except Exception:
+                        log.warning("a sweeper of cube %s failed", ctx.cube_id, exc_info=True)
+            return changed, []
         if task.kind in (TaskKind.EXTRACT, TaskKind.CONSOLIDATE):
             step: followup.Step = "extract" if task.kind is TaskKind.EXTRACT else "consolidate"
             created = followup.run(ctx, step, task.payload["ids"])

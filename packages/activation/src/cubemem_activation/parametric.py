@@ -18,7 +18,8 @@ block:
 - ``migrate`` moves memories between the kinds by the usage the cube keeps (``TierPolicy``):
   plaintext -> activation (hot now) -> parametric (hot for long and unchanged), and back when
   they cool; each move is a new version of the memory (its ``kind``, and why, in
-  ``metadata["cubemem_tier"]``), and the adapter is retrained when its set changes.
+  ``metadata["cubemem_tier"]``), and the adapter is retrained when its set changes or goes
+  stale. ``schedule`` has the cube's scheduler run it after every lifecycle sweep.
 
 Loading an adapter changes the model object itself (peft injects its layers) until ``unload``;
 ``ActivationMemory(..., parametric=...)`` builds its KV blocks on the adapted model and leaves
@@ -34,7 +35,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -388,6 +389,22 @@ class ParametricMemory:
                 self.delete(adapter.id)
                 removed.append(adapter.id)
         return MigrationReport(moved=moved, trained=trained, removed=removed)
+
+    def schedule(
+        self, policy: TierPolicy | None = None, *, config: LoraSettings | None = None
+    ) -> Callable[[], None]:
+        """Run ``migrate`` after each of the cube's lifecycle sweeps (every
+        ``Settings.lifecycle_interval_s``, on a scheduler worker of this process, which starts
+        if it was not running); returns the function that stops it."""
+        policy = policy or TierPolicy()
+
+        def sweep() -> int:
+            report = self.migrate(policy, config=config)
+            return len(report.moved)
+
+        stop = self.cube.scheduler.on_sweep(sweep, cube=self.cube.id)
+        self.cube.scheduler.start()
+        return stop
 
     def _text_since(self, item: MemoryItem) -> datetime:
         """When the memory's current text was written (moves between kinds keep the text)."""
