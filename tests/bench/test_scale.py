@@ -98,6 +98,13 @@ def test_cli_measures_postgresql_beside_the_embedded_engine(tmp_path, postgres_u
     ]
     postgres = report["sizes"][1]
     assert postgres["disk_bytes_per_item"] is None and postgres["ingest_items_per_s"] > 0
+    only = CliRunner().invoke(
+        app, [*args, "--store", postgres_url, "--store-only", "--json", str(out)]
+    )
+    assert only.exit_code == 0, only.output
+    assert [r["store"] for r in json.loads(out.read_text())["sizes"]] == ["postgresql"]
+    refused = CliRunner().invoke(app, [*args, "--store-only"])
+    assert refused.exit_code == 2 and "--store" in refused.output
 
 
 def test_lexical_postgres_benchmark_ranks_the_same_questions_three_ways(postgres_url):

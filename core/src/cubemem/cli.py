@@ -582,6 +582,13 @@ def bench_scale(
             "the same run."
         ),
     ] = None,
+    store_only: Annotated[
+        bool,
+        typer.Option(
+            help="Measure --store alone (when the embedded engine's numbers at these sizes "
+            "come from another run: compare them as a rough guide only)."
+        ),
+    ] = False,
 ) -> None:
     """Ingest speed, search latency, RSS and disk per item as a cube grows."""
     from cubemem.bench import scale
@@ -594,6 +601,10 @@ def bench_scale(
     stores = ["sqlite"]
     if store is not None and _run(lambda: engine_of(store)) != "sqlite":
         stores.append(store)
+    if store_only:
+        if len(stores) == 1:
+            _run(_store_only_needs_a_store)
+        stores = stores[1:]
     with _progress() as bar:
         ingest = bar.add_task("ingest", total=sum(sizes) * len(stores))
         search = bar.add_task("search", total=(3 * queries + interleave) * len(sizes) * len(stores))
@@ -753,6 +764,12 @@ def bench_parametric(
     typer.echo(json.dumps(report))
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _store_only_needs_a_store() -> None:
+    raise InvalidInputError(
+        "--store-only measures the --store engine: pass --store postgresql://..."
+    )
 
 
 def _missing_activation() -> None:
