@@ -265,6 +265,19 @@ def stores() -> str | None:
                 for r in report["sizes"]
             ],
         )  # fmt: skip
+    alone = _load("scale_store_1e6.json")
+    if alone is not None:
+        out += "\n\nPostgreSQL alone (`--store-only`, a separate run):\n\n" + _table(
+            ["store", "items", "ingest items/s", "index build s", "p50 ms", "p95 ms",
+             "p95 ms, user", "p95 ms, user+tag", "p95 ms, after add", "RSS MB"],
+            [
+                [r["store"], f"{r['items']:,}", r["ingest_items_per_s"], r["index_build_s"],
+                 r["search_ms"]["unfiltered"]["p50"], r["search_ms"]["unfiltered"]["p95"],
+                 r["search_ms"]["user"]["p95"], r["search_ms"]["user+tag"]["p95"],
+                 r["search_ms"].get("after_add", {}).get("p95", "-"), r["rss_mb"]]
+                for r in alone["sizes"]
+            ],
+        )  # fmt: skip
     lexical = _load("lexical_postgres.json")
     if lexical is not None:
         out += "\n\n" + _table(

@@ -218,15 +218,15 @@ class ParametricMemory:
         pinned: bool = False,
         ids: Sequence[str] | None = None,
     ) -> list[MemoryItem]:
-        """Active memories to train on: by id, by tag (any of ``tags``), or pinned
-        (``metadata["pinned"]`` true)."""
+        """Active memories to train on: by id, by tag (any of ``tags``), or pinned (tag
+        ``pinned`` or ``metadata["pinned"]`` true, as the lifecycle reads it)."""
         if ids is not None:
             found = [self.cube.get(i) for i in ids]
             return [i for i in found if i.status is Status.ACTIVE]
         chosen = []
         for item in self.cube.iter():
             if (tags and set(tags) & set(item.tags)) or (
-                pinned and item.metadata.get("pinned") is True
+                pinned and ("pinned" in item.tags or item.metadata.get("pinned") is True)
             ):
                 chosen.append(item)
         return chosen
@@ -240,6 +240,10 @@ class ParametricMemory:
     ) -> Adapter:
         """Train an adapter on ``memories`` and save it in the cube; returns its record."""
         config = config or LoraSettings()
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            raise InvalidInputError(f"an adapter's name is 1-128 characters, got {name!r}")
+        if not isinstance(memories, list | tuple):
+            raise InvalidInputError("train takes a list of MemoryItem (cube.get / select)")
         items = [m for m in memories if isinstance(m, MemoryItem)]
         if len(items) != len(memories) or not items:
             raise InvalidInputError(
@@ -376,12 +380,15 @@ class ParametricMemory:
         fresh = [a for a in current if not a.stale and sorted(a.memory_ids) == wanted]
         trained = None
         if not fresh and len(wanted) >= policy.min_memories:
-            was_loaded = self._loaded is not None and self._loaded.name == policy.adapter_name
-            if was_loaded:
+            with self._lock:  # training needs the model bare: whatever was loaded comes back
+                before = self._loaded
                 self.unload()
-            trained = self.train(self.select(ids=wanted), name=policy.adapter_name, config=config)
-            if was_loaded:
-                self.load(trained.id)
+                trained = self.train(
+                    self.select(ids=wanted), name=policy.adapter_name, config=config
+                )
+                if before is not None:
+                    replaced = before.name == policy.adapter_name
+                    self.load(trained.id if replaced else before.id)
         keep = {a.id for a in fresh} | ({trained.id} if trained else set())
         removed = []
         for adapter in current:
