@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cubemem import access
 from cubemem.access import AccessControl, Agent, AuditEntry, Grant, Right
 from cubemem.cube import FiltersLike, MemCube, MessageLike, ScopeLike
-from cubemem.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from cubemem.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from cubemem.model import Filters, MemoryItem, MetadataValue, SearchResult, Status
 from cubemem.ops import inputs, write
 from cubemem.ops.context import ContentLike
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 _WIDTH = 64
 """How many more results a search asks for when some may be hidden from this agent."""
+_T = TypeVar("_T")
 
 
 class AgentOS:
@@ -178,6 +179,32 @@ class AgentCube:
             raise NotFoundError(f"no memory {id!r} in cube {self.name!r}")
         return item
 
+    def _on_visible(
+        self,
+        id: str,
+        grant: Grant,
+        expected_version: int | None,
+        change: Callable[[int], _T],
+    ) -> tuple[MemoryItem, _T]:
+        """``change(version)`` on the memory as this agent saw it: the write is pinned to the
+        version whose visibility was checked, so a memory that became hidden in between (held
+        for review) is not changed. Without ``expected_version`` a concurrent edit is checked
+        again and this change applied on top, as ``MemCube`` does."""
+        for _ in range(write.MAX_RETRIES):
+            current = self._visible(id, grant)
+            try:
+                return current, change(
+                    current.version if expected_version is None else expected_version
+                )
+            except ConflictError:
+                if expected_version is not None:
+                    raise
+        raise ConflictError(
+            f"memory {id} kept changing while agent {self._agent.name!r} wrote it; nothing was "
+            "written. Retry",
+            [id],
+        )
+
     def _filters(self, filters: FiltersLike, grant: Grant) -> Filters:
         parsed = Filters.parse(filters)
         if grant.scope is None:
@@ -270,17 +297,21 @@ class AgentCube:
     ) -> MemoryItem:
         """``MemCube.update`` as this agent (needs ``write`` within its scope)."""
         with self._acting() as grant:
-            self._visible(id, grant)
             if scope is not None:
                 scope = access.fit_scope(inputs.scope(scope), grant.scope)
-            new = self._cube.update(
+            _, new = self._on_visible(
                 id,
-                content,
-                tags=tags,
-                metadata=metadata,
-                scope=scope,
-                expires_at=expires_at,
-                expected_version=expected_version,
+                grant,
+                expected_version,
+                lambda version: self._cube.update(
+                    id,
+                    content,
+                    tags=tags,
+                    metadata=metadata,
+                    scope=scope,
+                    expires_at=expires_at,
+                    expected_version=version,
+                ),
             )
         self._audit("update", [new])
         return new
@@ -288,8 +319,12 @@ class AgentCube:
     def delete(self, id: str, *, purge: bool = False, expected_version: int | None = None) -> None:
         """``MemCube.delete`` as this agent (``write``; ``purge`` needs ``admin``)."""
         with self._acting(Right.ADMIN if purge else Right.WRITE) as grant:
-            current = self._visible(id, grant)
-            self._cube.delete(id, purge=purge, expected_version=expected_version)
+            current, _ = self._on_visible(
+                id,
+                grant,
+                expected_version,
+                lambda version: self._cube.delete(id, purge=purge, expected_version=version),
+            )
         self._access.record(
             self._agent.name,
             "purge" if purge else "delete",
@@ -301,8 +336,12 @@ class AgentCube:
     def restore(self, id: str, *, expected_version: int | None = None) -> MemoryItem:
         """``MemCube.restore`` as this agent (needs ``write``)."""
         with self._acting() as grant:
-            self._visible(id, grant)
-            item = self._cube.restore(id, expected_version=expected_version)
+            _, item = self._on_visible(
+                id,
+                grant,
+                expected_version,
+                lambda version: self._cube.restore(id, expected_version=version),
+            )
         self._audit("restore", [item])
         return item
 
