@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -272,28 +272,14 @@ class Scheduler:
         process's workers take; returns an unsubscribe function. Activation memory registers
         here to build KV blocks in the background. A promotion taken where nothing is
         registered (another process) does nothing: the block is then built on first use."""
-        entry = (cube, promoter)
-        self._promoters.append(entry)
-
-        def unsubscribe() -> None:
-            if entry in self._promoters:
-                self._promoters.remove(entry)
-
-        return unsubscribe
+        return _subscribe(self._promoters, (cube, promoter))
 
     def on_sweep(self, sweeper: Sweeper, *, cube: str | None = None) -> Callable[[], None]:
         """Run ``sweeper()`` after each lifecycle sweep (every ``lifecycle_interval_s``) of
         ``cube`` (or of every cube) that this process's workers take; it returns how many
         memories it changed. Parametric memory registers here to move memories between kinds
         (``ParametricMemory.schedule``). A sweeper's error is logged; the sweep still counts."""
-        entry = (cube, sweeper)
-        self._sweepers.append(entry)
-
-        def unsubscribe() -> None:
-            if entry in self._sweepers:
-                self._sweepers.remove(entry)
-
-        return unsubscribe
+        return _subscribe(self._sweepers, (cube, sweeper))
 
     def retry_failed(self, task_ids: Sequence[str] | None = None) -> int:
         """Put dead-lettered tasks back on the queue."""
@@ -465,6 +451,17 @@ class Scheduler:
             created = followup.run(ctx, step, task.payload["ids"])
             return len(created), self._follow_ups(ctx, created)
         raise ValueError(f"unknown task kind {task.kind!r}")
+
+
+def _subscribe(hooks: list[Any], entry: Any) -> Callable[[], None]:
+    """Add ``entry`` to ``hooks``; returns the function that takes it out again."""
+    hooks.append(entry)
+
+    def unsubscribe() -> None:
+        if entry in hooks:
+            hooks.remove(entry)
+
+    return unsubscribe
 
 
 def _extraction_usage(contexts: Sequence[Context]) -> dict[str, dict[str, int]]:
