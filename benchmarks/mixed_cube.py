@@ -45,7 +45,7 @@ def main() -> None:
             )
             by_fact = {f["id"]: item.id for f, item in zip(fact_set.facts, items, strict=True)}
             for system, config in facts.SYSTEMS.items():
-                cube.retrieval = config
+                cube.maintenance.retrieval = config
                 for q in locomo.questions(sample):
                     hits = cube.search(q.text, k=10)
                     ids = [h.provenance.source_ids for h in hits]

@@ -58,7 +58,7 @@ def new_database(url: str) -> str:
 def ingest(url: str, items: int, folder: Path, *, with_index: bool) -> dict[str, float]:
     embedder = RandomEmbedder()
     cube = MemCube.create(folder, embedder=embedder, settings=Settings(store_url=url))
-    store = cube.store
+    store = cube.maintenance.store
     if with_index:
         assert store.build_vector_index(wait=True)
     memories = list(Corpus().memories(items))

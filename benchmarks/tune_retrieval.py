@@ -102,7 +102,7 @@ def evaluate(data, conversations, configs, mode):
             locomo.ingest(cube, data[c], mode)
             questions = locomo.questions(data[c])
             for i in order:
-                cube.retrieval = configs[i]
+                cube.maintenance.retrieval = configs[i]
                 rows = []
                 for q in questions:
                     ids = [h.provenance.source_ids for h in cube.search(q.text, k=max(KS))]

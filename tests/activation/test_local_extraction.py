@@ -16,7 +16,7 @@ def test_a_local_model_runs_and_its_failure_keeps_the_turns(model, tokenizer, cu
     answer = chat.complete([{"role": "user", "content": "Where does Ana live?"}])
     assert answer.prompt_tokens > 0 and 0 < answer.completion_tokens <= 12
     extractor = LLMExtractor(chat)
-    cube.extractor = extractor
+    cube.maintenance.extractor = extractor
     with pytest.raises(FollowUpError) as raised:
         cube.add_messages(
             [{"speaker": "Ana", "text": "I live in Porto", "id": "m1"}],

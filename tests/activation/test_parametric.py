@@ -110,7 +110,9 @@ def test_a_covered_memory_edited_or_deleted_makes_the_adapter_stale(cube, model,
     chosen = memory.select(tags=["profile"])
     adapter = memory.train(chosen, config=LoraSettings(epochs=2))
     ben = next(i for i in chosen if i.content.startswith("Ben"))
-    cube.set_kind(ben.id, Kind.PARAMETRIC, note="parametric: test")  # a move keeps the text
+    cube.maintenance.set_kind(
+        ben.id, Kind.PARAMETRIC, note="parametric: test"
+    )  # a move keeps the text
     assert not memory.get(adapter.id).stale
     cube.update(ben.id, "Ben plays the viola on Sundays.")
     assert memory.get(adapter.id).stale

@@ -61,7 +61,7 @@ def test_facts_beside_conversation_turns_still_rank_first(tmp_path, embedder):
     by_fact = {f["id"]: item.id for f, item in zip(data.facts, items, strict=True)}
     first: dict[str, int] = {}
     for system in ("default", "dense", "bm25"):
-        cube.retrieval = facts.SYSTEMS[system]
+        cube.maintenance.retrieval = facts.SYSTEMS[system]
         first[system] = sum(cube.search(q, k=1)[0].id == by_fact[a] for q, a in data.questions)
     cube.close()
     assert first["default"] >= first["dense"] > first["bm25"], first

@@ -7,12 +7,15 @@ import inspect
 
 import pytest
 
-from cubemem import MemCube, MemoryOS
+from cubemem import MemCube, MemoryOS, RemoteCube, RemoteMemoryOS
+from cubemem.cube.maintenance import Maintenance
+from cubemem.shared import AgentCube, AgentOS
 
 # Not I/O, so no twin: registering a callback returns at once; ``iter`` is a lazy generator
 # (async code pages with ``alist``).
-NO_TWIN = {"on_working_memory_change", "iter", "as_agent", "authenticate"}
-"""Callbacks, generators, and the views of an OS as one agent (one indexed SQLite row read)."""
+NO_TWIN = {"on_working_memory_change", "iter", "as_agent", "authenticate", "wait"}
+"""Callbacks, generators, the views of an OS as one agent (one indexed SQLite row read), and
+``wait`` (``await`` is a keyword: async code awaits ``arun(Wait(ids=...))``)."""
 
 
 def _public_methods(cls: type) -> dict[str, object]:
@@ -25,7 +28,9 @@ def _public_methods(cls: type) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("cls", [MemCube, MemoryOS])
+@pytest.mark.parametrize(
+    "cls", [MemCube, MemoryOS, AgentCube, AgentOS, RemoteCube, RemoteMemoryOS, Maintenance]
+)
 def test_every_sync_method_has_an_async_twin_with_the_same_signature(cls):
     methods = _public_methods(cls)
     sync = {n: m for n, m in methods.items() if not inspect.iscoroutinefunction(m)}

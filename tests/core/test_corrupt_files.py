@@ -44,10 +44,12 @@ def fingerprint(folder: Path) -> dict[str, str]:
 def assert_whole(path: Path) -> None:
     with MemCube.open(path, embedder=RandomEmbedder()) as cube:
         assert cube.count() == COUNT
-        assert cube.store.owns_index
-        assert cube.store._collection.count() == COUNT  # the index holds every row again
+        assert cube.maintenance.store.owns_index
+        assert (
+            cube.maintenance.store._collection.count() == COUNT
+        )  # the index holds every row again
         vector = np.asarray(cube.embedder.embed_query("memory 7 about topic 7"))
-        assert len(cube.store.nearest(vector, 5, None)) == 5
+        assert len(cube.maintenance.store.nearest(vector, 5, None)) == 5
         hit = cube.search("memory 1234 about topic 12", k=1)[0]
         assert hit.content == "memory 1234 about topic 12"
 

@@ -48,7 +48,7 @@ def current_facts(cube, user="ben"):
 
 def test_add_update_duplicate_keep_one_current_fact_with_its_history(cube):
     client = Scripted()
-    cube.extractor = LLMExtractor(client, decide=False)
+    cube.maintenance.extractor = LLMExtractor(client, decide=False)
     say(cube, client, "I prefer tea", facts(("Ben prefers tea", "Ben", "preference")),
         message_id="m1")  # fmt: skip
     (tea,) = current_facts(cube)
@@ -79,7 +79,7 @@ def test_add_update_duplicate_keep_one_current_fact_with_its_history(cube):
 
 def test_a_contradiction_supersedes_the_old_fact_and_keeps_it_findable(cube):
     client = Scripted()
-    cube.extractor = LLMExtractor(client, decide=False)
+    cube.maintenance.extractor = LLMExtractor(client, decide=False)
     say(cube, client, "I live in Porto", facts(("Ana lives in Porto", "Ana", "fact")),
         message_id="a1", user="ana")  # fmt: skip
 
@@ -88,7 +88,7 @@ def test_a_contradiction_supersedes_the_old_fact_and_keeps_it_findable(cube):
             Verdict("CONTRADICT", near[0][0].id, "she said she moved") if near else Verdict("ADD")
         )
 
-    cube.decider = contradicts
+    cube.maintenance.decider = contradicts
     say(cube, client, "I moved to Lisbon", facts(("Ana lives in Lisbon", "Ana", "fact")),
         message_id="a2", user="ana")  # fmt: skip
     (lisbon,) = current_facts(cube, "ana")
@@ -109,13 +109,13 @@ def test_a_contradiction_supersedes_the_old_fact_and_keeps_it_findable(cube):
 
 def test_a_replayed_extraction_changes_nothing(cube):
     client = Scripted()
-    cube.extractor = LLMExtractor(client, decide=False)
+    cube.maintenance.extractor = LLMExtractor(client, decide=False)
     say(cube, client, "I prefer tea", facts(("Ben prefers tea", "Ben", "preference")),
         message_id="m1")  # fmt: skip
     turn = next(m for m in cube.list({"user": "ben"}) if m.provenance.source == "message")
     before = [(m.id, m.version) for m in cube.list({"user": "ben"})]
     client.answers.append(facts(("Ben prefers tea", "Ben", "preference")))
-    cube.extract([turn.id])
+    cube.maintenance.extract([turn.id])
     assert [(m.id, m.version) for m in cube.list({"user": "ben"})] == before
 
 
@@ -123,9 +123,9 @@ def test_an_llm_decider_decides_and_falls_back_to_the_rule(cube):
     from cubemem.extract import LLMDecider
 
     client = Scripted()
-    cube.extractor = LLMExtractor(client, decide=False)
+    cube.maintenance.extractor = LLMExtractor(client, decide=False)
     decider = LLMDecider(client)
-    cube.decider = decider
+    cube.maintenance.decider = decider
     # no close fact: ADD without asking the model
     say(cube, client, "I live in Porto", facts(("Ana lives in Porto", "Ana", "fact")),
         message_id="a1", user="ana")  # fmt: skip
@@ -159,7 +159,7 @@ def test_two_writers_extracting_the_same_fact_at_once_store_it_once(cube):
         def complete(self, messages, *, schema=None) -> Completion:
             return Completion(facts(("Ana lives in Porto", "Ana", "fact")))
 
-    cube.extractor = LLMExtractor(Same())
+    cube.maintenance.extractor = LLMExtractor(Same())
     barrier = threading.Barrier(2)
     errors = []
 
@@ -194,7 +194,7 @@ def test_two_writers_extracting_the_same_fact_at_once_store_it_once(cube):
 def test_the_extractors_model_decides_by_default(cube):
     client = Scripted()
     extractor = LLMExtractor(client)  # decide=True: the same model places its facts
-    cube.extractor = extractor
+    cube.maintenance.extractor = extractor
     say(cube, client, "I live in Porto", facts(("Ana lives in Porto", "Ana", "fact")),
         message_id="a1", user="ana")  # fmt: skip
     client.answers.append(facts(("Ana lives in Lisbon", "Ana", "fact")))

@@ -19,6 +19,7 @@ from cubemem import (
     IncompatibleCubeError,
     InvalidInputError,
     MemCube,
+    reindex,
 )
 from cubemem.embed import (
     FunctionEmbedder,
@@ -185,7 +186,7 @@ def test_reindex_moves_a_cube_to_another_embedder(tmp_path, embedder, openai_ser
         gone = cube.add("Ben sails")
         cube.delete(gone.id)
         before = cube.manifest
-    with MemCube.reindex(tmp_path / "c", DeterministicFakeEmbedding(size=12)) as cube:
+    with reindex(tmp_path / "c", DeterministicFakeEmbedding(size=12)) as cube:
         assert (cube.manifest.id, cube.manifest.embedder, cube.manifest.dimension) == (
             before.id,
             "langchain:DeterministicFakeEmbedding",

@@ -135,7 +135,7 @@ def test_parse_facts_is_tolerant_and_strict_where_it_matters():
 
 
 def test_facts_are_stored_with_their_owner_and_cite_their_turns(cube, server):
-    cube.extractor = LLMExtractor(chat(server), decide=False)
+    cube.maintenance.extractor = LLMExtractor(chat(server), decide=False)
     cube.add_messages(TURNS, session="s1", scope={"user": "ana"}, timestamp="2024-05-02T10:00:00")
     facts = cube.list({"user": "ana", "session": "s1"})
     extracted = {f.content: f for f in facts if f.provenance.source == "extract"}
@@ -156,7 +156,7 @@ def test_facts_are_stored_with_their_owner_and_cite_their_turns(cube, server):
 def test_a_server_without_json_schema_and_a_fenced_answer(cube, server):
     server(error(400), ok(f"```json\n{json.dumps(FACTS)}\n```"))
     client = chat(server)
-    cube.extractor = LLMExtractor(client, decide=False)
+    cube.maintenance.extractor = LLMExtractor(client, decide=False)
     cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
     assert client.structured is False and "response_format" not in _Chat.requests[-1]
     assert cube.count({"user": "ana"}) == 5
@@ -165,7 +165,7 @@ def test_a_server_without_json_schema_and_a_fenced_answer(cube, server):
 def test_invalid_output_gets_one_repair_round(cube, server):
     server(ok("Ana lives in Porto and likes tea."), ok(FACTS))
     extractor = LLMExtractor(chat(server), decide=False)
-    cube.extractor = extractor
+    cube.maintenance.extractor = extractor
     cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
     assert extractor.usage["repairs"] == 1 and extractor.usage["calls"] == 2
     assert "could not be used" in _Chat.requests[-1]["messages"][-1]["content"]
@@ -174,7 +174,7 @@ def test_invalid_output_gets_one_repair_round(cube, server):
 
 def test_429_with_retry_after_then_success(cube, server):
     server(error(429, {"Retry-After": "0.5"}), error(503), ok(FACTS))
-    cube.extractor = LLMExtractor(chat(server), decide=False)
+    cube.maintenance.extractor = LLMExtractor(chat(server), decide=False)
     started = time.monotonic()
     cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
     assert time.monotonic() - started >= 0.5  # the server's Retry-After was honoured
@@ -183,7 +183,7 @@ def test_429_with_retry_after_then_success(cube, server):
 
 def test_a_timeout_is_retried(cube, server):
     server(ok(FACTS, delay=1.5), ok(FACTS))
-    cube.extractor = LLMExtractor(chat(server, timeout=0.5))
+    cube.maintenance.extractor = LLMExtractor(chat(server, timeout=0.5))
     cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
     assert cube.count({"user": "ana"}) == 5
 
@@ -192,7 +192,7 @@ def test_server_down_keeps_the_turns(cube):
     client = OpenAIChat("scripted", base_url="http://127.0.0.1:9/v1", attempts=2, backoff_s=0.01)
     with pytest.raises(BackendUnavailableError, match="2 attempt"):
         client.complete([{"role": "user", "content": "hi"}])
-    cube.extractor = LLMExtractor(client, decide=False)
+    cube.maintenance.extractor = LLMExtractor(client, decide=False)
     with pytest.raises(FollowUpError) as raised:
         cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
     assert len(raised.value.ids) == 3 and cube.count({"user": "ana"}) == 3  # turns kept
@@ -202,7 +202,7 @@ def test_a_failing_extraction_is_dead_lettered_then_replayed(tmp_path, embedder,
     server(ok("no JSON here"))  # every answer unusable, repair included
     settings_ = Settings(max_attempts=2, retry_backoff_s=0.01)
     with MemCube.create(tmp_path / "c", embedder=embedder, settings=settings_) as cube:
-        cube.extractor = LLMExtractor(chat(server), decide=False)
+        cube.maintenance.extractor = LLMExtractor(chat(server), decide=False)
         ids = cube.add_messages(TURNS, session="s1", scope={"user": "ana"}, wait=False)
         assert cube.scheduler.wait(ids, timeout=60)
         deadline = time.monotonic() + 30
@@ -255,7 +255,7 @@ ANSWERS = st.one_of(
 )
 @given(first=ANSWERS, second=ANSWERS)
 def test_whatever_the_model_answers_no_turn_is_lost(cube, first, second):
-    cube.extractor = LLMExtractor(Scripted(first, second))
+    cube.maintenance.extractor = LLMExtractor(Scripted(first, second))
     session = f"s{time.monotonic_ns()}"
     # extraction may fail on garbage: the turns must be stored either way
     with contextlib.suppress(FollowUpError, ExtractionError):
@@ -297,18 +297,18 @@ def test_budgets_batch_turns_and_refuse_what_does_not_fit(cube):
              for i in range(50)]  # fmt: skip
     client = Scripted(json.dumps({"facts": []}))
     extractor = LLMExtractor(client, window=20, max_calls_per_add=2)
-    cube.extractor = extractor
+    cube.maintenance.extractor = extractor
     cube.add_messages(turns, session="s1", scope={"user": "ana"})
     assert extractor.usage["calls"] == 2 and extractor.usage["turns"] == 50
     tight = LLMExtractor(client, max_calls_per_add=2, max_prompt_tokens=60)
-    cube.extractor = tight
+    cube.maintenance.extractor = tight
     with pytest.raises(FollowUpError, match="max_calls_per_add"):
         cube.add_messages(turns, session="s2", scope={"user": "ana"})
     assert tight.usage["calls"] == 0 and cube.count({"session": "s2"}) == 50
 
 
 def test_token_usage_shows_in_scheduler_status(cube, server):
-    cube.extractor = LLMExtractor(chat(server), decide=False)
+    cube.maintenance.extractor = LLMExtractor(chat(server), decide=False)
     cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
     usage = cube.scheduler.status().extraction[cube.name]
     assert usage["calls"] == 1 and usage["prompt_tokens"] == 100 and usage["facts"] == 2

@@ -51,7 +51,7 @@ def _wait_for(predicate, timeout=60.0):
 
 def test_an_extractor_that_fails_twice_stores_its_facts_after_the_retries(queued_cube):
     extractor = Extractor(failures=2)
-    queued_cube.extractor = extractor
+    queued_cube.maintenance.extractor = extractor
     ids = queued_cube.add_messages(TURNS, session="s1", scope={"user": "ana"}, wait=False)
     assert queued_cube.scheduler.wait(ids, timeout=60)
     assert queued_cube.scheduler.wait(timeout=60)  # the extract task too, retries included
@@ -67,7 +67,7 @@ def test_an_extractor_that_fails_twice_stores_its_facts_after_the_retries(queued
 
 
 def test_an_extractor_that_always_fails_is_dead_lettered_and_replayable(queued_cube, tmp_path):
-    queued_cube.extractor = Extractor(failures=10**6)
+    queued_cube.maintenance.extractor = Extractor(failures=10**6)
     ids = queued_cube.add_messages(TURNS, session="s1", wait=False)
     scheduler = queued_cube.scheduler
     _wait_for(lambda: scheduler.status().failed)
@@ -82,7 +82,7 @@ def test_an_extractor_that_always_fails_is_dead_lettered_and_replayable(queued_c
     status = runner.invoke(app, ["scheduler", "status", *where])
     assert status.exit_code == 0, status.output
     assert "model endpoint down" in status.output and '"extract"' in status.output
-    queued_cube.extractor = Extractor(failures=0)  # the endpoint is back
+    queued_cube.maintenance.extractor = Extractor(failures=0)  # the endpoint is back
     retry = runner.invoke(app, ["scheduler", "retry", *where])
     assert "replayed 1 task(s)" in retry.output
     assert scheduler.wait(timeout=60)
@@ -101,7 +101,7 @@ def test_a_redelivered_add_still_queues_its_follow_ups(tmp_path, embedder):
     scheduler = cube.scheduler
     scheduler.process(scheduler.queue.claim("w", 10, 30, 0))
     assert cube.count() == 2 and scheduler.queue.stats().ready == 0
-    cube.extractor = Extractor(failures=0)  # ... the redelivery where one is
+    cube.maintenance.extractor = Extractor(failures=0)  # ... the redelivery where one is
     task = add_task(cube.id, [cube.get(i) for i in turns])
     for _ in range(2):  # delivered twice more
         scheduler.process([task])
@@ -127,13 +127,13 @@ def test_background_consolidation_is_a_task_of_its_own(tmp_path, embedder):
 
 
 def test_synchronous_add_raises_a_follow_up_failure_after_storing(cube):
-    cube.extractor = Extractor(failures=1)
+    cube.maintenance.extractor = Extractor(failures=1)
     with pytest.raises(FollowUpError, match="were stored") as caught:
         cube.add_messages(TURNS, session="s1")
     assert len(caught.value.ids) == 2
     assert {cube.get(i).content for i in caught.value.ids} == {t["text"] for t in TURNS}
-    assert [f.content for f in cube.extract(caught.value.ids)] == [
+    assert [f.content for f in cube.maintenance.extract(caught.value.ids)] == [
         "Ana fact: I moved to Lisbon last spring"
     ]
-    assert cube.extract(caught.value.ids) == []  # stored once, however often it runs
+    assert cube.maintenance.extract(caught.value.ids) == []  # stored once, however often it runs
     assert cube.count() == 3

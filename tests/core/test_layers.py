@@ -15,7 +15,9 @@ LAYERS = [
     {"retrieve", "searchindex", "lexical"},
     {"ops"},
     {"scheduler"},
-    {"cube", "cube_async", "os", "shared", "surface"},
+    {"cube"},
+    {"shared"},
+    {"os"},
     {"tools", "cli", "cli_output", "bench", "ingest_file", "server", "remote"},
 ]
 
@@ -66,10 +68,15 @@ def test_no_module_imports_a_layer_above_its_own():
     assert not wrong, wrong
 
 
-def test_no_runtime_import_cycle():
+def test_no_import_cycle_not_even_through_type_only_imports():
     modules = _modules()
     graph = {
-        name: {i for i, runtime in _imports(path) if runtime and i in modules and i != name}
+        # a module's own package is imported before it, so that edge is no cycle
+        name: {
+            i
+            for i, _ in _imports(path)
+            if i in modules and i != name and not name.startswith(f"{i}.")
+        }
         for name, path in modules.items()
         if name != "cubemem"
     }

@@ -15,7 +15,7 @@ import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
-from cubemem import IncompatibleCubeError, MemCube
+from cubemem import IncompatibleCubeError, MemCube, compose
 from cubemem.model import Filters
 from cubemem.store.embedded import SUMS
 
@@ -50,7 +50,7 @@ def test_reopen_keeps_everything(tmp_path, embedder, snapshot):
         hits_before = [h.id for h in cube.search("cat", k=3)]
         before = snapshot(cube)
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
-        assert not again.last_repair.changed
+        assert not again.maintenance.last_repair.changed
         assert snapshot(again) == before
         assert [h.id for h in again.search("cat", k=3)] == hits_before
 
@@ -65,7 +65,7 @@ def test_rows_without_vectors_are_reindexed_on_open(tmp_path, embedder):
     (tmp_path / "c" / "index" / SUMS).unlink()  # a crash: no clean close vouched for the files
     assert _indexed_ids(tmp_path / "c") == {items[1].id}
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
-        assert sorted(again.last_repair.reindexed) == sorted([items[0].id, items[2].id])
+        assert sorted(again.maintenance.last_repair.reindexed) == sorted([items[0].id, items[2].id])
         assert again.search("what colour is the boat?", k=1)[0].id == items[0].id
     assert _indexed_ids(tmp_path / "c") == {i.id for i in items}
 
@@ -73,13 +73,13 @@ def test_rows_without_vectors_are_reindexed_on_open(tmp_path, embedder):
 def test_stale_vector_after_an_interrupted_update_is_replaced(tmp_path, embedder):
     with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
         item = cube.add("the meeting is on Monday")
-        collection = cube.store._collection
+        collection = cube.maintenance.store._collection
         old = collection.get(ids=[item.id], include=["embeddings", "metadatas"])
         cube.update(item.id, "the meeting moved to Thursday")
         # Put the old vector back, as if the update's index write never happened.
         collection.upsert(ids=[item.id], embeddings=old["embeddings"], metadatas=old["metadatas"])
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
-        assert again.last_repair.reindexed == [item.id]
+        assert again.maintenance.last_repair.reindexed == [item.id]
         hit = again.search("Thursday", k=1)[0]
         assert hit.id == item.id and hit.dense_score > 0.3
 
@@ -90,7 +90,7 @@ def test_orphan_vectors_are_removed_on_open(tmp_path, embedder):
     with sqlite3.connect(tmp_path / "c" / "memories.sqlite3") as db:
         db.execute("DELETE FROM memories WHERE id = ?", (gone.id,))
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
-        assert again.last_repair.orphans_removed == [gone.id]
+        assert again.maintenance.last_repair.orphans_removed == [gone.id]
         assert [h.id for h in again.search("row lost", k=5)] == [keep.id]
     assert _indexed_ids(tmp_path / "c") == {keep.id}
 
@@ -149,7 +149,7 @@ def test_compose_keeps_provenance_and_lineage(tmp_path, embedder):
     first = a.add("Ana likes tea", scope={"user": "ana"})
     a.update(first.id, "Ana likes green tea")
     b.add_messages([{"speaker": "Ben", "text": "I got the job in La Palma", "id": "D2:5"}])
-    merged = MemCube.compose([a, b], tmp_path / "m", name="merged")
+    merged = compose([a, b], tmp_path / "m", name="merged")
     assert merged.count() == 2
     got = merged.get(first.id)
     assert got.cube == merged.id and got.provenance.origin_cube == a.id
@@ -175,5 +175,5 @@ def test_compose_refuses_cubes_of_different_embedders(tmp_path, embedder):
 
     b = MemCube.open(tmp_path / "b", embedder=Other())
     with pytest.raises(IncompatibleCubeError):
-        MemCube.compose([a, b], tmp_path / "m")
+        compose([a, b], tmp_path / "m")
     assert not (tmp_path / "m").exists()

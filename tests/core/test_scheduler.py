@@ -122,7 +122,7 @@ def test_near_duplicates_merge_with_lineage_and_undo(tmp_path, embedder):
     assert [r.id for r in cube.search("where does Ana live", k=5, filters={"user": "ana"})].count(
         first.id
     ) == 1
-    back, restored = cube.undo_merge(second.id)
+    back, restored = cube.maintenance.undo_merge(second.id)
     assert back.content == "Ana lives in Porto" and back.provenance.source_ids == ["m1"]
     assert restored.status == "active" and restored.superseded_by is None
     cube.close()
@@ -148,9 +148,9 @@ def test_lifecycle_archives_expired_and_cold_spares_pinned_and_undoes(cube):
     for _ in range(20):
         cube.search("favourite tea", k=1)
     later = utcnow() + timedelta(days=200)
-    report = cube.lifecycle(now=later, dry_run=True)
+    report = cube.maintenance.lifecycle(now=later, dry_run=True)
     assert cube.get(cold.id).status == "active"  # dry run changes nothing
-    report = cube.lifecycle(now=later)
+    report = cube.maintenance.lifecycle(now=later)
     assert report.expired == [expiring.id]
     assert cold.id in report.cold and pinned.id not in report.cold
     assert cube.get(cold.id).status == "archived" and cube.get(pinned.id).status == "active"
@@ -170,22 +170,24 @@ def test_lifecycle_archives_expired_and_cold_spares_pinned_and_undoes(cube):
 def test_working_memory_hot_set_and_hooks(tmp_path, embedder):
     cube = make(tmp_path, embedder, working_memory_size=3)
     events = []
-    unsubscribe = cube.on_working_memory_change(events.append)
+    unsubscribe = cube.maintenance.on_working_memory_change(events.append)
     items = cube.add(
         ["Ana is vegetarian", "Ana cycles to work", "Ana's sister is Eva", "Ana speaks Greek"],
         scope={"agent": "chef", "session": "s1"},
     )
-    hot = cube.working_memory(agent="chef", session="s1")
+    hot = cube.maintenance.working_memory(agent="chef", session="s1")
     assert len(hot) == 3 and events[-1].reason == "membership"
     assert (events[-1].agent, events[-1].session) == ("chef", "s1")
     for _ in range(3):
         cube.search("sister's name", k=1, filters={"agent": "chef", "session": "s1"})
-    assert cube.working_memory(agent="chef", session="s1")[0].id == items[2].id
+    assert cube.maintenance.working_memory(agent="chef", session="s1")[0].id == items[2].id
     cube.update(items[2].id, "Ana's sister is called Eva")
     assert events[-1].reason == "updated" and items[2].id in events[-1].ids
     cube.delete(items[2].id)
     assert events[-1].reason == "deleted" and items[2].id not in events[-1].ids
-    assert items[2].id not in [i.id for i in cube.working_memory(agent="chef", session="s1")]
+    assert items[2].id not in [
+        i.id for i in cube.maintenance.working_memory(agent="chef", session="s1")
+    ]
     unsubscribe()
     count = len(events)
     cube.add("Ana likes figs", scope={"agent": "chef", "session": "s1"})

@@ -57,7 +57,7 @@ def test_consolidation_keeps_every_text_and_undo_restores(tmp_path, embedder, fa
         cube.add({"content": text, "source_ids": [f"m{n}"]}, scope={"user": user})
     texts, sources = all_texts(cube), {s for _, (_, ids) in active(cube).items() for s in ids}
     before = active(cube)
-    merges = cube.consolidate()
+    merges = cube.maintenance.consolidate()
     # nothing lost: every text and every source id is still in the cube
     assert all_texts(cube) >= texts
     after_sources = {s for i in cube.iter(EVERYTHING) for s in i.provenance.source_ids}
@@ -69,9 +69,9 @@ def test_consolidation_keeps_every_text_and_undo_restores(tmp_path, embedder, fa
         assert survivor.scope.user == merged.scope.user
         assert set(merged.provenance.source_ids) <= set(cube.get(survivor.id).provenance.source_ids)
     # consolidating again changes nothing (idempotent)
-    assert cube.consolidate() == []
+    assert cube.maintenance.consolidate() == []
     for merge in reversed(merges):
-        cube.undo_merge(merge.merged)
+        cube.maintenance.undo_merge(merge.merged)
     assert active(cube) == before
     cube.close()
 
@@ -100,10 +100,10 @@ def test_lifecycle_is_undoable_and_spares_pinned(tmp_path, embedder, rows, days_
             tags=["pinned"] if pin else [],
         )
         for _ in range(hits):
-            cube.store.touch([item.id], now)
+            cube.maintenance.store.touch([item.id], now)
         ids.append(item.id)
     before = {i.id: i.model_dump() for i in cube.iter(EVERYTHING)}
-    report = cube.lifecycle(now=now + timedelta(days=days_later))
+    report = cube.maintenance.lifecycle(now=now + timedelta(days=days_later))
     archived = set(report.expired) | set(report.cold)
     for id_, (expires_days, _, pin) in zip(ids, rows, strict=True):
         item = cube.get(id_)

@@ -56,7 +56,7 @@ def verify(cube: MemCube, acked: dict[str, str], sample: int, rng: random.Random
     assert len(texts) == len(set(texts)), "an item was stored twice"
     assert all(items[i].content == t for i, t in acked.items())
     # nothing half-written: every row has its vector, and the index holds exactly the rows
-    store = cube.store
+    store = cube.maintenance.store
     store.sync_index()
     found, _ = store.vectors(list(items))
     assert set(found) == set(items)

@@ -40,17 +40,17 @@ def sentence(rng: random.Random) -> str:
 
 
 def from_scratch(cube: MemCube, config: RetrievalConfig) -> HybridRetriever:
-    return HybridRetriever(cube.store, cube.embedder, config)
+    return HybridRetriever(cube.maintenance.store, cube.embedder, config)
 
 
 def assert_same_as_rebuilt(cube: MemCube, filters: Filters | None = None) -> None:
     """The cube's (incremental) search answers every query as a rebuilt index does."""
     for config in (LEXICAL_ONLY, RetrievalConfig()):
-        cube.retrieval = config
+        cube.maintenance.retrieval = config
         fresh = from_scratch(cube, config)
         for query in QUERIES:
             now = utcnow()
-            got = cube.context.retriever.search(query, 8, filters or Filters(), now)
+            got = cube.maintenance.context.retriever.search(query, 8, filters or Filters(), now)
             want = fresh.search(query, 8, filters or Filters(), now)
             assert [g.id for g in got] == [w.id for w in want], (query, config, got, want)
             np.testing.assert_allclose([g.score for g in got], [w.score for w in want], rtol=1e-5)
@@ -88,7 +88,7 @@ def test_writes_between_searches_are_seen_at_once_and_match_a_rebuild(cube):
 
 
 def test_an_update_or_delete_changes_the_very_next_search(cube):
-    cube.retrieval = LEXICAL_ONLY
+    cube.maintenance.retrieval = LEXICAL_ONLY
     item = cube.add("Ana keeps a kayak at the harbour")
     assert [r.id for r in cube.search("kayak harbour")] == [item.id]
     cube.update(item.id, "Ana sold the kayak and bought a violin")
@@ -104,7 +104,7 @@ def test_an_update_or_delete_changes_the_very_next_search(cube):
 
 
 def test_a_new_turn_makes_its_neighbour_findable_by_its_words(cube):
-    cube.retrieval = RetrievalConfig(dense_weight=0.0, neighbour_share=0.0)
+    cube.maintenance.retrieval = RetrievalConfig(dense_weight=0.0, neighbour_share=0.0)
     scope = Scope(user="ana", session="s1")
     (question,) = cube.add_messages(
         [Message(speaker="Ben", content="Are you coming on the trip?")], scope=scope
@@ -115,7 +115,7 @@ def test_a_new_turn_makes_its_neighbour_findable_by_its_words(cube):
 
 
 def test_writes_from_another_process_reach_this_process_search(cube, tmp_path):
-    cube.retrieval = LEXICAL_ONLY
+    cube.maintenance.retrieval = LEXICAL_ONLY
     first = cube.add("Cleo rents a flat in Porto")
     assert [r.id for r in cube.search("Porto")] == [first.id]
     child = textwrap.dedent(
@@ -138,14 +138,16 @@ def test_writes_from_another_process_reach_this_process_search(cube, tmp_path):
 
 
 def test_expiry_and_extension_are_seen_at_once(cube):
-    cube.retrieval = LEXICAL_ONLY
+    cube.maintenance.retrieval = LEXICAL_ONLY
     item = cube.put(
         ("team",), "standup", "the standup is at nine on monday", ttl=timedelta(hours=1)
     )
     assert [r.id for r in cube.search("standup monday")] == [item.id]
     later = utcnow() + timedelta(hours=2)
-    assert cube.context.retriever.search("standup monday", 5, Filters(), later) == []
-    hit = cube.context.retriever.search("standup monday", 5, Filters(include_expired=True), later)
+    assert cube.maintenance.context.retriever.search("standup monday", 5, Filters(), later) == []
+    hit = cube.maintenance.context.retriever.search(
+        "standup monday", 5, Filters(include_expired=True), later
+    )
     assert [h.id for h in hit] == [item.id]
 
 
@@ -165,7 +167,7 @@ def test_filters_answered_from_columns_agree_with_the_store(cube):
     ids = [i.id for i in cube.add(items)]
     for id_ in rng.sample(ids, 15):
         cube.delete(id_)
-    retriever = cube.context.retriever
+    retriever = cube.maintenance.context.retriever
     retriever.search("warm", 1, Filters(), utcnow())
     index = retriever._current_index()
     now = utcnow()
@@ -178,7 +180,7 @@ def test_filters_answered_from_columns_agree_with_the_store(cube):
             status=rng.sample(["active", "deleted", "archived"], rng.randint(1, 3)),
         )
         from_columns = {index.ids[s] for s in np.flatnonzero(index.mask(filters, now, list))}
-        assert from_columns == set(cube.store.match_ids(filters, now=now)), filters
+        assert from_columns == set(cube.maintenance.store.match_ids(filters, now=now)), filters
 
 
 def test_bm25_scores_are_lucenes_as_bm25s_computes_them():

@@ -243,8 +243,10 @@ def test_postgresql_search_through_its_hnsw_index_agrees_with_the_exact_scan(
         cube.add(facts)
         questions = ["who has a boat?", "records collection", "honey and hives", "maps"]
         exact = [[r.item.id for r in cube.search(q, k=3)] for q in questions]
-        assert cube.store.build_vector_index(wait=True)
-        cube.retrieval = dataclasses.replace(cube.retrieval, remote_exact_limit=0)
+        assert cube.maintenance.store.build_vector_index(wait=True)
+        cube.maintenance.retrieval = dataclasses.replace(
+            cube.maintenance.retrieval, remote_exact_limit=0
+        )
         through_index = [[r.item.id for r in cube.search(q, k=3)] for q in questions]
     assert through_index == exact
 

@@ -32,9 +32,9 @@ def check_consistent(cube: MemCube, id_: str, acked: list[str]) -> None:
     current = cube.get(id_)
     assert current.version == history[-1].version and current.content == history[-1].content
     expected = embed_items(cube.embedder, [current])[id_].vector
-    _, matrix = cube.store.vectors([id_])
+    _, matrix = cube.maintenance.store.vectors([id_])
     np.testing.assert_allclose(matrix[0], expected, rtol=1e-4, atol=1e-5)
-    ((found, score),) = cube.store.nearest(expected, 1, [id_])
+    ((found, score),) = cube.maintenance.store.nearest(expected, 1, [id_])
     assert found == id_ and score == pytest.approx(1.0, abs=1e-4), "the index holds a stale vector"
 
 

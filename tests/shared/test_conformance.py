@@ -22,7 +22,7 @@ from cubemem import (
     Settings,
     Status,
 )
-from cubemem.surface import CubeLike
+from cubemem.cube import CubeLike
 
 
 @dataclass

@@ -4,7 +4,7 @@
 ``MemoryOS`` holds many cubes under one root with one scheduler.
 """
 
-from cubemem.cube import MemCube
+from cubemem.cube import MemCube, compose, reindex
 from cubemem.embed import Embedder, SentenceTransformerEmbedder
 from cubemem.errors import (
     AuthenticationError,
@@ -78,4 +78,6 @@ __all__ = [
     "Settings",
     "Status",
     "Usage",
+    "compose",
+    "reindex",
 ]

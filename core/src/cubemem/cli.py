@@ -25,6 +25,7 @@ from cubemem.cli_output import console, err_console
 from cubemem.cli_output import fail as _fail
 from cubemem.cli_output import run as _run
 from cubemem.cube import MemCube
+from cubemem.cube import reindex as reindex_cube
 from cubemem.errors import InvalidInputError
 from cubemem.ingest_file import ingest_plan
 from cubemem.manifest import MANIFEST_NAME
@@ -450,7 +451,7 @@ def reindex(
     _quiet_model_loading()
     _open(cube).close()  # a clear error if there is no cube
     with console.status(f"re-embedding {cube} with {embedder}"):
-        mc = _run(lambda: MemCube.reindex(cube, _run(lambda: as_embedder(embedder))))
+        mc = _run(lambda: reindex_cube(cube, _run(lambda: as_embedder(embedder))))
     with mc:
         console.print(
             f"{mc.name}: {mc.count(Filters.everything())} memories now embedded by "

@@ -13,7 +13,7 @@ that cites none of them cites the whole window — and inherits their scope and 
 from cubemem.extract import LLMExtractor
 from cubemem.llm import OpenAIChat
 
-cube.extractor = LLMExtractor(OpenAIChat("qwen2.5:7b", base_url="http://localhost:11434/v1"))
+cube.maintenance.extractor = LLMExtractor(OpenAIChat("qwen2.5:7b", base_url="http://localhost:11434/v1"))
 cube.add_messages(turns, session="s1", wait=False)  # turns now; facts moments later
 ```
 """
@@ -350,7 +350,7 @@ DECISION_SCHEMA: dict[str, Any] = DecisionAnswer.model_json_schema()
 
 
 class LLMDecider:
-    """Update decisions by a chat model (``cube.decider = LLMDecider(client)``). With no
+    """Update decisions by a chat model (``cube.maintenance.decider = LLMDecider(client)``). With no
     close fact the answer is ADD without a call; an answer that cannot be used falls back to
     the similarity rule (the reason says so) — a decision never blocks storing a fact."""
 

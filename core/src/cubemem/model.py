@@ -121,6 +121,16 @@ class Scope(_Model):
     agent: str | None = None
     session: str | None = None
 
+    def owner_filter(self) -> dict[str, str]:
+        """Whose memories these are, as a filter: the user's (from any agent or session);
+        the agent's own when there is no user; everything when neither is set. The one owner
+        rule of extraction decisions, the tools, and both adapters' memories."""
+        if self.user is not None:
+            return {"user": self.user}
+        if self.agent is not None:
+            return {"agent": self.agent}
+        return {}
+
 
 class Provenance(_Model):
     """Where a memory came from and how far to trust it."""

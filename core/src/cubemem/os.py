@@ -15,7 +15,6 @@ MemoryOS with the same cubes, agents and grants.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -28,19 +27,20 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cubemem.access import AccessControl
-from cubemem.cube import FiltersLike, MemCube, default_embedder
+from cubemem.cube import MemCube, default_embedder
+from cubemem.cube.across import CubeSet
+from cubemem.cube.runner import threaded
 from cubemem.embed import Embedder, EmbedderLike, as_embedder
 from cubemem.errors import IncompatibleCubeError, InvalidInputError, NotFoundError
 from cubemem.manifest import MANIFEST_NAME, parse_manifest, read_manifest, write_manifest
-from cubemem.model import SearchResult, new_id, utcnow
-from cubemem.ops import inputs
+from cubemem.model import new_id, utcnow
 from cubemem.ops.context import Context
 from cubemem.scheduler import Scheduler, open_queue
 from cubemem.settings import Settings
+from cubemem.shared import AgentOS
 from cubemem.store import engine_of
 
 if TYPE_CHECKING:
-    from cubemem.shared import AgentOS
     from cubemem.store.catalog import PostgresCatalog
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class OSManifest(BaseModel):
     created_at: str = Field(default_factory=lambda: utcnow().isoformat())
 
 
-class MemoryOS:
+class MemoryOS(CubeSet):
     """Cubes under one root with one scheduler; ``search`` across a chosen set of them.
 
     ``MemoryOS("./memory")`` opens the root (making it if needed); ``create_cube(name)`` and
@@ -135,13 +135,11 @@ class MemoryOS:
     def as_agent(self, agent: str) -> AgentOS:
         """The OS as the agent ``agent`` (id or name) may use it: every call checked against
         its grants, every write stamped with it (``cubemem.shared``)."""
-        from cubemem.shared import AgentOS
 
         return AgentOS(self, self.access.agent(agent))
 
     def authenticate(self, key: str) -> AgentOS | None:
         """The OS as the agent holding API key ``key``; None for an unknown or disabled key."""
-        from cubemem.shared import AgentOS
 
         agent = self.access.authenticate(key)
         return None if agent is None else AgentOS(self, agent)
@@ -249,36 +247,6 @@ class MemoryOS:
             if manifest.store == "postgresql":
                 catalog.register(p.name, manifest.model_dump(mode="json"))
 
-    def search(
-        self,
-        query: str,
-        *,
-        cubes: list[str] | None = None,
-        k: int = 10,
-        filters: FiltersLike = None,
-        min_score: float | None = None,
-        include_superseded: bool = False,
-    ) -> list[SearchResult]:
-        """The ``k`` best memories of ``cubes`` (default: all), merged by score; each result
-        names its cube in ``cube_name``. Scores are the cubes' fused scores, which share one
-        scale (cosines and BM25 shares under the same weights); ``min_score`` and
-        ``include_superseded`` work as in ``MemCube.search``."""
-        inputs.positive_int(k, "k")
-        names = self.list_cubes() if cubes is None else inputs.as_list(cubes, "cubes")
-        merged: list[SearchResult] = []
-        for name in dict.fromkeys(names):
-            found = self.open_cube(name).search(
-                query,
-                k=k,
-                filters=filters,
-                min_score=min_score,
-                include_superseded=include_superseded,
-            )
-            for hit in found:
-                merged.append(hit.model_copy(update={"cube_name": name}))
-        merged.sort(key=lambda r: r.score, reverse=True)
-        return merged[:k]
-
     def close(self) -> None:
         """Stop the workers (queued tasks stay durable) and close every open cube."""
         self.scheduler.stop()
@@ -300,42 +268,10 @@ class MemoryOS:
         return self._embedders[name]
 
     # -- async twins ----------------------------------------------------------------------
-    async def acreate_cube(self, name: str, *, owner: str | None = None) -> MemCube:
-        """Async twin of ``create_cube``."""
-        return await asyncio.to_thread(self.create_cube, name, owner=owner)
-
-    async def aopen_cube(self, name: str, *, create: bool = False) -> MemCube:
-        """Async twin of ``open_cube``."""
-        return await asyncio.to_thread(self.open_cube, name, create=create)
-
-    async def alist_cubes(self) -> list[str]:
-        """Async twin of ``list_cubes``."""
-        return await asyncio.to_thread(self.list_cubes)
-
-    async def asearch(
-        self,
-        query: str,
-        *,
-        cubes: list[str] | None = None,
-        k: int = 10,
-        filters: FiltersLike = None,
-        min_score: float | None = None,
-        include_superseded: bool = False,
-    ) -> list[SearchResult]:
-        """Async twin of ``search``."""
-        return await asyncio.to_thread(
-            self.search,
-            query,
-            cubes=cubes,
-            k=k,
-            filters=filters,
-            min_score=min_score,
-            include_superseded=include_superseded,
-        )
-
-    async def aclose(self) -> None:
-        """Async twin of ``close``."""
-        await asyncio.to_thread(self.close)
+    acreate_cube = threaded(create_cube)
+    aopen_cube = threaded(open_cube)
+    alist_cubes = threaded(list_cubes)
+    aclose = threaded(close)
 
 
 class _Cubes:
@@ -350,19 +286,19 @@ class _Cubes:
         with os_._lock:
             for cube in os_._cubes.values():
                 if cube.id == cube_id:
-                    return cube.context
+                    return cube.maintenance.context
             if os_._catalog is not None and cube_id is not None:
                 name = os_._catalog.by_id(cube_id)
                 if name is not None:
-                    return os_.open_cube(name).context
+                    return os_.open_cube(name).maintenance.context
             for name in os_.list_cubes():
                 if name not in os_._cubes and read_manifest(os_.root / name).id == cube_id:
-                    return os_.open_cube(name).context
+                    return os_.open_cube(name).maintenance.context
         raise NotFoundError(f"no cube with id {cube_id!r} in {os_._where}")
 
     def contexts(self) -> list[Context]:
         with self._os._lock:
-            return [cube.context for cube in self._os._cubes.values()]
+            return [cube.maintenance.context for cube in self._os._cubes.values()]
 
 
 def _check_name(name: Any) -> str:

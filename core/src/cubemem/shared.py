@@ -1,12 +1,13 @@
 """Shared memory: a MemoryOS and its cubes as one agent sees them.
 
 ``MemoryOS.as_agent(name)`` (in process) or ``MemoryOS.authenticate(key)`` (the server) give
-an ``AgentOS``; its cubes are ``AgentCube`` objects with the surface of ``MemCube`` (add,
-search, get, update, delete, history, put, ...). Every call goes through
-``AccessControl.check`` first — a denied call raises ``PermissionDeniedError`` and writes
-nothing — and every write is made ``acting`` for the agent, so the write layer stamps the
-author on the memory and on each version, fences it to the grant's scope, and quarantines it
-when the agent's trust is below the cube's threshold or its text reads like an instruction.
+an ``AgentOS``; its cubes are ``AgentCube`` objects with the surface of every cube
+(``cubemem.cube.BaseCube``). An ``AgentCube`` is a runner: ``run(operation)`` checks the
+operation's right with ``AccessControl.check`` first — a denied call raises
+``PermissionDeniedError`` and writes nothing — then runs it on the local cube ``acting`` for
+the agent, so the write layer stamps the author on the memory and on each version, fences it
+to the grant's scope, and quarantines it when the agent's trust is below the cube's threshold
+or its text reads like an instruction; and audits it. One place for every operation.
 
 What an agent sees: memories within its grant's scope; never another agent's quarantined
 memory (or quarantined version) unless it administers the cube.
@@ -14,34 +15,57 @@ memory (or quarantined version) unless it administers the cube.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from cubemem import access
-from cubemem.access import AccessControl, Agent, AuditEntry, Grant, Right
-from cubemem.cube import FiltersLike, MemCube, MessageLike, ScopeLike
-from cubemem.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
-from cubemem.model import Filters, MemoryItem, MetadataValue, SearchResult, Status
-from cubemem.ops import inputs, write
-from cubemem.ops.context import ContentLike
+from cubemem.access import AccessControl, Agent, Grant, Right
+from cubemem.cube import FiltersLike, MemCube, SharedCube
+from cubemem.cube import operations as op
+from cubemem.cube.across import CubeSet
+from cubemem.cube.runner import threaded
+from cubemem.errors import ConflictError, NotFoundError, PermissionDeniedError
+from cubemem.model import Filters, MemoryItem, Status
+from cubemem.ops import inputs, review, write
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cubemem.manifest import Manifest
-    from cubemem.os import MemoryOS
+
+
+class Cubes(Protocol):
+    """What an agent's view needs of a MemoryOS (``cubemem.os`` builds on this module, so
+    it is named by what it does, not imported)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def access(self) -> AccessControl: ...
+
+    def list_cubes(self) -> builtins.list[str]: ...
+
+    def open_cube(self, name: str) -> MemCube: ...
+
+    def create_cube(self, name: str, *, owner: str | None = None) -> MemCube: ...
+
 
 _WIDTH = 64
 """How many more results a search asks for when some may be hidden from this agent."""
 _T = TypeVar("_T")
+R = TypeVar("R")
+Handler = Callable[["AgentCube", Any, Grant], Any]
+HANDLERS: op.Table[Handler] = op.Table("an agent's cube")
 
 
-class AgentOS:
+class AgentOS(CubeSet):
     """The cubes of a MemoryOS as ``agent`` may use them."""
 
-    def __init__(self, os_: MemoryOS, agent: Agent) -> None:
+    def __init__(self, os_: Cubes, agent: Agent) -> None:
         self._os = os_
         self._agent = agent
 
@@ -76,54 +100,12 @@ class AgentOS:
         self._os.access.record(self._agent.name, "cube.create", name)
         return AgentCube(cube, self._os.access, self._agent)
 
-    def search(
-        self,
-        query: str,
-        *,
-        cubes: list[str] | None = None,
-        k: int = 10,
-        filters: FiltersLike = None,
-        min_score: float | None = None,
-        include_superseded: bool = False,
-    ) -> builtins.list[SearchResult]:
-        """``MemoryOS.search`` over the cubes this agent may read (default: all of them)."""
-        inputs.positive_int(k, "k")
-        names = self.list_cubes() if cubes is None else inputs.as_list(cubes, "cubes")
-        merged: list[SearchResult] = []
-        for name in dict.fromkeys(names):
-            for hit in self.open_cube(name).search(
-                query,
-                k=k,
-                filters=filters,
-                min_score=min_score,
-                include_superseded=include_superseded,
-            ):
-                merged.append(hit.model_copy(update={"cube_name": name}))
-        merged.sort(key=lambda r: r.score, reverse=True)
-        return merged[:k]
-
-    async def asearch(
-        self,
-        query: str,
-        *,
-        cubes: list[str] | None = None,
-        k: int = 10,
-        filters: FiltersLike = None,
-        min_score: float | None = None,
-        include_superseded: bool = False,
-    ) -> builtins.list[SearchResult]:
-        return await asyncio.to_thread(
-            self.search,
-            query,
-            cubes=cubes,
-            k=k,
-            filters=filters,
-            min_score=min_score,
-            include_superseded=include_superseded,
-        )
+    alist_cubes = threaded(list_cubes)
+    aopen_cube = threaded(open_cube)
+    acreate_cube = threaded(create_cube)
 
 
-class AgentCube:
+class AgentCube(SharedCube):
     """A ``MemCube`` as one agent may use it: same methods, each checked and audited."""
 
     def __init__(self, cube: MemCube, access_control: AccessControl, agent: Agent) -> None:
@@ -132,14 +114,6 @@ class AgentCube:
         self._agent = agent
 
     # -- what it is -----------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._cube.name
-
-    @property
-    def id(self) -> str:
-        return self._cube.id
-
     @property
     def manifest(self) -> Manifest:
         return self._cube.manifest
@@ -156,7 +130,16 @@ class AgentCube:
     def __repr__(self) -> str:
         return f"AgentCube(name={self.name!r}, agent={self._agent.name!r})"
 
-    # -- the one check --------------------------------------------------------------------
+    # -- the one place every operation goes through ---------------------------------------
+    def run(self, operation: op.Operation[R]) -> R:
+        """Check the right ``operation`` needs, run it as this agent, audit it."""
+        handler = HANDLERS.of(operation)
+        right = Right(op.needs(operation))
+        if right is Right.READ:
+            return cast(R, handler(self, operation, self._grant(right)))
+        with self._acting(right) as grant:
+            return cast(R, handler(self, operation, grant))
+
     def _grant(self, right: Right) -> Grant:
         return self._access.check(self._agent, self.name, right)
 
@@ -221,6 +204,9 @@ class AgentCube:
                 fixed[field] = theirs
         return parsed.model_copy(update=fixed)
 
+    def _hides_quarantine(self, parsed: Filters, grant: Grant) -> bool:
+        return Status.QUARANTINED in parsed.status and grant.right is not Right.ADMIN
+
     def _key(self, idempotency_key: str | None) -> str | None:
         """Keys are per agent: two agents' retries never collide."""
         return None if idempotency_key is None else f"{self._agent.name}:{idempotency_key}"
@@ -233,158 +219,6 @@ class AgentCube:
             [(i, 1) if isinstance(i, str) else (i.id, i.version) for i in items],
         )
 
-    # -- writing --------------------------------------------------------------------------
-    def add(
-        self,
-        content: ContentLike | Sequence[ContentLike],
-        *,
-        scope: ScopeLike = None,
-        tags: Sequence[str] | None = None,
-        metadata: dict[str, MetadataValue] | None = None,
-        wait: bool = True,
-        idempotency_key: str | None = None,
-    ) -> Any:
-        """``MemCube.add`` as this agent (needs ``write``)."""
-        with self._acting():
-            result = self._cube.add(
-                content,
-                scope=scope,
-                tags=tags,
-                metadata=metadata,
-                wait=wait,
-                idempotency_key=self._key(idempotency_key),
-            )
-        self._audit("add", result if isinstance(result, list) else [result])
-        return result
-
-    def add_messages(
-        self,
-        messages: Sequence[MessageLike],
-        *,
-        session: str | None = None,
-        timestamp: datetime | str | None = None,
-        scope: ScopeLike = None,
-        tags: Sequence[str] | None = None,
-        metadata: dict[str, MetadataValue] | None = None,
-        wait: bool = True,
-        idempotency_key: str | None = None,
-    ) -> Any:
-        """``MemCube.add_messages`` as this agent (needs ``write``)."""
-        with self._acting():
-            result = self._cube.add_messages(
-                messages,
-                session=session,
-                timestamp=timestamp,
-                scope=scope,
-                tags=tags,
-                metadata=metadata,
-                wait=wait,
-                idempotency_key=self._key(idempotency_key),
-            )
-        self._audit("add", result)
-        return result
-
-    def update(
-        self,
-        id: str,
-        content: str | None = None,
-        *,
-        tags: Sequence[str] | None = None,
-        metadata: dict[str, MetadataValue] | None = None,
-        scope: ScopeLike = None,
-        expires_at: datetime | None = None,
-        expected_version: int | None = None,
-    ) -> MemoryItem:
-        """``MemCube.update`` as this agent (needs ``write`` within its scope)."""
-        with self._acting() as grant:
-            if scope is not None:
-                scope = access.fit_scope(inputs.scope(scope), grant.scope)
-            _, new = self._on_visible(
-                id,
-                grant,
-                expected_version,
-                lambda version: self._cube.update(
-                    id,
-                    content,
-                    tags=tags,
-                    metadata=metadata,
-                    scope=scope,
-                    expires_at=expires_at,
-                    expected_version=version,
-                ),
-            )
-        self._audit("update", [new])
-        return new
-
-    def delete(self, id: str, *, purge: bool = False, expected_version: int | None = None) -> None:
-        """``MemCube.delete`` as this agent (``write``; ``purge`` needs ``admin``)."""
-        with self._acting(Right.ADMIN if purge else Right.WRITE) as grant:
-            current, _ = self._on_visible(
-                id,
-                grant,
-                expected_version,
-                lambda version: self._cube.delete(id, purge=purge, expected_version=version),
-            )
-        self._access.record(
-            self._agent.name,
-            "purge" if purge else "delete",
-            self.name,
-            memory_id=id,
-            version=None if purge else current.version + 1,
-        )
-
-    def restore(self, id: str, *, expected_version: int | None = None) -> MemoryItem:
-        """``MemCube.restore`` as this agent (needs ``write``)."""
-        with self._acting() as grant:
-            _, item = self._on_visible(
-                id,
-                grant,
-                expected_version,
-                lambda version: self._cube.restore(id, expected_version=version),
-            )
-        self._audit("restore", [item])
-        return item
-
-    def put(
-        self,
-        namespace: Sequence[str],
-        key: str,
-        content: str,
-        *,
-        value: dict[str, Any] | None = None,
-        scope: ScopeLike = None,
-        tags: Sequence[str] | None = None,
-        metadata: dict[str, MetadataValue] | None = None,
-        ttl: timedelta | None = None,
-    ) -> MemoryItem:
-        """``MemCube.put`` as this agent (needs ``write``)."""
-        with self._acting() as grant:
-            current = self._cube.lookup(namespace, key)
-            if current is not None and not self._sees(current, grant):
-                raise PermissionDeniedError(
-                    f"key {key!r} holds a memory outside agent {self._agent.name!r}'s scope"
-                )
-            if scope is not None:
-                scope = access.fit_scope(inputs.scope(scope), grant.scope)
-            item = self._cube.put(
-                namespace,
-                key,
-                content,
-                value=value,
-                scope=scope,
-                tags=tags,
-                metadata=metadata,
-                ttl=ttl,
-            )
-        self._audit("put", [item])
-        return item
-
-    def refresh(self, ids: Sequence[str]) -> builtins.list[MemoryItem]:
-        """``MemCube.refresh`` (part of reading a keyed memory with a ttl: needs ``read``)."""
-        grant = self._grant(Right.READ)
-        wanted = [i for i in inputs.memory_ids(ids) if self._try_visible(i, grant)]
-        return self._cube.refresh(wanted)
-
     def _try_visible(self, id: str, grant: Grant) -> bool:
         try:
             self._visible(id, grant)
@@ -392,158 +226,163 @@ class AgentCube:
             return False
         return True
 
-    # -- quarantine -----------------------------------------------------------------------
-    def quarantined(self, *, limit: int = 100, offset: int = 0) -> builtins.list[MemoryItem]:
-        """Memories waiting for review, oldest first (needs ``admin``)."""
-        self._grant(Right.ADMIN)
-        return self._cube.list({"status": "quarantined"}, limit=limit, offset=offset)
-
-    def approve(self, id: str) -> MemoryItem:
-        """Publish a quarantined memory (needs ``admin``): it becomes visible to every reader."""
-        with self._acting(Right.ADMIN):
-            current = self._cube.get(id)
-            if current.status is not Status.QUARANTINED:
-                raise InvalidInputError(
-                    f"memory {id} is {current.status.value}, not quarantined; nothing to approve"
-                )
-            item = write.revise(
-                self._cube.context,
-                id,
-                {"status": Status.ACTIVE, "decision_reason": f"approved by {self._agent.name}"},
-                expected_version=current.version,
-            )
-        self._audit("approve", [item])
-        return item
-
-    def reject(self, id: str) -> MemoryItem:
-        """Refuse a quarantined memory (needs ``admin``): a new memory is deleted; a quarantined
-        change to an existing one is rolled back to the version before it."""
-        with self._acting(Right.ADMIN):
-            current = self._cube.get(id)
-            if current.status is not Status.QUARANTINED:
-                raise InvalidInputError(
-                    f"memory {id} is {current.status.value}, not quarantined; nothing to reject"
-                )
-            earlier = [v for v in self._cube.history(id)[:-1] if v.status is not Status.QUARANTINED]
-            changes: dict[str, Any] = {"status": Status.DELETED}
-            if earlier:
-                last = earlier[-1]
-                changes = {
-                    "content": last.content,
-                    "tags": last.tags,
-                    "metadata": last.metadata,
-                    "scope": last.scope,
-                    "status": last.status,
-                }
-            changes["decision_reason"] = f"rejected by {self._agent.name}"
-            item = write.revise(self._cube.context, id, changes, expected_version=current.version)
-        self._audit("reject", [item])
-        return item
-
-    def audit(
-        self, *, memory_id: str | None = None, limit: int = 100, offset: int = 0
-    ) -> builtins.list[AuditEntry]:
-        """Who wrote, changed, approved and deleted what in this cube, newest first
-        (needs ``admin``)."""
-        self._grant(Right.ADMIN)
-        return self._access.audit(cube=self.name, memory_id=memory_id, limit=limit, offset=offset)
-
-    # -- reading --------------------------------------------------------------------------
-    def search(
-        self,
-        query: str,
-        *,
-        k: int = 10,
-        filters: FiltersLike = None,
-        min_score: float | None = None,
-        include_superseded: bool = False,
-    ) -> builtins.list[SearchResult]:
-        """``MemCube.search`` within what this agent may read."""
-        grant = self._grant(Right.READ)
-        parsed = self._filters(filters, grant)
-        hidden = Status.QUARANTINED in parsed.status and grant.right is not Right.ADMIN
-        found = self._cube.search(
-            query,
-            k=inputs.positive_int(k, "k") + (_WIDTH if hidden else 0),
-            filters=parsed,
-            min_score=min_score,
-            include_superseded=include_superseded,
-        )
-        return [r for r in found if self._sees(r.item, grant)][:k]
-
-    def get(self, id: str) -> MemoryItem:
-        """``MemCube.get`` (``NotFoundError`` for what this agent may not see)."""
-        return self._visible(inputs.memory_id(id), self._grant(Right.READ))
-
-    def history(self, id: str) -> builtins.list[MemoryItem]:
-        """``MemCube.history``, without other agents' quarantined versions."""
-        grant = self._grant(Right.READ)
-        self._visible(inputs.memory_id(id), grant)
-        return [v for v in self._cube.history(id) if self._sees(v, grant)]
-
-    def list(
-        self, filters: FiltersLike = None, *, limit: int = 100, offset: int = 0
-    ) -> builtins.list[MemoryItem]:
-        """``MemCube.list`` within what this agent may read."""
-        grant = self._grant(Right.READ)
-        parsed = self._filters(filters, grant)
-        if Status.QUARANTINED not in parsed.status or grant.right is Right.ADMIN:
-            return self._cube.list(parsed, limit=limit, offset=offset)
-        seen = (i for i in self._cube.iter(parsed) if self._sees(i, grant))
-        page = [i for n, i in enumerate(seen) if n >= offset and n < offset + limit]
-        return page
-
     def iter(self, filters: FiltersLike = None, *, page_size: int = 500) -> Iterator[MemoryItem]:
         grant = self._grant(Right.READ)
         parsed = self._filters(filters, grant)
         return (i for i in self._cube.iter(parsed, page_size=page_size) if self._sees(i, grant))
 
-    def count(self, filters: FiltersLike = None) -> int:
-        grant = self._grant(Right.READ)
-        parsed = self._filters(filters, grant)
-        if Status.QUARANTINED not in parsed.status or grant.right is Right.ADMIN:
-            return self._cube.count(parsed)
-        return sum(1 for _ in self.iter(parsed))
 
-    def __len__(self) -> int:
-        return self.count()
+# -- writing ----------------------------------------------------------------------------------
+@HANDLERS.runs(op.Add, op.AddMessages)
+def _add(cube: AgentCube, o: op.Add | op.AddMessages, grant: Grant) -> Any:
+    result = cube.cube.run(replace(o, idempotency_key=cube._key(o.idempotency_key)))
+    cube._audit("add", result if isinstance(result, list) else [result])
+    return result
 
-    def lookup(self, namespace: Sequence[str], key: str) -> MemoryItem | None:
-        grant = self._grant(Right.READ)
-        item = self._cube.lookup(namespace, key)
-        return item if item is not None and self._sees(item, grant) else None
 
-    def namespaces(
-        self, prefix: Sequence[str] = (), *, filters: FiltersLike = None
-    ) -> builtins.list[tuple[str, ...]]:
-        grant = self._grant(Right.READ)
-        return self._cube.namespaces(prefix, filters=self._filters(filters, grant))
+@HANDLERS.runs(op.Update)
+def _update(cube: AgentCube, o: op.Update, grant: Grant) -> MemoryItem:
+    scope = o.scope
+    if scope is not None:
+        scope = access.fit_scope(inputs.scope(scope), grant.scope)
+    _, new = cube._on_visible(
+        o.id,
+        grant,
+        o.expected_version,
+        lambda version: cube.cube.run(replace(o, scope=scope, expected_version=version)),
+    )
+    cube._audit("update", [new])
+    return new
 
-    def stats(self) -> dict[str, Any]:
-        self._grant(Right.READ)
-        return self._cube.stats()
 
-    # -- async twins (each runs its sync twin off the event loop) -------------------------
-    async def aadd(self, content: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(lambda: self.add(content, **kwargs))
+@HANDLERS.runs(op.Delete)
+def _delete(cube: AgentCube, o: op.Delete, grant: Grant) -> None:
+    current, _ = cube._on_visible(
+        o.id,
+        grant,
+        o.expected_version,
+        lambda version: cube.cube.run(replace(o, expected_version=version)),
+    )
+    cube._access.record(
+        cube.agent.name,
+        "purge" if o.purge else "delete",
+        cube.name,
+        memory_id=o.id,
+        version=None if o.purge else current.version + 1,
+    )
 
-    async def aadd_messages(self, messages: Sequence[MessageLike], **kwargs: Any) -> Any:
-        return await asyncio.to_thread(lambda: self.add_messages(messages, **kwargs))
 
-    async def aupdate(self, id: str, content: str | None = None, **kwargs: Any) -> MemoryItem:
-        return await asyncio.to_thread(lambda: self.update(id, content, **kwargs))
+@HANDLERS.runs(op.Restore)
+def _restore(cube: AgentCube, o: op.Restore, grant: Grant) -> MemoryItem:
+    _, item = cube._on_visible(
+        o.id,
+        grant,
+        o.expected_version,
+        lambda version: cube.cube.run(replace(o, expected_version=version)),
+    )
+    cube._audit("restore", [item])
+    return item
 
-    async def adelete(self, id: str, **kwargs: Any) -> None:
-        await asyncio.to_thread(lambda: self.delete(id, **kwargs))
 
-    async def asearch(self, query: str, **kwargs: Any) -> builtins.list[SearchResult]:
-        return await asyncio.to_thread(lambda: self.search(query, **kwargs))
+@HANDLERS.runs(op.Put)
+def _put(cube: AgentCube, o: op.Put, grant: Grant) -> MemoryItem:
+    current = cube.cube.lookup(o.namespace, o.key)
+    if current is not None and not cube._sees(current, grant):
+        raise PermissionDeniedError(
+            f"key {o.key!r} holds a memory outside agent {cube.agent.name!r}'s scope"
+        )
+    scope = o.scope
+    if scope is not None:
+        scope = access.fit_scope(inputs.scope(scope), grant.scope)
+    item = cube.cube.run(replace(o, scope=scope))
+    cube._audit("put", [item])
+    return item
 
-    async def aget(self, id: str) -> MemoryItem:
-        return await asyncio.to_thread(self.get, id)
 
-    async def ahistory(self, id: str) -> builtins.list[MemoryItem]:
-        return await asyncio.to_thread(self.history, id)
+@HANDLERS.runs(op.Refresh)
+def _refresh(cube: AgentCube, o: op.Refresh, grant: Grant) -> list[MemoryItem]:
+    wanted = [i for i in inputs.memory_ids(o.ids) if cube._try_visible(i, grant)]
+    return cube.cube.refresh(wanted)
 
-    async def alist(self, filters: FiltersLike = None, **kwargs: Any) -> builtins.list[MemoryItem]:
-        return await asyncio.to_thread(lambda: self.list(filters, **kwargs))
+
+@HANDLERS.runs(op.Wait)
+def _wait(cube: AgentCube, o: op.Wait, grant: Grant) -> bool:
+    return cube.cube.run(o)
+
+
+# -- review -----------------------------------------------------------------------------------
+@HANDLERS.runs(op.Quarantined)
+def _quarantined(cube: AgentCube, o: op.Quarantined, grant: Grant) -> list[MemoryItem]:
+    return cube.cube.list({"status": "quarantined"}, limit=o.limit, offset=o.offset)
+
+
+@HANDLERS.runs(op.Approve)
+def _approve(cube: AgentCube, o: op.Approve, grant: Grant) -> MemoryItem:
+    item = review.approve(cube.cube.maintenance.context, o.id, by=cube.agent.name)
+    cube._audit("approve", [item])
+    return item
+
+
+@HANDLERS.runs(op.Reject)
+def _reject(cube: AgentCube, o: op.Reject, grant: Grant) -> MemoryItem:
+    item = review.reject(cube.cube.maintenance.context, o.id, by=cube.agent.name)
+    cube._audit("reject", [item])
+    return item
+
+
+@HANDLERS.runs(op.Audit)
+def _audit_log(cube: AgentCube, o: op.Audit, grant: Grant) -> Any:
+    return cube._access.audit(cube=cube.name, memory_id=o.memory_id, limit=o.limit, offset=o.offset)
+
+
+# -- reading ----------------------------------------------------------------------------------
+@HANDLERS.runs(op.Search)
+def _search(cube: AgentCube, o: op.Search, grant: Grant) -> Any:
+    parsed = cube._filters(o.filters, grant)
+    wider = inputs.positive_int(o.k, "k") + (_WIDTH if cube._hides_quarantine(parsed, grant) else 0)
+    found = cube.cube.run(replace(o, k=wider, filters=parsed))
+    return [r for r in found if cube._sees(r.item, grant)][: o.k]
+
+
+@HANDLERS.runs(op.Get)
+def _get(cube: AgentCube, o: op.Get, grant: Grant) -> MemoryItem:
+    return cube._visible(inputs.memory_id(o.id), grant)
+
+
+@HANDLERS.runs(op.History)
+def _history(cube: AgentCube, o: op.History, grant: Grant) -> list[MemoryItem]:
+    cube._visible(inputs.memory_id(o.id), grant)
+    return [v for v in cube.cube.history(o.id) if cube._sees(v, grant)]
+
+
+@HANDLERS.runs(op.List)
+def _list(cube: AgentCube, o: op.List, grant: Grant) -> list[MemoryItem]:
+    parsed = cube._filters(o.filters, grant)
+    if not cube._hides_quarantine(parsed, grant):
+        return cube.cube.list(parsed, limit=o.limit, offset=o.offset)
+    seen = (i for i in cube.cube.iter(parsed) if cube._sees(i, grant))
+    return [i for n, i in enumerate(seen) if o.offset <= n < o.offset + o.limit]
+
+
+@HANDLERS.runs(op.Count)
+def _count(cube: AgentCube, o: op.Count, grant: Grant) -> int:
+    parsed = cube._filters(o.filters, grant)
+    if not cube._hides_quarantine(parsed, grant):
+        return cube.cube.count(parsed)
+    return sum(1 for i in cube.cube.iter(parsed) if cube._sees(i, grant))
+
+
+@HANDLERS.runs(op.Lookup)
+def _lookup(cube: AgentCube, o: op.Lookup, grant: Grant) -> MemoryItem | None:
+    item = cube.cube.lookup(o.namespace, o.key)
+    return item if item is not None and cube._sees(item, grant) else None
+
+
+@HANDLERS.runs(op.Namespaces)
+def _namespaces(cube: AgentCube, o: op.Namespaces, grant: Grant) -> Any:
+    return cube.cube.namespaces(o.prefix, filters=cube._filters(o.filters, grant))
+
+
+@HANDLERS.runs(op.Stats)
+def _stats(cube: AgentCube, o: op.Stats, grant: Grant) -> dict[str, Any]:
+    return cube.cube.stats()

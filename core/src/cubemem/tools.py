@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cubemem.cube import CubeLike
 from cubemem.errors import InvalidInputError, NotFoundError
 from cubemem.limits import shown
 from cubemem.model import MemoryItem, Scope, Status
 from cubemem.render import render_memories
-from cubemem.surface import CubeLike
 
 MAX_K = 20
 
@@ -45,9 +45,7 @@ class MemoryTools:
         self.max_chars = max_chars
 
     def _filters(self) -> dict[str, str]:
-        if self.scope.user is not None:
-            return {"user": self.scope.user}
-        return {"agent": self.scope.agent}  # type: ignore[dict-item]
+        return self.scope.owner_filter()
 
     def _owned(self, memory_id: str) -> MemoryItem:
         item = self.cube.get(memory_id)

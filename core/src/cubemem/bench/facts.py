@@ -88,7 +88,7 @@ def run(
             by_fact = {f["id"]: item.id for f, item in zip(facts, items, strict=True)}
             asked = [(q, by_fact[a]) for q, a in data.questions if a in by_fact]
             for system, config in SYSTEMS.items():
-                cube.retrieval = config
+                cube.maintenance.retrieval = config
                 ranks, latencies = [], []
                 for question, right in asked:
                     start = time.perf_counter()

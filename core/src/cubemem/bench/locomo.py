@@ -171,7 +171,7 @@ def run(
             sample = data[index]
             cube = MemCube.create(Path(tmp) / f"conv-{index}", embedder=embedder)
             embedder = cube.embedder  # load the model once, reuse it for every cube
-            cube.extractor = extractor
+            cube.maintenance.extractor = extractor
             start = time.perf_counter()
             ingested += ingest(cube, sample, mode)
             ingest_seconds += time.perf_counter() - start

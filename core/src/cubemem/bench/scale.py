@@ -160,8 +160,8 @@ def run_size(
 
     start = time.perf_counter()
     cube.search(corpus.question(), k=10)  # builds the BM25 index once
-    build_vector_index = getattr(cube.store, "build_vector_index", None)
-    if build_vector_index is not None and size > cube.retrieval.remote_exact_limit:
+    build_vector_index = getattr(cube.maintenance.store, "build_vector_index", None)
+    if build_vector_index is not None and size > cube.maintenance.retrieval.remote_exact_limit:
         build_vector_index(wait=True)  # PostgreSQL: its HNSW index, built when first needed
     warmup_s = time.perf_counter() - start
 

@@ -16,28 +16,28 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from cubemem.errors import ConflictError, InvalidInputError
 from cubemem.model import Filters, MemoryItem, Status
-from cubemem.ops.context import Context
+from cubemem.ops.context import Context, MergeDecision, MergePolicy
+
+__all__ = [
+    "Merge",
+    "MergeDecision",
+    "MergePolicy",
+    "NewerTextWins",
+    "consolidate",
+    "mergeable",
+    "undo_merge",
+    "word_overlap",
+]
 from cubemem.ops.write import MAX_RETRIES, backoff, get, reindex, revised
 
 _WORD = re.compile(r"\w+")
 EXACT_LIMIT = 5_000  # candidates scored exactly; beyond, the vector index proposes them
 NEAREST_POOL = 200
-
-
-@dataclass(frozen=True)
-class MergeDecision:
-    merge: bool
-    content: str | None = None  # the survivor's new text; None keeps the policy default
-
-
-class MergePolicy(Protocol):
-    def decide(self, existing: MemoryItem, new: MemoryItem) -> MergeDecision: ...
 
 
 class NewerTextWins:

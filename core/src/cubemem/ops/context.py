@@ -11,20 +11,32 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from cubemem.embed import Embedder, check_vectors
+from cubemem.extract import Decider
 from cubemem.model import MemoryInput, MemoryItem, utcnow
 from cubemem.ops.working import WorkingMemory
 from cubemem.retrieve import HybridRetriever, embed_items
 from cubemem.settings import Settings
 from cubemem.store.base import Embedding, MemoryStore
 
-if TYPE_CHECKING:
-    from cubemem.ops.consolidate import MergePolicy
-    from cubemem.ops.decide import Decider
+
+@dataclass(frozen=True)
+class MergeDecision:
+    """What a ``MergePolicy`` decided: merge or not, and the survivor's text."""
+
+    merge: bool
+    content: str | None = None  # the survivor's new text; None keeps the policy default
+
+
+class MergePolicy(Protocol):
+    """Decides what text a consolidation keeps (``cubemem.ops.consolidate``)."""
+
+    def decide(self, existing: MemoryItem, new: MemoryItem) -> MergeDecision: ...
+
 
 ContentLike = str | MemoryInput | dict[str, Any]
 Extractor = Callable[[Sequence[MemoryItem]], Sequence[ContentLike]]

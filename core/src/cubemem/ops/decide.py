@@ -20,7 +20,6 @@ decision made on a version someone else changed meanwhile is made again, never a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from cubemem.errors import ConflictError
 from cubemem.extract import Decider, DecisionKind, Verdict, similarity_rule
@@ -36,14 +35,8 @@ CANDIDATES = 5
 
 def candidates(ctx: Context, fact: MemoryItem) -> list[tuple[MemoryItem, float]]:
     """The owner's current facts nearest to ``fact`` (turns and the fact itself excluded)."""
-    owner: dict[str, Any]
-    if fact.scope.user is not None:
-        owner = {"user": fact.scope.user}
-    elif fact.scope.agent is not None:
-        owner = {"agent": fact.scope.agent}
-    else:
-        owner = {}
-    hits = ctx.retriever.search(fact.content, 3 * CANDIDATES, Filters.parse(owner), ctx.clock())
+    owner = Filters.parse(fact.scope.owner_filter())
+    hits = ctx.retriever.search(fact.content, 3 * CANDIDATES, owner, ctx.clock())
     items = {i.id: i for i in ctx.store.get([h.id for h in hits])}
     out = []
     for hit in hits:

@@ -75,8 +75,9 @@ def extract(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
     it names its own; it is stored once however often this runs for the same turns."""
     if ctx.extractor is None:
         raise BackendUnavailableError(
-            "no extractor is set where this extract step runs; set cube.extractor in the "
-            "worker process, then replay the task (cubemem scheduler retry)"
+            "no extractor is set where this extract step runs; set "
+            "cube.maintenance.extractor in the worker process, then replay the task "
+            "(cubemem scheduler retry)"
         )
     order = {id_: n for n, id_ in enumerate(dict.fromkeys(ids))}
     turns = sorted(

@@ -1,6 +1,7 @@
 """The MCP server: ``build_mcp(os)`` exposes a MemoryOS as Model Context Protocol tools
-(official ``mcp`` SDK): ``list_cubes``, ``add_memory``, ``search_memories``, ``get_memory``,
-``update_memory``, ``delete_memory``, ``memory_history``.
+(official ``mcp`` SDK): a tool for every cube operation (``TOOLS`` maps each operation of
+``cubemem.cube.operations`` to its tool; ``tests/shared/test_surfaces.py`` fails when one is
+missing) plus ``list_cubes``.
 
 Who calls is decided as in the REST API. Over HTTP every request carries
 ``Authorization: Bearer <agent key>`` (checked by the SDK's bearer middleware through
@@ -22,12 +23,12 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from cubemem.cube import MemCube
+from cubemem.cube import BaseCube, SharedCube
 from cubemem.errors import CubememError, PermissionDeniedError
 from cubemem.model import MemoryItem
 from cubemem.os import MemoryOS
 from cubemem.render import DATA_NOTE
-from cubemem.shared import AgentCube, AgentOS
+from cubemem.shared import AgentOS
 
 INSTRUCTIONS = (
     "Long-term memory shared with other agents. search_memories before answering questions "
@@ -102,7 +103,7 @@ def build_mcp(
             raise PermissionDeniedError("no API key")
         return os_.as_agent(token.client_id)
 
-    def cube(name: str | None) -> AgentCube | MemCube:
+    def cube(name: str | None) -> BaseCube:
         name = name or default_cube
         agent = who()
         if agent is None:
@@ -176,7 +177,154 @@ def build_mcp(
         """Every version of a memory, oldest first."""
         return [_item(v) for v in cube(cube_name).history(id)]
 
+    @server.tool()
+    @_told
+    def add_messages(
+        messages: list[dict[str, Any]],
+        cube_name: str | None = None,
+        session: str | None = None,
+        user: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Remember conversation turns as they were said: each ``{"speaker", "content"}``
+        (optionally ``id`` and ``timestamp``)."""
+        items = cube(cube_name).add_messages(
+            messages, session=session, scope={"user": user, "session": session}, wait=True
+        )
+        return [_item(i) for i in items]
+
+    @server.tool()
+    @_told
+    def restore_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+        """Bring back a deleted memory (a new version)."""
+        return _item(cube(cube_name).restore(id))
+
+    @server.tool()
+    @_told
+    def list_memories(
+        cube_name: str | None = None,
+        user: str | None = None,
+        tag: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """A page of memories in the order they were stored."""
+        filters = {k: v for k, v in {"user": user, "tags": [tag] if tag else None}.items() if v}
+        return [_item(i) for i in cube(cube_name).list(filters, limit=limit, offset=offset)]
+
+    @server.tool()
+    @_told
+    def count_memories(cube_name: str | None = None, user: str | None = None) -> int:
+        """How many memories there are (of one user, with ``user``)."""
+        return cube(cube_name).count({"user": user} if user else None)
+
+    @server.tool()
+    @_told
+    def cube_stats(cube_name: str | None = None) -> dict[str, Any]:
+        """Counts by status, the embedder, and the store's revision."""
+        return cube(cube_name).stats()
+
+    @server.tool()
+    @_told
+    def put_memory(
+        namespace: list[str], key: str, content: str, cube_name: str | None = None
+    ) -> dict[str, Any]:
+        """Store ``content`` under a key (a new version replaces the old one)."""
+        return _item(cube(cube_name).put(namespace, key, content))
+
+    @server.tool()
+    @_told
+    def lookup_memory(
+        namespace: list[str], key: str, cube_name: str | None = None
+    ) -> dict[str, Any] | None:
+        """The memory stored under a key, or null."""
+        item = cube(cube_name).lookup(namespace, key)
+        return None if item is None else _item(item)
+
+    @server.tool()
+    @_told
+    def refresh_memories(ids: list[str], cube_name: str | None = None) -> list[dict[str, Any]]:
+        """Extend the lifetime of keyed memories that have one."""
+        return [_item(i) for i in cube(cube_name).refresh(ids)]
+
+    @server.tool()
+    @_told
+    def list_namespaces(
+        prefix: list[str] | None = None, cube_name: str | None = None
+    ) -> list[list[str]]:
+        """The namespaces of keyed memories under ``prefix``."""
+        return [list(n) for n in cube(cube_name).namespaces(tuple(prefix or ()))]
+
+    @server.tool()
+    @_told
+    def wait_for_memories(
+        ids: list[str], cube_name: str | None = None, timeout_s: float = 30.0
+    ) -> bool:
+        """Until memories written in the background are searchable (false on timeout)."""
+        return cube(cube_name).wait(ids, min(timeout_s, 60.0))
+
+    def review(name: str | None) -> SharedCube:
+        shared = cube(name)
+        if not isinstance(shared, SharedCube):
+            raise PermissionDeniedError(
+                "review needs agents: this MemoryOS has none, so nothing is quarantined"
+            )
+        return shared
+
+    @server.tool()
+    @_told
+    def quarantined_memories(
+        cube_name: str | None = None, limit: int = 20, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Memories waiting for review (cube admins)."""
+        return [_item(i) for i in review(cube_name).quarantined(limit=limit, offset=offset)]
+
+    @server.tool()
+    @_told
+    def approve_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+        """Publish a quarantined memory (cube admins)."""
+        return _item(review(cube_name).approve(id))
+
+    @server.tool()
+    @_told
+    def reject_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+        """Refuse a quarantined memory (cube admins)."""
+        return _item(review(cube_name).reject(id))
+
+    @server.tool()
+    @_told
+    def audit_log(
+        cube_name: str | None = None, memory_id: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """Who wrote, changed, approved and deleted what, newest first (cube admins)."""
+        entries = review(cube_name).audit(memory_id=memory_id, limit=limit)
+        return [e.model_dump(mode="json") for e in entries]
+
     return server
+
+
+TOOLS = {
+    "add": "add_memory",
+    "add_messages": "add_messages",
+    "update": "update_memory",
+    "delete": "delete_memory",
+    "restore": "restore_memory",
+    "put": "put_memory",
+    "refresh": "refresh_memories",
+    "wait": "wait_for_memories",
+    "search": "search_memories",
+    "get": "get_memory",
+    "history": "memory_history",
+    "list": "list_memories",
+    "count": "count_memories",
+    "lookup": "lookup_memory",
+    "namespaces": "list_namespaces",
+    "stats": "cube_stats",
+    "quarantined": "quarantined_memories",
+    "approve": "approve_memory",
+    "reject": "reject_memory",
+    "audit": "audit_log",
+}
+"""The MCP tool of each cube operation (``Operation.method`` → tool name)."""
 
 
 def _item(item: MemoryItem) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from cubemem.errors import BackendUnavailableError
-from cubemem.store.postgres import _safe, migrate, pool_for
+from cubemem.store.postgres import migrate, pool_for, safe_url
 
 
 class PostgresCatalog:
@@ -138,7 +138,7 @@ def _translated(url: str, what: str) -> Iterator[None]:
             raise DuplicateError(str(exc)) from exc
         if isinstance(exc, PgError):
             raise BackendUnavailableError(
-                f"PostgreSQL at {_safe(url)} failed on {what} ({exc}); nothing was changed. "
+                f"PostgreSQL at {safe_url(url)} failed on {what} ({exc}); nothing was changed. "
                 "Check that the server runs"
             ) from exc
         raise

@@ -37,11 +37,8 @@ from cubemem.errors import (
     BackendUnavailableError,
     ConflictError,
     CubeCorruptError,
-    InvalidFilterError,
 )
-from cubemem.limits import shown
 from cubemem.model import (
-    NAMESPACE_SEPARATOR,
     Filters,
     MemoryItem,
     Usage,
@@ -49,6 +46,7 @@ from cubemem.model import (
     encode_namespace,
 )
 from cubemem.sqlite import immediate
+from cubemem.store import filters as filters_sql
 from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
 
 log = logging.getLogger(__name__)
@@ -183,107 +181,12 @@ def _item(data: str, hits: int, last_access: float | None) -> MemoryItem:
     return item
 
 
+_SQL = filters_sql.SQLite()
+
+
 def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
     """Translate ``Filters`` into a SQL condition over ``memories m``."""
-    clauses = [f"m.status IN ({', '.join('?' * len(filters.status))})"]
-    params: list[Any] = [s.value for s in filters.status]
-    for column, value in (
-        ("user_id", filters.user),
-        ("agent_id", filters.agent),
-        ("session_id", filters.session),
-        ("kind", filters.kind.value if filters.kind else None),
-    ):
-        if value is not None:
-            clauses.append(f"m.{column} = ?")
-            params.append(value)
-    for tag in filters.tags:
-        clauses.append("EXISTS (SELECT 1 FROM tags t WHERE t.tag = ? AND t.id = m.id)")
-        params.append(tag)
-    if filters.after is not None:
-        clauses.append("m.event_at >= ?")
-        params.append(filters.after.timestamp())
-    if filters.before is not None:
-        clauses.append("m.event_at < ?")
-        params.append(filters.before.timestamp())
-    _value_clauses(filters.metadata, "$.metadata", clauses, params)
-    if filters.namespace is not None:
-        if filters.namespace:
-            # Every label ends with the separator, so a prefix is a half-open string range.
-            low = encode_namespace(filters.namespace)
-            clauses.append("m.namespace >= ? AND m.namespace < ?")
-            params.extend([low, low[:-1] + chr(ord(NAMESPACE_SEPARATOR) + 1)])
-        else:
-            clauses.append("m.namespace IS NOT NULL")
-    _value_clauses(filters.value, "$.value", clauses, params)
-    if not filters.include_expired:
-        clauses.append("(m.expires_at IS NULL OR m.expires_at > ?)")
-        params.append(now.timestamp())
-    return " AND ".join(clauses), params
-
-
-_COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-_OPERATORS = ("$eq", "$ne", *_COMPARISONS, "$in", "$nin")
-
-
-def _value_clauses(match: dict[str, Any], path: str, clauses: list[str], params: list[Any]) -> None:
-    """JSONB-style matching of a JSON field of the row (``$.value``, ``$.metadata``): equality,
-    nested dicts, and operators (LangGraph's store filter semantics plus ``$in``/``$nin``)."""
-    for key, wanted in match.items():
-        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
-            raise InvalidFilterError(
-                f"filter key {shown(key)} must be a non-empty str without quotes"
-            )
-        field = f'{path}."{key}"'
-        if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
-            for op, operand in wanted.items():
-                _operator_clause(field, op, operand, clauses, params)
-        elif isinstance(wanted, dict):
-            _value_clauses(wanted, field, clauses, params)
-        else:
-            _operator_clause(field, "$eq", wanted, clauses, params)
-
-
-def _is_json_scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float) and value == value  # NaN is not JSON
-
-
-def _operator_clause(
-    field: str, op: str, operand: Any, clauses: list[str], params: list[Any]
-) -> None:
-    extract = "json_extract(m.data, ?)"
-    if op in _COMPARISONS:
-        if isinstance(operand, bool) or not isinstance(operand, int | float):
-            raise InvalidFilterError(f"{op} compares numbers; got {shown(operand)}")
-        clauses.append(f"CAST({extract} AS REAL) {_COMPARISONS[op]} ?")
-        params.extend([field, operand])
-        return
-    if op in ("$in", "$nin"):
-        if not isinstance(operand, list | tuple) or not operand:
-            raise InvalidFilterError(f"{op} takes a non-empty list, got {shown(operand)}")
-        for each in operand:
-            if isinstance(each, list | dict) or not _is_json_scalar(each):
-                raise InvalidFilterError(f"{op} takes a list of str/number/bool, got {shown(each)}")
-        marks = ", ".join("?" * len(operand))
-        if op == "$in":
-            clauses.append(f"{extract} IN ({marks})")
-        else:
-            clauses.append(f"({extract} IS NULL OR {extract} NOT IN ({marks}))")
-            params.append(field)
-        params.extend([field, *operand])
-        return
-    if op not in ("$eq", "$ne"):
-        raise InvalidFilterError(f"unknown filter operator {shown(op)}; use one of {_OPERATORS}")
-    if isinstance(operand, list | dict):
-        rhs, operand = "json(?)", json.dumps(operand, separators=(",", ":"))
-    elif operand is None or _is_json_scalar(operand):
-        rhs = "?"
-    else:
-        raise InvalidFilterError(f"filter operand {shown(operand)} is not JSON")
-    if op == "$eq":
-        clauses.append(f"{extract} IS {rhs}" if operand is None else f"{extract} = {rhs}")
-    else:
-        clauses.append(f"{extract} IS NOT {rhs}")
-    params.extend([field, operand])
+    return filters_sql.where(filters, now, _SQL)
 
 
 class EmbeddedStore:

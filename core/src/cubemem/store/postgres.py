@@ -30,17 +30,15 @@ from typing import Any
 import numpy as np
 
 from cubemem.errors import BackendUnavailableError, ConflictError, InvalidFilterError
-from cubemem.limits import shown
 from cubemem.model import (
-    NAMESPACE_SEPARATOR,
     Filters,
     MemoryItem,
     Usage,
     decode_namespace,
     encode_namespace,
 )
+from cubemem.store import filters as filters_sql
 from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
-from cubemem.store.embedded import _COMPARISONS, _OPERATORS, _is_json_scalar
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +132,7 @@ def pool_for(url: str, *, max_size: int = 8) -> Any:
                 pool.open(wait=True, timeout=30)
             except Exception as exc:
                 raise BackendUnavailableError(
-                    f"cannot connect to PostgreSQL at {_safe(url)} ({exc}); check the URL and "
+                    f"cannot connect to PostgreSQL at {safe_url(url)} ({exc}); check the URL and "
                     "that the server runs"
                 ) from exc
             _POOLS[url] = pool
@@ -196,7 +194,7 @@ class PostgresStore:
 
             if isinstance(exc, PgError):
                 raise BackendUnavailableError(
-                    f"PostgreSQL at {_safe(self._url)} failed ({exc}); nothing was written"
+                    f"PostgreSQL at {safe_url(self._url)} failed ({exc}); nothing was written"
                 ) from exc
             raise
 
@@ -415,7 +413,7 @@ class PostgresStore:
 
             if isinstance(exc, PgError):
                 raise BackendUnavailableError(
-                    f"PostgreSQL at {_safe(self._url)} failed ({exc})"
+                    f"PostgreSQL at {safe_url(self._url)} failed ({exc})"
                 ) from exc
             raise
 
@@ -596,111 +594,7 @@ class PostgresStore:
 
     # -- filters --------------------------------------------------------------------------
     def _where(self, filters: Filters, now: datetime) -> tuple[str, list[Any]]:
-        clauses = ["m.cube = %s", "m.status = ANY(%s)"]
-        params: list[Any] = [self._cube, [s.value for s in filters.status]]
-        for column, value in (
-            ("user_id", filters.user),
-            ("agent_id", filters.agent),
-            ("session_id", filters.session),
-            ("kind", filters.kind.value if filters.kind else None),
-        ):
-            if value is not None:
-                clauses.append(f"m.{column} = %s")
-                params.append(value)
-        for tag in filters.tags:  # a semi-join over the (cube, tag, id) key, not a probe per row
-            clauses.append(
-                "m.id IN (SELECT t.id FROM cubemem_tags t WHERE t.cube = %s AND t.tag = %s)"
-            )
-            params.extend([self._cube, tag])
-        if filters.after is not None:
-            clauses.append("m.event_at >= %s")
-            params.append(filters.after.timestamp())
-        if filters.before is not None:
-            clauses.append("m.event_at < %s")
-            params.append(filters.before.timestamp())
-        _value_clauses(filters.metadata, ["metadata"], clauses, params)
-        if filters.namespace is not None:
-            if filters.namespace:
-                low = encode_namespace(filters.namespace)
-                clauses.append("m.namespace >= %s AND m.namespace < %s")
-                params.extend([low, low[:-1] + chr(ord(NAMESPACE_SEPARATOR) + 1)])
-            else:
-                clauses.append("m.namespace IS NOT NULL")
-        _value_clauses(filters.value, ["value"], clauses, params)
-        if not filters.include_expired:
-            clauses.append("(m.expires_at IS NULL OR m.expires_at > %s)")
-            params.append(now.timestamp())
-        return " AND ".join(clauses), params
-
-
-def _value_clauses(
-    match: dict[str, Any], path: list[str], clauses: list[str], params: list[Any]
-) -> None:
-    """The embedded engine's JSON matching (``store/embedded.py``) in JSONB: equality, nested
-    dicts, and ``$eq $ne $gt $gte $lt $lte $in $nin``."""
-    for key, wanted in match.items():
-        if not isinstance(key, str) or not key or '"' in key or "\\" in key:
-            raise InvalidFilterError(
-                f"filter key {shown(key)} must be a non-empty str without quotes"
-            )
-        field = [*path, key]
-        if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
-            for op, operand in wanted.items():
-                _operator_clause(field, op, operand, clauses, params)
-        elif isinstance(wanted, dict):
-            _value_clauses(wanted, field, clauses, params)
-        else:
-            _operator_clause(field, "$eq", wanted, clauses, params)
-
-
-def _operator_clause(
-    field: list[str], op: str, operand: Any, clauses: list[str], params: list[Any]
-) -> None:
-    extract = "(m.data #> %s)"
-    if op in _COMPARISONS:
-        if isinstance(operand, bool) or not isinstance(operand, int | float):
-            raise InvalidFilterError(f"{op} compares numbers; got {shown(operand)}")
-        clauses.append(
-            f"(CASE WHEN jsonb_typeof{extract} = 'number' THEN ({extract})::text::float8 END) "
-            f"{_COMPARISONS[op]} %s"
-        )
-        params.extend([field, field, operand])
-        return
-    if op in ("$in", "$nin"):
-        if not isinstance(operand, list | tuple) or not operand:
-            raise InvalidFilterError(f"{op} takes a non-empty list, got {shown(operand)}")
-        for each in operand:
-            if isinstance(each, list | dict) or not _is_json_scalar(each):
-                raise InvalidFilterError(f"{op} takes a list of str/number/bool, got {shown(each)}")
-        options = [_jsonb(each) for each in operand]
-        if op == "$in":
-            clauses.append(f"{extract} = ANY(%s::jsonb[])")
-            params.extend([field, options])
-        else:
-            clauses.append(f"({extract} IS NULL OR NOT ({extract} = ANY(%s::jsonb[])))")
-            params.extend([field, field, options])
-        return
-    if op not in ("$eq", "$ne"):
-        raise InvalidFilterError(f"unknown filter operator {shown(op)}; use one of {_OPERATORS}")
-    if not (operand is None or isinstance(operand, list | dict) or _is_json_scalar(operand)):
-        raise InvalidFilterError(f"filter operand {shown(operand)} is not JSON")
-    if operand is None:  # absent or JSON null
-        test = f"({extract} IS NULL OR {extract} = 'null'::jsonb)"
-        clauses.append(test if op == "$eq" else f"NOT {test}")
-        params.extend([field, field])
-    elif op == "$eq":
-        clauses.append(f"{extract} = %s::jsonb")
-        params.extend([field, _jsonb(operand)])
-    else:
-        clauses.append(f"({extract} IS NULL OR {extract} <> %s::jsonb)")
-        params.extend([field, field, _jsonb(operand)])
-
-
-def _jsonb(value: Any) -> str:
-    """A value as JSONB text; a bool is compared as SQLite's JSON does (1/0)."""
-    if isinstance(value, bool):
-        value = int(value)
-    return json.dumps(value, separators=(",", ":"))
+        return filters_sql.where(filters, now, filters_sql.PostgreSQL(self._cube))
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -830,7 +724,7 @@ def _repeatable_read() -> Any:
     return IsolationLevel.REPEATABLE_READ
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

@@ -13,10 +13,10 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from cubemem import Scope
+from cubemem.cube import CubeLike
 from cubemem.model import utcnow
 from cubemem.ops.read import check_min_score
 from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, render_memories
-from cubemem.surface import CubeLike
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class MemCubeMiddleware(AgentMiddleware):
         # Memories already in the conversation are skipped, so ask for a few more.
         wanted = self.k + min(len(in_context), self.k)
         results = self.cube.search(
-            query, k=wanted, filters=_owner_filter(scope), min_score=self.min_score
+            query, k=wanted, filters=scope.owner_filter(), min_score=self.min_score
         )
         return render_memories(
             results, max_chars=self.max_chars, header=self.header, skip=in_context, limit=self.k
@@ -171,13 +171,6 @@ class MemCubeMiddleware(AgentMiddleware):
                 "scope function that returns one from runtime.context"
             )
         return scope
-
-
-def _owner_filter(scope: Scope) -> dict[str, str]:
-    """A user's memories (from any agent or thread); an agent's own when there is no user."""
-    if scope.user is not None:
-        return {"user": scope.user}
-    return {"agent": scope.agent}  # type: ignore[dict-item]
 
 
 def _latest_user_text(messages: Sequence[AnyMessage]) -> str:

@@ -13,8 +13,8 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
 from cubemem import Filters, InvalidInputError, SearchResult
+from cubemem.cube import CubeLike
 from cubemem.ops.read import check_min_score
-from cubemem.surface import CubeLike
 
 
 class MemCubeRetriever(BaseRetriever):

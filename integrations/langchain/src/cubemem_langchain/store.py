@@ -39,8 +39,8 @@ from langgraph.store.base import (
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
 from cubemem import IncompatibleCubeError, InvalidInputError, MemoryItem, Scope
+from cubemem.cube import CubeLike
 from cubemem.embed import as_embedder
-from cubemem.surface import CubeLike
 
 ScopeFromNamespace = Callable[[tuple[str, ...]], Scope | dict[str, str | None] | None]
 SCOPE_FIELDS = ("user", "agent", "session")

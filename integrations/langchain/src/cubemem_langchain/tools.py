@@ -16,7 +16,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
 from cubemem import CubememError
-from cubemem.surface import CubeLike
+from cubemem.cube import CubeLike
 from cubemem.tools import MAX_K, MemoryTools
 
 

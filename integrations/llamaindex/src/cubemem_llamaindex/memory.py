@@ -13,9 +13,9 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
 from cubemem import InvalidInputError, Scope
+from cubemem.cube import CubeLike
 from cubemem.model import utcnow
 from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, FENCE, render_memories
-from cubemem.surface import CubeLike
 
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
 
@@ -34,11 +34,10 @@ class _CubeBinding:
     wait: bool
 
     def _owner(self) -> dict[str, str]:
-        if self.user_id is not None:
-            return {"user": self.user_id}
-        if self.agent_id is not None:
-            return {"agent": self.agent_id}
-        raise InvalidInputError("bind the memory to a user_id or an agent_id")
+        owner = Scope(user=self.user_id, agent=self.agent_id).owner_filter()
+        if not owner:
+            raise InvalidInputError("bind the memory to a user_id or an agent_id")
+        return owner
 
     def _recall(self, query: str, in_context: Sequence[str], header: str | None) -> str:
         if not query.strip():

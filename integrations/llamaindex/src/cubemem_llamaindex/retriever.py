@@ -16,8 +16,8 @@ from llama_index.core.vector_stores.types import (
 )
 
 from cubemem import Filters, InvalidFilterError, InvalidInputError, SearchResult
+from cubemem.cube import CubeLike
 from cubemem.ops.read import check_min_score
-from cubemem.surface import CubeLike
 
 SCOPE_KEYS = ("user", "agent", "session")
 _METADATA_OPERATORS = {

@@ -6,7 +6,7 @@ import asyncio
 
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 
-from cubemem.surface import CubeLike
+from cubemem.cube import CubeLike
 from cubemem.tools import MemoryTools
 
 

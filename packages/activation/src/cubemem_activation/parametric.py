@@ -373,7 +373,7 @@ class ParametricMemory:
         moved = []
         for item, kind, why in plan:
             if item.kind is not kind:
-                self.cube.set_kind(item.id, kind, note=f"{kind.value}: {why}")
+                self.cube.maintenance.set_kind(item.id, kind, note=f"{kind.value}: {why}")
                 moved.append((item.id, item.kind, kind))
         wanted = sorted(i.id for i, kind, _ in plan if kind is Kind.PARAMETRIC)
         current = [a for a in self.adapters() if a.name == policy.adapter_name]

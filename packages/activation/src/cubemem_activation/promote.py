@@ -62,7 +62,7 @@ class ActivationMemory:
         self._dirty: set[tuple[str | None, str | None]] = set()
         self._lock = threading.Lock()
         self._building = threading.Lock()  # one build at a time: a generation waits for a prebuild
-        self._unsubscribe = [cube.on_working_memory_change(self._changed)]
+        self._unsubscribe = [cube.maintenance.on_working_memory_change(self._changed)]
         if prebuild:
             self._unsubscribe.append(cube.scheduler.on_promote(self._promote, cube=cube.id))
 
@@ -96,7 +96,7 @@ class ActivationMemory:
                 cached = self.pool.get(key, device=str(self.model.device))
                 if cached is not None:
                     return cached
-            items = self.cube.working_memory(agent=agent, session=session)
+            items = self.cube.maintenance.working_memory(agent=agent, session=session)
             adapter = self._adapter()
             if adapter is not None:  # what it learned is in the weights; edited text is not
                 learned = {c.id: c.digest for c in adapter.covers}

@@ -1,0 +1,160 @@
+"""``cube.maintenance``: what few programs call on a local cube.
+
+Consolidation, lifecycle sweeps, extraction reruns and kind moves (which the scheduler runs in
+the background anyway), the working-memory hot sets, and the pipeline's parts: the context
+the operations act on, its store, its settings, the extractor, decider, merge policy and
+retrieval weights. Moved off ``MemCube`` to keep its surface to what every program needs
+(CHANGELOG.md lists the old and new names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from cubemem.cube.runner import threaded
+from cubemem.errors import InvalidInputError
+from cubemem.extract import Decider
+from cubemem.model import Kind, MemoryItem, Status
+from cubemem.ops import consolidate as consolidation
+from cubemem.ops import followup, inputs, lifecycle, read, write
+from cubemem.ops.context import Context, Extractor
+from cubemem.ops.working import Subscriber, WorkingMemory
+from cubemem.retrieve import RetrievalConfig
+from cubemem.settings import Settings
+from cubemem.store import MemoryStore
+from cubemem.store.base import Repair
+
+
+class Maintenance:
+    """The maintenance side of one local cube."""
+
+    def __init__(self, ctx: Context, settings: Settings) -> None:
+        self._ctx = ctx
+        self._settings = settings
+        self.last_repair: Repair = Repair()
+        """What the last ``MemCube.open`` repaired in the index."""
+
+    @property
+    def context(self) -> Context:
+        """What the operations in ``cubemem.ops`` and the scheduler's workers act on."""
+        return self._ctx
+
+    @property
+    def store(self) -> MemoryStore:
+        """The storage engine (rows, versions, vectors)."""
+        return self._ctx.store
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def working(self) -> WorkingMemory:
+        """The per agent/session hot sets (``cubemem.ops.working.WorkingMemory``)."""
+        return self._ctx.working
+
+    # -- the pipeline's hooks ---------------------------------------------------------------
+    @property
+    def retrieval(self) -> RetrievalConfig:
+        """The fusion weights and pools search uses (defaults measured on LoCoMo)."""
+        return self._ctx.retriever.config
+
+    @retrieval.setter
+    def retrieval(self, config: RetrievalConfig) -> None:
+        if not isinstance(config, RetrievalConfig):
+            raise InvalidInputError("retrieval must be a cubemem.retrieve.RetrievalConfig")
+        self._ctx.retriever.config = config
+
+    @property
+    def extractor(self) -> Extractor | None:
+        """Turns raw conversation turns into facts after each write (see ``extract``)."""
+        return self._ctx.extractor
+
+    @extractor.setter
+    def extractor(self, extractor: Extractor | None) -> None:
+        if extractor is not None and not callable(extractor):
+            raise InvalidInputError("extractor must be a callable: turns -> facts")
+        self._ctx.extractor = extractor
+
+    @property
+    def decider(self) -> Decider | None:
+        """Decides where an extracted fact goes (ADD/UPDATE/DUPLICATE/CONTRADICT); None: the
+        deterministic similarity rule (``cubemem.ops.decide``)."""
+        return self._ctx.decider
+
+    @decider.setter
+    def decider(self, decider: Decider | None) -> None:
+        self._ctx.decider = decider
+
+    @property
+    def merge_policy(self) -> consolidation.MergePolicy | None:
+        """Decides what text a consolidation keeps (default: the newer text)."""
+        return self._ctx.merge_policy
+
+    @merge_policy.setter
+    def merge_policy(self, policy: consolidation.MergePolicy | None) -> None:
+        self._ctx.merge_policy = policy
+
+    # -- work the scheduler also does ---------------------------------------------------------
+    def extract(self, ids: Sequence[str]) -> list[MemoryItem]:
+        """Run the cube's ``extractor`` over these raw turns now; returns the facts stored."""
+        return followup.extract(self._ctx, inputs.memory_ids(ids))
+
+    aextract = threaded(extract)
+
+    def consolidate(self, ids: Sequence[str] | None = None) -> list[consolidation.Merge]:
+        """Merge near-duplicates of ``ids`` (default: every active fact); see ``undo_merge``."""
+        if ids is None:
+            ids = [
+                i.id
+                for i in read.iterate(self._ctx, None, page_size=500)
+                if consolidation.mergeable(i)
+            ]
+        return consolidation.consolidate(self._ctx, inputs.memory_ids(ids))
+
+    aconsolidate = threaded(consolidate)
+
+    def undo_merge(self, merged_id: str) -> tuple[MemoryItem, MemoryItem]:
+        """Reverse a merge: (the survivor as it was before, the merged memory, active again)."""
+        return consolidation.undo_merge(self._ctx, inputs.memory_id(merged_id))
+
+    aundo_merge = threaded(undo_merge)
+
+    def lifecycle(
+        self, *, now: datetime | None = None, dry_run: bool = False
+    ) -> lifecycle.LifecycleReport:
+        """Archive expired memories and those whose decay score fell below the threshold."""
+        return lifecycle.sweep(self._ctx, now=now, dry_run=dry_run)
+
+    alifecycle = threaded(lifecycle)
+
+    def set_kind(
+        self,
+        id: str,
+        kind: Kind | str,
+        *,
+        note: str | None = None,
+        expected_version: int | None = None,
+    ) -> MemoryItem:
+        """Move a memory to another kind (plaintext, activation, parametric) as a new version:
+        the text stays and stays searchable; ``note`` says why (``metadata["cubemem_tier"]``).
+        The tiers of ``cubemem_activation.ParametricMemory.migrate`` use it."""
+        return write.set_kind(self._ctx, id, kind, note=note, expected_version=expected_version)
+
+    aset_kind = threaded(set_kind)
+
+    # -- working memory -----------------------------------------------------------------------
+    def working_memory(
+        self, agent: str | None = None, session: str | None = None
+    ) -> list[MemoryItem]:
+        """The hot memories of an agent/session, hottest first (active ones only)."""
+        ids = self._ctx.working.ids((agent, session))
+        items = {i.id: i for i in self._ctx.store.get(ids) if i.status is Status.ACTIVE}
+        return [items[i] for i in ids if i in items]
+
+    aworking_memory = threaded(working_memory)
+
+    def on_working_memory_change(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(change)`` when a hot set changes; returns an unsubscribe function."""
+        return self._ctx.working.subscribe(callback)

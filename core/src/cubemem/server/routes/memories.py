@@ -1,0 +1,193 @@
+"""Memories: add (memories, turns), wait, search, list, count, get, update, delete,
+restore, history."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Query, Response
+
+from cubemem import errors
+from cubemem.model import MemoryItem
+from cubemem.server.bodies import (
+    ERRORS,
+    MAX_BATCH,
+    MAX_RESULTS,
+    AddBody,
+    ListBody,
+    MessagesBody,
+    NamespacesBody,
+    Page,
+    Results,
+    SearchBody,
+    UpdateBody,
+    WaitBody,
+    Waited,
+    Written,
+)
+from cubemem.server.plumbing import (
+    Cube,
+    IdemKey,
+    plain,
+)
+from cubemem.shared import AgentCube
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/cubes/{name}/memories",
+    status_code=202,
+    tags=["memories"],
+    responses={**ERRORS, 201: {"model": Written, "description": "Stored (wait=true)"}},
+)
+def add(body: AddBody, cube: Cube, response: Response, key: IdemKey = None) -> Written:
+    """Add memories. Queued durably and answered 202 with their ids; ``wait=true``
+    stores them first (201)."""
+    content = body.content
+    many = isinstance(content, list)
+    raw = [plain(c) for c in content] if isinstance(content, list) else plain(content)
+    if many and not 0 < len(raw) <= MAX_BATCH:
+        raise errors.InvalidInputError(f"content holds 1 to {MAX_BATCH} memories")
+    result = cube.add(
+        raw,
+        scope=plain(body.scope),
+        tags=body.tags,
+        metadata=body.metadata,
+        wait=body.wait,
+        idempotency_key=key,
+    )
+    results: list[Any] = result if isinstance(result, list) else [result]
+    if body.wait:
+        response.status_code = 201
+        return Written(ids=[i.id for i in results], status="stored", items=results)
+    return Written(ids=results, status="queued")
+
+
+@router.post("/v1/cubes/{name}/messages", status_code=202, tags=["memories"], responses=ERRORS)
+def add_messages(
+    body: MessagesBody, cube: Cube, response: Response, key: IdemKey = None
+) -> Written:
+    """Add conversation turns raw (speaker, time and id kept), queued unless ``wait``."""
+    result = cube.add_messages(
+        [m.model_dump(exclude_none=True) for m in body.messages],
+        session=body.session,
+        timestamp=body.timestamp,
+        scope=plain(body.scope),
+        tags=body.tags,
+        metadata=body.metadata,
+        wait=body.wait,
+        idempotency_key=key,
+    )
+    stored = cast(list[Any], result)
+    if body.wait:
+        response.status_code = 201
+        return Written(ids=[i.id for i in stored], status="stored", items=stored)
+    return Written(ids=stored, status="queued")
+
+
+@router.post("/v1/cubes/{name}/wait", tags=["memories"], responses=ERRORS)
+def wait(body: WaitBody, cube: Cube) -> Waited:
+    """Until these ids are stored and searchable (false on timeout)."""
+    return Waited(done=cube.wait(body.ids, body.timeout_s))
+
+
+@router.post("/v1/cubes/{name}/search", tags=["memories"], responses=ERRORS)
+def search(body: SearchBody, cube: Cube) -> Results:
+    """The ``k`` most relevant memories this agent may read."""
+    return Results(
+        results=cube.search(
+            body.query,
+            k=body.k,
+            filters=body.filters,
+            min_score=body.min_score,
+            include_superseded=body.include_superseded,
+        )
+    )
+
+
+@router.get("/v1/cubes/{name}/memories", tags=["memories"], responses=ERRORS)
+def list_memories(
+    cube: Cube,
+    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    filters: Annotated[str | None, Query(description="Filters as JSON.")] = None,
+) -> Page:
+    """A page of memories in insertion order."""
+    parsed = None
+    if filters is not None:
+        try:
+            parsed = json.loads(filters)
+        except (ValueError, RecursionError):
+            raise errors.InvalidFilterError("filters must be a JSON object") from None
+    return _page(cube, parsed, limit, offset)
+
+
+@router.post("/v1/cubes/{name}/memories/list", tags=["memories"], responses=ERRORS)
+def list_by_body(body: ListBody, cube: Cube) -> Page:
+    """``GET .../memories`` with the filters in the body."""
+    return _page(cube, body.filters, body.limit, body.offset)
+
+
+@router.post("/v1/cubes/{name}/count", tags=["memories"], responses=ERRORS)
+def count(body: NamespacesBody, cube: Cube) -> dict[str, int]:
+    """How many memories match ``filters``."""
+    return {"count": cube.count(body.filters)}
+
+
+@router.get("/v1/cubes/{name}/stats", tags=["cubes"], responses=ERRORS)
+def stats(cube: Cube) -> dict[str, Any]:
+    """Counts by status, the embedder, and the store's revision."""
+    return cube.stats()
+
+
+@router.get("/v1/cubes/{name}/memories/{id}", tags=["memories"], responses=ERRORS)
+def get(id: str, cube: Cube) -> MemoryItem:
+    return cube.get(id)
+
+
+@router.patch("/v1/cubes/{name}/memories/{id}", tags=["memories"], responses=ERRORS)
+def update(id: str, body: UpdateBody, cube: Cube) -> MemoryItem:
+    """A new version; with ``expected_version`` a stale one is 409 and nothing is written."""
+    return cube.update(
+        id,
+        body.content,
+        tags=body.tags,
+        metadata=body.metadata,
+        scope=plain(body.scope),
+        expires_at=body.expires_at,
+        expected_version=body.expected_version,
+    )
+
+
+@router.delete(
+    "/v1/cubes/{name}/memories/{id}", status_code=204, tags=["memories"], responses=ERRORS
+)
+def delete(
+    id: str,
+    cube: Cube,
+    purge: bool = False,
+    expected_version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """Soft delete (a new version); ``purge=true`` erases (needs admin)."""
+    cube.delete(id, purge=purge, expected_version=expected_version)
+    return Response(status_code=204)
+
+
+@router.post("/v1/cubes/{name}/memories/{id}/restore", tags=["memories"], responses=ERRORS)
+def restore(
+    id: str, cube: Cube, expected_version: Annotated[int | None, Query(ge=1)] = None
+) -> MemoryItem:
+    return cube.restore(id, expected_version=expected_version)
+
+
+@router.get("/v1/cubes/{name}/memories/{id}/history", tags=["memories"], responses=ERRORS)
+def history(id: str, cube: Cube) -> list[MemoryItem]:
+    """Every version this agent may see, oldest first."""
+    return cube.history(id)
+
+
+def _page(cube: AgentCube, filters: Any, limit: int, offset: int) -> Page:
+    items = cube.list(filters, limit=limit + 1, offset=offset)
+    return Page(items=items[:limit], next_offset=offset + limit if len(items) > limit else None)
