@@ -109,8 +109,7 @@ def report() -> dict[str, object]:
     names = sorted(
         n
         for n, member in inspect.getmembers(MemCube)
-        if not n.startswith("_")
-        and not (callable(member) and inspect.iscoroutinefunction(member))
+        if not n.startswith("_") and not (callable(member) and inspect.iscoroutinefunction(member))
     )
     return {
         "lines": total,

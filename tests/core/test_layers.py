@@ -11,7 +11,7 @@ import cubemem
 SRC = Path(cubemem.__file__).resolve().parent
 LAYERS = [
     {"model", "settings", "errors", "limits", "manifest", "archive", "sqlite", "render"},
-    {"store", "embed", "llm", "extract", "access"},
+    {"store", "embed", "embed_adapters", "llm", "extract", "access"},
     {"retrieve", "searchindex", "lexical"},
     {"ops"},
     {"scheduler"},

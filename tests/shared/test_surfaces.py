@@ -117,8 +117,9 @@ async def test_every_mcp_tool_runs(tmp_path, embedder):
             assert len(_data(await call("list_memories", {"user": "ana"}))) == 1
             assert _data(await call("cube_stats", {}))["memories"] == 2
             put = _data(await call("put_memory", {"namespace": ["n"], "key": "k", "content": "x"}))
-            assert _data(await call("lookup_memory", {"namespace": ["n"], "key": "k"}))["id"] == (
-                put["id"]
+            assert (
+                _data(await call("lookup_memory", {"namespace": ["n"], "key": "k"}))["id"]
+                == (put["id"])
             )
             assert _data(await call("list_namespaces", {})) == [["n"]]
             assert _data(await call("refresh_memories", {"ids": [put["id"]]})) == []

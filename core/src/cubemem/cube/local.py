@@ -23,7 +23,7 @@ from cubemem.cube.runner import threaded
 from cubemem.embed import Embedder, EmbedderLike
 from cubemem.manifest import Manifest
 from cubemem.model import Filters, MemoryInput, MemoryItem, Status
-from cubemem.ops import followup, inputs, keyed, read, transfer, write
+from cubemem.ops import create, followup, inputs, keyed, read, transfer, write
 from cubemem.scheduler import OneCube, Scheduler, add_task, open_queue
 from cubemem.settings import Settings
 
@@ -212,7 +212,7 @@ class MemCube(BaseCube):
         self, items: list[MemoryItem], single: bool, wait: bool, key: str | None, progress: Any
     ) -> Any:
         if key is not None:
-            items, done = write.idempotent(self._ctx, items, key)
+            items, done = create.idempotent(self._ctx, items, key)
             if done:
                 return _shaped(items, single, wait)
         if not wait:
@@ -231,13 +231,13 @@ def _shaped(items: list[MemoryItem], single: bool, wait: bool) -> Any:
 def _add(cube: MemCube, o: op.Add) -> Any:
     single = isinstance(o.content, str | MemoryInput | dict)
     contents = [o.content] if single else inputs.as_list(o.content, "content")
-    items = write.new_items(cube._ctx, contents, scope=o.scope, tags=o.tags, metadata=o.metadata)
+    items = create.new_items(cube._ctx, contents, scope=o.scope, tags=o.tags, metadata=o.metadata)
     return cube._write(items, single, o.wait, o.idempotency_key, None)
 
 
 @HANDLERS.runs(op.AddMessages)
 def _add_messages(cube: MemCube, o: op.AddMessages) -> Any:
-    items = write.new_turns(
+    items = create.new_turns(
         cube._ctx,
         o.messages,
         session=o.session,

@@ -20,7 +20,7 @@ from cubemem.model import MemoryItem, Scope, Status
 from cubemem.ops import decide
 from cubemem.ops.consolidate import consolidate, mergeable
 from cubemem.ops.context import Context
-from cubemem.ops.write import new_item
+from cubemem.ops.create import new_item
 
 Step = Literal["extract", "consolidate"]
 

@@ -19,7 +19,8 @@ from cubemem.errors import ConflictError, InvalidInputError
 from cubemem.model import Filters, MemoryItem, MetadataValue, Status, address_id, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
-from cubemem.ops.write import MAX_RETRIES, backoff, insert, new_item, reindex, revised
+from cubemem.ops.create import new_item
+from cubemem.ops.write import MAX_RETRIES, backoff, insert, reindex, revised
 from cubemem.store.base import Embedding
 
 

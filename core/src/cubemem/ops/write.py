@@ -23,20 +23,14 @@ from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
 from cubemem.model import (
     TIER_KEY,
     Kind,
-    MemoryInput,
     MemoryItem,
-    Message,
     MetadataValue,
-    Provenance,
-    Scope,
     Status,
-    address_id,
-    check_json,
     validate_content,
-    validate_model,
 )
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
+from cubemem.ops.create import screened
 from cubemem.retrieve import dense_texts, digest
 from cubemem.store.base import Embedding
 
@@ -48,149 +42,6 @@ Changes = dict[str, Any] | Callable[[MemoryItem], dict[str, Any]]
 
 MAX_RETRIES = 50
 """Re-reads before a write without ``expected_version`` gives up under constant contention."""
-
-
-# -- building new memories ------------------------------------------------------------------
-def new_item(
-    ctx: Context,
-    raw: Any,
-    scope: Scope,
-    tags: list[str],
-    metadata: dict[str, MetadataValue],
-    source: str = "api",
-) -> MemoryItem:
-    """A validated, not yet stored memory of ``raw`` (a str, ``MemoryInput`` or its dict)."""
-    given = inputs.memory_input(raw)
-    content = validate_content(given.content, ctx.settings.max_content_bytes)
-    merged_metadata = {**metadata, **given.metadata}
-    check_json(merged_metadata)
-    item_scope = given.scope or scope
-    actor = access.current_actor()
-    author, trust, status = item_scope.agent, given.trust, Status.ACTIVE
-    if actor is not None:  # written for an agent: stamped, fenced to its grant, screened
-        item_scope = access.fit_scope(item_scope, actor.scope)
-        author, trust = actor.agent, min(given.trust, actor.trust)
-        status, merged_metadata = _screened(actor, content, merged_metadata)
-    try:
-        item = MemoryItem(
-            cube=ctx.cube_id,
-            content=content,
-            scope=item_scope,
-            provenance=Provenance(
-                source=source,
-                author_agent=author,
-                source_ids=given.source_ids,
-                trust=trust,
-                speaker=given.speaker,
-                occurred_at=given.occurred_at,
-            ),
-            status=status,
-            tags=[*tags, *given.tags],
-            metadata=merged_metadata,
-            expires_at=given.expires_at,
-            context=given.context,
-            changed_by=None if actor is None else actor.agent,
-        )
-    except ValidationError as exc:
-        raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
-    return limits.item(item, ctx.settings.max_content_bytes)
-
-
-def _screened(
-    actor: access.Actor, content: str, metadata: dict[str, MetadataValue]
-) -> tuple[Status, dict[str, MetadataValue]]:
-    """The status a write by ``actor`` lands in, and its metadata with the screen's flag."""
-    metadata = {k: v for k, v in metadata.items() if k != access.FLAG_KEY}  # never self-set
-    flags = access.screen(content) if actor.screen else []
-    if flags:
-        metadata[access.FLAG_KEY] = "; ".join(flags)
-    quarantined = actor.quarantine or bool(flags)
-    return (Status.QUARANTINED if quarantined else Status.ACTIVE), metadata
-
-
-def new_items(
-    ctx: Context,
-    contents: Sequence[Any],
-    *,
-    scope: inputs.ScopeLike = None,
-    tags: Sequence[str] | None = None,
-    metadata: dict[str, MetadataValue] | None = None,
-) -> list[MemoryItem]:
-    """Validate every input first, so one bad one stores none."""
-    base_scope, base_tags, base_metadata = (
-        inputs.scope(scope),
-        inputs.tags(tags),
-        inputs.metadata(metadata),
-    )
-    return [new_item(ctx, x, base_scope, base_tags, base_metadata) for x in contents]
-
-
-def new_turns(
-    ctx: Context,
-    messages: Sequence[Any],
-    *,
-    session: str | None = None,
-    timestamp: datetime | str | None = None,
-    scope: inputs.ScopeLike = None,
-    tags: Sequence[str] | None = None,
-    metadata: dict[str, MetadataValue] | None = None,
-) -> list[MemoryItem]:
-    """Conversation turns as raw memories: speaker, time and message id kept."""
-    turns = [validate_model(Message, m) for m in inputs.as_list(messages, "messages")]
-    base = inputs.scope(scope)
-    session_scope = base.model_copy(update={"session": session}) if session else base
-    when = inputs.timestamp(timestamp)
-    base_tags, base_metadata = inputs.tags(tags), inputs.metadata(metadata)
-    return [
-        new_item(
-            ctx,
-            MemoryInput(
-                content=turn.content,
-                scope=session_scope,
-                metadata={**base_metadata, **turn.metadata},
-                source_ids=[turn.id] if turn.id else [],
-                speaker=turn.speaker,
-                occurred_at=turn.timestamp or when,
-            ),
-            session_scope,
-            base_tags,
-            {},
-            "message",
-        )
-        for turn in turns
-    ]
-
-
-def idempotent(ctx: Context, items: list[MemoryItem], key: str) -> tuple[list[MemoryItem], bool]:
-    """``items`` with ids derived from ``key`` (the same on every retry), and whether a call
-    with that key already stored them (then the stored items are returned)."""
-    limits.text(key, "idempotency_key", max_chars=limits.MAX_ID_CHARS)
-    if not key.strip():
-        raise InvalidInputError("idempotency_key is empty; give a key unique to this call")
-    keyed = [
-        item.model_copy(update={"id": address_id(("idempotency", ctx.cube_id), f"{key}#{n}")})
-        for n, item in enumerate(items)
-    ]
-    stored = {i.id: i for i in ctx.store.get([i.id for i in keyed])}
-    if not stored:
-        return keyed, False
-    same = all(_first_content(ctx, stored[i.id]) == i.content for i in keyed if i.id in stored)
-    if not same:
-        raise ConflictError(
-            f"idempotency_key {key!r} was used for other content; use a new key for a new write",
-            [i.id for i in keyed],
-        )
-    if len(stored) < len(keyed):  # an earlier attempt stopped part way: finish it
-        return keyed, False
-    return [stored[i.id] for i in keyed], True
-
-
-def _first_content(ctx: Context, item: MemoryItem) -> str:
-    """The text a memory was created with (a later update does not make a retry conflict)."""
-    if item.version == 1:
-        return item.content
-    versions = ctx.store.versions(item.id)
-    return versions[0].content if versions else item.content
 
 
 # -- storing --------------------------------------------------------------------------------
@@ -262,7 +113,7 @@ def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryIt
         )
         if actor is not None and published:  # new text, or a memory coming (back) into view
             if actor.quarantine or actor.screen:
-                data["status"], data["metadata"] = _screened(
+                data["status"], data["metadata"] = screened(
                     actor, data["content"], dict(data["metadata"])
                 )
             else:  # a cube admin's edit is its review

@@ -24,19 +24,15 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Protocol
+from concurrent.futures import ThreadPoolExecutor
 
-from pydantic import BaseModel
-
-from cubemem.errors import NotFoundError
 from cubemem.model import MemoryItem
 from cubemem.ops import followup, lifecycle
 from cubemem.ops.context import Context
 from cubemem.ops.write import insert
+from cubemem.scheduler.batches import Batch, Write, done, subscribe
+from cubemem.scheduler.cubes import Cubes, OneCube, SchedulerStatus, add_task, extraction_usage
 from cubemem.scheduler.queue import (
-    DeadTask,
     QueueStats,
     Task,
     TaskKind,
@@ -44,95 +40,14 @@ from cubemem.scheduler.queue import (
     consumer_name,
 )
 from cubemem.settings import Settings
-from cubemem.store.base import Embedding
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Cubes", "OneCube", "Scheduler", "SchedulerStatus", "add_task"]
 
 Promoter = Callable[[str | None, str | None], int]
 Sweeper = Callable[[], int]
 """``(agent, session) -> blocks built``: turns a hot set into activation memory."""
-
-
-class Cubes(Protocol):
-    """Where a scheduler finds the cubes its tasks name."""
-
-    def context(self, cube_id: str | None) -> Context:
-        """The context of cube ``cube_id`` (None: a task written before tasks named cubes,
-        meaning the only cube); raises ``NotFoundError`` for a cube it does not have."""
-        ...
-
-    def contexts(self) -> list[Context]:
-        """Every cube to sweep for expiry."""
-        ...
-
-
-class OneCube:
-    """The ``Cubes`` of a cube used on its own."""
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-
-    def context(self, cube_id: str | None) -> Context:
-        if cube_id not in (None, self._ctx.cube_id):
-            raise NotFoundError(
-                f"task for cube {cube_id!r} reached the queue of cube {self._ctx.cube_id!r}; "
-                "use one queue per cube, or a MemoryOS for many"
-            )
-        return self._ctx
-
-    def contexts(self) -> list[Context]:
-        return [self._ctx]
-
-
-class SchedulerStatus(BaseModel):
-    queue: str
-    ready: int
-    in_flight: int
-    done: int
-    failed: list[DeadTask]
-    workers: int
-    items_per_s: float
-    tasks_per_s: float
-    extraction: dict[str, dict[str, int]] = {}
-    """Per cube (by name) open here: its extractor's and decider's usage counters (calls,
-    repairs, turns, prompt/completion tokens, facts, uncited facts, fallbacks)."""
-
-
-@dataclass
-class _Batch:
-    """The new memories of one cube in a claimed batch, embedded and ready to write."""
-
-    ctx: Context
-    items: list[MemoryItem]  # every item the tasks carry (follow-ups are decided on these)
-    new: list[MemoryItem]  # those not stored yet
-    embeddings: dict[str, Embedding]
-
-
-@dataclass
-class _Write:
-    tasks: list[Task]
-    batches: list[_Batch]
-    future: Future[None]
-
-
-def _done(fn: Callable[..., None], *args: object) -> Future[None]:
-    """Run ``fn`` now; its outcome as a completed future."""
-    future: Future[None] = Future()
-    try:
-        fn(*args)
-    except Exception as exc:
-        future.set_exception(exc)
-    else:
-        future.set_result(None)
-    return future
-
-
-def add_task(cube_id: str, items: Sequence[MemoryItem]) -> Task:
-    """The durable task that stores ``items`` in cube ``cube_id``."""
-    return Task(
-        kind=TaskKind.ADD,
-        payload={"cube": cube_id, "items": [i.model_dump(mode="json") for i in items]},
-    )
 
 
 class Scheduler:
@@ -256,7 +171,7 @@ class Scheduler:
             workers=sum(t.is_alive() for t in self._threads),
             items_per_s=sum(i for _, _, i in recent) / span if span else 0.0,
             tasks_per_s=sum(n for _, n, _ in recent) / span if span else 0.0,
-            extraction=_extraction_usage(self.cubes.contexts()),
+            extraction=extraction_usage(self.cubes.contexts()),
         )
 
     def promote(
@@ -272,14 +187,14 @@ class Scheduler:
         process's workers take; returns an unsubscribe function. Activation memory registers
         here to build KV blocks in the background. A promotion taken where nothing is
         registered (another process) does nothing: the block is then built on first use."""
-        return _subscribe(self._promoters, (cube, promoter))
+        return subscribe(self._promoters, (cube, promoter))
 
     def on_sweep(self, sweeper: Sweeper, *, cube: str | None = None) -> Callable[[], None]:
         """Run ``sweeper()`` after each lifecycle sweep (every ``lifecycle_interval_s``) of
         ``cube`` (or of every cube) that this process's workers take; it returns how many
         memories it changed. Parametric memory registers here to move memories between kinds
         (``ParametricMemory.schedule``). A sweeper's error is logged; the sweep still counts."""
-        return _subscribe(self._sweepers, (cube, sweeper))
+        return subscribe(self._sweepers, (cube, sweeper))
 
     def retry_failed(self, task_ids: Sequence[str] | None = None) -> int:
         """Put dead-lettered tasks back on the queue."""
@@ -292,7 +207,7 @@ class Scheduler:
         ingestion keep up with inline batched ingestion."""
         consumer = consumer_name()
         writer = ThreadPoolExecutor(1, thread_name_prefix="cubemem-writer")
-        writing: _Write | None = None
+        writing: Write | None = None
         try:
             while not self._stop.is_set():
                 try:
@@ -310,7 +225,7 @@ class Scheduler:
                         pending, writing = writing, None
                         self._finish(pending)
                     if prepared is not None:
-                        writing = _Write(adds, prepared, writer.submit(self._write, prepared))
+                        writing = Write(adds, prepared, writer.submit(self._write, prepared))
                     for task in tasks:
                         if task.kind is not TaskKind.ADD:
                             self._one(task)
@@ -327,7 +242,7 @@ class Scheduler:
         finally:
             writer.shutdown(wait=True)
 
-    def _prepare(self, adds: list[Task]) -> list[_Batch] | None:
+    def _prepare(self, adds: list[Task]) -> list[Batch] | None:
         """Parse and embed a batch, per cube; a batch that fails here is retried task by task."""
         try:
             by_cube: dict[str | None, list[MemoryItem]] = {}
@@ -340,7 +255,7 @@ class Scheduler:
                 unique = list({i.id: i for i in items}.values())
                 present = {i.id for i in ctx.store.get([i.id for i in unique])}
                 new = [i for i in unique if i.id not in present]
-                batches.append(_Batch(ctx, unique, new, ctx.embed(new)))
+                batches.append(Batch(ctx, unique, new, ctx.embed(new)))
             return batches
         except Exception:
             if self._exiting:
@@ -355,11 +270,11 @@ class Scheduler:
             return None
 
     @staticmethod
-    def _write(batches: list[_Batch]) -> None:
+    def _write(batches: list[Batch]) -> None:
         for batch in batches:
             insert(batch.ctx, batch.new, embeddings=batch.embeddings)
 
-    def _finish(self, writing: _Write) -> None:
+    def _finish(self, writing: Write) -> None:
         try:
             writing.future.result()
         except Exception:
@@ -378,7 +293,7 @@ class Scheduler:
         if adds:
             prepared = self._prepare(adds)
             if prepared is not None:
-                self._finish(_Write(adds, prepared, _done(self._write, prepared)))
+                self._finish(Write(adds, prepared, done(self._write, prepared)))
         for task in tasks:
             if task.kind is not TaskKind.ADD:
                 self._one(task)
@@ -451,31 +366,6 @@ class Scheduler:
             created = followup.run(ctx, step, task.payload["ids"])
             return len(created), self._follow_ups(ctx, created)
         raise ValueError(f"unknown task kind {task.kind!r}")
-
-
-def _subscribe(hooks: list[Any], entry: Any) -> Callable[[], None]:
-    """Add ``entry`` to ``hooks``; returns the function that takes it out again."""
-    hooks.append(entry)
-
-    def unsubscribe() -> None:
-        if entry in hooks:
-            hooks.remove(entry)
-
-    return unsubscribe
-
-
-def _extraction_usage(contexts: Sequence[Context]) -> dict[str, dict[str, int]]:
-    usage: dict[str, dict[str, int]] = {}
-    for ctx in contexts:
-        counters: dict[str, int] = {}
-        decider = ctx.decider or getattr(ctx.extractor, "decider", None)
-        for hook, prefix in ((ctx.extractor, ""), (decider, "decider_")):
-            found = getattr(hook, "usage", None)
-            if isinstance(found, dict):
-                counters.update({f"{prefix}{k}": int(v) for k, v in found.items()})
-        if counters:
-            usage[ctx.name] = counters
-    return usage
 
 
 _running: weakref.WeakSet[Scheduler] = weakref.WeakSet()
