@@ -18,7 +18,18 @@ LAYERS = [
     {"cube"},
     {"shared"},
     {"os"},
-    {"tools", "cli", "cli_output", "bench", "ingest_file", "server", "remote"},
+    {
+        "tools",
+        "cli",
+        "cli_bench",
+        "cli_options",
+        "cli_output",
+        "cli_worker",
+        "bench",
+        "ingest_file",
+        "server",
+        "remote",
+    },
 ]
 
 

@@ -19,12 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-)
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from cubemem.errors import BackendUnavailableError, InvalidInputError
 

@@ -20,14 +20,7 @@ from pydantic import ValidationError
 
 from cubemem import access, limits
 from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
-from cubemem.model import (
-    TIER_KEY,
-    Kind,
-    MemoryItem,
-    MetadataValue,
-    Status,
-    validate_content,
-)
+from cubemem.model import TIER_KEY, Kind, MemoryItem, MetadataValue, Status, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.ops.create import screened

@@ -35,13 +35,7 @@ from cubemem.cube.across import CubeSet
 from cubemem.cube.runner import threaded
 from cubemem.manifest import Manifest
 from cubemem.remote.requests import request
-from cubemem.remote.transport import (
-    DEFAULT_TIMEOUT_S,
-    Call,
-    Transport,
-    scope_json,
-    segment,
-)
+from cubemem.remote.transport import DEFAULT_TIMEOUT_S, Call, Transport, scope_json, segment
 
 R = TypeVar("R")
 _WAIT_BATCH = 1000

@@ -12,14 +12,7 @@ from pathlib import Path
 from cubemem.errors import InvalidInputError
 from cubemem.scheduler.redis_queue import RedisQueue
 from cubemem.scheduler.sqlite_queue import SQLiteQueue
-from cubemem.scheduler.tasks import (
-    DeadTask,
-    QueueStats,
-    Task,
-    TaskKind,
-    TaskQueue,
-    consumer_name,
-)
+from cubemem.scheduler.tasks import DeadTask, QueueStats, Task, TaskKind, TaskQueue, consumer_name
 
 __all__ = [
     "DeadTask",

@@ -7,11 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cubemem.errors import BackendUnavailableError
-from cubemem.scheduler.tasks import (
-    DeadTask,
-    QueueStats,
-    Task,
-)
+from cubemem.scheduler.tasks import DeadTask, QueueStats, Task
 
 _MOVE_DUE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then

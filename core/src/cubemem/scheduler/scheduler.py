@@ -32,13 +32,7 @@ from cubemem.ops.context import Context
 from cubemem.ops.write import insert
 from cubemem.scheduler.batches import Batch, Write, done, subscribe
 from cubemem.scheduler.cubes import Cubes, OneCube, SchedulerStatus, add_task, extraction_usage
-from cubemem.scheduler.queue import (
-    QueueStats,
-    Task,
-    TaskKind,
-    TaskQueue,
-    consumer_name,
-)
+from cubemem.scheduler.queue import QueueStats, Task, TaskKind, TaskQueue, consumer_name
 from cubemem.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cubemem.errors import BackendUnavailableError
-from cubemem.scheduler.tasks import (
-    DeadTask,
-    QueueStats,
-    Task,
-)
+from cubemem.scheduler.tasks import DeadTask, QueueStats, Task
 from cubemem.sqlite import immediate
 
 _SQLITE_SCHEMA = """

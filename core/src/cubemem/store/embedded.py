@@ -33,18 +33,8 @@ import numpy as np
 from pydantic_core import to_jsonable_python
 
 from cubemem.embed import Embedder
-from cubemem.errors import (
-    BackendUnavailableError,
-    ConflictError,
-    CubeCorruptError,
-)
-from cubemem.model import (
-    Filters,
-    MemoryItem,
-    Usage,
-    decode_namespace,
-    encode_namespace,
-)
+from cubemem.errors import BackendUnavailableError, ConflictError, CubeCorruptError
+from cubemem.model import Filters, MemoryItem, Usage, decode_namespace, encode_namespace
 from cubemem.sqlite import immediate
 from cubemem.store import filters as filters_sql
 from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair

@@ -30,13 +30,7 @@ from typing import Any
 import numpy as np
 
 from cubemem.errors import BackendUnavailableError, ConflictError, InvalidFilterError
-from cubemem.model import (
-    Filters,
-    MemoryItem,
-    Usage,
-    decode_namespace,
-    encode_namespace,
-)
+from cubemem.model import Filters, MemoryItem, Usage, decode_namespace, encode_namespace
 from cubemem.store import filters as filters_sql
 from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
 

@@ -7,17 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from cubemem.access import Grant
-from cubemem.server.bodies import (
-    ERRORS,
-    GrantBody,
-    PolicyBody,
-)
-from cubemem.server.plumbing import (
-    OS,
-    Admin,
-    Caller,
-    plain,
-)
+from cubemem.server.bodies import ERRORS, GrantBody, PolicyBody
+from cubemem.server.plumbing import OS, Admin, Caller, plain
 
 router = APIRouter()
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from cubemem.access import Agent
-from cubemem.server.bodies import (
-    ERRORS,
-    AgentChange,
-    AgentKey,
-    NewAgent,
-)
-from cubemem.server.plumbing import (
-    OS,
-    Operator,
-)
+from cubemem.server.bodies import ERRORS, AgentChange, AgentKey, NewAgent
+from cubemem.server.plumbing import OS, Operator
 
 router = APIRouter()
 

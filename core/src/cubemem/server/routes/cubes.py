@@ -6,19 +6,8 @@ from fastapi import APIRouter
 
 from cubemem import errors
 from cubemem.access import Right
-from cubemem.server.bodies import (
-    ERRORS,
-    CubeInfo,
-    MultiSearchBody,
-    NewCube,
-    Results,
-)
-from cubemem.server.plumbing import (
-    OS,
-    Caller,
-    Cube,
-    Operator,
-)
+from cubemem.server.bodies import ERRORS, CubeInfo, MultiSearchBody, NewCube, Results
+from cubemem.server.plumbing import OS, Caller, Cube, Operator
 from cubemem.shared import AgentCube, AgentOS
 
 router = APIRouter()

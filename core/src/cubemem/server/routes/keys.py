@@ -7,18 +7,8 @@ from datetime import timedelta
 from fastapi import APIRouter
 
 from cubemem.model import MemoryItem
-from cubemem.server.bodies import (
-    ERRORS,
-    Found,
-    IdsBody,
-    KeyBody,
-    NamespacesBody,
-    PutBody,
-)
-from cubemem.server.plumbing import (
-    Cube,
-    plain,
-)
+from cubemem.server.bodies import ERRORS, Found, IdsBody, KeyBody, NamespacesBody, PutBody
+from cubemem.server.plumbing import Cube, plain
 
 router = APIRouter()
 

@@ -26,11 +26,7 @@ from cubemem.server.bodies import (
     Waited,
     Written,
 )
-from cubemem.server.plumbing import (
-    Cube,
-    IdemKey,
-    plain,
-)
+from cubemem.server.plumbing import Cube, IdemKey, plain
 from cubemem.shared import AgentCube
 
 router = APIRouter()

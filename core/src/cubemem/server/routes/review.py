@@ -8,14 +8,8 @@ from fastapi import APIRouter, Query
 
 from cubemem.access import AuditEntry
 from cubemem.model import MemoryItem
-from cubemem.server.bodies import (
-    ERRORS,
-    MAX_RESULTS,
-    Page,
-)
-from cubemem.server.plumbing import (
-    Cube,
-)
+from cubemem.server.bodies import ERRORS, MAX_RESULTS, Page
+from cubemem.server.plumbing import Cube
 
 router = APIRouter()
 

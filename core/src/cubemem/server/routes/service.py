@@ -7,14 +7,8 @@ from fastapi import APIRouter
 from cubemem import __version__
 from cubemem.access import Agent
 from cubemem.scheduler.scheduler import SchedulerStatus
-from cubemem.server.bodies import (
-    ERRORS,
-)
-from cubemem.server.plumbing import (
-    OS,
-    Caller,
-    Operator,
-)
+from cubemem.server.bodies import ERRORS
+from cubemem.server.plumbing import OS, Caller, Operator
 
 router = APIRouter()
 
