@@ -10,8 +10,27 @@ import cubemem
 
 SRC = Path(cubemem.__file__).resolve().parent
 LAYERS = [
-    {"model", "settings", "errors", "limits", "manifest", "archive", "sqlite", "render"},
-    {"store", "embed", "embed_adapters", "llm", "extract", "access"},
+    {
+        "model",
+        "model_base",
+        "settings",
+        "errors",
+        "limits",
+        "manifest",
+        "archive",
+        "sqlite",
+        "render",
+    },
+    {
+        "store",
+        "embed",
+        "embed_adapters",
+        "llm",
+        "extract",
+        "access",
+        "access_model",
+        "access_tables",
+    },
     {"retrieve", "searchindex", "lexical"},
     {"ops"},
     {"scheduler"},
