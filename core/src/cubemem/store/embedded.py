@@ -13,163 +13,48 @@ exactly. A follower becomes the owner when the lock frees up.
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic_core import to_jsonable_python
 
 from cubemem.embed import Embedder
 from cubemem.errors import BackendUnavailableError, ConflictError, CubeCorruptError
-from cubemem.model import Filters, MemoryItem, Usage, decode_namespace, encode_namespace
+from cubemem.model import Filters, MemoryItem, decode_namespace
 from cubemem.sqlite import immediate
 from cubemem.store import filters as filters_sql
-from cubemem.store.base import Changes, Embedding, EmbedFn, IndexRow, Repair
+from cubemem.store.base import Changes, Embedding, EmbedFn, Repair
+from cubemem.store.chroma_files import SUMS, index_sound, open_index, write_sums
+from cubemem.store.sqlite_rows import (
+    FEED_ALL,
+    FEED_SINCE,
+    INDEX_PAGE,
+    INSERT,
+    ITEM_JSON_EXCLUDE,
+    REVISE,
+    SCHEMA,
+    bump,
+    feed_row,
+    item_of,
+    json_time,
+    migrations,
+    revise_values,
+    row_values,
+    vector_blob,
+)
+
+__all__ = ["SUMS", "EmbeddedStore"]
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS memories (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    user_id TEXT,
-    agent_id TEXT,
-    session_id TEXT,
-    created_at REAL NOT NULL,
-    event_at REAL NOT NULL,
-    expires_at REAL,
-    version INTEGER NOT NULL,
-    digest TEXT,
-    vector BLOB,
-    hits INTEGER NOT NULL DEFAULT 0,
-    last_access REAL,
-    data TEXT NOT NULL,
-    namespace TEXT,
-    seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS memories_scope ON memories (user_id, agent_id, session_id);
-DROP INDEX IF EXISTS memories_status;
-CREATE INDEX IF NOT EXISTS memories_event ON memories (event_at);
-CREATE INDEX IF NOT EXISTS memories_expires ON memories (expires_at);
-CREATE INDEX IF NOT EXISTS memories_namespace ON memories (namespace) WHERE namespace IS NOT NULL;
-CREATE TABLE IF NOT EXISTS tags (
-    tag TEXT NOT NULL,
-    id TEXT NOT NULL,
-    PRIMARY KEY (tag, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tags_id ON tags (id);
-CREATE TABLE IF NOT EXISTS versions (
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (id, version)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS memories_seq ON memories (seq);
-CREATE TABLE IF NOT EXISTS purged (seq INTEGER NOT NULL, id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS purged_seq ON purged (seq);
-CREATE TABLE IF NOT EXISTS pending_index (id TEXT PRIMARY KEY, op TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
-"""
-
-INSERT = """
-INSERT INTO memories (id, status, kind, user_id, agent_id, session_id, created_at, event_at,
-                      expires_at, version, digest, vector, hits, last_access, data, namespace, seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-# A compare-and-set: only the version the writer read is replaced. Usage counters (hits,
-# last_access) are not written: they belong to touch(), whose increments a revision keeps.
-REVISE = """
-UPDATE memories SET
-    status = ?, kind = ?, user_id = ?, agent_id = ?, session_id = ?, created_at = ?,
-    event_at = ?, expires_at = ?, version = ?, digest = COALESCE(?, digest),
-    vector = COALESCE(?, vector), data = ?, namespace = ?, seq = ?
-WHERE id = ? AND version = ?
-"""
-
-# Cubes made before keyed memories (namespace) or the change feed (seq) lack those columns.
-MIGRATIONS = {
-    "namespace": "ALTER TABLE memories ADD COLUMN namespace TEXT",
-    "seq": "ALTER TABLE memories ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
-}
-
-# What the search indexes need of a row (see ``changes``), without parsing the item JSON.
-FEED = """
-SELECT m.id, m.rowid, m.status, m.kind, m.user_id, m.agent_id, m.session_id, m.expires_at,
-       json_extract(m.data, '$.provenance.source'), json_extract(m.data, '$.provenance.speaker'),
-       json_extract(m.data, '$.provenance.occurred_at'), json_extract(m.data, '$.content'),
-       json_extract(m.data, '$.context'), m.vector
-FROM memories m
-"""
-FEED_ALL = FEED + "ORDER BY m.rowid"
-FEED_SINCE = FEED + "INDEXED BY memories_seq WHERE m.seq > ?"  # then sorted by rowid
-
-_ITEM_JSON_EXCLUDE = {"usage"}
-_INDEX_PAGE = 10_000
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _row_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
-    """The INSERT parameters of a row."""
-    fields = _revise_values(item, embedding, seq)
-    return (item.id, *fields[:-3], item.usage.hits, _ts(item.usage.last_access), *fields[-3:])
-
-
-def _revise_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
-    """The REVISE parameters of a row, less the WHERE clause."""
-    return (
-        item.status.value,
-        item.kind.value,
-        item.scope.user,
-        item.scope.agent,
-        item.scope.session,
-        _ts(item.provenance.created_at),
-        _ts(item.event_time),
-        _ts(item.expires_at),
-        item.version,
-        embedding.digest if embedding else None,
-        _blob(embedding.vector) if embedding else None,
-        item.model_dump_json(exclude=_ITEM_JSON_EXCLUDE),
-        None if item.namespace is None else encode_namespace(item.namespace),
-        seq,
-    )
-
-
-def _json_time(value: datetime) -> str:
-    """A datetime as the item JSON holds it (pydantic's ISO 8601 form)."""
-    return str(to_jsonable_python(value))
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=np.float32).tobytes()
-
-
-def _item(data: str, hits: int, last_access: float | None) -> MemoryItem:
-    item = MemoryItem.model_validate_json(data)
-    item.usage = Usage(
-        hits=hits,
-        last_access=None if last_access is None else datetime.fromtimestamp(last_access, UTC),
-    )
-    return item
-
 
 _SQL = filters_sql.SQLite()
 
@@ -196,7 +81,7 @@ class EmbeddedStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(f"BEGIN IMMEDIATE;{_migrations(self._db)}{SCHEMA}COMMIT;")
+            self._db.executescript(f"BEGIN IMMEDIATE;{migrations(self._db)}{SCHEMA}COMMIT;")
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):  # locked, busy, unopenable
                 raise BackendUnavailableError(
@@ -240,14 +125,14 @@ class EmbeddedStore:
             return False
         try:
             index = self._path / "index"
-            if not _index_sound(index, self._embedder.dimension):
+            if not index_sound(index, self._embedder.dimension):
                 # derived data, never trusted: set the damaged files aside, rebuild from rows
                 aside = self._path / f"index.broken-{int(time.time())}"
                 log.warning("vector index of %s is damaged; rebuilt from the rows", self._path)
                 shutil.rmtree(aside, ignore_errors=True)
                 index.rename(aside)
                 shutil.rmtree(aside, ignore_errors=True)
-            self._client, self._collection = _open_index(index, self._embedder)
+            self._client, self._collection = open_index(index, self._embedder)
             (index / SUMS).unlink(missing_ok=True)  # open: the index changes from here on
         except BaseException:
             os.close(fd)
@@ -270,7 +155,7 @@ class EmbeddedStore:
                     self.reconcile(self._embed_fn)
             applied = 0
             while True:
-                rows = self._query("SELECT id, op FROM pending_index LIMIT ?", (_INDEX_PAGE,))
+                rows = self._query("SELECT id, op FROM pending_index LIMIT ?", (INDEX_PAGE,))
                 if not rows:
                     return applied
                 purged = [id_ for id_, op in rows if op == "purge"]
@@ -313,12 +198,12 @@ class EmbeddedStore:
                 db.executemany(
                     "INSERT INTO versions (id, version, data) VALUES (?, ?, ?)",
                     [
-                        (id_, version, v.model_dump_json(exclude=_ITEM_JSON_EXCLUDE))
+                        (id_, version, v.model_dump_json(exclude=ITEM_JSON_EXCLUDE))
                         for (id_, version), v in snapshots.items()
                     ],
                 )
-                seq = _bump(db) if new else 0
-                db.executemany(INSERT, [_row_values(i, embeddings.get(i.id), seq) for i in new])
+                seq = bump(db) if new else 0
+                db.executemany(INSERT, [row_values(i, embeddings.get(i.id), seq) for i in new])
                 self._write_tags(db, new)
                 self._note_pending(db, [i.id for i in new if i.id in embeddings])
             # The rows are durable now; a crash before the index write is repaired on open.
@@ -335,13 +220,13 @@ class EmbeddedStore:
                 raise ValueError(f"revision of {item.id} must raise its version past {expected}")
         with self._lock:
             with self._transaction() as db:
-                seq = _bump(db)
+                seq = bump(db)
                 stale = [
                     item.id
                     for item, expected in revisions
                     if not db.execute(
                         REVISE,
-                        (*_revise_values(item, embeddings.get(item.id), seq), item.id, expected),
+                        (*revise_values(item, embeddings.get(item.id), seq), item.id, expected),
                     ).rowcount
                 ]
                 if stale:  # raising rolls the whole transaction back
@@ -355,7 +240,7 @@ class EmbeddedStore:
                     db.executemany(
                         "INSERT INTO versions (id, version, data) VALUES (?, ?, ?)",
                         [
-                            (i.id, i.version, i.model_dump_json(exclude=_ITEM_JSON_EXCLUDE))
+                            (i.id, i.version, i.model_dump_json(exclude=ITEM_JSON_EXCLUDE))
                             for i in items
                         ],
                     )
@@ -372,12 +257,12 @@ class EmbeddedStore:
     def extend(self, changes: Sequence[tuple[str, int, datetime]]) -> list[str]:
         done: list[str] = []
         with self._transaction() as db:
-            seq = _bump(db)  # taken back below when no row changed
+            seq = bump(db)  # taken back below when no row changed
             for id_, version, expires_at in changes:
                 cur = db.execute(
                     "UPDATE memories SET expires_at = ?, data = json_set(data, '$.expires_at', ?), "
                     "seq = ? WHERE id = ? AND version = ? AND status = 'active'",
-                    (expires_at.timestamp(), _json_time(expires_at), seq, id_, version),
+                    (expires_at.timestamp(), json_time(expires_at), seq, id_, version),
                 )
                 if cur.rowcount:
                     done.append(id_)
@@ -460,7 +345,7 @@ class EmbeddedStore:
                 f"WHERE id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
-            found.update({row[0]: _item(*row[1:]) for row in rows})
+            found.update({row[0]: item_of(*row[1:]) for row in rows})
         return [found[i] for i in ids if i in found]
 
     def versions(self, id: str) -> list[MemoryItem]:
@@ -476,7 +361,7 @@ class EmbeddedStore:
             "ORDER BY m.rowid LIMIT ? OFFSET ?",
             [*params, -1 if limit is None else limit, offset],
         )
-        return [_item(*row) for row in rows]
+        return [item_of(*row) for row in rows]
 
     def match_ids(self, filters: Filters, *, now: datetime) -> list[str]:
         where, params = _where(filters, now)
@@ -562,7 +447,7 @@ class EmbeddedStore:
                     "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'purge')",
                     [(i,) for i in ids],
                 )
-            seq = _bump(db)
+            seq = bump(db)
             db.executemany("INSERT INTO purged (seq, id) VALUES (?, ?)", [(seq, i) for i in ids])
         if self._collection is not None:
             try:
@@ -592,10 +477,10 @@ class EmbeddedStore:
                 if revision == since:
                     return Changes(revision, [], [])
                 if since < 0:
-                    rows = [_feed_row(r) for r in self._db.execute(FEED_ALL)]
+                    rows = [feed_row(r) for r in self._db.execute(FEED_ALL)]
                 else:
                     found = self._db.execute(FEED_SINCE, (since,)).fetchall()
-                    rows = [_feed_row(r) for r in sorted(found, key=lambda r: r[1])]
+                    rows = [feed_row(r) for r in sorted(found, key=lambda r: r[1])]
                 purged = [
                     r[0]
                     for r in self._db.execute(
@@ -627,7 +512,7 @@ class EmbeddedStore:
                 with self._transaction() as db:
                     db.executemany(
                         "UPDATE memories SET digest = ?, vector = ? WHERE id = ?",
-                        [(e.digest, _blob(e.vector), id_) for id_, e in fresh.items()],
+                        [(e.digest, vector_blob(e.vector), id_) for id_, e in fresh.items()],
                     )
                 embeddings.update(fresh)
             self._index(embeddings)
@@ -651,11 +536,11 @@ class EmbeddedStore:
         digests: dict[str, str | None] = {}
         while True:
             page = self._collection.get(
-                include=["metadatas"], limit=_INDEX_PAGE, offset=len(digests)
+                include=["metadatas"], limit=INDEX_PAGE, offset=len(digests)
             )
             for id_, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
                 digests[id_] = (meta or {}).get("h")
-            if len(page["ids"]) < _INDEX_PAGE:
+            if len(page["ids"]) < INDEX_PAGE:
                 return digests
 
     def close(self) -> None:
@@ -674,144 +559,8 @@ class EmbeddedStore:
             if self._client is not None:
                 self._client.close()
                 try:  # a clean close vouches for the index files the next open will load
-                    _write_sums(self._path / "index")
+                    write_sums(self._path / "index")
                 except OSError as exc:
                     log.warning("could not record the index checksums of %s: %s", self._path, exc)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the index lock
-
-
-def _bump(db: sqlite3.Connection) -> int:
-    """Advance the revision inside a write transaction; the rows it writes carry it as seq."""
-    return int(
-        db.execute(
-            "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value"
-        ).fetchone()[0]
-    )
-
-
-def _feed_row(row: tuple[Any, ...]) -> IndexRow:
-    (
-        id_,
-        order,
-        status,
-        kind,
-        user,
-        agent,
-        session,
-        expires_at,
-        source,
-        speaker,
-        occurred_at,
-        content,
-        context,
-        vector,
-    ) = row
-    return IndexRow(
-        id=id_,
-        order=order,
-        status=status,
-        kind=kind,
-        user=user,
-        agent=agent,
-        session=session,
-        expires_at=expires_at,
-        source=source,
-        speaker=speaker,
-        occurred_at=None if occurred_at is None else datetime.fromisoformat(occurred_at),
-        content=content,
-        context=context,
-        vector=None if vector is None else np.frombuffer(vector, dtype=np.float32),
-    )
-
-
-def _migrations(db: sqlite3.Connection) -> str:
-    columns = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
-    if not columns:
-        return ""
-    return "".join(f"{sql};" for column, sql in MIGRATIONS.items() if column not in columns)
-
-
-SUMS = "cubemem-sums.json"
-"""Checksums of the index files, written at a clean close and checked at the next open."""
-
-_PROBE = """
-import sys, numpy, chromadb
-from chromadb.config import Settings
-client = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False))
-for collection in client.list_collections():
-    count, offset = collection.count(), 0
-    while True:  # every entry, as the reconcile after open reads them
-        page = collection.get(include=["metadatas", "embeddings"], limit=5000, offset=offset)
-        offset += len(page["ids"])
-        if len(page["ids"]) < 5000:
-            break
-    if count:
-        collection.query(query_embeddings=[numpy.ones(int(sys.argv[2])).tolist()], n_results=10)
-"""
-
-
-def _file_sums(path: Path) -> dict[str, str]:
-    sums = {}
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != SUMS):
-        digest = hashlib.blake2b(digest_size=16)
-        with open(file, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        sums[str(file.relative_to(path))] = digest.hexdigest()
-    return sums
-
-
-def _write_sums(path: Path) -> None:
-    if path.is_dir():
-        tmp = path / (SUMS + ".tmp")
-        tmp.write_text(json.dumps(_file_sums(path)), encoding="utf-8")
-        os.replace(tmp, path / SUMS)
-
-
-def _index_sound(path: Path, dimension: int) -> bool:
-    """Whether the index files can be loaded: they match the checksums of the last clean
-    close, or — after a crash, when there are none — a child process loads and queries them
-    without failing (a damaged HNSW file can crash the process that loads it)."""
-    if not path.exists():
-        return True
-    try:
-        recorded = json.loads((path / SUMS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = None
-    if isinstance(recorded, dict):
-        return recorded == _file_sums(path)
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", _PROBE, str(path), str(dimension)],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("could not probe the vector index in %s: %s", path, exc)
-        return False
-    if probe.returncode != 0:
-        log.warning("the vector index in %s failed to load: %s", path, probe.stderr[-500:])
-    return probe.returncode == 0
-
-
-def _open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    from cubemem.store.chroma_embedding import CubememEmbeddingFunction
-
-    try:
-        client = chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
-        )
-        collection = client.get_or_create_collection(
-            "memories",
-            # chroma types the function for text and images; ours embeds text only
-            embedding_function=CubememEmbeddingFunction(embedder),  # type: ignore[arg-type]
-            configuration={"hnsw": {"space": "ip"}},
-        )
-    except Exception as exc:  # chromadb raises assorted errors for a broken folder
-        raise BackendUnavailableError(f"cannot open the vector index in {path}: {exc}") from exc
-    return client, collection

@@ -1,0 +1,194 @@
+"""The embedded engine's SQLite side: schema, statements, migrations, and a row's values
+in and out."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pydantic_core import to_jsonable_python
+
+from cubemem.model import MemoryItem, Usage, encode_namespace
+from cubemem.store.base import Embedding, IndexRow
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user_id TEXT,
+    agent_id TEXT,
+    session_id TEXT,
+    created_at REAL NOT NULL,
+    event_at REAL NOT NULL,
+    expires_at REAL,
+    version INTEGER NOT NULL,
+    digest TEXT,
+    vector BLOB,
+    hits INTEGER NOT NULL DEFAULT 0,
+    last_access REAL,
+    data TEXT NOT NULL,
+    namespace TEXT,
+    seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS memories_scope ON memories (user_id, agent_id, session_id);
+DROP INDEX IF EXISTS memories_status;
+CREATE INDEX IF NOT EXISTS memories_event ON memories (event_at);
+CREATE INDEX IF NOT EXISTS memories_expires ON memories (expires_at);
+CREATE INDEX IF NOT EXISTS memories_namespace ON memories (namespace) WHERE namespace IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tags (
+    tag TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (tag, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_id ON tags (id);
+CREATE TABLE IF NOT EXISTS versions (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (id, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS memories_seq ON memories (seq);
+CREATE TABLE IF NOT EXISTS purged (seq INTEGER NOT NULL, id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS purged_seq ON purged (seq);
+CREATE TABLE IF NOT EXISTS pending_index (id TEXT PRIMARY KEY, op TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+"""
+
+INSERT = """
+INSERT INTO memories (id, status, kind, user_id, agent_id, session_id, created_at, event_at,
+                      expires_at, version, digest, vector, hits, last_access, data, namespace, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# A compare-and-set: only the version the writer read is replaced. Usage counters (hits,
+# last_access) are not written: they belong to touch(), whose increments a revision keeps.
+REVISE = """
+UPDATE memories SET
+    status = ?, kind = ?, user_id = ?, agent_id = ?, session_id = ?, created_at = ?,
+    event_at = ?, expires_at = ?, version = ?, digest = COALESCE(?, digest),
+    vector = COALESCE(?, vector), data = ?, namespace = ?, seq = ?
+WHERE id = ? AND version = ?
+"""
+
+# Cubes made before keyed memories (namespace) or the change feed (seq) lack those columns.
+MIGRATIONS = {
+    "namespace": "ALTER TABLE memories ADD COLUMN namespace TEXT",
+    "seq": "ALTER TABLE memories ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+}
+
+# What the search indexes need of a row (see ``changes``), without parsing the item JSON.
+FEED = """
+SELECT m.id, m.rowid, m.status, m.kind, m.user_id, m.agent_id, m.session_id, m.expires_at,
+       json_extract(m.data, '$.provenance.source'), json_extract(m.data, '$.provenance.speaker'),
+       json_extract(m.data, '$.provenance.occurred_at'), json_extract(m.data, '$.content'),
+       json_extract(m.data, '$.context'), m.vector
+FROM memories m
+"""
+FEED_ALL = FEED + "ORDER BY m.rowid"
+FEED_SINCE = FEED + "INDEXED BY memories_seq WHERE m.seq > ?"  # then sorted by rowid
+
+ITEM_JSON_EXCLUDE = {"usage"}
+INDEX_PAGE = 10_000
+
+
+def ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def row_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
+    """The INSERT parameters of a row."""
+    fields = revise_values(item, embedding, seq)
+    return (item.id, *fields[:-3], item.usage.hits, ts(item.usage.last_access), *fields[-3:])
+
+
+def revise_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
+    """The REVISE parameters of a row, less the WHERE clause."""
+    return (
+        item.status.value,
+        item.kind.value,
+        item.scope.user,
+        item.scope.agent,
+        item.scope.session,
+        ts(item.provenance.created_at),
+        ts(item.event_time),
+        ts(item.expires_at),
+        item.version,
+        embedding.digest if embedding else None,
+        vector_blob(embedding.vector) if embedding else None,
+        item.model_dump_json(exclude=ITEM_JSON_EXCLUDE),
+        None if item.namespace is None else encode_namespace(item.namespace),
+        seq,
+    )
+
+
+def json_time(value: datetime) -> str:
+    """A datetime as the item JSON holds it (pydantic's ISO 8601 form)."""
+    return str(to_jsonable_python(value))
+
+
+def vector_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def item_of(data: str, hits: int, last_access: float | None) -> MemoryItem:
+    item = MemoryItem.model_validate_json(data)
+    item.usage = Usage(
+        hits=hits,
+        last_access=None if last_access is None else datetime.fromtimestamp(last_access, UTC),
+    )
+    return item
+
+
+def bump(db: sqlite3.Connection) -> int:
+    """Advance the revision inside a write transaction; the rows it writes carry it as seq."""
+    return int(
+        db.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value"
+        ).fetchone()[0]
+    )
+
+
+def feed_row(row: tuple[Any, ...]) -> IndexRow:
+    (
+        id_,
+        order,
+        status,
+        kind,
+        user,
+        agent,
+        session,
+        expires_at,
+        source,
+        speaker,
+        occurred_at,
+        content,
+        context,
+        vector,
+    ) = row
+    return IndexRow(
+        id=id_,
+        order=order,
+        status=status,
+        kind=kind,
+        user=user,
+        agent=agent,
+        session=session,
+        expires_at=expires_at,
+        source=source,
+        speaker=speaker,
+        occurred_at=None if occurred_at is None else datetime.fromisoformat(occurred_at),
+        content=content,
+        context=context,
+        vector=None if vector is None else np.frombuffer(vector, dtype=np.float32),
+    )
+
+
+def migrations(db: sqlite3.Connection) -> str:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(memories)")}
+    if not columns:
+        return ""
+    return "".join(f"{sql};" for column, sql in MIGRATIONS.items() if column not in columns)
