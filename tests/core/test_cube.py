@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,3 +172,17 @@ def test_filtered_search_scores_small_subsets_exactly(cube):
     assert hits[0].id == target.id
     assert {h.item.scope.user for h in hits} == {"ana"}
     assert hits[0].dense_score > 0.3
+
+
+def test_a_name_that_moved_to_maintenance_says_where_it_went(cube):
+    with pytest.raises(AttributeError, match=r"cube\.maintenance\.extractor"):
+        cube.extractor = lambda turns: []
+    with pytest.raises(AttributeError, match=r"cube\.maintenance\.consolidate"):
+        cube.consolidate()
+    with pytest.raises(AttributeError, match=r"cubemem\.cube\.compose"):
+        cube.compose  # noqa: B018
+    cube.maintenance.extractor = lambda turns: ["a fact"]
+    assert cube.maintenance.context.extractor is not None
+    public = inspect.getmembers(type(cube))
+    sync = [n for n, m in public if not n.startswith("_") and not inspect.iscoroutinefunction(m)]
+    assert len(sync) <= 30, sync

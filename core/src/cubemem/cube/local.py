@@ -195,6 +195,17 @@ class MemCube(BaseCube):
     def __repr__(self) -> str:
         return f"MemCube(name={self.name!r}, path={str(self._path)!r})"
 
+    def __getattr__(self, name: str) -> Any:
+        if name in _MOVED or name in _MODULE:
+            raise AttributeError(_moved(name))
+        raise AttributeError(f"MemCube has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # an assignment to a name that moved would otherwise be kept and never read
+        if name in _MOVED or name in _MODULE:
+            raise AttributeError(_moved(name))
+        super().__setattr__(name, value)
+
     # -- running --------------------------------------------------------------------------
     def run(self, operation: op.Operation[R]) -> R:
         """Run one operation on this cube's context."""
@@ -220,6 +231,19 @@ class MemCube(BaseCube):
         else:
             self._store_now(items, progress)
         return _shaped(items, single, wait)
+
+
+_MOVED = {name for name in Maintenance.__dict__ if not name.startswith("_")}
+_MODULE = {"compose", "reindex", "acompose", "areindex"}
+
+
+def _moved(name: str) -> str:
+    if name in _MODULE:
+        return f"MemCube.{name} moved to cubemem.cube.{name}(...) (CHANGELOG.md lists the moves)"
+    return (
+        f"MemCube.{name} moved to cube.maintenance.{name} (CHANGELOG.md lists the moves); "
+        f"use cube.maintenance.{name}"
+    )
 
 
 def _shaped(items: list[MemoryItem], single: bool, wait: bool) -> Any:
