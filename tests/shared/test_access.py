@@ -116,7 +116,8 @@ def test_reject_rolls_a_held_change_back(os_):
 def test_facts_extracted_from_an_agents_turns_are_its(os_):
     os_.access.create_agent("bot", trust=0.8)
     os_.access.grant("bot", "team", "write")
-    os_.open_cube("team").maintenance.extractor = lambda turns: [f"fact: {t.content}" for t in turns]
+    team = os_.open_cube("team").maintenance
+    team.extractor = lambda turns: [f"fact: {t.content}" for t in turns]
     bot = os_.as_agent("bot").open_cube("team")
     bot.add_messages([{"speaker": "Ana", "content": "I moved to Porto"}], session="s")
     fact = bot.search("Porto", k=5, filters={"kind": "plaintext"})
