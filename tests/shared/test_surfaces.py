@@ -5,7 +5,6 @@ server lacks fails here. Then every MCP tool runs once, as an admin agent, in pr
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 
 import pytest
@@ -20,6 +19,8 @@ from cubemem.remote.requests import REQUESTS, request
 from cubemem.server.app import openapi_schema
 from cubemem.server.mcp import TOOLS, build_mcp
 from cubemem.shared import HANDLERS as AGENT_HANDLERS
+
+from .test_mcp import _data
 
 ALL = (*op.CUBE_OPERATIONS, *op.REVIEW_OPERATIONS)
 
@@ -74,14 +75,6 @@ def test_every_operation_has_an_mcp_tool_and_the_openapi_schema_names_the_routes
     assert set(TOOLS) == {k.method for k in ALL}
     paths = openapi_schema()["paths"]
     assert "/v1/cubes/{name}/stats" in paths and "/v1/search" in paths
-
-
-def _data(result) -> object:
-    assert not result.is_error, result.content
-    if result.structured_content is not None:
-        value = result.structured_content
-        return value.get("result", value) if isinstance(value, dict) else value
-    return json.loads(result.content[0].text)
 
 
 async def test_every_mcp_tool_runs(tmp_path, embedder):

@@ -22,7 +22,7 @@ from cubemem.cube.maintenance import Maintenance
 from cubemem.cube.runner import threaded
 from cubemem.embed import Embedder, EmbedderLike
 from cubemem.manifest import Manifest
-from cubemem.model import Filters, MemoryInput, MemoryItem, Status
+from cubemem.model import Filters, MemoryItem, Status
 from cubemem.ops import create, followup, inputs, keyed, read, transfer, write
 from cubemem.scheduler import OneCube, Scheduler, add_task, open_queue
 from cubemem.settings import Settings
@@ -253,7 +253,7 @@ def _shaped(items: list[MemoryItem], single: bool, wait: bool) -> Any:
 
 @HANDLERS.runs(op.Add)
 def _add(cube: MemCube, o: op.Add) -> Any:
-    single = isinstance(o.content, str | MemoryInput | dict)
+    single = o.single
     contents = [o.content] if single else inputs.as_list(o.content, "content")
     items = create.new_items(cube._ctx, contents, scope=o.scope, tags=o.tags, metadata=o.metadata)
     return cube._write(items, single, o.wait, o.idempotency_key, None)

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from cubemem import errors
 from cubemem.access import AuditEntry
 from cubemem.cube import operations as op
-from cubemem.model import MemoryInput, MemoryItem, SearchResult
+from cubemem.model import MemoryItem, SearchResult
 from cubemem.remote.transport import (
     Call,
     content_json,
@@ -64,7 +64,7 @@ def _written(path: str, body: dict[str, Any], single: bool, o: Any) -> Call:
 
 @REQUESTS.runs(op.Add)
 def _add(base: str, o: op.Add) -> Call:
-    single = isinstance(o.content, str | MemoryInput | dict)
+    single = o.single
     body = {
         "content": content_json(o.content if single else list(o.content)),
         "scope": scope_json(o.scope),
