@@ -117,7 +117,7 @@ def postgres_url(tmp_path_factory):
 
     server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
     yield server.get_uri()
-    from cubemem.store.postgres import close_pools
+    from cubemem.store.postgres_schema import close_pools
 
     close_pools()
     server.cleanup()

@@ -46,7 +46,7 @@ def assert_whole(path: Path) -> None:
         assert cube.count() == COUNT
         assert cube.maintenance.store.owns_index
         assert (
-            cube.maintenance.store._collection.count() == COUNT
+            cube.maintenance.store._index.collection.count() == COUNT
         )  # the index holds every row again
         vector = np.asarray(cube.embedder.embed_query("memory 7 about topic 7"))
         assert len(cube.maintenance.store.nearest(vector, 5, None)) == 5

@@ -73,7 +73,7 @@ def test_rows_without_vectors_are_reindexed_on_open(tmp_path, embedder):
 def test_stale_vector_after_an_interrupted_update_is_replaced(tmp_path, embedder):
     with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
         item = cube.add("the meeting is on Monday")
-        collection = cube.maintenance.store._collection
+        collection = cube.maintenance.store._index.collection
         old = collection.get(ids=[item.id], include=["embeddings", "metadatas"])
         cube.update(item.id, "the meeting moved to Thursday")
         # Put the old vector back, as if the update's index write never happened.

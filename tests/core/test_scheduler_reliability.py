@@ -60,7 +60,7 @@ def verify(cube: MemCube, acked: dict[str, str], sample: int, rng: random.Random
     store.sync_index()
     found, _ = store.vectors(list(items))
     assert set(found) == set(items)
-    assert store._collection.count() == len(items)
+    assert store._index.collection.count() == len(items)
     for id_ in rng.sample(sorted(acked), min(sample, len(acked))):
         hits = [r.id for r in cube.search(acked[id_], k=3)]
         assert hits.count(id_) == 1, (acked[id_], hits)

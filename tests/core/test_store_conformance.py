@@ -256,7 +256,7 @@ def test_postgresql_builds_its_hnsw_index_when_first_asked(embedder, fresh_postg
     subset, it starts the build; a build that died (an invalid index) is redone."""
     import psycopg
 
-    from cubemem.store import postgres
+    from cubemem.store import postgres_schema
 
     def valid() -> list[bool]:
         with psycopg.connect(fresh_postgres_url) as conn:
@@ -278,7 +278,7 @@ def test_postgresql_builds_its_hnsw_index_when_first_asked(embedder, fresh_postg
             "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)",
             (f"cubemem_hnsw_{embedder.dimension}",),
         )
-    postgres._INDEXED.clear()
+    postgres_schema.INDEXED.clear()
     assert store.build_vector_index(wait=True) and valid() == [True]
     assert len(store.get([i.id for i in items])) == 60
     store.close()

@@ -84,7 +84,7 @@ CHECK = textwrap.dedent(
         print(json.dumps({
             "ids": [m.id for m in cube.iter(Filters.everything())],
             "first_version": cube.get(first.id).version,
-            "indexed": cube.maintenance.store._collection.count(),
+            "indexed": cube.maintenance.store._index.collection.count(),
         }), flush=True)
     """
 )

@@ -117,7 +117,7 @@ def migrate(
     from cubemem.cli_output import console
     from cubemem.cli_output import run as _run
     from cubemem.store import engine_of
-    from cubemem.store.postgres import migrate as migrate_store
+    from cubemem.store.postgres_schema import migrate as migrate_store
 
     if _run(lambda: engine_of(store)) != "postgresql":
         console.print("the embedded engine migrates each cube when it opens; nothing to do")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -63,6 +63,14 @@ class IndexRow(NamedTuple):
     context: str | None
     vector: np.ndarray | None
 
+    @classmethod
+    def from_feed(cls, row: Sequence[Any], vector: np.ndarray | None) -> IndexRow:
+        """A change-feed row: the fields in this order, ``occurred_at`` as ISO text, the
+        vector (last) decoded by the engine."""
+        occurred = row[10]
+        when = None if occurred is None else datetime.fromisoformat(occurred)
+        return cls._make([*row[:10], when, *row[11:13], vector])
+
 
 @dataclass(frozen=True)
 class Changes:
@@ -75,18 +83,23 @@ class Changes:
 
 
 EmbedFn = Callable[[list[MemoryItem]], Mapping[str, Embedding]]
+Items = Sequence[MemoryItem]
+Embeddings = Mapping[str, Embedding]
+Revisions = Sequence[tuple[MemoryItem, int]]
+
+
+def check_revisions(revisions: Revisions) -> None:
+    """A revision must raise its item's version past the one it expects to replace."""
+    for item, expected in revisions:
+        if item.version <= expected:
+            raise ValueError(f"revision of {item.id} must raise its version past {expected}")
 
 
 @runtime_checkable
 class MemoryStore(Protocol):
     """Rows are the truth; the vector index is derived from them and can be rebuilt."""
 
-    def insert(
-        self,
-        items: Sequence[MemoryItem],
-        embeddings: Mapping[str, Embedding],
-        history: Sequence[MemoryItem] = (),
-    ) -> list[str]:
+    def insert(self, items: Items, embeddings: Embeddings, history: Items = ()) -> list[str]:
         """Create rows (with their version snapshots) durably, then index ``embeddings``.
 
         Ids that already exist are left untouched and not returned, so a redelivered insert
@@ -95,9 +108,7 @@ class MemoryStore(Protocol):
         """
         ...
 
-    def revise(
-        self, revisions: Sequence[tuple[MemoryItem, int]], embeddings: Mapping[str, Embedding]
-    ) -> None:
+    def revise(self, revisions: Revisions, embeddings: Embeddings) -> None:
         """Replace each row that is still at the expected version with the new item (whose
         version must be higher) and append its snapshot to the history, all or nothing.
 

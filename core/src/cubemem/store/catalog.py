@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from cubemem.errors import BackendUnavailableError
-from cubemem.store.postgres import migrate, pool_for, safe_url
+from cubemem.store.postgres_schema import migrate, pool_for, safe_url
 
 
 class PostgresCatalog:

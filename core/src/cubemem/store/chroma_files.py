@@ -1,22 +1,31 @@
-"""The embedded engine's Chroma folder: checksums of a cleanly closed index, the probe that
-tells a sound index from a damaged one, and opening it."""
+"""The embedded engine's Chroma folder: ``ChromaIndex`` (the index one process at a time
+owns), checksums of a cleanly closed index, the probe that tells a sound index from a damaged
+one, and opening it."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cubemem.embed import Embedder
 from cubemem.errors import BackendUnavailableError
+from cubemem.store.base import Embedding
 
 log = logging.getLogger(__name__)
 
+PAGE = 10_000  # Chroma caps a statement's SQL variables: it is read a page at a time
 SUMS = "cubemem-sums.json"
 """Checksums of the index files, written at a clean close and checked at the next open."""
 
@@ -100,3 +109,105 @@ def open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:
     except Exception as exc:  # chromadb raises assorted errors for a broken folder
         raise BackendUnavailableError(f"cannot open the vector index in {path}: {exc}") from exc
     return client, collection
+
+
+class ChromaIndex:
+    """The cube's Chroma index (``path/index``), held by one process at a time: the one that
+    holds ``path/index.lock`` opens it (``try_own``); the others work without it."""
+
+    def __init__(self, path: Path, embedder: Embedder) -> None:
+        self._path = path
+        self._embedder = embedder
+        self._fd: int | None = None
+        self.client: Any = None
+        self.collection: Any = None
+        self._max_batch = 1
+
+    @property
+    def owned(self) -> bool:
+        return self.collection is not None
+
+    def try_own(self) -> bool:
+        """Take the lock and open the index if no other process holds it; a damaged index is
+        set aside (derived data, never trusted) and the caller rebuilds it from the rows."""
+        if self.collection is not None:
+            return True
+        fd = os.open(self._path / "index.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        try:
+            index = self._path / "index"
+            if not index_sound(index, self._embedder.dimension):
+                aside = self._path / f"index.broken-{int(time.time())}"
+                log.warning("vector index of %s is damaged; rebuilt from the rows", self._path)
+                shutil.rmtree(aside, ignore_errors=True)
+                index.rename(aside)
+                shutil.rmtree(aside, ignore_errors=True)
+            self.client, self.collection = open_index(index, self._embedder)
+            (index / SUMS).unlink(missing_ok=True)  # open: the index changes from here on
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._max_batch = max(1, self.client.get_max_batch_size())
+        return True
+
+    def upsert(self, embeddings: Mapping[str, Embedding]) -> None:
+        ids = list(embeddings)
+        for start in range(0, len(ids), self._max_batch):
+            chunk = ids[start : start + self._max_batch]
+            self.collection.upsert(
+                ids=chunk,
+                embeddings=np.stack([embeddings[i].vector for i in chunk]),
+                metadatas=[{"h": embeddings[i].digest} for i in chunk],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), self._max_batch):
+            self.collection.delete(ids=list(ids[start : start + self._max_batch]))
+
+    def nearest(
+        self, vector: np.ndarray, n: int, allowed: Sequence[str] | None
+    ) -> list[tuple[str, float]]:
+        result = self.collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=n,
+            ids=None if allowed is None else list(allowed),
+            include=["distances"],
+        )
+        return [
+            (id_, 1.0 - float(dist))
+            for id_, dist in zip(result["ids"][0], result["distances"][0], strict=True)
+        ]
+
+    def digests(self) -> dict[str, str | None]:
+        """Every vector's id and text digest, read a page at a time."""
+        digests: dict[str, str | None] = {}
+        while True:
+            page = self.collection.get(include=["metadatas"], limit=PAGE, offset=len(digests))
+            for id_, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
+                digests[id_] = (meta or {}).get("h")
+            if len(page["ids"]) < PAGE:
+                return digests
+
+    def diff(self, truth: Mapping[str, str | None]) -> tuple[list[str], list[str]]:
+        """Against the rows' text digests (id -> digest): the indexed ids no row has
+        (orphans), and the rows whose vector is missing or stale."""
+        digests = self.digests()
+        orphans = [id_ for id_ in digests if id_ not in truth]
+        stale = [i for i, digest in truth.items() if digest is None or digests.get(i) != digest]
+        return orphans, stale
+
+    def close(self) -> None:
+        """Close the client, vouch for the files the next open loads, release the lock."""
+        if self.client is not None:
+            self.client.close()
+            try:
+                write_sums(self._path / "index")
+            except OSError as exc:
+                log.warning("could not record the index checksums of %s: %s", self._path, exc)
+        if self._fd is not None:
+            os.close(self._fd)

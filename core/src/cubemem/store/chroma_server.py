@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from cubemem.embed import Embedder
 from cubemem.errors import BackendUnavailableError, InvalidInputError
+from cubemem.store.chroma_files import ChromaIndex
 from cubemem.store.embedded import EmbeddedStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,54 @@ def parse_url(url: str) -> tuple[str, int, bool]:
         )
     ssl = parts.scheme == "chroma+https"
     return parts.hostname, parts.port or (443 if ssl else 8000), ssl
+
+
+class ServerIndex(ChromaIndex):
+    """A cube's collection on a Chroma server: every process holds it (no lock file)."""
+
+    def __init__(
+        self, path: Path, embedder: Embedder, server: tuple[str, int, bool], name: str
+    ) -> None:
+        super().__init__(path, embedder)
+        self._server = server
+        self._name = name
+
+    def try_own(self) -> bool:
+        if self.collection is not None:
+            return True
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        from cubemem.store.chroma_embedding import CubememEmbeddingFunction
+
+        host, port, ssl = self._server
+        try:
+            self.client = chromadb.HttpClient(
+                host=host, port=port, ssl=ssl, settings=ChromaSettings(anonymized_telemetry=False)
+            )
+            self.collection = self.client.get_or_create_collection(
+                self._name,
+                # chroma types the function for text and images; ours embeds text only
+                embedding_function=CubememEmbeddingFunction(self._embedder),
+                configuration={"hnsw": {"space": "ip"}},
+            )
+            self._max_batch = max(1, self.client.get_max_batch_size())
+        except Exception as exc:  # connection refused, timeouts, server errors
+            self.client = self.collection = None
+            raise BackendUnavailableError(
+                f"cannot reach the Chroma server at {host}:{port} ({exc}); start it "
+                "(`chroma run --host HOST --port PORT --path DIR`) or check CUBEMEM_STORE_URL"
+            ) from exc
+        return True
+
+    def close(self) -> None:
+        """The server keeps the index."""
+        self.client = self.collection = None
+
+    def drop(self) -> None:
+        if self.client is not None:
+            self.client.delete_collection(self._name)
+            self.collection = None
 
 
 class ChromaServerStore(EmbeddedStore):
@@ -56,53 +104,14 @@ class ChromaServerStore(EmbeddedStore):
                 self._db.close()
             raise
 
+    def _open_index(self, embedder: Embedder) -> ChromaIndex:
+        return ServerIndex(self._path, embedder, self._server, self._collection_name)
+
     @property
     def remote_index(self) -> bool:
         return True
 
-    def _try_own_index(self) -> bool:
-        if self._collection is not None:
-            return True
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        from cubemem.store.chroma_embedding import CubememEmbeddingFunction
-
-        host, port, ssl = self._server
-        try:
-            self._client = chromadb.HttpClient(
-                host=host,
-                port=port,
-                ssl=ssl,
-                settings=ChromaSettings(anonymized_telemetry=False),
-            )
-            self._collection = self._client.get_or_create_collection(
-                self._collection_name,
-                # chroma types the function for text and images; ours embeds text only
-                embedding_function=CubememEmbeddingFunction(self._embedder),
-                configuration={"hnsw": {"space": "ip"}},
-            )
-            self._max_batch = max(1, self._client.get_max_batch_size())
-        except Exception as exc:  # connection refused, timeouts, server errors
-            self._client = self._collection = None
-            raise BackendUnavailableError(
-                f"cannot reach the Chroma server at {host}:{port} ({exc}); start it "
-                "(`chroma run --host HOST --port PORT --path DIR`) or check CUBEMEM_STORE_URL"
-            ) from exc
-        self._exact = None
-        return True
-
-    def close(self) -> None:
-        """Release the database; the server keeps the index."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._db.close()
-            self._client = self._collection = None
-
-    def drop_index(self) -> Any:
+    def drop_index(self) -> None:
         """Delete this cube's collection on the server (the rows keep every vector)."""
-        if self._client is not None:
-            self._client.delete_collection(self._collection_name)
-            self._collection = None
+        assert isinstance(self._index, ServerIndex)
+        self._index.drop()

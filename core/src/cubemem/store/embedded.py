@@ -12,13 +12,9 @@ exactly. A follower becomes the owner when the lock frees up.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import shutil
 import sqlite3
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -28,28 +24,39 @@ from typing import Any
 import numpy as np
 
 from cubemem.embed import Embedder
-from cubemem.errors import BackendUnavailableError, ConflictError, CubeCorruptError
+from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, decode_namespace
 from cubemem.sqlite import immediate
 from cubemem.store import filters as filters_sql
-from cubemem.store.base import Changes, Embedding, EmbedFn, Repair
-from cubemem.store.chroma_files import SUMS, index_sound, open_index, write_sums
+from cubemem.store.base import (
+    Changes,
+    Embedding,
+    Embeddings,
+    EmbedFn,
+    Items,
+    Repair,
+    Revisions,
+    check_revisions,
+)
+from cubemem.store.chroma_files import SUMS, ChromaIndex
 from cubemem.store.sqlite_rows import (
-    FEED_ALL,
-    FEED_SINCE,
     INDEX_PAGE,
     INSERT,
     ITEM_JSON_EXCLUDE,
+    PENDING_UPSERT,
     REVISE,
-    SCHEMA,
     bump,
-    feed_row,
+    connect,
     item_of,
     json_time,
-    migrations,
+    present,
+    read_changes,
     revise_values,
     row_values,
+    stack_vectors,
+    top_k,
     vector_blob,
+    write_tags,
 )
 
 __all__ = ["SUMS", "EmbeddedStore"]
@@ -71,76 +78,24 @@ class EmbeddedStore:
         self._path = Path(path)
         self._lock = threading.RLock()
         self._closed = False
-        try:
-            self._db = sqlite3.connect(
-                self._path / "memories.sqlite3",
-                timeout=busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(f"BEGIN IMMEDIATE;{migrations(self._db)}{SCHEMA}COMMIT;")
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):  # locked, busy, unopenable
-                raise BackendUnavailableError(
-                    f"cannot open SQLite store in {self._path}: {exc}"
-                ) from exc
-            raise CubeCorruptError(
-                f"{self._path / 'memories.sqlite3'} is not a readable database ({exc}); nothing "
-                "was changed — restore it from a backup or an export"
-            ) from exc
-        except sqlite3.Error as exc:
-            raise BackendUnavailableError(
-                f"cannot open SQLite store in {self._path}: {exc}"
-            ) from exc
-        self._embedder = embedder
+        self._db = connect(self._path / "memories.sqlite3", busy_timeout_s)
         self._embed_fn: EmbedFn | None = None
-        self._lock_fd: int | None = None
-        self._client: Any = None
-        self._collection: Any = None
-        self._max_batch = 1
+        self._index = self._open_index(embedder)
         self._exact: tuple[int, list[str], np.ndarray] | None = None
-        self._try_own_index()
+        self._index.try_own()
 
     # -- index ownership ------------------------------------------------------------------
+    def _open_index(self, embedder: Embedder) -> ChromaIndex:
+        return ChromaIndex(self._path, embedder)
+
     @property
     def owns_index(self) -> bool:
         """Whether this process holds the cube's vector index (see the module docstring)."""
-        return self._collection is not None
+        return self._index.owned
 
     @property
     def remote_index(self) -> bool:
         return False
-
-    def _try_own_index(self) -> bool:
-        if self._collection is not None:
-            return True
-        fd = os.open(self._path / "index.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        try:
-            index = self._path / "index"
-            if not index_sound(index, self._embedder.dimension):
-                # derived data, never trusted: set the damaged files aside, rebuild from rows
-                aside = self._path / f"index.broken-{int(time.time())}"
-                log.warning("vector index of %s is damaged; rebuilt from the rows", self._path)
-                shutil.rmtree(aside, ignore_errors=True)
-                index.rename(aside)
-                shutil.rmtree(aside, ignore_errors=True)
-            self._client, self._collection = open_index(index, self._embedder)
-            (index / SUMS).unlink(missing_ok=True)  # open: the index changes from here on
-        except BaseException:
-            os.close(fd)
-            raise
-        self._lock_fd = fd
-        self._max_batch = max(1, self._client.get_max_batch_size())
-        self._exact = None
-        return True
 
     def sync_index(self) -> int:
         """Owner: index what followers wrote. Follower: take over the index if it is free.
@@ -148,9 +103,10 @@ class EmbeddedStore:
         Returns how many pending changes were applied.
         """
         with self._lock:
-            if self._collection is None:
-                if not self._try_own_index():
+            if not self._index.owned:
+                if not self._index.try_own():
                     return 0
+                self._exact = None
                 if self._embed_fn is not None:
                     self.reconcile(self._embed_fn)
             applied = 0
@@ -160,9 +116,9 @@ class EmbeddedStore:
                     return applied
                 purged = [id_ for id_, op in rows if op == "purge"]
                 if purged:
-                    self._collection.delete(ids=purged)
+                    self._index.delete(purged)
                 upserts = [id_ for id_, op in rows if op != "purge"]
-                self._index(self._stored_embeddings(upserts))
+                self._index.upsert(self._stored_embeddings(upserts))
                 with self._transaction() as db:
                     db.executemany(
                         "DELETE FROM pending_index WHERE id = ? AND op = ?",
@@ -178,20 +134,23 @@ class EmbeddedStore:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
+    def _by_ids(self, sql: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """``sql`` with ``{ids}`` for the ids' placeholders, asked 500 ids at a time."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows += self._query(sql.format(ids=", ".join("?" * len(chunk))), chunk)
+        return rows
+
     # -- primitives -----------------------------------------------------------------------
-    def insert(
-        self,
-        items: Sequence[MemoryItem],
-        embeddings: Mapping[str, Embedding],
-        history: Sequence[MemoryItem] = (),
-    ) -> list[str]:
+    def insert(self, items: Items, embeddings: Embeddings, history: Items = ()) -> list[str]:
         if not items:
             return []
         unique = list({i.id: i for i in items}.values())
         with self._lock:  # the index is written in commit order, so the last commit wins
             with self._transaction() as db:
-                present = self._present(db, [i.id for i in unique])
-                new = [i for i in unique if i.id not in present]
+                there = present(db, [i.id for i in unique])
+                new = [i for i in unique if i.id not in there]
                 new_ids = {i.id for i in new}
                 snapshots = {(v.id, v.version): v for v in history if v.id in new_ids}
                 snapshots.update({(i.id, i.version): i for i in new})
@@ -204,20 +163,16 @@ class EmbeddedStore:
                 )
                 seq = bump(db) if new else 0
                 db.executemany(INSERT, [row_values(i, embeddings.get(i.id), seq) for i in new])
-                self._write_tags(db, new)
+                write_tags(db, new)
                 self._note_pending(db, [i.id for i in new if i.id in embeddings])
             # The rows are durable now; a crash before the index write is repaired on open.
             self._index_now({i.id: embeddings[i.id] for i in new if i.id in embeddings})
         return [i.id for i in new]
 
-    def revise(
-        self, revisions: Sequence[tuple[MemoryItem, int]], embeddings: Mapping[str, Embedding]
-    ) -> None:
+    def revise(self, revisions: Revisions, embeddings: Embeddings) -> None:
         if not revisions:
             return
-        for item, expected in revisions:
-            if item.version <= expected:
-                raise ValueError(f"revision of {item.id} must raise its version past {expected}")
+        check_revisions(revisions)
         with self._lock:
             with self._transaction() as db:
                 seq = bump(db)
@@ -250,7 +205,7 @@ class EmbeddedStore:
                         "nothing was written. Read the memories again and retry",
                         [i.id for i in items],
                     ) from None
-                self._write_tags(db, items)
+                write_tags(db, items)
                 self._note_pending(db, [i.id for i in items if i.id in embeddings])
             self._index_now({i.id: embeddings[i.id] for i in items if i.id in embeddings})
 
@@ -270,33 +225,11 @@ class EmbeddedStore:
                 db.execute("UPDATE meta SET value = value - 1 WHERE key = 'revision'")
         return done
 
-    @staticmethod
-    def _present(db: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            found.update(
-                row[0]
-                for row in db.execute(
-                    f"SELECT id FROM memories WHERE id IN ({', '.join('?' * len(chunk))})", chunk
-                )
-            )
-        return found
-
-    @staticmethod
-    def _write_tags(db: sqlite3.Connection, items: Sequence[MemoryItem]) -> None:
-        for item in items:
-            db.execute("DELETE FROM tags WHERE id = ?", (item.id,))
-            db.executemany(
-                "INSERT OR IGNORE INTO tags (tag, id) VALUES (?, ?)",
-                [(tag, item.id) for tag in item.tags],
-            )
-
     def _note_pending(self, db: sqlite3.Connection, ids: Sequence[str]) -> None:
         """A follower leaves new vectors for the index owner to pick up."""
-        if self._collection is None and ids:
+        if not self._index.owned and ids:
             db.executemany(
-                "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')",
+                PENDING_UPSERT,
                 [(i,) for i in ids],
             )
 
@@ -305,10 +238,10 @@ class EmbeddedStore:
         index failure here (a full disk) does not fail the write — which would make a caller
         retry and duplicate it: the ids are noted for the next sync, and the open after that
         repairs whatever is still missing."""
-        if self._collection is None or not embeddings:
+        if not self._index.owned or not embeddings:
             return
         try:
-            self._index(embeddings)
+            self._index.upsert(embeddings)
         except Exception as exc:
             log.warning(
                 "rows of %d memories are stored but their index write failed (%s); the index "
@@ -319,33 +252,15 @@ class EmbeddedStore:
             try:
                 with self._transaction() as db:
                     db.executemany(
-                        "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')",
+                        PENDING_UPSERT,
                         [(i,) for i in embeddings],
                     )
             except Exception as again:  # the disk is still full: reconcile on open finds them
                 log.warning("could not note the unindexed rows either: %s", again)
 
-    def _index(self, embeddings: Mapping[str, Embedding]) -> None:
-        ids = list(embeddings)
-        for start in range(0, len(ids), self._max_batch):
-            chunk = ids[start : start + self._max_batch]
-            self._collection.upsert(
-                ids=chunk,
-                embeddings=np.stack([embeddings[i].vector for i in chunk]),
-                metadatas=[{"h": embeddings[i].digest} for i in chunk],
-            )
-
     def get(self, ids: Sequence[str]) -> list[MemoryItem]:
-        found: dict[str, MemoryItem] = {}
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = self._query(
-                "SELECT id, data, hits, last_access FROM memories "
-                f"WHERE id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            found.update({row[0]: item_of(*row[1:]) for row in rows})
+        sql = "SELECT id, data, hits, last_access FROM memories WHERE id IN ({ids})"
+        found = {row[0]: item_of(*row[1:]) for row in self._by_ids(sql, list(dict.fromkeys(ids)))}
         return [found[i] for i in ids if i in found]
 
     def versions(self, id: str) -> list[MemoryItem]:
@@ -379,18 +294,9 @@ class EmbeddedStore:
         if n <= 0:
             return []
         self.sync_index()
-        if self._collection is None:
+        if not self._index.owned:
             return self._exact_nearest(vector, n, allowed)
-        result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=n,
-            ids=None if allowed is None else list(allowed),
-            include=["distances"],
-        )
-        return [
-            (id_, 1.0 - float(dist))
-            for id_, dist in zip(result["ids"][0], result["distances"][0], strict=True)
-        ]
+        return self._index.nearest(vector, n, allowed)
 
     def _exact_nearest(
         self, vector: np.ndarray, n: int, allowed: Sequence[str] | None
@@ -399,33 +305,13 @@ class EmbeddedStore:
         revision = self.revision()
         if self._exact is None or self._exact[0] != revision:
             rows = self._query("SELECT id, vector FROM memories WHERE vector IS NOT NULL")
-            ids = [row[0] for row in rows]
-            matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
-            self._exact = (revision, ids, matrix.reshape(len(ids), -1))
+            self._exact = (revision, *stack_vectors(rows))
         _, ids, matrix = self._exact
-        if not ids:
-            return []
-        scores = np.einsum("ij,j->i", matrix, np.asarray(vector, dtype=np.float32))
-        if allowed is not None:
-            keep = set(allowed)
-            scores = np.where([i in keep for i in ids], scores, -np.inf)
-        top = np.argsort(-scores, kind="stable")[:n]
-        return [(ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+        return top_k(ids, matrix, vector, n, allowed)
 
     def vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        found: list[str] = []
-        rows: list[bytes] = []
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            for id_, blob in self._query(
-                "SELECT id, vector FROM memories "
-                f"WHERE vector IS NOT NULL AND id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ):
-                found.append(id_)
-                rows.append(blob)
-        matrix = np.frombuffer(b"".join(rows), dtype=np.float32)
-        return found, matrix.reshape(len(found), -1) if found else matrix.reshape(0, 0)
+        sql = "SELECT id, vector FROM memories WHERE vector IS NOT NULL AND id IN ({ids})"
+        return stack_vectors(self._by_ids(sql, ids))
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
         if not ids:
@@ -442,16 +328,16 @@ class EmbeddedStore:
         with self._transaction() as db:
             for table in ("memories", "tags", "versions"):
                 db.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i in ids])
-            if self._collection is None:
+            if not self._index.owned:
                 db.executemany(
                     "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'purge')",
                     [(i,) for i in ids],
                 )
             seq = bump(db)
             db.executemany("INSERT INTO purged (seq, id) VALUES (?, ?)", [(seq, i) for i in ids])
-        if self._collection is not None:
+        if self._index.owned:
             try:
-                self._collection.delete(ids=list(ids))
+                self._index.delete(ids)
             except Exception as exc:  # the rows are gone; open drops the orphaned vectors
                 log.warning("purged rows but not their index entries (%s); open repairs it", exc)
 
@@ -468,42 +354,16 @@ class EmbeddedStore:
         return int(self._query("SELECT value FROM meta WHERE key = 'revision'")[0][0])
 
     def changes(self, since: int) -> Changes:
-        with self._lock:  # one read transaction: the revision and the rows agree
-            self._db.execute("BEGIN")
-            try:
-                revision = int(
-                    self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0]
-                )
-                if revision == since:
-                    return Changes(revision, [], [])
-                if since < 0:
-                    rows = [feed_row(r) for r in self._db.execute(FEED_ALL)]
-                else:
-                    found = self._db.execute(FEED_SINCE, (since,)).fetchall()
-                    rows = [feed_row(r) for r in sorted(found, key=lambda r: r[1])]
-                purged = [
-                    r[0]
-                    for r in self._db.execute(
-                        "SELECT id FROM purged WHERE seq > ? ORDER BY seq", (since,)
-                    )
-                ]
-            finally:
-                self._db.execute("COMMIT")
-        return Changes(revision, rows, purged)
+        with self._lock:
+            return read_changes(self._db, since)
 
     def reconcile(self, embed: EmbedFn) -> Repair:
         self._embed_fn = embed
-        if self._collection is None:
+        if not self._index.owned:
             return Repair()  # the owner repairs the index; rows are the truth either way
         self._query("DELETE FROM pending_index")  # a full reconcile covers them
-        truth = dict(self._query("SELECT id, digest FROM memories"))
-        digests = self._indexed_digests()
-        orphans = [id_ for id_ in digests if id_ not in truth]
-        stale = [
-            id_ for id_, digest in truth.items() if digest is None or digests.get(id_) != digest
-        ]
-        for start in range(0, len(orphans), self._max_batch):
-            self._collection.delete(ids=orphans[start : start + self._max_batch])
+        orphans, stale = self._index.diff(dict(self._query("SELECT id, digest FROM memories")))
+        self._index.delete(orphans)
         if stale:
             embeddings = self._stored_embeddings(stale)
             missing = self.get([i for i in stale if i not in embeddings])
@@ -515,14 +375,10 @@ class EmbeddedStore:
                         [(e.digest, vector_blob(e.vector), id_) for id_, e in fresh.items()],
                     )
                 embeddings.update(fresh)
-            self._index(embeddings)
+            self._index.upsert(embeddings)
         if orphans or stale:
-            log.warning(
-                "repaired index of %s: %d re-embedded, %d orphans removed",
-                self._path,
-                len(stale),
-                len(orphans),
-            )
+            note = "repaired index of %s: %d re-embedded, %d orphans removed"
+            log.warning(note, self._path, len(stale), len(orphans))
         return Repair(reindexed=stale, orphans_removed=orphans)
 
     def _stored_embeddings(self, ids: Sequence[str]) -> dict[str, Embedding]:
@@ -530,18 +386,6 @@ class EmbeddedStore:
         digests = dict(self._query("SELECT id, digest FROM memories WHERE digest IS NOT NULL"))
         found, matrix = self.vectors([i for i in ids if i in digests])
         return {id_: Embedding(v, digests[id_]) for id_, v in zip(found, matrix, strict=True)}
-
-    def _indexed_digests(self) -> dict[str, str | None]:
-        """Every vector's id and text digest, read a page at a time (Chroma caps SQL variables)."""
-        digests: dict[str, str | None] = {}
-        while True:
-            page = self._collection.get(
-                include=["metadatas"], limit=INDEX_PAGE, offset=len(digests)
-            )
-            for id_, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
-                digests[id_] = (meta or {}).get("h")
-            if len(page["ids"]) < INDEX_PAGE:
-                return digests
 
     def close(self) -> None:
         """Release the database and the index; closing twice is harmless."""
@@ -556,11 +400,4 @@ class EmbeddedStore:
             except sqlite3.OperationalError as exc:
                 log.debug("skipped PRAGMA optimize on close of %s: %s", self._path, exc)
             self._db.close()
-            if self._client is not None:
-                self._client.close()
-                try:  # a clean close vouches for the index files the next open will load
-                    write_sums(self._path / "index")
-                except OSError as exc:
-                    log.warning("could not record the index checksums of %s: %s", self._path, exc)
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)  # releases the index lock
+            self._index.close()

@@ -4,14 +4,17 @@ in and out."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic_core import to_jsonable_python
 
+from cubemem.errors import BackendUnavailableError, CubeCorruptError
 from cubemem.model import MemoryItem, Usage, encode_namespace
-from cubemem.store.base import Embedding, IndexRow
+from cubemem.store.base import Changes, Embedding, IndexRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -93,6 +96,7 @@ FEED_SINCE = FEED + "INDEXED BY memories_seq WHERE m.seq > ?"  # then sorted by 
 
 ITEM_JSON_EXCLUDE = {"usage"}
 INDEX_PAGE = 10_000
+PENDING_UPSERT = "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')"
 
 
 def ts(value: datetime | None) -> float | None:
@@ -153,38 +157,8 @@ def bump(db: sqlite3.Connection) -> int:
 
 
 def feed_row(row: tuple[Any, ...]) -> IndexRow:
-    (
-        id_,
-        order,
-        status,
-        kind,
-        user,
-        agent,
-        session,
-        expires_at,
-        source,
-        speaker,
-        occurred_at,
-        content,
-        context,
-        vector,
-    ) = row
-    return IndexRow(
-        id=id_,
-        order=order,
-        status=status,
-        kind=kind,
-        user=user,
-        agent=agent,
-        session=session,
-        expires_at=expires_at,
-        source=source,
-        speaker=speaker,
-        occurred_at=None if occurred_at is None else datetime.fromisoformat(occurred_at),
-        content=content,
-        context=context,
-        vector=None if vector is None else np.frombuffer(vector, dtype=np.float32),
-    )
+    vector = row[-1]
+    return IndexRow.from_feed(row, None if vector is None else np.frombuffer(vector, np.float32))
 
 
 def migrations(db: sqlite3.Connection) -> str:
@@ -192,3 +166,95 @@ def migrations(db: sqlite3.Connection) -> str:
     if not columns:
         return ""
     return "".join(f"{sql};" for column, sql in MIGRATIONS.items() if column not in columns)
+
+
+def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    """Open (and create or migrate) a cube's database: WAL, synchronous=FULL."""
+    try:
+        db = sqlite3.connect(
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(f"BEGIN IMMEDIATE;{migrations(db)}{SCHEMA}COMMIT;")
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):  # locked, busy, unopenable
+            raise BackendUnavailableError(
+                f"cannot open SQLite store in {path.parent}: {exc}"
+            ) from exc
+        raise CubeCorruptError(
+            f"{path} is not a readable database ({exc}); nothing was changed — restore it "
+            "from a backup or an export"
+        ) from exc
+    except sqlite3.Error as exc:
+        raise BackendUnavailableError(f"cannot open SQLite store in {path.parent}: {exc}") from exc
+    return db
+
+
+def present(db: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        found.update(
+            row[0]
+            for row in db.execute(
+                f"SELECT id FROM memories WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+            )
+        )
+    return found
+
+
+def write_tags(db: sqlite3.Connection, items: Sequence[MemoryItem]) -> None:
+    for item in items:
+        db.execute("DELETE FROM tags WHERE id = ?", (item.id,))
+        db.executemany(
+            "INSERT OR IGNORE INTO tags (tag, id) VALUES (?, ?)",
+            [(tag, item.id) for tag in item.tags],
+        )
+
+
+def top_k(
+    ids: Sequence[str],
+    matrix: np.ndarray,
+    vector: np.ndarray,
+    n: int,
+    allowed: Sequence[str] | None,
+) -> list[tuple[str, float]]:
+    """The ``n`` rows of ``matrix`` nearest ``vector`` (inner product), among ``allowed``."""
+    if not ids:
+        return []
+    scores = np.einsum("ij,j->i", matrix, np.asarray(vector, dtype=np.float32))
+    if allowed is not None:
+        keep = set(allowed)
+        scores = np.where([i in keep for i in ids], scores, -np.inf)
+    top = np.argsort(-scores, kind="stable")[:n]
+    return [(ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+
+def read_changes(db: sqlite3.Connection, since: int) -> Changes:
+    """The change feed after revision ``since`` (all rows if negative), in one read
+    transaction: the revision and the rows agree."""
+    db.execute("BEGIN")
+    try:
+        revision = int(db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0])
+        if revision == since:
+            return Changes(revision, [], [])
+        if since < 0:
+            rows = [feed_row(r) for r in db.execute(FEED_ALL)]
+        else:
+            found = db.execute(FEED_SINCE, (since,)).fetchall()
+            rows = [feed_row(r) for r in sorted(found, key=lambda r: r[1])]
+        purged = [
+            r[0] for r in db.execute("SELECT id FROM purged WHERE seq > ? ORDER BY seq", (since,))
+        ]
+    finally:
+        db.execute("COMMIT")
+    return Changes(revision, rows, purged)
+
+
+def stack_vectors(rows: Sequence[tuple[str, bytes]]) -> tuple[list[str], np.ndarray]:
+    """(id, float32 blob) rows as their ids and one matrix, a row per id."""
+    ids = [row[0] for row in rows]
+    matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+    return ids, matrix.reshape(len(ids), -1) if ids else matrix.reshape(0, 0)
