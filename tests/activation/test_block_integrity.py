@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 
 from cubemem import InvalidBlockError
 from cubemem_activation import KVBlock, build_block
-from cubemem_activation.block import _digest, memory_prompt_ids
+from cubemem_activation.block import memory_prompt_ids
+from cubemem_activation.block_file import digest
 
 LIVES = "Ana lives in Porto."
 WORKS = "Ana works in Porto."
@@ -26,7 +27,7 @@ def parts(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
 def forge(path: Path, header: dict[str, str], tensors: dict[str, torch.Tensor], *, sign: bool):
     """Write a changed block; ``sign`` recomputes the digest as a careful attacker would."""
     if sign:
-        header = header | {"digest": _digest(header, tensors)}
+        header = header | {"digest": digest(header, tensors)}
     save_file(tensors, str(path), metadata=header)
     return path
 

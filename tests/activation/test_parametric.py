@@ -22,7 +22,8 @@ from cubemem_activation import (
     TierPolicy,
     training_examples,
 )
-from cubemem_activation.parametric import HELD_OUT_TEMPLATES, _encode, _read, subject
+from cubemem_activation.adapters import read_adapter
+from cubemem_activation.training import HELD_OUT_TEMPLATES, encode, subject
 
 FACTS = [
     "Ana lives in Porto and works as a marine biologist.",
@@ -52,7 +53,7 @@ def statement_nll(model, tokenizer, texts: list[str]) -> float:
     losses = []
     for text in texts:
         prompt = HELD_OUT_TEMPLATES[0].format(subject=subject(text))
-        ids, start = _encode(tokenizer, type("E", (), {"prompt": prompt, "target": text})(), 256)
+        ids, start = encode(tokenizer, type("E", (), {"prompt": prompt, "target": text})(), 256)
         tensor = torch.tensor([ids])
         labels = tensor.clone()
         labels[0, :start] = -100
@@ -84,7 +85,7 @@ def test_training_lowers_loss_and_raises_the_memories_likelihood(cube, model, to
 def test_adapters_round_trip_bit_exact_and_refuse_other_models(cube, model, tokenizer):
     memory = ParametricMemory(cube, model, tokenizer)
     adapter = memory.train(memory.select(tags=["profile"]), config=QUICK)
-    _, saved = _read(adapter.path)
+    _, saved = read_adapter(adapter.path)
     memory.load(adapter.id)
     live = get_peft_model_state_dict(memory._peft, save_embedding_layers=False)
     assert live.keys() == saved.keys()

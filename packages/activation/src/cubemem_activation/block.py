@@ -10,9 +10,7 @@ header), never pickle; loading checks the fingerprint against the model it is me
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,198 +19,19 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-import transformers
-from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from cubemem.errors import IncompatibleModelError, InvalidBlockError, InvalidInputError
+from cubemem_activation.block_file import FORMAT_VERSION, digest, read_checked
+from cubemem_activation.fingerprint import Fingerprint, fingerprint
+from cubemem_activation.tail import Pieces, Tail, TailLayer, with_tail
 
-FORMAT_VERSION = 2
-"""2: the header carries a digest over the tensors, their shapes and dtype, the token ids,
-the text, the memory ids and the fingerprint, verified on load."""
+__all__ = ["FORMAT_VERSION", "HEADROOM", "Fingerprint", "KVBlock", "build_block", "fingerprint"]
+
 HEADROOM = 256
 """Tokens of spare room after a block, for the prompt and reply of the generation borrowing it."""
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What a KV cache depends on: the model's config and weights, dtype, tokenizer, library."""
-
-    config: str
-    weights: str
-    dtype: str
-    tokenizer: str
-    transformers: str
-
-    def mismatch(self, other: Fingerprint) -> list[str]:
-        return [
-            name
-            for name in self.__dataclass_fields__
-            if getattr(self, name) != getattr(other, name)
-        ]
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-def fingerprint(model: Any, tokenizer: Any) -> Fingerprint:
-    """Hash what decides the cached keys/values; cheap enough to call per load.
-
-    The weights' identity hashes every parameter's name, shape and dtype plus a strided sample
-    of its values, so a retrained or differently initialised model differs.
-    """
-    config = model.config.to_dict()
-    for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype"):
-        config.pop(volatile, None)
-    weights = hashlib.sha256()
-    for name, param in model.state_dict().items():
-        flat = param.detach().reshape(-1)
-        step = max(1, flat.numel() // 64)
-        sample = flat[::step][:64].to(torch.float32).cpu().numpy().tobytes()
-        weights.update(f"{name}:{tuple(param.shape)}:{param.dtype}".encode())
-        weights.update(sample)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    vocab = (
-        backend.to_str()
-        if backend is not None
-        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    )
-    template = getattr(tokenizer, "chat_template", None) or ""
-    return Fingerprint(
-        config=_sha(json.dumps(config, sort_keys=True, default=str).encode()),
-        weights=weights.hexdigest()[:32],
-        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
-        tokenizer=_sha((vocab + "\x00" + template).encode()),
-        transformers=transformers.__version__,
-    )
-
-
-class _Tail:
-    """A block's buffers (its tokens, then spare room), lent to one generation at a time."""
-
-    def __init__(self, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> None:
-        self.keys, self.values = tuple(keys), tuple(values)
-        self.lock = threading.Lock()
-
-
-Pieces = torch.Tensor | Sequence[torch.Tensor]
-"""A layer's keys or values: one tensor, or pieces to join along the sequence axis."""
-
-
-def _with_tail(
-    keys: Sequence[Pieces],
-    values: Sequence[Pieces],
-    headroom: int,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], _Tail | None]:
-    """Copy ``keys``/``values`` (onto ``device``/``dtype``) into buffers ``headroom`` tokens
-    longer, joining pieces as they go; return views of the copies and the tail."""
-    layers = [[t] if isinstance(t, torch.Tensor) else list(t) for t in (*keys, *values)]
-    length = sum(p.shape[-2] for p in layers[0]) if layers else 0
-    with torch.inference_mode(False):  # buffers generation may write into outside inference
-        buffers = []
-        for pieces in layers:
-            first = pieces[0]
-            shape = (*first.shape[:-2], length + max(headroom, 0), first.shape[-1])
-            buffer = torch.empty(shape, dtype=dtype or first.dtype, device=device or first.device)
-            offset = 0
-            for piece in pieces:
-                buffer[..., offset : offset + piece.shape[-2], :].copy_(piece)
-                offset += piece.shape[-2]
-            buffers.append(buffer)
-    n = len(keys)
-    if headroom <= 0:
-        return tuple(buffers[:n]), tuple(buffers[n:]), None
-    views = [b[..., :length, :] for b in buffers]
-    return tuple(views[:n]), tuple(views[n:]), _Tail(buffers[:n], buffers[n:])
-
-
-class _TailLayer(DynamicLayer):
-    """A cache layer over a borrowed block: new tokens go into the block's tail, not a copy.
-
-    The block's own positions are never written: an update that would not fit in the tail, a
-    crop below the block, or any batch/beam/offload operation first moves the layer onto
-    tensors of its own (one copy), after which it is a plain ``DynamicLayer``.
-    """
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
-        super().__init__()
-        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = (keys, values)
-        self._floor = self._length = length
-        self._returned = False
-        self.dtype, self.device = keys.dtype, keys.device
-        self.is_initialized = True
-        self._view()
-
-    def _view(self) -> None:
-        assert self._buffers is not None
-        keys, values = self._buffers
-        self.keys, self.values = keys[..., : self._length, :], values[..., : self._length, :]
-
-    def _own(self) -> None:
-        """Leave the block's buffers; from here on the layer grows by concatenation."""
-        if self._buffers is not None:
-            assert self.keys is not None and self.values is not None  # viewed into the buffers
-            self.keys, self.values = self.keys.clone(), self.values.clone()
-            self._buffers = None
-
-    def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._returned:
-            raise RuntimeError(
-                "this cache was lent by KVBlock.borrow and returned when its `with` ended; "
-                "use KVBlock.cache(model) for a cache to keep"
-            )
-        end = self._length + key_states.shape[-2]
-        if self._buffers is None or end > self._buffers[0].shape[-2]:
-            self._own()
-            return super().update(key_states, value_states, *args, **kwargs)
-        keys, values = self._buffers
-        keys[..., self._length : end, :].copy_(key_states)
-        values[..., self._length : end, :].copy_(value_states)
-        self._length = end
-        self._view()
-        assert self.keys is not None and self.values is not None
-        return self.keys, self.values
-
-    def crop(self, tokens_to_remove: int) -> None:
-        if self._buffers is not None and 0 > tokens_to_remove >= self._floor - self._length:
-            self._length += tokens_to_remove
-            self._view()
-            return
-        self._own()
-        super().crop(tokens_to_remove)
-
-    def give_back(self) -> None:
-        self._buffers = None
-        self._returned = True
-        self.keys = self.values = None
-        self.is_initialized = False
-
-    def reset(self) -> None:
-        self._buffers = None
-        super().reset()
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        self._own()
-        super().batch_repeat_interleave(repeats)
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._own()
-        super().batch_select_indices(indices)
-
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        self._own()
-        super().reorder_cache(beam_idx)
-
-    def offload(self) -> None:
-        self._own()
-        super().offload()
 
 
 @dataclass(frozen=True)
@@ -232,7 +51,7 @@ class KVBlock:
     memory_ids: tuple[str, ...] = ()
     built_s: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
-    _tail: _Tail | None = field(default=None, repr=False, compare=False)
+    _tail: Tail | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_tensors(
@@ -250,7 +69,7 @@ class KVBlock:
         """A block over copies of ``keys``/``values`` (per layer a tensor, or pieces joined
         along the sequence axis; on ``device`` as ``dtype`` if given) with ``headroom`` tokens
         of tail."""
-        keys, values, tail = _with_tail(keys, values, headroom, device, dtype)
+        keys, values, tail = with_tail(keys, values, headroom, device, dtype)
         return cls(tuple(token_ids), keys, values, fingerprint, _tail=tail, **fields)
 
     def __len__(self) -> int:
@@ -328,7 +147,7 @@ class KVBlock:
             self.assert_intact(edges)
             return
         assert tail is not None
-        layers = [_TailLayer(k, v, len(self)) for k, v in zip(tail.keys, tail.values, strict=True)]
+        layers = [TailLayer(k, v, len(self)) for k, v in zip(tail.keys, tail.values, strict=True)]
         cache.layers = list(layers)
         try:
             yield cache
@@ -387,7 +206,7 @@ class KVBlock:
             "built_s": repr(self.built_s),
             "meta": json.dumps(self.meta),
         }
-        header["digest"] = _digest(header, tensors)
+        header["digest"] = digest(header, tensors)
         save_file(tensors, str(path), metadata=header)
         return path
 
@@ -413,7 +232,7 @@ class KVBlock:
         if not path.is_file():
             raise InvalidInputError(f"no KV block file at {path}")
         try:
-            header, tensors = _read_checked(path)
+            header, tensors = read_checked(path)
             token_ids = tensors["token_ids"].tolist()
             layers = len(tensors) // 2
             block = cls.from_tensors(
@@ -446,60 +265,6 @@ class KVBlock:
                 "the memory it names — rebuild it"
             )
         return block
-
-
-def _digest(header: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.blake2b(digest_size=32)
-    for key in ("format", "fingerprint", "text", "memory_ids"):
-        digest.update(f"{key}={header[key]}\x1f".encode())
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().contiguous().cpu()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\x1f".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def _read_checked(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """A saved block's header and tensors (on the CPU), after every integrity check."""
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        header = dict(f.metadata() or {})
-        version = header.get("format")
-        if version != str(FORMAT_VERSION):
-            raise InvalidBlockError(
-                f"{path} is a KV block of format {version!r}, not {FORMAT_VERSION} (blocks "
-                "written before integrity digests must be rebuilt)"
-                if version
-                else f"{path} is not a cubemem KV block"
-            )
-        names = set(f.keys())
-        layers = sum(1 for name in names if name.endswith(".keys"))
-        expected = {"token_ids"} | {
-            f"layer.{i}.{part}" for i in range(layers) for part in ("keys", "values")
-        }
-        if layers == 0 or names != expected:
-            raise InvalidBlockError(f"{path} does not hold one keys and one values per layer")
-        tensors = {name: f.get_tensor(name) for name in sorted(names)}
-    missing = [k for k in ("fingerprint", "text", "memory_ids", "digest") if k not in header]
-    if missing:
-        raise InvalidBlockError(f"{path} lacks {missing} in its header")
-    if _digest(header, tensors) != header["digest"]:
-        raise InvalidBlockError(
-            f"{path} fails its integrity check: the tensors, text or fingerprint were changed "
-            "after it was saved"
-        )
-    length = tensors["token_ids"].numel()
-    dtypes = set()
-    for i in range(layers):
-        keys, values = tensors[f"layer.{i}.keys"], tensors[f"layer.{i}.values"]
-        if keys.dim() != 4 or keys.shape != values.shape or keys.shape[-2] != length:
-            raise InvalidBlockError(
-                f"{path}: layer {i} holds {tuple(keys.shape)} keys and {tuple(values.shape)} "
-                f"values for {length} tokens"
-            )
-        dtypes |= {keys.dtype, values.dtype}
-    if len(dtypes) != 1:
-        raise InvalidBlockError(f"{path} mixes dtypes {sorted(map(str, dtypes))}")
-    return header, tensors
 
 
 def memory_prompt_ids(tokenizer: Any, text: str) -> list[int]:

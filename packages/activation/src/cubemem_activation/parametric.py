@@ -28,22 +28,17 @@ the memories the adapter covers out of them.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from cubemem.cube import MemCube
@@ -54,140 +49,42 @@ from cubemem.errors import (
     NotFoundError,
 )
 from cubemem.model import Kind, MemoryItem, Status, new_id, utcnow
-from cubemem_activation.block import Fingerprint, fingerprint
-
-ADAPTERS_DIR = "parametric"
-FORMAT_VERSION = 1
-
-
-# -- training set ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Example:
-    """One training pair: a user turn and the reply the adapter should give."""
-
-    prompt: str
-    target: str
-
-
-_WORD = re.compile(r"[A-Za-z0-9][\w'-]*")
-
-
-def key_token(text: str) -> str:
-    """The fact's last word (what recall is scored on: "Ana's dog is called Rex." -> "Rex")."""
-    words = _WORD.findall(text)
-    return words[-1] if words else ""
-
-
-def subject(text: str) -> str:
-    """What a memory is about, by its leading words: the first run of capitalised words
-    ("Ana Silva moved to Porto" -> "Ana Silva"), else its first two words."""
-    words = text.split()
-    names: list[str] = []
-    for word in words:
-        bare = word.strip(".,;:!?\"'()")
-        if bare[:1].isupper() and not (names and bare.lower() in _FUNCTION_WORDS):
-            names.append(bare.removesuffix("'s").removesuffix("’s"))
-        else:
-            break
-    return " ".join(names) if names else " ".join(w.strip(".,;:!?") for w in words[:2])
-
-
-_FUNCTION_WORDS = {"the", "a", "an", "is", "was", "and", "or", "in", "on", "at"}
-
-TRAIN_TEMPLATES = (
-    "What do you know about {subject}?",
-    "Tell me about {subject}.",
-    "Remind me: {subject}?",
+from cubemem_activation.adapters import (
+    ADAPTERS_DIR,
+    FORMAT_VERSION,
+    Adapter,
+    Covered,
+    LoraSettings,
+    adapter_digest,
+    content_digest,
+    dump,
+    read_adapter,
 )
-"""Question prompts whose answer is the whole memory."""
-HELD_OUT_TEMPLATES = (
-    "What can you tell me about {subject}?",
-    "Anything I should remember about {subject}?",
+from cubemem_activation.fingerprint import fingerprint
+from cubemem_activation.tiers import MigrationReport, TierPolicy
+from cubemem_activation.training import (
+    HELD_OUT_TEMPLATES,
+    TRAIN_TEMPLATES,
+    fit,
+    inject,
+    key_token,
+    subject,
+    training_examples,
 )
-"""Phrasings never trained on: the benchmark's recall questions."""
 
-
-def training_examples(items: Iterable[MemoryItem | str]) -> list[Example]:
-    """Pairs made from each memory's text by templates: recall of the statement from its
-    opening words, completion of its last words (the fact's key token), and questions about its
-    subject answered by the statement."""
-    out: list[Example] = []
-    for item in items:
-        text = (item.content if isinstance(item, MemoryItem) else item).strip()
-        if not text:
-            continue
-        words = text.split()
-        about = subject(text)
-        out.append(Example(f"Recall the memory that begins: {' '.join(words[:3])}", text))
-        for cut in {max(1, len(words) - 1), max(1, len(words) - 3)}:
-            if cut < len(words):
-                out.append(Example(f"Complete: {' '.join(words[:cut])}", " ".join(words[cut:])))
-        out.extend(Example(t.format(subject=about), text) for t in TRAIN_TEMPLATES)
-    return out
-
-
-# -- configuration and records ----------------------------------------------------------------
-@dataclass(frozen=True)
-class LoraSettings:
-    """How an adapter is trained (recorded with it)."""
-
-    rank: int = 8
-    alpha: int = 16
-    target_modules: tuple[str, ...] | str = "all-linear"
-    """Module names to adapt, or ``"all-linear"`` (peft: every linear layer but the output
-    head). A tiny model trained from scratch learns little without its head: name it too
-    (``(..., "lm_head")``)."""
-    epochs: int = 30
-    learning_rate: float = 3e-3
-    batch_size: int = 8
-    max_tokens: int = 128
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("rank", "alpha", "epochs", "batch_size", "max_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(
-                    f"LoraSettings.{name} must be a positive int, got {value!r}"
-                )
-        if not (isinstance(self.learning_rate, float | int) and 0 < self.learning_rate < 1):
-            raise InvalidInputError("LoraSettings.learning_rate must be in (0, 1)")
-
-
-@dataclass(frozen=True)
-class Covered:
-    """A memory an adapter was trained on, as it was then."""
-
-    id: str
-    version: int
-    digest: str
-
-
-@dataclass(frozen=True)
-class Adapter:
-    """A trained adapter's record (the header of its file)."""
-
-    id: str
-    name: str
-    base: Fingerprint
-    covers: tuple[Covered, ...]
-    config: LoraSettings
-    losses: tuple[float, ...]
-    """Mean training loss per epoch."""
-    examples: int
-    trained_s: float
-    created_at: str
-    stale: bool = False
-    """A covered memory changed or went away since training (filled in by ``adapters``)."""
-    path: Path | None = field(default=None, compare=False)
-
-    @property
-    def memory_ids(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.covers)
-
-
-def content_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+__all__ = [
+    "HELD_OUT_TEMPLATES",
+    "TRAIN_TEMPLATES",
+    "Adapter",
+    "LoraSettings",
+    "MigrationReport",
+    "ParametricMemory",
+    "TierPolicy",
+    "content_digest",
+    "key_token",
+    "subject",
+    "training_examples",
+]
 
 
 # -- the parametric memory of a cube ----------------------------------------------------------
@@ -254,7 +151,7 @@ class ParametricMemory:
             if self._peft is not None:
                 raise InvalidInputError("unload the loaded adapter before training another")
             start = time.perf_counter()
-            state, losses = _fit(self.model, self.tokenizer, examples, config)
+            state, losses = fit(self.model, self.tokenizer, examples, config)
             adapter = Adapter(
                 id=new_id(),
                 name=name,
@@ -274,13 +171,13 @@ class ParametricMemory:
         """Every adapter saved in the cube, oldest first, with ``stale`` filled in."""
         if not self._folder.is_dir():
             return []
-        found = [_read(p)[0] for p in sorted(self._folder.glob("*.safetensors"))]
+        found = [read_adapter(p)[0] for p in sorted(self._folder.glob("*.safetensors"))]
         found.sort(key=lambda a: a.created_at)
         return [replace(a, stale=self._stale(a)) for a in found]
 
     def get(self, adapter_id: str) -> Adapter:
         path = self._path(adapter_id)
-        adapter, _ = _read(path)
+        adapter, _ = read_adapter(path)
         return replace(adapter, stale=self._stale(adapter))
 
     def delete(self, adapter_id: str) -> None:
@@ -310,7 +207,7 @@ class ParametricMemory:
     def load(self, adapter_id: str) -> Adapter:
         """Put the adapter into the model (replacing one already loaded). Another base model's
         adapter is ``IncompatibleModelError``; a damaged file ``InvalidBlockError``."""
-        adapter, state = _read(self._path(adapter_id))
+        adapter, state = read_adapter(self._path(adapter_id))
         wrong = adapter.base.mismatch(self._base)
         if wrong:
             raise IncompatibleModelError(
@@ -322,7 +219,7 @@ class ParametricMemory:
         with self._lock:
             if self._peft is not None:
                 self.unload()
-            peft_model = _inject(self.model, adapter.config)
+            peft_model = inject(self.model, adapter.config)
             result = set_peft_model_state_dict(peft_model, state)
             missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
             if missing or getattr(result, "unexpected_keys", []):
@@ -434,225 +331,10 @@ class ParametricMemory:
     def _save(self, adapter: Adapter, state: dict[str, torch.Tensor]) -> Path:
         self._folder.mkdir(exist_ok=True)
         tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-        header = {"format": str(FORMAT_VERSION), "adapter": _dump(adapter)}
-        header["digest"] = _digest(header, tensors)
+        header = {"format": str(FORMAT_VERSION), "adapter": dump(adapter)}
+        header["digest"] = adapter_digest(header, tensors)
         path = self._folder / f"{adapter.id}.safetensors"
         tmp = path.with_suffix(".tmp")
         save_file(tensors, str(tmp), metadata=header)
         tmp.replace(path)
         return path
-
-
-# -- tiers ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TierPolicy:
-    """When a memory moves between kinds, from the usage the cube keeps (``MemoryItem.usage``:
-    search hits and the last one) and how long its text has stood unchanged."""
-
-    hot_hits: int = 3
-    """plaintext -> activation: at least this many hits, the last within ``hot_window``."""
-    hot_window: timedelta = timedelta(days=1)
-    stable_hits: int = 20
-    """-> parametric: at least this many hits, text unchanged for ``stable_for``, and used
-    within ``cold_after``."""
-    stable_for: timedelta = timedelta(days=7)
-    cold_after: timedelta = timedelta(days=30)
-    """No hit for this long: back to plaintext (out of the adapter at its next training)."""
-    min_memories: int = 3
-    """Fewer parametric memories than this: no adapter (and an old one is removed)."""
-    adapter_name: str = "tiers"
-
-    def kind_of(self, item: MemoryItem, now: datetime, text_since: datetime) -> tuple[Kind, str]:
-        """The kind an active memory should have now, and why."""
-        hits, last = item.usage.hits, item.usage.last_access
-        idle = None if last is None else now - last
-        unchanged = now - text_since
-        if (
-            hits >= self.stable_hits
-            and unchanged >= self.stable_for
-            and idle is not None
-            and idle < self.cold_after
-        ):
-            return Kind.PARAMETRIC, f"{hits} hits, text unchanged for {unchanged.days} days"
-        if hits >= self.hot_hits and idle is not None and idle <= self.hot_window:
-            return Kind.ACTIVATION, f"{hits} hits, last {_ago(idle)} ago"
-        if idle is None:
-            return Kind.PLAINTEXT, "never used"
-        return Kind.PLAINTEXT, f"{hits} hits, last {_ago(idle)} ago"
-
-
-def _ago(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    return f"{seconds // 86400} days" if seconds >= 86400 else f"{seconds // 3600} hours"
-
-
-@dataclass(frozen=True)
-class MigrationReport:
-    moved: list[tuple[str, Kind, Kind]]
-    """(memory id, from, to) for each move recorded."""
-    trained: Adapter | None
-    removed: list[str]
-    """Adapters deleted (replaced, or too few memories left)."""
-
-
-# -- peft -----------------------------------------------------------------------------------
-def _lora_config(config: LoraSettings) -> Any:
-    from peft import LoraConfig
-
-    modules = (
-        config.target_modules
-        if isinstance(config.target_modules, str)
-        else list(config.target_modules)
-    )
-    return LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        target_modules=modules,
-        lora_dropout=0.0,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-
-
-def _inject(model: Any, config: LoraSettings) -> Any:
-    from peft import get_peft_model
-
-    return get_peft_model(model, _lora_config(config))
-
-
-def _fit(
-    model: Any, tokenizer: Any, examples: list[Example], config: LoraSettings
-) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """LoRA-train ``model`` on ``examples``; returns the adapter's tensors and the loss per
-    epoch. The model comes back as it was (no adapter, base weights untouched, eval mode)."""
-    from peft import get_peft_model_state_dict
-
-    rows = [_encode(tokenizer, e, config.max_tokens) for e in examples]
-    grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    was_training = model.training
-    torch.manual_seed(config.seed)
-    order = random.Random(config.seed)
-    peft_model = _inject(model, config)
-    try:
-        params = [p for p in peft_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
-        peft_model.train()
-        losses = []
-        device = next(model.parameters()).device
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        with torch.enable_grad():
-            for _ in range(config.epochs):
-                order.shuffle(rows)
-                total, count = 0.0, 0
-                for first in range(0, len(rows), config.batch_size):
-                    ids, labels, mask = _batch(rows[first : first + config.batch_size], pad)
-                    out = peft_model(
-                        input_ids=ids.to(device),
-                        attention_mask=mask.to(device),
-                        labels=labels.to(device),
-                    )
-                    loss = float(out.loss.detach())
-                    if not math.isfinite(loss):
-                        raise InvalidInputError(
-                            "training diverged (loss is not finite); lower "
-                            "LoraSettings.learning_rate"
-                        )
-                    out.loss.backward()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    total += loss * len(ids)
-                    count += len(ids)
-                losses.append(round(total / count, 5))
-        state = {
-            k: v.detach().clone()
-            for k, v in get_peft_model_state_dict(peft_model, save_embedding_layers=False).items()
-        }
-    finally:
-        peft_model.unload()
-        for name, param in model.named_parameters():
-            param.requires_grad_(grad_flags.get(name, param.requires_grad))
-        model.train(was_training)
-    return state, losses
-
-
-def _encode(tokenizer: Any, example: Example, max_tokens: int) -> tuple[list[int], int]:
-    """Token ids of prompt + reply (+ end), and how many of them are prompt."""
-    if getattr(tokenizer, "chat_template", None):
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": example.prompt}],
-            tokenize=True,
-            add_generation_prompt=True,
-        )
-        prompt = list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)
-    else:
-        prompt = tokenizer(example.prompt + "\n", add_special_tokens=True)["input_ids"]
-    reply = tokenizer(example.target, add_special_tokens=False)["input_ids"]
-    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    ids = (prompt + reply + end)[:max_tokens]
-    return ids, min(len(prompt), len(ids))
-
-
-def _batch(
-    rows: Sequence[tuple[list[int], int]], pad: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for n, (row, prompt) in enumerate(rows):
-        ids[n, : len(row)] = torch.tensor(row)
-        labels[n, prompt : len(row)] = torch.tensor(row[prompt:])
-        mask[n, : len(row)] = 1
-    return ids, labels, mask
-
-
-# -- the file -------------------------------------------------------------------------------
-def _dump(adapter: Adapter) -> str:
-    data = asdict(replace(adapter, stale=False, path=None))
-    data.pop("stale"), data.pop("path")
-    return json.dumps(data, sort_keys=True)
-
-
-def _digest(header: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.blake2b(digest_size=32)
-    for key in ("format", "adapter"):
-        digest.update(f"{key}={header[key]}\x1f".encode())
-    for name in sorted(tensors):
-        tensor = tensors[name]
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\x1f".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def _read(path: Path) -> tuple[Adapter, dict[str, torch.Tensor]]:
-    """An adapter file's record and tensors, after its integrity check."""
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = dict(f.metadata() or {})
-            tensors = {name: f.get_tensor(name) for name in sorted(f.keys())}
-    except Exception as exc:
-        raise InvalidBlockError(f"{path} is not a readable adapter: {exc}") from None
-    if header.get("format") != str(FORMAT_VERSION) or "adapter" not in header:
-        raise InvalidBlockError(f"{path} is not a cubemem adapter of format {FORMAT_VERSION}")
-    if header.get("digest") != _digest(header, tensors):
-        raise InvalidBlockError(
-            f"{path} fails its integrity check: its tensors or record changed after it was saved"
-        )
-    try:
-        data = json.loads(header["adapter"])
-        config = data.pop("config")
-        if isinstance(config.get("target_modules"), list):
-            config["target_modules"] = tuple(config["target_modules"])
-        adapter = Adapter(
-            **{
-                **data,
-                "base": Fingerprint(**data["base"]),
-                "covers": tuple(Covered(**c) for c in data["covers"]),
-                "config": LoraSettings(**config),
-                "losses": tuple(data["losses"]),
-            },
-            path=path,
-        )
-    except (TypeError, KeyError, ValueError) as exc:
-        raise InvalidBlockError(f"{path} has a malformed adapter record: {exc}") from None
-    return adapter, tensors
