@@ -63,11 +63,10 @@ __all__ = ["SUMS", "EmbeddedStore"]
 
 log = logging.getLogger(__name__)
 
-_SQL = filters_sql.SQLite()
+_SQL = filters_sql.SQLite()  # ``Filters`` as a SQL condition over ``memories m``
 
 
 def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
-    """Translate ``Filters`` into a SQL condition over ``memories m``."""
     return filters_sql.where(filters, now, _SQL)
 
 
@@ -228,10 +227,7 @@ class EmbeddedStore:
     def _note_pending(self, db: sqlite3.Connection, ids: Sequence[str]) -> None:
         """A follower leaves new vectors for the index owner to pick up."""
         if not self._index.owned and ids:
-            db.executemany(
-                PENDING_UPSERT,
-                [(i,) for i in ids],
-            )
+            db.executemany(PENDING_UPSERT, [(i,) for i in ids])
 
     def _index_now(self, embeddings: Mapping[str, Embedding]) -> None:
         """Index rows just committed. The rows are the truth and are already durable, so an
@@ -251,10 +247,7 @@ class EmbeddedStore:
             )
             try:
                 with self._transaction() as db:
-                    db.executemany(
-                        PENDING_UPSERT,
-                        [(i,) for i in embeddings],
-                    )
+                    db.executemany(PENDING_UPSERT, [(i,) for i in embeddings])
             except Exception as again:  # the disk is still full: reconcile on open finds them
                 log.warning("could not note the unindexed rows either: %s", again)
 
