@@ -1,15 +1,22 @@
-"""The REST API's request and response models (validated by FastAPI before a route runs)."""
+"""The REST API's request and response models (validated by FastAPI before a route runs).
+
+A request body that stands for a cube operation says which one: ``op()`` gives the
+operation's value (``cubemem.cube.operations``), which the route hands to the caller's cube as
+it is (``cube.run(body.op())``). Scopes and memories are the library's own models.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import cubemem.cube.operations as operations
+from cubemem import errors
 from cubemem.access import Agent, Right
 from cubemem.manifest import Manifest
-from cubemem.model import MemoryItem, SearchResult
+from cubemem.model import MemoryInput, MemoryItem, Scope, SearchResult
 
 MAX_BODY_BYTES = 4 << 20
 MAX_RESULTS = 100
@@ -22,25 +29,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ScopeBody(_Body):
-    user: str | None = None
-    agent: str | None = None
-    session: str | None = None
+class ScopeBody(Scope):
+    __doc__ = None  # the schema's, as before: no description
 
 
-class MemoryBody(_Body):
+class MemoryBody(MemoryInput):
     """One memory with its own provenance (``cubemem.MemoryInput``)."""
 
     content: str
     scope: ScopeBody | None = None
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-    source_ids: list[str] = Field(default_factory=list)
-    speaker: str | None = None
-    occurred_at: datetime | None = None
-    expires_at: datetime | None = None
-    trust: float = Field(1.0, ge=0.0, le=1.0)
-    context: str | None = None
 
 
 class AddBody(_Body):
@@ -51,6 +48,18 @@ class AddBody(_Body):
     tags: list[str] | None = None
     metadata: dict[str, str | int | float | bool | None] | None = None
     wait: bool = Field(False, description="Store before answering (201) instead of queueing.")
+
+    def op(self, idempotency_key: str | None) -> operations.Add:
+        if isinstance(self.content, list) and not 0 < len(self.content) <= MAX_BATCH:
+            raise errors.InvalidInputError(f"content holds 1 to {MAX_BATCH} memories")
+        return operations.Add(
+            content=self.content,
+            scope=self.scope,
+            tags=self.tags,
+            metadata=self.metadata,
+            wait=self.wait,
+            idempotency_key=idempotency_key,
+        )
 
 
 class MessageBody(_Body):
@@ -70,6 +79,18 @@ class MessagesBody(_Body):
     metadata: dict[str, str | int | float | bool | None] | None = None
     wait: bool = False
 
+    def op(self, idempotency_key: str | None) -> operations.AddMessages:
+        return operations.AddMessages(
+            messages=[m.model_dump(exclude_none=True) for m in self.messages],
+            session=self.session,
+            timestamp=self.timestamp,
+            scope=self.scope,
+            tags=self.tags,
+            metadata=self.metadata,
+            wait=self.wait,
+            idempotency_key=idempotency_key,
+        )
+
 
 class Written(BaseModel):
     ids: list[str]
@@ -84,9 +105,21 @@ class SearchBody(_Body):
     min_score: float | None = Field(None, ge=0.0, le=1.0)
     include_superseded: bool = False
 
+    def op(self) -> operations.Search:
+        return operations.Search(
+            query=self.query,
+            k=self.k,
+            filters=self.filters,
+            min_score=self.min_score,
+            include_superseded=self.include_superseded,
+        )
+
 
 class MultiSearchBody(SearchBody):
     cubes: list[str] | None = None
+
+    def across(self) -> operations.SearchCubes:
+        return operations.SearchCubes(search=self.op(), cubes=self.cubes)
 
 
 class Results(BaseModel):
@@ -98,10 +131,20 @@ class ListBody(_Body):
     limit: int = Field(100, ge=1, le=MAX_RESULTS)
     offset: int = Field(0, ge=0, le=2**31 - 1)
 
+    def op(self) -> operations.List:
+        """One more than a page: whether there is a next one."""
+        return operations.List(filters=self.filters, limit=self.limit + 1, offset=self.offset)
+
 
 class Page(BaseModel):
     items: list[MemoryItem]
     next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+
+    @classmethod
+    def of(cls, items: list[MemoryItem], limit: int, offset: int) -> Page:
+        """The page of ``limit`` from ``limit + 1`` items read at ``offset``."""
+        more = len(items) > limit
+        return cls(items=items[:limit], next_offset=offset + limit if more else None)
 
 
 class UpdateBody(_Body):
@@ -111,6 +154,17 @@ class UpdateBody(_Body):
     scope: ScopeBody | None = None
     expires_at: datetime | None = None
     expected_version: int | None = Field(None, ge=1)
+
+    def op(self, id: str) -> operations.Update:
+        return operations.Update(
+            id=id,
+            content=self.content,
+            tags=self.tags,
+            metadata=self.metadata,
+            scope=self.scope,
+            expires_at=self.expires_at,
+            expected_version=self.expected_version,
+        )
 
 
 class PutBody(_Body):
@@ -123,10 +177,25 @@ class PutBody(_Body):
     metadata: dict[str, str | int | float | bool | None] | None = None
     ttl_s: float | None = Field(None, gt=0, le=100 * 365 * 86400)
 
+    def op(self) -> operations.Put:
+        return operations.Put(
+            namespace=tuple(self.namespace),
+            key=self.key,
+            content=self.content,
+            value=self.value,
+            scope=self.scope,
+            tags=self.tags,
+            metadata=self.metadata,
+            ttl=None if self.ttl_s is None else timedelta(seconds=self.ttl_s),
+        )
+
 
 class KeyBody(_Body):
     namespace: list[str]
     key: str
+
+    def op(self) -> operations.Lookup:
+        return operations.Lookup(namespace=tuple(self.namespace), key=self.key)
 
 
 class IdsBody(_Body):
@@ -136,10 +205,19 @@ class IdsBody(_Body):
 class WaitBody(IdsBody):
     timeout_s: float = Field(30.0, gt=0, le=60)
 
+    def op(self) -> operations.Wait:
+        return operations.Wait(ids=self.ids, timeout=self.timeout_s)
+
 
 class NamespacesBody(_Body):
     prefix: list[str] = Field(default_factory=list)
     filters: dict[str, Any] | None = None
+
+    def op(self) -> operations.Namespaces:
+        return operations.Namespaces(prefix=tuple(self.prefix), filters=self.filters)
+
+    def count(self) -> operations.Count:
+        return operations.Count(filters=self.filters)
 
 
 class Found(BaseModel):

@@ -42,13 +42,4 @@ def search_all(body: MultiSearchBody, me: Caller, os_: OS) -> Results:
     for name in body.cubes or []:
         if name not in known:
             raise errors.NotFoundError(f"no cube {name!r}")
-    return Results(
-        results=me.search(
-            body.query,
-            cubes=body.cubes,
-            k=body.k,
-            filters=body.filters,
-            min_score=body.min_score,
-            include_superseded=body.include_superseded,
-        )
-    )
+    return Results(results=me.run(body.across()))

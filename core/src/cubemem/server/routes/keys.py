@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter
 
 from cubemem.model import MemoryItem
 from cubemem.server.bodies import ERRORS, Found, IdsBody, KeyBody, NamespacesBody, PutBody
-from cubemem.server.plumbing import Cube, plain
+from cubemem.server.plumbing import Cube
 
 router = APIRouter()
 
 
 @router.put("/v1/cubes/{name}/keys", tags=["keys"], responses=ERRORS)
 def put(body: PutBody, cube: Cube) -> MemoryItem:
-    return cube.put(
-        tuple(body.namespace),
-        body.key,
-        body.content,
-        value=body.value,
-        scope=plain(body.scope),
-        tags=body.tags,
-        metadata=body.metadata,
-        ttl=None if body.ttl_s is None else timedelta(seconds=body.ttl_s),
-    )
+    return cube.run(body.op())
 
 
 @router.post("/v1/cubes/{name}/keys/lookup", tags=["keys"], responses=ERRORS)
 def lookup(body: KeyBody, cube: Cube) -> Found:
-    return Found(item=cube.lookup(tuple(body.namespace), body.key))
+    return Found(item=cube.run(body.op()))
 
 
 @router.post("/v1/cubes/{name}/keys/refresh", tags=["keys"], responses=ERRORS)
@@ -39,4 +28,4 @@ def refresh(body: IdsBody, cube: Cube) -> list[MemoryItem]:
 
 @router.post("/v1/cubes/{name}/keys/namespaces", tags=["keys"], responses=ERRORS)
 def namespaces(body: NamespacesBody, cube: Cube) -> list[list[str]]:
-    return [list(n) for n in cube.namespaces(tuple(body.prefix), filters=body.filters)]
+    return [list(n) for n in cube.run(body.op())]

@@ -12,7 +12,6 @@ from cubemem import errors
 from cubemem.model import MemoryItem
 from cubemem.server.bodies import (
     ERRORS,
-    MAX_BATCH,
     MAX_RESULTS,
     AddBody,
     ListBody,
@@ -26,8 +25,7 @@ from cubemem.server.bodies import (
     Waited,
     Written,
 )
-from cubemem.server.plumbing import Cube, IdemKey, plain
-from cubemem.shared import AgentCube
+from cubemem.server.plumbing import Cube, IdemKey
 
 router = APIRouter()
 
@@ -41,19 +39,7 @@ router = APIRouter()
 def add(body: AddBody, cube: Cube, response: Response, key: IdemKey = None) -> Written:
     """Add memories. Queued durably and answered 202 with their ids; ``wait=true``
     stores them first (201)."""
-    content = body.content
-    many = isinstance(content, list)
-    raw = [plain(c) for c in content] if isinstance(content, list) else plain(content)
-    if many and not 0 < len(raw) <= MAX_BATCH:
-        raise errors.InvalidInputError(f"content holds 1 to {MAX_BATCH} memories")
-    result = cube.add(
-        raw,
-        scope=plain(body.scope),
-        tags=body.tags,
-        metadata=body.metadata,
-        wait=body.wait,
-        idempotency_key=key,
-    )
+    result = cube.run(body.op(key))
     results: list[Any] = result if isinstance(result, list) else [result]
     if body.wait:
         response.status_code = 201
@@ -66,16 +52,7 @@ def add_messages(
     body: MessagesBody, cube: Cube, response: Response, key: IdemKey = None
 ) -> Written:
     """Add conversation turns raw (speaker, time and id kept), queued unless ``wait``."""
-    result = cube.add_messages(
-        [m.model_dump(exclude_none=True) for m in body.messages],
-        session=body.session,
-        timestamp=body.timestamp,
-        scope=plain(body.scope),
-        tags=body.tags,
-        metadata=body.metadata,
-        wait=body.wait,
-        idempotency_key=key,
-    )
+    result = cube.run(body.op(key))
     stored = cast(list[Any], result)
     if body.wait:
         response.status_code = 201
@@ -86,21 +63,13 @@ def add_messages(
 @router.post("/v1/cubes/{name}/wait", tags=["memories"], responses=ERRORS)
 def wait(body: WaitBody, cube: Cube) -> Waited:
     """Until these ids are stored and searchable (false on timeout)."""
-    return Waited(done=cube.wait(body.ids, body.timeout_s))
+    return Waited(done=cube.run(body.op()))
 
 
 @router.post("/v1/cubes/{name}/search", tags=["memories"], responses=ERRORS)
 def search(body: SearchBody, cube: Cube) -> Results:
     """The ``k`` most relevant memories this agent may read."""
-    return Results(
-        results=cube.search(
-            body.query,
-            k=body.k,
-            filters=body.filters,
-            min_score=body.min_score,
-            include_superseded=body.include_superseded,
-        )
-    )
+    return Results(results=cube.run(body.op()))
 
 
 @router.get("/v1/cubes/{name}/memories", tags=["memories"], responses=ERRORS)
@@ -117,19 +86,19 @@ def list_memories(
             parsed = json.loads(filters)
         except (ValueError, RecursionError):
             raise errors.InvalidFilterError("filters must be a JSON object") from None
-    return _page(cube, parsed, limit, offset)
+    return list_by_body(ListBody(filters=parsed, limit=limit, offset=offset), cube)
 
 
 @router.post("/v1/cubes/{name}/memories/list", tags=["memories"], responses=ERRORS)
 def list_by_body(body: ListBody, cube: Cube) -> Page:
     """``GET .../memories`` with the filters in the body."""
-    return _page(cube, body.filters, body.limit, body.offset)
+    return Page.of(cube.run(body.op()), body.limit, body.offset)
 
 
 @router.post("/v1/cubes/{name}/count", tags=["memories"], responses=ERRORS)
 def count(body: NamespacesBody, cube: Cube) -> dict[str, int]:
     """How many memories match ``filters``."""
-    return {"count": cube.count(body.filters)}
+    return {"count": cube.run(body.count())}
 
 
 @router.get("/v1/cubes/{name}/stats", tags=["cubes"], responses=ERRORS)
@@ -146,15 +115,7 @@ def get(id: str, cube: Cube) -> MemoryItem:
 @router.patch("/v1/cubes/{name}/memories/{id}", tags=["memories"], responses=ERRORS)
 def update(id: str, body: UpdateBody, cube: Cube) -> MemoryItem:
     """A new version; with ``expected_version`` a stale one is 409 and nothing is written."""
-    return cube.update(
-        id,
-        body.content,
-        tags=body.tags,
-        metadata=body.metadata,
-        scope=plain(body.scope),
-        expires_at=body.expires_at,
-        expected_version=body.expected_version,
-    )
+    return cube.run(body.op(id))
 
 
 @router.delete(
@@ -182,8 +143,3 @@ def restore(
 def history(id: str, cube: Cube) -> list[MemoryItem]:
     """Every version this agent may see, oldest first."""
     return cube.history(id)
-
-
-def _page(cube: AgentCube, filters: Any, limit: int, offset: int) -> Page:
-    items = cube.list(filters, limit=limit + 1, offset=offset)
-    return Page(items=items[:limit], next_offset=offset + limit if len(items) > limit else None)

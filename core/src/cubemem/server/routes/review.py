@@ -21,8 +21,7 @@ def quarantine(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Page:
     """Memories waiting for review (cube admins)."""
-    items = cube.quarantined(limit=limit + 1, offset=offset)
-    return Page(items=items[:limit], next_offset=offset + limit if len(items) > limit else None)
+    return Page.of(cube.quarantined(limit=limit + 1, offset=offset), limit, offset)
 
 
 @router.post("/v1/cubes/{name}/memories/{id}/approve", tags=["review"], responses=ERRORS)
