@@ -12,23 +12,17 @@ a temporary folder (and autovacuum is then unlikely to have run before the first
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
 from postgres_hnsw_ingest import arguments, new_database, report_out, server_url
 
 from cubemem import MemCube, Settings
-from cubemem.bench.scale import _TAGS, Corpus, RandomEmbedder
+from cubemem.bench.scale import _TAGS, Corpus, RandomEmbedder, search_times
 
 
 def median_ms(cube: MemCube, corpus: Corpus, filters: dict, runs: int = 30) -> float:
-    times = []
-    for _ in range(runs):
-        question = corpus.question()
-        start = time.perf_counter()
-        cube.search(question, k=10, filters=filters)
-        times.append((time.perf_counter() - start) * 1000)
+    times = search_times(cube, corpus, filters, runs)
     return round(sorted(times)[runs // 2], 2)
 
 

@@ -84,9 +84,7 @@ def main(folder: Path) -> None:
     cube.close()
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        main(Path(sys.argv[1]))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            main(Path(tmp))
+if __name__ == "__main__":  # a folder to keep the cube in, else a temporary one
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(sys.argv[1] if len(sys.argv) > 1 else tmp)
+        main(folder)

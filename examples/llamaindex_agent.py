@@ -77,9 +77,7 @@ async def main(folder: Path) -> None:
         print("\n".join(m.content for m in received[-1] if m.role == "system"))
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        asyncio.run(main(Path(sys.argv[1])))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(main(Path(tmp)))
+if __name__ == "__main__":  # a folder to keep the cube in, else a temporary one
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(sys.argv[1] if len(sys.argv) > 1 else tmp)
+        asyncio.run(main(folder))

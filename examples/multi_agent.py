@@ -157,9 +157,7 @@ async def main(folder: Path) -> None:
         server.wait(30)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        asyncio.run(main(Path(sys.argv[1])))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(main(Path(tmp)))
+if __name__ == "__main__":  # a folder to keep the cube in, else a temporary one
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(sys.argv[1] if len(sys.argv) > 1 else tmp)
+        asyncio.run(main(folder))

@@ -50,7 +50,6 @@ def redis_url(tmp_path_factory):
     import shutil
     import socket
     import subprocess
-    import time
 
     server = _redis_server_binary() or shutil.which("redis-server")
     if server is None:
@@ -81,19 +80,28 @@ def redis_url(tmp_path_factory):
     import redis
 
     client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
+    _wait_for(proc, "redis-server", client.ping, redis.ConnectionError, 30)
     yield f"redis://127.0.0.1:{port}/0"
     client.close()
     proc.terminate()
     proc.wait(10)
+
+
+def _wait_for(proc, what: str, probe, failure: type[Exception], seconds: float) -> None:
+    """Until ``probe`` stops raising ``failure`` (the server answers); a server that does
+    not answer within ``seconds`` is killed and the test fails."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            probe()
+            return
+        except failure:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{what} did not start within {seconds} s")
+            time.sleep(0.05)
 
 
 def _redis_server_binary() -> str | None:
@@ -156,7 +164,6 @@ def chroma_url(tmp_path_factory):
     import socket
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import httpx
@@ -171,15 +178,14 @@ def chroma_url(tmp_path_factory):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
-    for _ in range(300):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start")
+    heartbeat = f"http://127.0.0.1:{port}/api/v2/heartbeat"
+    _wait_for(
+        proc,
+        "chroma run",
+        lambda: httpx.get(heartbeat, timeout=1).raise_for_status(),
+        httpx.HTTPError,
+        30,
+    )
     yield f"chroma+http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(20)

@@ -142,11 +142,13 @@ def _everything(cube: Any) -> Any:
     )
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+def _examples(n: int):
+    """Hypothesis settings for ``n`` examples over fixtures that outlive them."""
+    slow = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    return settings(max_examples=n, deadline=None, suppress_health_check=slow)
+
+
+@_examples(40)
 @given(agents=agents_st, ops=ops_st)
 def test_in_process(tmp_path, embedder, agents, ops):
     with MemoryOS(tmp_path / uuid.uuid4().hex, embedder=embedder) as os_:
@@ -313,11 +315,7 @@ def mcp_server(tmp_path_factory):
     stop(process)
 
 
-@settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_examples(8)
 @given(agents=agents_st, ops=ops_st)
 def test_through_mcp(mcp_server, embedder, agents, ops):
     url, root, loop = mcp_server

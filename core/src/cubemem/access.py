@@ -333,14 +333,16 @@ class AccessControl:
         detail: dict[str, Any] | None = None,
     ) -> None:
         with self._tables.write() as db:
-            self._audit(db, agent, action, cube, memory_id, version, detail)
+            self._audit(
+                db, agent, action, cube, memory_id=memory_id, version=version, detail=detail
+            )
 
     def record_many(
         self, agent: str | None, action: str, cube: str | None, items: list[tuple[str, int]]
     ) -> None:
         with self._tables.write() as db:
             for memory_id, version in items:
-                self._audit(db, agent, action, cube, memory_id, version)
+                self._audit(db, agent, action, cube, memory_id=memory_id, version=version)
 
     def audit(
         self,
@@ -372,15 +374,12 @@ class AccessControl:
         ]  # fmt: skip
 
     def _audit(
-        self,
-        db: Any,
-        agent: str | None,
-        action: str,
-        cube: str | None,
-        memory_id: str | None = None,
-        version: int | None = None,
-        detail: dict[str, Any] | None = None,
+        self, db: Any, agent: str | None, action: str, cube: str | None, **entry: Any
     ) -> None:
+        """One audit row in ``db``'s transaction; ``entry``: memory_id, version, detail."""
+        assert set(entry) <= {"memory_id", "version", "detail"}, entry
+        memory_id, version = entry.get("memory_id"), entry.get("version")
+        detail = entry.get("detail")
         db.execute(
             "INSERT INTO {audit} (at, agent, action, cube, memory_id, version, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
@@ -167,10 +167,7 @@ def bench_scale(
             str(r["rss_mb"]),
             "-" if r["disk_bytes_per_item"] is None else f"{r['disk_bytes_per_item']:,}",
         )
-    console.print(table)
-    typer.echo(json.dumps(report))
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _report(table, report, json_out)
 
 
 @bench_app.command("facts")
@@ -200,10 +197,7 @@ def bench_facts(
             str(r["memories"]), r["system"], str(r["questions"]), str(r["hit@1"]),
             str(r["hit@3"]), str(r["mrr@10"]), str(r["search_ms_p95"]),
         )  # fmt: skip
-    console.print(table)
-    typer.echo(json.dumps(report))
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _report(table, report, json_out)
 
 
 @bench_app.command("activation")
@@ -244,10 +238,7 @@ def bench_activation(
             f"{r['block_bytes'] / 2**20:.1f}", str(kl["naive"]), str(kl["rotated"]),
             str(kl["sequential"]),
         )  # fmt: skip
-    console.print(table)
-    typer.echo(json.dumps(report))
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _report(table, report, json_out)
 
 
 @bench_app.command("parametric")
@@ -288,10 +279,7 @@ def bench_parametric(
         str(report["prompt_tokens_saved_per_turn"]), str(training["seconds_per_memory"]),
         f"{training['loss_first']} -> {training['loss_last']}",
     )  # fmt: skip
-    console.print(table)
-    typer.echo(json.dumps(report))
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _report(table, report, json_out)
 
 
 def _store_only_needs_a_store() -> None:
@@ -349,6 +337,11 @@ def _bench_queue(sizes: list[int], queue: str, precomputed: bool, json_out: Path
             str(r["indexed_vs_inline"]),
             str(r["drained_vs_inline"]),
         )
+    _report(table, report, json_out)
+
+
+def _report(table: Table, report: dict[str, Any], json_out: Path | None) -> None:
+    """The table for people, the JSON on stdout for scripts, and in ``json_out`` if given."""
     console.print(table)
     typer.echo(json.dumps(report))
     if json_out is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -231,26 +232,18 @@ def as_embedder(
     )
 
 
+@dataclass(frozen=True)
 class UnavailableEmbedder:
     """Stands in for an embedder the caller did not pass (a cube built with a LangChain or
     custom embedder, opened without it): reading, listing and exporting work; embedding
     raises ``BackendUnavailableError`` saying which embedder to pass."""
 
-    def __init__(self, name: str, dimension: int) -> None:
-        self._name = name
-        self._dimension = dimension
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
+    name: str
+    dimension: int
 
     def _refuse(self) -> BackendUnavailableError:
         return BackendUnavailableError(
-            f"this cube was built with embedder {self._name!r}; to search or add, open it "
+            f"this cube was built with embedder {self.name!r}; to search or add, open it "
             "with that embedder (MemCube.open(path, embedder=...)), or move the cube to one "
             "cubemem can load by name: `cubemem reindex --embedder NAME`"
         )

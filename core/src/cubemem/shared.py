@@ -255,14 +255,19 @@ def _update(cube: AgentCube, o: op.Update, grant: Grant) -> MemoryItem:
     return new
 
 
+def _as_seen(cube: AgentCube, o: op.Delete | op.Restore, grant: Grant) -> tuple[MemoryItem, Any]:
+    """Run ``o`` on a memory the agent may see, at the version it saw (``_on_visible``)."""
+
+    def change(version: int) -> Any:
+        again: op.Operation[Any] = replace(o, expected_version=version)
+        return cube.cube.run(again)
+
+    return cube._on_visible(o.id, grant, o.expected_version, change)
+
+
 @HANDLERS.runs(op.Delete)
 def _delete(cube: AgentCube, o: op.Delete, grant: Grant) -> None:
-    current, _ = cube._on_visible(
-        o.id,
-        grant,
-        o.expected_version,
-        lambda version: cube.cube.run(replace(o, expected_version=version)),
-    )
+    current, _ = _as_seen(cube, o, grant)
     cube._access.record(
         cube.agent.name,
         "purge" if o.purge else "delete",
@@ -274,12 +279,7 @@ def _delete(cube: AgentCube, o: op.Delete, grant: Grant) -> None:
 
 @HANDLERS.runs(op.Restore)
 def _restore(cube: AgentCube, o: op.Restore, grant: Grant) -> MemoryItem:
-    _, item = cube._on_visible(
-        o.id,
-        grant,
-        o.expected_version,
-        lambda version: cube.cube.run(replace(o, expected_version=version)),
-    )
+    _, item = _as_seen(cube, o, grant)
     cube._audit("restore", [item])
     return item
 

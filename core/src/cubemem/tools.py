@@ -8,6 +8,7 @@ reveal or change what belongs to someone else. Results are short texts meant for
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Required, TypedDict
 
 from cubemem.cube import CubeLike
 from cubemem.errors import InvalidInputError, NotFoundError
@@ -16,6 +17,15 @@ from cubemem.model import MemoryItem, Scope, Status
 from cubemem.render import render_memories
 
 MAX_K = 20
+
+
+class Binding(TypedDict, total=False):
+    """Who the tools act for, as ``MemoryTools`` takes it (for adapters that pass it on)."""
+
+    user_id: Required[str | None]
+    agent_id: str | None
+    session_id: str | None
+    max_chars: int
 
 
 class MemoryTools:

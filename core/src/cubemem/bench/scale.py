@@ -166,15 +166,7 @@ def run_size(
     warmup_s = time.perf_counter() - start
 
     def timed(filters: dict[str, Any] | None) -> list[float]:
-        out = []
-        for _ in range(queries):
-            question = corpus.question()
-            start = time.perf_counter()
-            cube.search(question, k=10, filters=filters)
-            out.append((time.perf_counter() - start) * 1000)
-            if progress:
-                progress("search", 1)
-        return out
+        return search_times(cube, corpus, filters, queries, progress)
 
     unfiltered = timed(None)
     by_user = timed({"user": corpus.users[0]})
@@ -345,3 +337,22 @@ def run_queue(
         "drained_per_s": round(count / drain_s),
         "drained_vs_inline": round(count / drain_s / inline_per_s, 2),
     }
+
+
+def search_times(
+    cube: Any,
+    corpus: Corpus,
+    filters: dict[str, Any] | None,
+    queries: int,
+    progress: Callable[[str, int], None] | None = None,
+) -> list[float]:
+    """Milliseconds of each of ``queries`` top-10 searches for the corpus's questions."""
+    out = []
+    for _ in range(queries):
+        question = corpus.question()
+        start = time.perf_counter()
+        cube.search(question, k=10, filters=filters)
+        out.append((time.perf_counter() - start) * 1000)
+        if progress:
+            progress("search", 1)
+    return out

@@ -31,28 +31,15 @@ class Maintenance:
 
     def __init__(self, ctx: Context, settings: Settings) -> None:
         self._ctx = ctx
-        self._settings = settings
+        self.context: Context = ctx
+        """What the operations in ``cubemem.ops`` and the scheduler's workers act on."""
+        self.store: MemoryStore = ctx.store
+        """The storage engine (rows, versions, vectors)."""
+        self.settings: Settings = settings
+        self.working: WorkingMemory = ctx.working
+        """The per agent/session hot sets (``cubemem.ops.working.WorkingMemory``)."""
         self.last_repair: Repair = Repair()
         """What the last ``MemCube.open`` repaired in the index."""
-
-    @property
-    def context(self) -> Context:
-        """What the operations in ``cubemem.ops`` and the scheduler's workers act on."""
-        return self._ctx
-
-    @property
-    def store(self) -> MemoryStore:
-        """The storage engine (rows, versions, vectors)."""
-        return self._ctx.store
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @property
-    def working(self) -> WorkingMemory:
-        """The per agent/session hot sets (``cubemem.ops.working.WorkingMemory``)."""
-        return self._ctx.working
 
     # -- the pipeline's hooks ---------------------------------------------------------------
     @property

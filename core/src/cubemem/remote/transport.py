@@ -3,7 +3,8 @@ httpx clients, the retry policy and the mapping of error answers back to ``cubem
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,17 @@ class Call:
     safe: bool = True
     """Repeating it is harmless (a read, or a write with an idempotency key)."""
     parse: Callable[[Any], Any] = lambda data: data
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The arguments of ``httpx.Client.request``."""
+        return {
+            "method": self.method,
+            "url": self.path,
+            "json": self.json,
+            "params": self.params,
+            "headers": self.headers,
+        }
 
 
 class _Retryable(Exception):
@@ -96,36 +108,26 @@ class Transport:
         }
 
     def send(self, call: Call) -> Any:
-        try:
+        with self._reaching():
             for attempt in Retrying(**self._policy(call)):
                 with attempt:
-                    response = self.client.request(
-                        call.method,
-                        call.path,
-                        json=call.json,
-                        params=call.params,
-                        headers=call.headers,
-                    )
-                    return call.parse(_read(response))
-        except (httpx.TransportError, _Retryable) as exc:
-            raise _unavailable(self.url, exc) from exc
+                    return call.parse(_read(self.client.request(**call.request)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def asend(self, call: Call) -> Any:
-        try:
+        with self._reaching():
             async for attempt in AsyncRetrying(**self._policy(call)):
                 with attempt:
-                    response = await self.aclient.request(
-                        call.method,
-                        call.path,
-                        json=call.json,
-                        params=call.params,
-                        headers=call.headers,
-                    )
-                    return call.parse(_read(response))
+                    return call.parse(_read(await self.aclient.request(**call.request)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A server that stays unreachable (or busy) after the retries: one typed error."""
+        try:
+            yield
         except (httpx.TransportError, _Retryable) as exc:
             raise _unavailable(self.url, exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 _backoff = wait_exponential_jitter(multiplier=0.2, max=10)

@@ -4,7 +4,8 @@ Every route but ``/health`` needs ``Authorization: Bearer <key>`` (an agent's AP
 or an unknown one is 401, a known agent without the right is 403. Calls run as that agent
 (``MemoryOS.authenticate`` → ``cubemem.shared``), so the server decides nothing the library
 does not. Errors are JSON ``{"error": {"type", "message", "ids"}}`` with the status of their
-type (``plumbing.STATUS``); request bodies over ``max_body_bytes`` are 413 before they are read.
+type (``CubememError.http_status``); request bodies over ``max_body_bytes`` are 413 before
+they are read.
 
 Writes (``POST .../memories``, ``.../messages``) are acknowledged once durable: queued in the
 scheduler's queue (202 with the new ids) unless ``wait=true`` asks for them stored and

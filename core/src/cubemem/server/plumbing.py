@@ -1,5 +1,5 @@
-"""What every route shares: the error answers (``STATUS``), the body-size limit, and the
-dependencies that authenticate the caller and open the cube it names."""
+"""What every route shares: the error answers (each error's ``http_status``), the body-size
+limit, and the dependencies that authenticate the caller and open the cube it names."""
 
 from __future__ import annotations
 
@@ -20,22 +20,6 @@ from cubemem.server.bodies import ErrorBody, ErrorDetail
 from cubemem.shared import AgentCube, AgentOS
 
 log = logging.getLogger(__name__)
-
-STATUS: list[tuple[type[Exception], int]] = [
-    (errors.AuthenticationError, 401),
-    (errors.PermissionDeniedError, 403),
-    (errors.NotFoundError, 404),
-    (errors.ConflictError, 409),
-    (errors.InvalidInputError, 422),
-    (errors.InvalidBlockError, 422),
-    (errors.IncompatibleCubeError, 409),
-    (errors.CubeBusyError, 503),
-    (errors.BackendUnavailableError, 503),
-    (errors.FollowUpError, 500),
-    (errors.ExtractionError, 502),
-    (errors.CubememError, 500),
-]
-"""HTTP status of each error type (first match); the remote client maps them back."""
 
 
 def error_response(
@@ -156,7 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.CubememError)
     async def _cubememerror_response(request: Request, exc: errors.CubememError) -> JSONResponse:
-        status = next(code for kind, code in STATUS if isinstance(exc, kind))
+        status = exc.http_status
         if status >= 500 and status != 503:
             log.exception("request failed", exc_info=exc)
         return error_response(status, type(exc).__name__, str(exc), getattr(exc, "ids", None))

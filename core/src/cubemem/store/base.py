@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from cubemem.model import Filters, MemoryItem
+from cubemem.errors import ConflictError
+from cubemem.model import Filters, MemoryItem, Usage
 
 
 class Embedding(NamedTuple):
@@ -86,6 +87,51 @@ EmbedFn = Callable[[list[MemoryItem]], Mapping[str, Embedding]]
 Items = Sequence[MemoryItem]
 Embeddings = Mapping[str, Embedding]
 Revisions = Sequence[tuple[MemoryItem, int]]
+Allowed = Sequence[str] | None
+"""The ids a nearest-neighbour query may return (None: any)."""
+Scored = list[tuple[str, float]]
+"""(id, score) pairs, best first."""
+
+
+def wanted(k: int, allowed: Allowed) -> int:
+    """How many neighbours a query can have: ``k``, or fewer ids if fewer are allowed."""
+    return k if allowed is None else min(k, len(allowed))
+
+
+def stale(ids: list[str]) -> ConflictError:
+    """What ``revise`` raises when rows moved past the version the caller read."""
+    return ConflictError(
+        f"memories {ids} changed since they were read (or are gone); nothing was written. "
+        "Read them again and retry",
+        ids,
+    )
+
+
+def in_history(ids: list[str]) -> ConflictError:
+    """What ``revise`` raises when a version is already in the (append-only) history."""
+    return ConflictError(
+        f"a version of {ids} is already in the history; nothing was written. Read the "
+        "memories again and retry",
+        ids,
+    )
+
+
+def ts(value: datetime | None) -> float | None:
+    """A datetime as the engines' columns hold it: a POSIX timestamp."""
+    return None if value is None else value.timestamp()
+
+
+def filter_columns(item: MemoryItem) -> tuple[Any, ...]:
+    """The columns filters read: status, kind, user, agent, session."""
+    scope = item.scope
+    return item.status.value, item.kind.value, scope.user, scope.agent, scope.session
+
+
+def with_usage(item: MemoryItem, hits: int, last_access: float | None) -> MemoryItem:
+    """A row's item with its usage counters (kept apart from its versions)."""
+    when = None if last_access is None else datetime.fromtimestamp(last_access, UTC)
+    item.usage = Usage(hits=hits, last_access=when)
+    return item
 
 
 def check_revisions(revisions: Revisions) -> None:
@@ -146,9 +192,7 @@ class MemoryStore(Protocol):
         """The distinct namespaces of keyed rows matching ``filters``, sorted."""
         ...
 
-    def nearest(
-        self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
-    ) -> list[tuple[str, float]]:
+    def nearest(self, vector: np.ndarray, k: int, allowed: Allowed) -> Scored:
         """Up to ``k`` (id, inner product) pairs, best first, among ``allowed`` if given."""
         ...
 

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from cubemem.embed import Embedder
-from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, decode_namespace
 from cubemem.sqlite import immediate
 from cubemem.store import filters as filters_sql
 from cubemem.store.base import (
+    Allowed,
     Changes,
     Embedding,
     Embeddings,
@@ -36,7 +36,11 @@ from cubemem.store.base import (
     Items,
     Repair,
     Revisions,
+    Scored,
     check_revisions,
+    in_history,
+    stale,
+    wanted,
 )
 from cubemem.store.chroma_files import SUMS, ChromaIndex
 from cubemem.store.sqlite_rows import (
@@ -175,7 +179,7 @@ class EmbeddedStore:
         with self._lock:
             with self._transaction() as db:
                 seq = bump(db)
-                stale = [
+                moved = [
                     item.id
                     for item, expected in revisions
                     if not db.execute(
@@ -183,12 +187,8 @@ class EmbeddedStore:
                         (*revise_values(item, embeddings.get(item.id), seq), item.id, expected),
                     ).rowcount
                 ]
-                if stale:  # raising rolls the whole transaction back
-                    raise ConflictError(
-                        f"memories {stale} changed since they were read (or are gone); nothing "
-                        "was written. Read them again and retry",
-                        stale,
-                    )
+                if moved:  # raising rolls the whole transaction back
+                    raise stale(moved)
                 items = [item for item, _ in revisions]
                 try:
                     db.executemany(
@@ -199,11 +199,7 @@ class EmbeddedStore:
                         ],
                     )
                 except sqlite3.IntegrityError:  # history is append-only: a version is written once
-                    raise ConflictError(
-                        f"a version of {[i.id for i in items]} is already in the history; "
-                        "nothing was written. Read the memories again and retry",
-                        [i.id for i in items],
-                    ) from None
+                    raise in_history([i.id for i in items]) from None
                 write_tags(db, items)
                 self._note_pending(db, [i.id for i in items if i.id in embeddings])
             self._index_now({i.id: embeddings[i.id] for i in items if i.id in embeddings})
@@ -280,10 +276,8 @@ class EmbeddedStore:
         where, params = _where(filters, now)
         return int(self._query(f"SELECT COUNT(*) FROM memories m WHERE {where}", params)[0][0])
 
-    def nearest(
-        self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
-    ) -> list[tuple[str, float]]:
-        n = k if allowed is None else min(k, len(allowed))
+    def nearest(self, vector: np.ndarray, k: int, allowed: Allowed) -> Scored:
+        n = wanted(k, allowed)
         if n <= 0:
             return []
         self.sync_index()

@@ -18,19 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, decode_namespace
+from cubemem.store import base
 from cubemem.store import filters as filters_sql
 from cubemem.store import postgres_rows as pg
-from cubemem.store.base import (
-    Changes,
-    Embeddings,
-    EmbedFn,
-    Items,
-    Repair,
-    Revisions,
-    check_revisions,
-)
+from cubemem.store.base import Changes, Embeddings, EmbedFn, Items, Repair, Revisions
 from cubemem.store.postgres_schema import (
     SCHEMA_VERSION,
     close_pools,
@@ -141,10 +133,10 @@ class PostgresStore:
     def revise(self, revisions: Revisions, embeddings: Embeddings) -> None:
         if not revisions:
             return
-        check_revisions(revisions)
+        base.check_revisions(revisions)
         with self._tx() as conn:
             revision = self._bump(conn)
-            stale = []
+            moved: list[str] = []
             for item, expected in revisions:
                 embedding = embeddings.get(item.id)
                 cur = conn.execute(
@@ -155,13 +147,9 @@ class PostgresStore:
                     ),
                 )  # fmt: skip
                 if cur.rowcount == 0:
-                    stale.append(item.id)
-            if stale:  # raising rolls the whole transaction back
-                raise ConflictError(
-                    f"memories {stale} changed since they were read (or are gone); nothing "
-                    "was written. Read them again and retry",
-                    stale,
-                )
+                    moved.append(item.id)
+            if moved:  # raising rolls the whole transaction back
+                raise base.stale(moved)
             items = [item for item, _ in revisions]
             for item in items:
                 done = conn.execute(
@@ -169,11 +157,7 @@ class PostgresStore:
                     (self._cube, item.id, item.version, pg.to_json(item)),
                 )
                 if done.rowcount == 0:  # history is append-only: a version is written once
-                    raise ConflictError(
-                        f"a version of {item.id} is already in the history; nothing was "
-                        "written. Read the memory again and retry",
-                        [i.id for i in items],
-                    )
+                    raise base.in_history([i.id for i in items])
             self._write_tags(conn, items)
 
     def extend(self, changes: Sequence[tuple[str, int, datetime]]) -> list[str]:
@@ -292,10 +276,8 @@ class PostgresStore:
         )
         return [decode_namespace(r[0]) for r in rows]
 
-    def nearest(
-        self, vector: np.ndarray, k: int, allowed: Sequence[str] | None
-    ) -> list[tuple[str, float]]:
-        n = k if allowed is None else min(k, len(allowed))
+    def nearest(self, vector: np.ndarray, k: int, allowed: base.Allowed) -> base.Scored:
+        n = base.wanted(k, allowed)
         if n <= 0:
             return []
         if allowed is None:

@@ -4,13 +4,13 @@ its JSON, vectors as pgvector text, and the change feed's rows."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from cubemem.model import MemoryItem, Usage, encode_namespace
-from cubemem.store.base import Embedding, IndexRow
+from cubemem.model import MemoryItem, encode_namespace
+from cubemem.store.base import Embedding, IndexRow, filter_columns, ts, with_usage
 
 ITEM_JSON_EXCLUDE = {"usage"}
 USAGE = "coalesce(u.hits, 0), u.last_access"
@@ -19,11 +19,7 @@ JOIN_USAGE = "LEFT JOIN cubemem_usage u ON u.cube = m.cube AND u.id = m.id"
 
 def columns(item: MemoryItem, embedding: Embedding | None) -> tuple[Any, ...]:
     return (
-        item.status.value,
-        item.kind.value,
-        item.scope.user,
-        item.scope.agent,
-        item.scope.session,
+        *filter_columns(item),
         ts(item.event_time),
         ts(item.expires_at),
         item.version,
@@ -47,17 +43,8 @@ def json_time(value: datetime) -> str:
     return str(to_jsonable_python(value))
 
 
-def ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
 def read_item(data: Any, hits: int, last_access: float | None) -> MemoryItem:
-    item = MemoryItem.model_validate(data)
-    item.usage = Usage(
-        hits=hits,
-        last_access=None if last_access is None else datetime.fromtimestamp(last_access, UTC),
-    )
-    return item
+    return with_usage(MemoryItem.model_validate(data), hits, last_access)
 
 
 def vector_text(vector: np.ndarray) -> str:

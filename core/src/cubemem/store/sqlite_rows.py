@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ import numpy as np
 from pydantic_core import to_jsonable_python
 
 from cubemem.errors import BackendUnavailableError, CubeCorruptError
-from cubemem.model import MemoryItem, Usage, encode_namespace
-from cubemem.store.base import Changes, Embedding, IndexRow
+from cubemem.model import MemoryItem, encode_namespace
+from cubemem.store.base import Changes, Embedding, IndexRow, filter_columns, ts, with_usage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -99,10 +99,6 @@ INDEX_PAGE = 10_000
 PENDING_UPSERT = "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')"
 
 
-def ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
 def row_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
     """The INSERT parameters of a row."""
     fields = revise_values(item, embedding, seq)
@@ -112,11 +108,7 @@ def row_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple
 def revise_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
     """The REVISE parameters of a row, less the WHERE clause."""
     return (
-        item.status.value,
-        item.kind.value,
-        item.scope.user,
-        item.scope.agent,
-        item.scope.session,
+        *filter_columns(item),
         ts(item.provenance.created_at),
         ts(item.event_time),
         ts(item.expires_at),
@@ -139,12 +131,7 @@ def vector_blob(vector: np.ndarray) -> bytes:
 
 
 def item_of(data: str, hits: int, last_access: float | None) -> MemoryItem:
-    item = MemoryItem.model_validate_json(data)
-    item.usage = Usage(
-        hits=hits,
-        last_access=None if last_access is None else datetime.fromtimestamp(last_access, UTC),
-    )
-    return item
+    return with_usage(MemoryItem.model_validate_json(data), hits, last_access)
 
 
 def bump(db: sqlite3.Connection) -> int:

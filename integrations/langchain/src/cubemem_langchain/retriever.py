@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field
 
 from cubemem import Filters, InvalidInputError, SearchResult
 from cubemem.cube import CubeLike
+from cubemem.cube.operations import Search
 from cubemem.ops.read import check_min_score
 
 
@@ -57,46 +58,34 @@ class MemCubeRetriever(BaseRetriever):
         super().__init__(**data)
 
     def _search(
-        self, k: int | None, filters: dict[str, Any] | Filters | None, min_score: float | None
-    ) -> tuple[int, Filters, float | None]:
+        self,
+        query: str,
+        k: int | None = None,
+        filters: dict[str, Any] | Filters | None = None,
+        min_score: float | None = None,
+        **kwargs: Any,
+    ) -> Search:
+        """The search a call asks for: per-call ``k``, ``filters`` (narrowing the bound ones)
+        and ``min_score``; any other keyword is refused."""
+        _refuse(kwargs)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InvalidInputError(f"k must be a positive int, got {k!r}")
-        bound = Filters.parse(self.filters)
-        return (
-            k or self.k,
-            bound.narrow(filters),
-            self.min_score if min_score is None else min_score,
+        return Search(
+            query=query,
+            k=k or self.k,
+            filters=Filters.parse(self.filters).narrow(filters),
+            min_score=self.min_score if min_score is None else min_score,
         )
 
     def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-        filters: dict[str, Any] | Filters | None = None,
-        min_score: float | None = None,
-        **kwargs: Any,
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        _refuse(kwargs)
-        k, narrowed, threshold = self._search(k, filters, min_score)
-        results = self.cube.search(query, k=k, filters=narrowed, min_score=threshold)
-        return [to_document(r) for r in results]
+        return [to_document(r) for r in self.cube.run(self._search(query, **kwargs))]
 
     async def _aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: AsyncCallbackManagerForRetrieverRun,
-        k: int | None = None,
-        filters: dict[str, Any] | Filters | None = None,
-        min_score: float | None = None,
-        **kwargs: Any,
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        _refuse(kwargs)
-        k, narrowed, threshold = self._search(k, filters, min_score)
-        results = await self.cube.asearch(query, k=k, filters=narrowed, min_score=threshold)
-        return [to_document(r) for r in results]
+        return [to_document(r) for r in await self.cube.arun(self._search(query, **kwargs))]
 
 
 CONSTRUCTOR_ARGS = ("cube", "k", "filters", "min_score", "tags", "metadata", "name")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Unpack
 
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 
 from cubemem.cube import CubeLike
-from cubemem.tools import MemoryTools
+from cubemem.tools import Binding, MemoryTools
 
 
 class MemCubeToolSpec(BaseToolSpec):
@@ -31,18 +32,10 @@ class MemCubeToolSpec(BaseToolSpec):
         ("delete_memory", "adelete_memory"),
     ]
 
-    def __init__(
-        self,
-        cube: CubeLike,
-        *,
-        user_id: str | None,
-        agent_id: str | None = None,
-        session_id: str | None = None,
-        max_chars: int = 4000,
-    ) -> None:
-        self.memory = MemoryTools(
-            cube, user_id=user_id, agent_id=agent_id, session_id=session_id, max_chars=max_chars
-        )
+    def __init__(self, cube: CubeLike, **binding: Unpack[Binding]) -> None:
+        """``binding``: ``user_id`` (required, may be None), ``agent_id``, ``session_id``,
+        ``max_chars``, as ``cubemem.tools.MemoryTools`` takes them."""
+        self.memory = MemoryTools(cube, **binding)
 
     def save_memory(self, content: str, tags: list[str] | None = None) -> str:
         """Remember a fact, preference or event about the user for future conversations.
