@@ -12,7 +12,6 @@ SRC = Path(cubemem.__file__).resolve().parent
 LAYERS = [
     {
         "model",
-        "model_base",
         "settings",
         "errors",
         "limits",
@@ -24,12 +23,9 @@ LAYERS = [
     {
         "store",
         "embed",
-        "embed_adapters",
         "llm",
         "extract",
         "access",
-        "access_model",
-        "access_tables",
     },
     {"retrieve", "searchindex", "lexical"},
     {"ops"},
@@ -40,10 +36,6 @@ LAYERS = [
     {
         "tools",
         "cli",
-        "cli_bench",
-        "cli_options",
-        "cli_output",
-        "cli_worker",
         "bench",
         "ingest_file",
         "server",

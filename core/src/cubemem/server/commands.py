@@ -39,14 +39,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _os(data: Path) -> MemoryOS:
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
     from cubemem.settings import Settings
 
     return _run(lambda: MemoryOS(data, settings=Settings(workers=0)))
 
 
 def _print_json(value: Any) -> None:
-    from cubemem.cli_output import console
+    from cubemem.cli.output import console
 
     console.print_json(json.dumps(value, default=str))
 
@@ -64,7 +64,7 @@ def serve(
     """
     import uvicorn
 
-    from cubemem.cli_output import err_console
+    from cubemem.cli.output import err_console
     from cubemem.errors import InvalidInputError
     from cubemem.server.app import create_app
 
@@ -114,8 +114,8 @@ def migrate(
     ],
 ) -> None:
     """Bring a PostgreSQL store to this cubemem's schema (cubes also do it on first use)."""
-    from cubemem.cli_output import console
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import console
+    from cubemem.cli.output import run as _run
     from cubemem.store import engine_of
     from cubemem.store.postgres_schema import migrate as migrate_store
 
@@ -138,8 +138,8 @@ def mcp(
     port: Annotated[int, typer.Option(help="Port (http); the endpoint is /mcp.")] = 8766,
 ) -> None:
     """Serve the MemoryOS as MCP tools (add, search, get, update, delete, history)."""
-    from cubemem.cli_output import fail as _fail
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import fail as _fail
+    from cubemem.cli.output import run as _run
     from cubemem.server.mcp import build_mcp
 
     if transport not in ("stdio", "http"):
@@ -165,7 +165,7 @@ def agents_create(
     operator: Annotated[bool, typer.Option(help="May manage agents and cubes.")] = False,
 ) -> None:
     """Create an agent and print its API key (shown this once)."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         agent, key = _run(lambda: os_.access.create_agent(name, trust=trust, operator=operator))
@@ -187,7 +187,7 @@ def agents_update(
     disabled: Annotated[bool | None, typer.Option(help="Refuse its key.")] = None,
 ) -> None:
     """Change an agent's trust, or disable it."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         agent = _run(lambda: os_.access.update_agent(name, trust=trust, disabled=disabled, by=BY))
@@ -200,7 +200,7 @@ def agents_rotate(
     data: DataDir = Path("cubemem-data"),
 ) -> None:
     """Give an agent a new key (printed once); the old one stops working."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         _print_json({"key": _run(lambda: os_.access.rotate_key(name, by=BY))})
@@ -212,7 +212,7 @@ def agents_delete(
     data: DataDir = Path("cubemem-data"),
 ) -> None:
     """Remove an agent and its grants (its memories stay)."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         _run(lambda: os_.access.delete_agent(name, by=BY))
@@ -229,7 +229,7 @@ def grant(
     ] = False,
 ) -> None:
     """Give an agent a right on a cube (replacing the one it had)."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         target = _run(lambda: os_.access.agent(agent))
@@ -245,7 +245,7 @@ def revoke(
     data: DataDir = Path("cubemem-data"),
 ) -> None:
     """Take an agent's right on a cube away."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         _run(lambda: os_.access.revoke(agent, cube, by=BY))
@@ -258,7 +258,7 @@ def audit(
     limit: Annotated[int, typer.Option(help="Entries, newest first.")] = 50,
 ) -> None:
     """Who wrote, changed, approved and deleted what, as JSON."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         entries = _run(lambda: os_.access.audit(cube=cube, memory_id=memory, limit=limit))
@@ -271,7 +271,7 @@ def review_list(
     data: DataDir = Path("cubemem-data"),
 ) -> None:
     """Quarantined memories with their author and the screen's flag, as JSON."""
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         handle = _run(lambda: os_.open_cube(cube))
@@ -292,7 +292,7 @@ def review_list(
 
 
 def _review(cube: str, id_: str, data: Path, approve: bool) -> None:
-    from cubemem.cli_output import run as _run
+    from cubemem.cli.output import run as _run
 
     with _os(data) as os_:
         reviewer = _run(lambda: os_.as_agent(_cli_operator(os_)))

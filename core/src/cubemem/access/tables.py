@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cubemem import limits
-from cubemem.access_model import SCHEMA, Agent, Right
+from cubemem.access.records import SCHEMA, Agent, Right
 from cubemem.errors import InvalidInputError
 from cubemem.limits import shown
 from cubemem.model import Scope

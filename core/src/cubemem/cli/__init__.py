@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cubemem import cli_worker
-from cubemem.cli_bench import bench_app
-from cubemem.cli_options import (
+from cubemem.cli import worker as cli_worker
+from cubemem.cli.bench import bench_app
+from cubemem.cli.options import (
     AgentOption,
     CubePath,
     JsonOption,
@@ -24,9 +24,9 @@ from cubemem.cli_options import (
     open_cube,
     parse_filters,
 )
-from cubemem.cli_output import console, progress, quiet_model_loading
-from cubemem.cli_output import fail as _fail
-from cubemem.cli_output import run as _run
+from cubemem.cli.output import console, progress, quiet_model_loading
+from cubemem.cli.output import fail as _fail
+from cubemem.cli.output import run as _run
 from cubemem.cube import MemCube
 from cubemem.cube import reindex as reindex_cube
 from cubemem.ingest_file import ingest_plan

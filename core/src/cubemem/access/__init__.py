@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cubemem import limits
-from cubemem.access_model import (
+from cubemem.access.records import (
     ACCESS_DB,
     DEFAULT_THRESHOLD,
     DEFAULT_TRUST,
@@ -50,7 +50,7 @@ from cubemem.access_model import (
     in_scope,
     screen,
 )
-from cubemem.access_tables import (
+from cubemem.access.tables import (
     SELECT_AGENTS,
     SqliteTables,
     agent_row,

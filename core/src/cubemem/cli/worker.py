@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cubemem.cli_options import CubePath, open_cube
-from cubemem.cli_output import console
-from cubemem.cli_output import run as _run
+from cubemem.cli.options import CubePath, open_cube
+from cubemem.cli.output import console
+from cubemem.cli.output import run as _run
 from cubemem.cube import MemCube
 
 scheduler_app = typer.Typer(help="The cube's background task queue.", no_args_is_help=True)

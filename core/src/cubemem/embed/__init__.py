@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cubemem.embed_adapters import (
+from cubemem.embed.adapters import (
     FunctionEmbedder,
     LangChainEmbedder,
     LlamaIndexEmbedder,

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from cubemem import limits
 from cubemem.errors import InvalidFilterError, InvalidInputError
 from cubemem.limits import shown
-from cubemem.model_base import (
+from cubemem.model.base import (
     NAMESPACE_SEPARATOR,
     TIER_KEY,
     Kind,

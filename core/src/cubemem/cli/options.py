@@ -7,8 +7,8 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from cubemem.cli_output import fail as _fail
-from cubemem.cli_output import run as _run
+from cubemem.cli.output import fail as _fail
+from cubemem.cli.output import run as _run
 from cubemem.cube import MemCube
 from cubemem.manifest import MANIFEST_NAME
 
