@@ -394,6 +394,3 @@ def _register_shared_memory_commands() -> None:
 
 
 _register_shared_memory_commands()
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
