@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from cubemem import (
+    ConflictError,
     InvalidInputError,
     MemoryOS,
     NotFoundError,
@@ -97,19 +98,30 @@ def test_threshold_decides_quarantine_and_admins_review(os_):
         lead.approve(held.id)
 
 
-def test_reject_rolls_a_held_change_back(os_):
+def test_a_low_trust_change_waits_as_a_proposal_and_the_memory_stays(os_):
     intern, lead = _writer_and_lead(os_, "intern", 0.2)
     fact = lead.add("The office opens at 9", tags=["office"])
-    changed = intern.update(fact.id, "The office opens at 6")
-    assert changed.status is Status.QUARANTINED and changed.changed_by == "intern"
-    rolled = lead.reject(fact.id)
-    assert (rolled.content, rolled.status, rolled.tags) == (
-        "The office opens at 9",
-        "active",
+    proposal = intern.update(fact.id, "The office opens at 6")
+    assert proposal.id != fact.id and proposal.status is Status.QUARANTINED
+    assert proposal.changed_by == "intern" and proposal.content == "The office opens at 6"
+    assert lead.get(fact.id).content == "The office opens at 9"  # unchanged until approved
+    assert [p.id for p in lead.quarantined()] == [proposal.id]
+    rejected = lead.reject(proposal.id)
+    assert rejected.status is Status.DELETED and lead.get(fact.id).version == 1
+    again = intern.update(fact.id, "The office opens at 8")
+    applied = lead.approve(again.id)
+    assert (applied.id, applied.content, applied.tags) == (
+        fact.id,
+        "The office opens at 8",
         ["office"],
     )
-    assert [v.changed_by for v in lead.history(fact.id)] == ["lead", "intern", "lead"]
-    assert [e.action for e in lead.audit(memory_id=fact.id)] == ["reject", "update", "add"]
+    assert [v.changed_by for v in lead.history(fact.id)] == ["lead", "intern"]
+    assert applied.decision_reason == "approved by lead"
+    assert [e.action for e in lead.audit(memory_id=fact.id)][:2] == ["approve", "propose.update"]
+    stale = intern.update(fact.id, "The office opens at 7")
+    lead.update(fact.id, "The office opens at 10")
+    with pytest.raises(ConflictError, match="proposed"):
+        lead.approve(stale.id)
 
 
 def test_facts_extracted_from_an_agents_turns_are_its(os_):

@@ -1,6 +1,8 @@
 """Isolation, as a property: random agents (rights, trust) and random operations on one cube
-→ no read without ``read``, no write without ``write``, a refused call writes nothing, and a
-quarantined memory is seen only by its author and the cube's admins. Run in process
+→ no read without ``read``, no write without ``write``, a refused call writes nothing, a
+quarantined memory is seen only by its author and the cube's admins, and a change by a
+low-trust agent (or one the screen flags) to a memory others see waits as a proposal: until
+an admin approves it, every other agent reads the memory as it was. Run in process
 (``MemoryOS.as_agent``), through a real REST server (``RemoteMemoryOS``) and through the MCP
 server's tools."""
 
@@ -70,6 +72,15 @@ class Model:
             return False
         return self.trusts[who] < 0.5 or bool(screen(text))
 
+    def held(self, who: int, target: str, text: str | None) -> bool:
+        """Whether ``who``'s change of ``target`` (to ``text``; None: delete) waits."""
+        author, quarantined, was = self.memories[target]
+        if self.rights[who] == "admin" or (quarantined and author == self.names[who]):
+            return False
+        if self.trusts[who] < 0.5:
+            return text != was
+        return text is not None and text != was and bool(screen(text))
+
 
 def run(cubes: list[Any], owner: Any, model: Model, ops: list[tuple[int, str, str, int]]) -> None:
     """Drive the operations through each agent's cube handle and check every outcome against
@@ -102,21 +113,26 @@ def run(cubes: list[Any], owner: Any, model: Model, ops: list[tuple[int, str, st
             quarantined = model.lands_quarantined(who, text)
             assert (result.status is Status.QUARANTINED) == quarantined
             model.memories[result.id] = (model.names[who], quarantined, text)
-        elif op == "update":
+        elif op in ("update", "delete"):
+            change = text if op == "update" else None
             author, was_quarantined, was = model.memories[target]
-            if text == was and not was_quarantined:  # no new text: nothing to review
-                quarantined = False
+            if model.held(who, target, change):
+                assert result is not None and result.id != target
+                assert result.status is Status.QUARANTINED
+                model.memories[result.id] = (model.names[who], True, text if change else was)
+            elif op == "delete":
+                assert result is None
+                del model.memories[target]
             else:
-                quarantined = model.lands_quarantined(who, text)
-                author = model.names[who] if quarantined else author
-            assert (result.status is Status.QUARANTINED) == quarantined
-            model.memories[target] = (author, quarantined, text)
-        elif op == "delete":
-            del model.memories[target]
+                assert result.id == target
+                quarantined = was_quarantined and model.lands_quarantined(who, text)
+                assert (result.status is Status.QUARANTINED) == quarantined
+                model.memories[target] = (author, quarantined, text)
         elif op in ("search", "list"):
             found = [r.item for r in result] if op == "search" else result
             for item in found:
                 assert item.id in model.memories and model.sees(who, item.id), item.content
+                assert item.content == model.memories[item.id][2]
 
 
 def _call(cube: Any, op: str, text: str, target: str) -> Any:
@@ -130,8 +146,7 @@ def _call(cube: Any, op: str, text: str, target: str) -> Any:
         return cube.get(target)
     if op == "update":
         return cube.update(target, text)
-    cube.delete(target)
-    return None
+    return cube.delete(target)
 
 
 def _everything(cube: Any) -> Any:
@@ -283,8 +298,10 @@ class McpCube:
     def update(self, id_: str, text: str) -> Any:
         return self._item(self._call("update_memory", id=id_, content=text))
 
-    def delete(self, id_: str) -> None:
-        self._call("delete_memory", id=id_)
+    def delete(self, id_: str) -> Any:
+        answer = self._call("delete_memory", id=id_)
+        held = answer.get("held_for_review")
+        return None if held is None else self._item(held)
 
 
 @pytest.fixture(scope="module")

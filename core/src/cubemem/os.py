@@ -142,7 +142,7 @@ class MemoryOS(CubeSet):
         """The OS as the agent holding API key ``key``; None for an unknown or disabled key."""
 
         agent = self.access.authenticate(key)
-        return None if agent is None else AgentOS(self, agent)
+        return None if agent is None else AgentOS(self, agent, key)
 
     def __enter__(self) -> MemoryOS:
         return self

@@ -86,9 +86,13 @@ class MemoryTools:
     def update(self, memory_id: str, content: str) -> str:
         owned = self._owned(memory_id)
         item = self.cube.update(memory_id, content, expected_version=owned.version)
+        if item.id != memory_id:
+            return f"The change to memory ({memory_id}) waits for review as ({item.id})."
         return f"Updated memory ({item.id}) to version {item.version}."
 
     def delete(self, memory_id: str) -> str:
         owned = self._owned(memory_id)
-        self.cube.delete(memory_id, expected_version=owned.version)
+        held = self.cube.delete(memory_id, expected_version=owned.version)
+        if held is not None:
+            return f"Deleting memory ({memory_id}) waits for review as ({held.id})."
         return f"Deleted memory ({memory_id})."

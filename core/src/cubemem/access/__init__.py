@@ -36,6 +36,7 @@ from cubemem.access.records import (
     DEFAULT_TRUST,
     FLAG_KEY,
     KEY_PREFIX,
+    PROPOSAL_KEY,
     SCHEMA,
     Actor,
     Agent,
@@ -48,8 +49,8 @@ from cubemem.access.records import (
     fit_scope,
     hash_key,
     in_scope,
-    screen,
 )
+from cubemem.access.screen import normalise, screen, screen_fields
 from cubemem.access.tables import (
     SELECT_AGENTS,
     SqliteTables,
@@ -72,6 +73,7 @@ __all__ = [
     "DEFAULT_TRUST",
     "FLAG_KEY",
     "KEY_PREFIX",
+    "PROPOSAL_KEY",
     "SCHEMA",
     "AccessControl",
     "Actor",
@@ -85,7 +87,9 @@ __all__ = [
     "fit_scope",
     "hash_key",
     "in_scope",
+    "normalise",
     "screen",
+    "screen_fields",
 ]
 
 

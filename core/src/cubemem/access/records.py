@@ -1,12 +1,11 @@
 """The words of access control: rights, agents, grants, policies, audit entries, the acting
-agent of a write (``acting``), scopes within a grant, and the instruction screen.
+agent of a write (``acting``) and scopes within a grant.
 ``cubemem.access`` re-exports every name."""
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,10 @@ KEY_PREFIX = "cm_"
 DEFAULT_TRUST = 0.5
 DEFAULT_THRESHOLD = 0.5
 FLAG_KEY = "cubemem_flag"
-"""Metadata key that carries why the screen flagged a memory's text."""
+"""Metadata key that carries why the screen flagged a memory (which of its fields, and why)."""
+PROPOSAL_KEY = "cubemem_proposal"
+"""Metadata key of a held change to an existing memory: JSON naming the memory, the version
+the change was made against and the fields it changes (``cubemem.ops.write.propose``)."""
 
 
 class Right(StrEnum):
@@ -137,54 +139,6 @@ def in_scope(scope: Scope, allowed: Scope | None) -> bool:
         getattr(allowed, f) is None or getattr(scope, f) == getattr(allowed, f)
         for f in ("user", "agent", "session")
     )
-
-
-# -- the screen -----------------------------------------------------------------------------
-_INSTRUCTION_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (
-        "overrides earlier instructions",
-        re.compile(
-            r"\b(ignore|disregard|forget|override)\b[^.\n]{0,40}\b(previous|prior|above|earlier|"
-            r"all|your|system)\b[^.\n]{0,20}\b(instructions?|prompts?|rules|guidelines|context)",
-            re.I,
-        ),
-    ),
-    (
-        "addresses the model",
-        re.compile(
-            r"\b(you are now|from now on,? you|as an ai|assistant must|the assistant should|"
-            r"you must (always|never)|always (respond|answer|reply)|never (tell|mention|reveal))",
-            re.I,
-        ),
-    ),
-    (
-        "asks for secrets or tools",
-        re.compile(
-            r"\b(reveal|print|send|leak|exfiltrate|output)\b[^.\n]{0,30}\b(system prompt|"
-            r"api[ _-]?keys?|passwords?|credentials|secrets?|tokens?)\b",
-            re.I,
-        ),
-    ),
-    (
-        "carries prompt markup",
-        re.compile(
-            r"(<\|?(im_start|im_end|system|endoftext)\|?>|\[/?INST\]|^\s*#{2,}\s*(system|"
-            r"instruction)|</?(system|memories)>)",
-            re.I | re.M,
-        ),
-    ),
-    (
-        "new instructions",
-        re.compile(r"\b(new|updated|real|actual) (instructions?|system prompt|rules)\b", re.I),
-    ),
-]
-
-
-def screen(text: str) -> list[str]:
-    """Why ``text`` reads like an instruction to a model rather than a memory ([] if it
-    does not). A simple pattern screen (in the spirit of A-MemGuard's first line): it flags
-    for a human to review, it does not decide."""
-    return [reason for reason, pattern in _INSTRUCTION_PATTERNS if pattern.search(text)]
 
 
 # -- the store ------------------------------------------------------------------------------

@@ -261,10 +261,13 @@ class BaseCube(KeyedSurface):
 
     aupdate = twin(update)
 
-    def delete(self, id: str, *, purge: bool = False, expected_version: int | None = None) -> None:
+    def delete(
+        self, id: str, *, purge: bool = False, expected_version: int | None = None
+    ) -> MemoryItem | None:
         """Mark a memory deleted (a new version; it stops appearing in search); ``purge=True``
-        erases it. ``expected_version`` as in ``update``."""
-        self._do(op.Delete(id=id, purge=purge, expected_version=expected_version))
+        erases it. ``expected_version`` as in ``update``. None once done; for an agent whose
+        changes are held for review, the proposal that waits (the memory is unchanged)."""
+        return self._do(op.Delete(id=id, purge=purge, expected_version=expected_version))
 
     adelete = twin(delete)
 

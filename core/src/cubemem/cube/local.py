@@ -288,11 +288,12 @@ def _update(cube: MemCube, o: op.Update) -> MemoryItem:
 
 
 @HANDLERS.runs(op.Delete)
-def _delete(cube: MemCube, o: op.Delete) -> None:
+def _delete(cube: MemCube, o: op.Delete) -> MemoryItem | None:
     if o.purge:
         write.purge(cube._ctx, o.id, expected_version=o.expected_version)
-    else:
-        write.set_status(cube._ctx, o.id, Status.DELETED, expected_version=o.expected_version)
+        return None
+    done = write.set_status(cube._ctx, o.id, Status.DELETED, expected_version=o.expected_version)
+    return done if done.id != o.id else None  # another id: the change held for review
 
 
 @HANDLERS.runs(op.Restore)

@@ -91,7 +91,7 @@ class Update(Operation[MemoryItem]):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Delete(Operation[None]):
+class Delete(Operation["MemoryItem | None"]):
     method: ClassVar[str] = "delete"
     right: ClassVar[Right] = "write"  # purge: admin (``needs``)
     id: str

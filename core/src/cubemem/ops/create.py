@@ -44,11 +44,10 @@ def new_item(
     check_json(merged_metadata)
     item_scope = given.scope or scope
     actor = access.current_actor()
-    author, trust, status = item_scope.agent, given.trust, Status.ACTIVE
+    author, trust = item_scope.agent, given.trust
     if actor is not None:  # written for an agent: stamped, fenced to its grant, screened
         item_scope = access.fit_scope(item_scope, actor.scope)
         author, trust = actor.agent, min(given.trust, actor.trust)
-        status, merged_metadata = screened(actor, content, merged_metadata)
     try:
         item = MemoryItem(
             cube=ctx.cube_id,
@@ -62,7 +61,6 @@ def new_item(
                 speaker=given.speaker,
                 occurred_at=given.occurred_at,
             ),
-            status=status,
             tags=[*tags, *given.tags],
             metadata=merged_metadata,
             expires_at=given.expires_at,
@@ -71,19 +69,44 @@ def new_item(
         )
     except ValidationError as exc:
         raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
+    if actor is not None:
+        item = screened(actor, item)
     return limits.item(item, ctx.settings.max_content_bytes)
 
 
-def screened(
-    actor: access.Actor, content: str, metadata: dict[str, MetadataValue]
-) -> tuple[Status, dict[str, MetadataValue]]:
-    """The status a write by ``actor`` lands in, and its metadata with the screen's flag."""
-    metadata = {k: v for k, v in metadata.items() if k != access.FLAG_KEY}  # never self-set
-    flags = access.screen(content) if actor.screen else []
-    if flags:
-        metadata[access.FLAG_KEY] = "; ".join(flags)
-    quarantined = actor.quarantine or bool(flags)
-    return (Status.QUARANTINED if quarantined else Status.ACTIVE), metadata
+def flags(actor: access.Actor, item: MemoryItem) -> list[str]:
+    """What the screen finds in the fields of ``item`` a prompt may show ([] for a cube
+    admin, whose writes are not screened)."""
+    if not actor.screen:
+        return []
+    metadata = {
+        k: v for k, v in item.metadata.items() if k not in (access.FLAG_KEY, access.PROPOSAL_KEY)
+    }
+    return access.screen_fields(
+        item.content,
+        speaker=item.provenance.speaker,
+        context=item.context,
+        tags=item.tags,
+        metadata=metadata,
+        value=item.value,
+    )
+
+
+def screened(actor: access.Actor, item: MemoryItem) -> MemoryItem:
+    """``item`` as a write by ``actor`` stores it: quarantined when the actor's trust is below
+    the cube's threshold or the screen flags a field, with the screen's reasons in its
+    metadata (a writer never sets that key itself)."""
+    keep = item.provenance.source == "proposal"  # the write layer's own record of a change
+    metadata = {
+        k: v
+        for k, v in item.metadata.items()
+        if k != access.FLAG_KEY and (keep or k != access.PROPOSAL_KEY)
+    }
+    reasons = flags(actor, item)
+    if reasons:
+        metadata[access.FLAG_KEY] = "; ".join(reasons)
+    status = Status.QUARANTINED if reasons or actor.quarantine else Status.ACTIVE
+    return item.model_copy(update={"status": status, "metadata": metadata})
 
 
 def new_items(

@@ -14,13 +14,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cubemem import limits
+from cubemem import access, limits
 from cubemem.errors import ConflictError, InvalidInputError
 from cubemem.model import Filters, MemoryItem, MetadataValue, Status, address_id, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
-from cubemem.ops.create import new_item
-from cubemem.ops.write import MAX_RETRIES, backoff, insert, reindex, revised
+from cubemem.ops.create import new_item, screened
+from cubemem.ops.write import MAX_RETRIES, backoff, held, insert, propose, reindex, revised
 from cubemem.store.base import Embedding
 
 
@@ -48,7 +48,6 @@ def put(
         "tags": inputs.tags(tags),
         "metadata": inputs.metadata(metadata),
         "ttl": inputs.ttl(ttl),
-        "status": Status.ACTIVE,
     }
     id_ = address_id(labels, key)
     vectors: dict[str, Embedding] = {}
@@ -62,17 +61,23 @@ def put(
                 item = MemoryItem.model_validate(item.model_dump() | fields | {"id": id_})
             except ValidationError as exc:
                 raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
+            actor = access.current_actor()
+            if actor is not None:  # screened with its value and namespace in place
+                item = screened(actor, item)
             limits.item(item, ctx.settings.max_content_bytes)
             if insert(ctx, [item]):
                 return item
             backoff(attempt)  # another writer created it first: write over it as a new version
             continue
         old = current[0]
+        wanted = fields | ({} if old.status is Status.QUARANTINED else {"status": Status.ACTIVE})
         if all(
-            getattr(old, name) == wanted for name, wanted in fields.items() if name != "expires_at"
+            getattr(old, name) == value for name, value in wanted.items() if name != "expires_at"
         ):
             return (refresh(ctx, [old.id]) or [old])[0] if ttl is not None else old
-        new = revised(ctx, old, fields)
+        new = revised(ctx, old, wanted)
+        if why := held(old, new):
+            return propose(ctx, old, new, why)
         try:
             ctx.store.revise([(new, old.version)], reindex(ctx, [(old, new)], vectors))
         except ConflictError:

@@ -9,6 +9,7 @@ never holds the vector of another version's text.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -20,10 +21,18 @@ from pydantic import ValidationError
 
 from cubemem import access, limits
 from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
-from cubemem.model import TIER_KEY, Kind, MemoryItem, MetadataValue, Status, validate_content
+from cubemem.model import (
+    TIER_KEY,
+    Kind,
+    MemoryItem,
+    MetadataValue,
+    Provenance,
+    Status,
+    validate_content,
+)
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
-from cubemem.ops.create import screened
+from cubemem.ops.create import flags, screened
 from cubemem.retrieve import dense_texts, digest
 from cubemem.store.base import Embedding
 
@@ -88,8 +97,8 @@ def get(ctx: Context, id: str) -> MemoryItem:
 
 def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryItem:
     """``item`` with ``changes`` applied as its next version (validated). Made for an agent
-    (``access.acting``), the version names it, and a change that would put text an agent may
-    not publish in front of others lands quarantined (see ``cubemem.access``)."""
+    (``access.acting``), the version names it; a held memory its writer edits stays held (and
+    is screened again), and a cube admin's edit of one is its review."""
     actor = access.current_actor()
     try:
         data = (
@@ -101,20 +110,87 @@ def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryIt
                 "changed_by": None if actor is None else actor.agent,
             }
         )
-        published = data["status"] in (Status.ACTIVE, Status.QUARANTINED) and (
-            data["content"] != item.content or item.status is not Status.ACTIVE
-        )
-        if actor is not None and published:  # new text, or a memory coming (back) into view
-            if actor.quarantine or actor.screen:
-                data["status"], data["metadata"] = screened(
-                    actor, data["content"], dict(data["metadata"])
-                )
-            else:  # a cube admin's edit is its review
-                data["status"] = Status.ACTIVE
         new = MemoryItem.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
+    if actor is not None and item.status is Status.QUARANTINED and new.status is item.status:
+        new = screened(actor, new)  # an admin: published; else held while it needs to be
     return limits.item(new, ctx.settings.max_content_bytes)
+
+
+_PROPOSED = (
+    "content", "kind", "scope", "status", "tags", "metadata", "expires_at", "context", "value",
+    "ttl", "valid_from", "valid_to",
+)  # fmt: skip
+"""The fields a held change may carry; the rest of a version is the store's bookkeeping."""
+
+
+def held(old: MemoryItem, new: MemoryItem) -> list[str]:
+    """Why changing ``old`` into ``new`` for the acting agent must wait for review ([] when
+    it applies now): any change other agents would see, by an agent whose trust is below the
+    cube's threshold; text the screen flags, by one that does not administer the cube. An
+    agent's own memory still waiting for review is changed in place (nobody else sees it)."""
+    actor = access.current_actor()
+    if actor is None or not (actor.quarantine or actor.screen):
+        return []
+    if old.status is Status.QUARANTINED and author(old) == actor.agent:
+        return []
+    if actor.quarantine and any(getattr(old, f) != getattr(new, f) for f in _PROPOSED):
+        return [f"trust {actor.trust:.2g} is below the cube's threshold"]
+    published = new.status is Status.ACTIVE and (
+        old.status is not Status.ACTIVE
+        or any(getattr(old, f) != getattr(new, f) for f in _PROPOSED if f != "status")
+    )
+    return flags(actor, new) if published else []
+
+
+def author(item: MemoryItem) -> str | None:
+    """The agent whose write this version is."""
+    return item.changed_by or item.provenance.author_agent
+
+
+def propose(ctx: Context, old: MemoryItem, new: MemoryItem, reasons: list[str]) -> MemoryItem:
+    """Hold the change of ``old`` into ``new`` for review: ``old`` stays as every reader
+    sees it, and a quarantined memory (the proposal, written by the acting agent) carries the
+    change — its text is the proposed text, ``metadata[PROPOSAL_KEY]`` names the memory, the
+    version it was made against and the other fields it sets. Approving it applies the change
+    (``cubemem.ops.review``); rejecting it drops it."""
+    actor = access.current_actor()
+    assert actor is not None, "only a change made for an agent is held"
+    changed = [f for f in _PROPOSED if getattr(old, f) != getattr(new, f)]
+    dumped = new.model_dump(mode="json", include=set(changed) - {"content", "value"})
+    record = {"target": old.id, "version": old.version, "changes": dumped}
+    record |= {"content": "content" in changed, "value": "value" in changed}
+    try:
+        proposal = MemoryItem(
+            cube=ctx.cube_id,
+            content=new.content,
+            scope=old.scope,
+            provenance=Provenance(
+                source="proposal", author_agent=actor.agent, source_ids=[old.id], trust=actor.trust
+            ),
+            status=Status.QUARANTINED,
+            tags=new.tags,
+            metadata={access.PROPOSAL_KEY: json.dumps(record, sort_keys=True)},
+            context=new.context,
+            value=new.value,
+            changed_by=actor.agent,
+            decision_reason=f"held: {'; '.join(reasons)}",
+        )
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
+    proposal = screened(actor, proposal).model_copy(update={"status": Status.QUARANTINED})
+    insert(ctx, [limits.item(proposal, ctx.settings.max_content_bytes)])
+    return proposal
+
+
+def proposal_of(item: MemoryItem) -> dict[str, Any] | None:
+    """The held change ``item`` carries (``propose``), or None for an ordinary memory."""
+    raw = item.metadata.get(access.PROPOSAL_KEY)
+    if item.provenance.source != "proposal" or not isinstance(raw, str):
+        return None
+    record = json.loads(raw)
+    return record if isinstance(record, dict) else None
 
 
 def reindex(
@@ -164,6 +240,8 @@ def revise(
             )
         wanted = changes(current) if callable(changes) else changes
         new = revised(ctx, current, wanted)
+        if why := held(current, new):
+            return propose(ctx, current, new, why)
         try:
             ctx.store.revise([(new, current.version)], reindex(ctx, [(current, new)], vectors))
         except ConflictError:

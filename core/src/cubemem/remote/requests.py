@@ -113,7 +113,12 @@ def _delete(base: str, o: op.Delete) -> Call:
     params: dict[str, Any] = {"purge": o.purge}
     if o.expected_version is not None:
         params["expected_version"] = o.expected_version
-    return Call("DELETE", f"{base}/memories/{segment(o.id)}", params=params)
+    return Call(
+        "DELETE",
+        f"{base}/memories/{segment(o.id)}",
+        params=params,
+        parse=lambda data: None if data is None else MemoryItem.model_validate(data),
+    )
 
 
 @REQUESTS.runs(op.Restore)

@@ -167,8 +167,11 @@ def build_mcp(
     @server.tool()
     @_told
     def delete_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
-        """Delete a memory (it can be restored by a cube admin)."""
-        cube(cube_name).delete(id)
+        """Delete a memory (it can be restored by a cube admin). If your changes are held
+        for review, the memory stays and the answer names the proposal that waits."""
+        held = cube(cube_name).delete(id)
+        if held is not None:
+            return {"id": id, "deleted": False, "held_for_review": _item(held)}
         return {"id": id, "deleted": True}
 
     @server.tool()

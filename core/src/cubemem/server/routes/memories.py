@@ -119,7 +119,13 @@ def update(id: str, body: UpdateBody, cube: Cube) -> MemoryItem:
 
 
 @router.delete(
-    "/v1/cubes/{name}/memories/{id}", status_code=204, tags=["memories"], responses=ERRORS
+    "/v1/cubes/{name}/memories/{id}",
+    status_code=204,
+    tags=["memories"],
+    responses={
+        **ERRORS,
+        202: {"model": MemoryItem, "description": "Held for review: the proposal that waits."},
+    },
 )
 def delete(
     id: str,
@@ -127,8 +133,11 @@ def delete(
     purge: bool = False,
     expected_version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """Soft delete (a new version); ``purge=true`` erases (needs admin)."""
-    cube.delete(id, purge=purge, expected_version=expected_version)
+    """Soft delete (a new version); ``purge=true`` erases (needs admin). A delete by an agent
+    whose changes are held is 202 with the proposal; the memory stays until it is approved."""
+    held = cube.delete(id, purge=purge, expected_version=expected_version)
+    if held is not None:
+        return Response(held.model_dump_json(), status_code=202, media_type="application/json")
     return Response(status_code=204)
 
 
