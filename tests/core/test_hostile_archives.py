@@ -5,6 +5,8 @@ chooses which model is loaded."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -147,3 +149,27 @@ def test_export_never_follows_a_planted_link(archive, tmp_path, embedder):
     assert_nothing_left(
         tmp_path, {"source", "good.zip", "victim.txt", "out.zip", "out.zip.tmp", ".out.zip.tmp"}
     )
+
+
+def test_one_huge_line_is_refused_without_holding_it(archive, tmp_path):
+    """A member that inflates within the cap to one 256 MiB line: refused as soon as the line
+    outgrows any record the cube's limits allow, and the reader's peak memory stays bounded
+    (measured in a child process, so nothing else in the suite counts)."""
+    line = b'{"content": "' + b"x" * (256 << 20)
+    huge = rewrite(archive, tmp_path / "huge.zip", memories_jsonl=line)
+    child = (
+        "import resource, sys\n"
+        "from cubemem import InvalidArchiveError, archive\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        f"    archive.read(sys.argv[1], max_bytes={1 << 30}, max_content_bytes={1 << 20})\n"
+        "except InvalidArchiveError as exc:\n"
+        "    print('refused', exc)\n"
+        "print('grew_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(huge)], capture_output=True, text=True, timeout=300
+    )
+    assert "refused" in done.stdout and "line 1 is over" in done.stdout, done.stdout + done.stderr
+    grew = int(done.stdout.split("grew_kib")[1])
+    assert grew < 150 * 1024, f"reading grew the process by {grew} KiB"

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from cubemem import InvalidInputError, MemCube, Settings
+from cubemem import BackpressureError, InvalidInputError, MemCube, Settings
 from cubemem.cli import app
 from cubemem.model import utcnow
 from cubemem.scheduler import Task, TaskKind, open_queue
@@ -54,6 +54,20 @@ def test_acknowledged_writes_wait_durably_for_a_worker(tmp_path, embedder):
     with MemCube.open(tmp_path / "cube", embedder=embedder) as again:  # workers=1: resumes
         assert again.scheduler.wait(ids, timeout=60)
         assert [again.get(i).content for i in ids] == [f"note {i}" for i in range(5)]
+
+
+def test_a_full_queue_refuses_background_writes_and_loses_nothing(tmp_path, embedder):
+    cube = make(tmp_path, embedder, workers=0, max_queue_depth=3)
+    ids = [cube.add(f"note {i}", wait=False) for i in range(3)]
+    with pytest.raises(BackpressureError, match="max_queue_depth=3"):
+        cube.add("one too many", wait=False)
+    assert cube.scheduler.queue.stats().ready == 3  # nothing queued by the refused call
+    stored = cube.add("stored at once", wait=True)  # the caller's way past back-pressure
+    assert cube.get(stored.id).content == "stored at once"
+    cube.close()
+    with MemCube.open(tmp_path / "cube", embedder=embedder) as again:
+        assert again.scheduler.wait(ids, timeout=60)
+        assert again.count() == 4
 
 
 def test_redelivered_add_is_idempotent(queued_cube):

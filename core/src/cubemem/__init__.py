@@ -9,6 +9,7 @@ from cubemem.embed import Embedder, SentenceTransformerEmbedder
 from cubemem.errors import (
     AuthenticationError,
     BackendUnavailableError,
+    BackpressureError,
     ConflictError,
     CubeBusyError,
     CubeCorruptError,
@@ -24,6 +25,7 @@ from cubemem.errors import (
     NotACubeError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
 )
 from cubemem.model import (
     Filters,
@@ -46,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationError",
     "BackendUnavailableError",
+    "BackpressureError",
     "ConflictError",
     "CubeBusyError",
     "CubeCorruptError",
@@ -70,6 +73,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Provenance",
+    "RateLimitedError",
     "RemoteCube",
     "RemoteMemoryOS",
     "Scope",

@@ -15,7 +15,7 @@ import os
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -95,8 +95,9 @@ def read(
                 )
             raw_manifest = _member(zf, MANIFEST, path, budget)
             manifest = parse_manifest(json.loads(raw_manifest), where=f"{path}:{MANIFEST}")
-            items = _records(_member(zf, MEMORIES, path, budget), path, MEMORIES)
-            versions = _records(_member(zf, VERSIONS, path, budget), path, VERSIONS)
+            longest = 6 * max_content_bytes + (1 << 20)  # JSON escapes, metadata, versions
+            items = _records(_lines(zf, MEMORIES, path, budget, longest), path, MEMORIES)
+            versions = _records(_lines(zf, VERSIONS, path, budget, longest), path, VERSIONS)
     except InvalidArchiveError:
         raise
     except IncompatibleCubeError as exc:  # the manifest: too new, or invalid
@@ -140,9 +141,32 @@ def _too_big(path: Path, name: str) -> InvalidArchiveError:
     )
 
 
-def _records(raw: bytes, path: Path, member: str) -> list[MemoryItem]:
+def _lines(
+    zf: zipfile.ZipFile, name: str, path: Path, budget: list[int], longest: int
+) -> Iterator[tuple[int, bytes]]:
+    """A member's lines, numbered, decompressed as they are read: never more than one line
+    (at most ``longest`` bytes) in memory, and never past the remaining budget."""
+    info = zf.getinfo(name)
+    if info.file_size > budget[0]:
+        raise _too_big(path, name)
+    with zf.open(info) as fh:
+        number = 0
+        while line := fh.readline(longest + 1):
+            number += 1
+            budget[0] -= len(line)
+            if budget[0] < 0:
+                raise _too_big(path, name)
+            if len(line) > longest:
+                raise InvalidArchiveError(
+                    f"{path}:{name} line {number} is over {longest} bytes; no memory of this "
+                    "cube's limits is that long"
+                )
+            yield number, line
+
+
+def _records(lines: Iterator[tuple[int, bytes]], path: Path, member: str) -> list[MemoryItem]:
     out = []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+    for number, line in lines:
         if not line.strip():
             continue
         try:

@@ -97,6 +97,24 @@ class BackendUnavailableError(CubememError, RuntimeError):
     http_status = 503
 
 
+class RateLimitedError(BackendUnavailableError):
+    """The server refused a call because this agent is over its request rate or its number of
+    open waits; nothing was done. Retry after ``retry_after`` seconds (HTTP 429)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BackpressureError(BackendUnavailableError):
+    """A cube's background queue is at ``Settings.max_queue_depth``: the write was not
+    queued. Retry later, write with ``wait=True``, or run more workers (HTTP 503)."""
+
+    http_status = 503
+
+
 class CubeBusyError(BackendUnavailableError):
     """Another connection held the cube's database for longer than ``Settings.busy_timeout_s``;
     nothing was written, and the call can be retried."""

@@ -116,6 +116,10 @@ class MemoryOS(CubeSet):
     def id(self) -> str:
         return self._manifest.id
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     def __repr__(self) -> str:
         return f"MemoryOS(root={str(self._root)!r})"
 
@@ -302,7 +306,7 @@ class _Cubes:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _CUBE_NAME.match(name):
+    if not isinstance(name, str) or not _CUBE_NAME.fullmatch(name):
         raise InvalidInputError(
             f"cube name {name!r} must be 1-128 letters, digits, '.', '_' or '-', starting with "
             "a letter or digit"

@@ -15,6 +15,9 @@ FENCE = ("<memories>", "</memories>")
 """Memories reach a prompt fenced as data: a note, then the lines between these tags (a tag
 inside a memory's text is defused, so no memory can close the fence early)."""
 _TAG = re.compile(r"<(/?)(memories)", re.I)
+_LABEL = re.compile(r"[{\uff5b\ufe5b\u2774\u2983](?=\s*by\b)", re.I)
+"""The opening of cubemem's provenance label (``{by planner, trust 0.3}``) in text an agent
+wrote: shown as ``(by`` so no memory or speaker can forge the label of another."""
 DEFAULT_MIN_SCORE = 0.2
 """The relevance a memory needs before an adapter puts it into a prompt unasked. With the
 default MiniLM every right answer in the top 10 of the fact set and of a LoCoMo conversation
@@ -55,8 +58,8 @@ def render_memory(item: MemoryItem, *, with_id: bool = False) -> str:
 
 
 def _flat(text: str) -> str:
-    """One line, with no fence tag left whole."""
-    return _TAG.sub(r"‹\1\2", " ".join(text.split()))
+    """One line, with no fence tag or provenance label left whole."""
+    return _LABEL.sub("(", _TAG.sub(r"‹\1\2", " ".join(text.split())))
 
 
 def render_memories(

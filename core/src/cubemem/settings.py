@@ -63,3 +63,18 @@ class Settings(BaseSettings):
     decay_half_life_days: float = Field(30.0, gt=0, description="Recency half-life.")
     archive_below: float = Field(0.05, ge=0, description="Decay score under which to archive.")
     working_memory_size: int = Field(32, gt=0, description="Hot memories kept per agent/session.")
+    max_queue_depth: int = Field(
+        100_000,
+        gt=0,
+        description="Background tasks a cube may have waiting; a write with wait=False beyond "
+        "it raises BackpressureError instead of queueing.",
+    )
+    rate_limit_per_minute: int = Field(
+        6000, gt=0, description="Requests one agent may make to a server per minute."
+    )
+    max_waits_per_agent: int = Field(
+        8, gt=0, description="Long polls (/wait) one agent may keep open on a server at once."
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="How long a server waits for a request's body to arrive."
+    )

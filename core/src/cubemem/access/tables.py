@@ -83,7 +83,7 @@ LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
 def label(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not LABEL.match(value):
+    if not isinstance(value, str) or not LABEL.fullmatch(value):
         raise InvalidInputError(
             f"{what} {shown(value)} must be 1-128 letters, digits, '.', '_', '@' or '-', "
             "starting with a letter or digit"

@@ -175,10 +175,11 @@ def idempotent(ctx: Context, items: list[MemoryItem], key: str) -> tuple[list[Me
     stored = {i.id: i for i in ctx.store.get([i.id for i in keyed])}
     if not stored:
         return keyed, False
-    same = all(_first_content(ctx, stored[i.id]) == i.content for i in keyed if i.id in stored)
+    same = all(_first(ctx, stored[i.id]) == (i.content, i.scope) for i in keyed if i.id in stored)
     if not same:
         raise ConflictError(
-            f"idempotency_key {key!r} was used for other content; use a new key for a new write",
+            f"idempotency_key {key!r} was used for other content or another scope; use a new "
+            "key for a new write",
             [i.id for i in keyed],
         )
     if len(stored) < len(keyed):  # an earlier attempt stopped part way: finish it
@@ -186,9 +187,9 @@ def idempotent(ctx: Context, items: list[MemoryItem], key: str) -> tuple[list[Me
     return [stored[i.id] for i in keyed], True
 
 
-def _first_content(ctx: Context, item: MemoryItem) -> str:
-    """The text a memory was created with (a later update does not make a retry conflict)."""
-    if item.version == 1:
-        return item.content
-    versions = ctx.store.versions(item.id)
-    return versions[0].content if versions else item.content
+def _first(ctx: Context, item: MemoryItem) -> tuple[str, Scope]:
+    """The text and scope a memory was created with (a later update does not make a retry
+    conflict)."""
+    if item.version > 1 and (versions := ctx.store.versions(item.id)):
+        return versions[0].content, versions[0].scope
+    return item.content, item.scope

@@ -94,6 +94,13 @@ def positive_int(value: Any, what: str) -> int:
     return limits.count(value, what, minimum=1)
 
 
+def non_negative(value: Any, what: str) -> float:
+    """A finite number of seconds, zero or more."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+        raise InvalidInputError(f"{what} must be a number of seconds >= 0, got {shown(value)}")
+    return float(value)
+
+
 def memory_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"memory id must be a non-empty str, got {shown(value)}")

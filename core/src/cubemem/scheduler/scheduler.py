@@ -26,8 +26,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from cubemem.errors import BackpressureError
 from cubemem.model import MemoryItem
-from cubemem.ops import followup, lifecycle
+from cubemem.ops import followup, inputs, lifecycle
 from cubemem.ops.context import Context
 from cubemem.ops.write import insert
 from cubemem.scheduler.batches import Batch, Write, done, subscribe
@@ -58,6 +59,7 @@ class Scheduler:
         self.cubes = cubes
         self.queue = queue
         self.settings = settings
+        self._depth, self._depth_at = 0, float("-inf")
         self.workers = settings.workers if workers is None else workers
         self.batch = settings.task_batch
         self.lease_s = settings.task_lease_s
@@ -122,7 +124,20 @@ class Scheduler:
         self._work()
 
     def submit(self, tasks: Sequence[Task]) -> None:
+        """Queue ``tasks``; ``BackpressureError`` (nothing queued) while the queue holds
+        ``Settings.max_queue_depth`` tasks not yet done (read at most every 0.2 s)."""
+        now = time.monotonic()
+        if now - self._depth_at > 0.2:
+            stats = self.queue.stats()
+            self._depth, self._depth_at = stats.ready + stats.in_flight, now
+        if self._depth + len(tasks) > self.settings.max_queue_depth:
+            raise BackpressureError(
+                f"the background queue holds {self._depth} writes not yet stored (the limit is "
+                f"max_queue_depth={self.settings.max_queue_depth}); nothing was queued. Retry "
+                "later, write with wait=True, or run more workers"
+            )
         self.queue.put(tasks)
+        self._depth += len(tasks)
 
     def wait(
         self,
@@ -135,7 +150,9 @@ class Scheduler:
         open), or, without ids, until the queue is empty, follow-up tasks included. Returns
         False on timeout. Without running workers (here or elsewhere) it can only time out."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        wanted = None if ids is None else list(dict.fromkeys(ids))
+        wanted = None if ids is None else list(dict.fromkeys(inputs.memory_ids(ids)))
+        if timeout is not None:
+            timeout = inputs.non_negative(timeout, "timeout")
         contexts = [self.cubes.context(cube)] if cube is not None else self.cubes.contexts()
         while True:
             if wanted is not None:

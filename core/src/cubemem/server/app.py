@@ -26,8 +26,9 @@ from fastapi import FastAPI
 from cubemem import __version__, errors
 from cubemem.os import MemoryOS
 from cubemem.server.bodies import MAX_BODY_BYTES
-from cubemem.server.plumbing import BodyLimit, install_error_handlers
+from cubemem.server.plumbing import Allowance, BodyLimit, install_error_handlers
 from cubemem.server.routes import ROUTERS
+from cubemem.settings import Settings
 
 
 def create_app(
@@ -44,8 +45,10 @@ def create_app(
         "search, per-agent grants, quarantine and audit. Authenticate with "
         "`Authorization: Bearer <agent key>`.",
     )
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    settings = os_.settings if os_ is not None else Settings()
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout_s=settings.request_timeout_s)
     app.state.os = os_
+    app.state.allowance = Allowance(settings.rate_limit_per_minute, settings.max_waits_per_agent)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

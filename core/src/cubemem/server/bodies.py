@@ -205,8 +205,9 @@ class IdsBody(_Body):
 class WaitBody(IdsBody):
     timeout_s: float = Field(30.0, gt=0, le=60)
 
-    def op(self) -> operations.Wait:
-        return operations.Wait(ids=self.ids, timeout=self.timeout_s)
+    def op(self, timeout: float | None = None) -> operations.Wait:
+        wanted = self.timeout_s if timeout is None else timeout
+        return operations.Wait(ids=self.ids, timeout=wanted)
 
 
 class NamespacesBody(_Body):

@@ -3,8 +3,13 @@ limit, and the dependencies that authenticate the caller and open the cube it na
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Annotated, Any
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,18 +28,26 @@ log = logging.getLogger(__name__)
 
 
 def error_response(
-    status: int, type_: str, message: str, ids: list[str] | None = None
+    status: int,
+    type_: str,
+    message: str,
+    ids: list[str] | None = None,
+    retry_after: float | None = None,
 ) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after)))
     body = ErrorBody(error=ErrorDetail(type=type_, message=message, ids=ids or []))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 class BodyLimit:
-    """413 for a body over the limit, counted as it arrives (a lying Content-Length too)."""
+    """Reads a request's body before the route sees it: 413 for one over ``max_bytes``
+    (counted as it arrives, chunked or with a lying Content-Length), 408 for a client that
+    stops sending for ``timeout_s`` (a slow or half-sent request holds no worker)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,35 +55,85 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, receive, send)
+            await self._refuse(413, scope, send)
             return
-        seen = 0
+        body, more = bytearray(), True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                await self._refuse(408, scope, send)
+                return
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._refuse(413, scope, send)
+                return
+        sent = False
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()  # after the body: only the disconnect
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            413,
-            "InvalidInputError",
-            f"request body over {self.max_bytes} bytes; send fewer memories per request",
+    async def _refuse(self, status: int, scope: Scope, send: Send) -> None:
+        message = (
+            f"request body over {self.max_bytes} bytes; send fewer memories per request"
+            if status == 413
+            else f"the request body did not arrive within {self.timeout_s:g} s"
         )
-        await response(scope, receive, send)
+        response = error_response(status, "InvalidInputError", message)
+
+        async def nothing() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, nothing, send)
 
 
-class _TooLarge(Exception):
-    pass
+class Allowance:
+    """Per-agent server resources: a request rate (a token bucket per agent, refilled at
+    ``per_minute`` a minute, ``RateLimitedError`` when empty) and how many long polls
+    (``/wait``) one agent may park at once."""
+
+    def __init__(self, per_minute: int, waits: int) -> None:
+        self.per_minute, self.waits = per_minute, waits
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._parked: dict[str, int] = {}
+
+    def take(self, agent: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(agent, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
+            if tokens < 1:
+                raise errors.RateLimitedError(
+                    f"over {self.per_minute} requests a minute for this agent; retry in "
+                    f"{(1 - tokens) * 60 / self.per_minute:.1f} s",
+                    retry_after=(1 - tokens) * 60 / self.per_minute,
+                )
+            self._buckets[agent] = (tokens - 1, now)
+
+    @contextmanager
+    def parked(self, agent: str) -> Iterator[None]:
+        with self._lock:
+            if self._parked.get(agent, 0) >= self.waits:
+                raise errors.RateLimitedError(
+                    f"this agent already has {self.waits} waits open; wait for one to end",
+                    retry_after=1.0,
+                )
+            self._parked[agent] = self._parked.get(agent, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._parked[agent] -= 1
 
 
 def _os(request: Request) -> MemoryOS:
@@ -93,15 +156,22 @@ def caller(
     agent_os = _os(request).authenticate(key.strip())
     if agent_os is None:
         raise errors.AuthenticationError("unknown or disabled API key")
+    allowance(request).take(agent_os.agent.id)
     return agent_os
+
+
+def allowance(request: Request) -> Allowance:
+    return cast(Allowance, request.app.state.allowance)
 
 
 Caller = Annotated[AgentOS, Depends(caller)]
 
 
-def cube_of(request: Request, name: str, me: Caller) -> AgentCube:
-    if name not in _os(request).list_cubes():
-        raise errors.NotFoundError(f"no cube {name!r}")
+def cube_of(name: str, me: Caller) -> AgentCube:
+    """The cube ``name`` as the caller may use it; 404 alike for a cube that does not exist
+    and one the caller holds no grant on (the answer tells no names)."""
+    if name not in me.list_cubes():
+        raise errors.NotFoundError(f"no cube {name!r} that agent {me.agent.name!r} may use")
     return me.open_cube(name)
 
 
@@ -141,9 +211,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.CubememError)
     async def _cubememerror_response(request: Request, exc: errors.CubememError) -> JSONResponse:
         status = exc.http_status
-        if status >= 500 and status != 503:
+        if status >= 500 and status not in (503, 429):
             log.exception("request failed", exc_info=exc)
-        return error_response(status, type(exc).__name__, str(exc), getattr(exc, "ids", None))
+        return error_response(
+            status,
+            type(exc).__name__,
+            str(exc),
+            getattr(exc, "ids", None),
+            getattr(exc, "retry_after", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

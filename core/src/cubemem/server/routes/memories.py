@@ -3,10 +3,13 @@ restore, history."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from cubemem import errors
 from cubemem.model import MemoryItem
@@ -25,9 +28,10 @@ from cubemem.server.bodies import (
     Waited,
     Written,
 )
-from cubemem.server.plumbing import Cube, IdemKey
+from cubemem.server.plumbing import Cube, IdemKey, allowance
 
 router = APIRouter()
+_POLL_S = 0.05
 
 
 @router.post(
@@ -61,9 +65,18 @@ def add_messages(
 
 
 @router.post("/v1/cubes/{name}/wait", tags=["memories"], responses=ERRORS)
-def wait(body: WaitBody, cube: Cube) -> Waited:
-    """Until these ids are stored and searchable (false on timeout)."""
-    return Waited(done=cube.run(body.op()))
+async def wait(body: WaitBody, cube: Cube, request: Request) -> Waited:
+    """Until these ids are stored and searchable (false on timeout). The wait is parked on
+    the event loop and checks in short steps, holding no worker thread between them; an agent
+    may keep ``max_waits_per_agent`` open at once (429 beyond)."""
+    with allowance(request).parked(cube.agent.id):
+        deadline = time.monotonic() + body.timeout_s
+        while True:
+            done = await run_in_threadpool(cube.run, body.op(timeout=0))
+            left = deadline - time.monotonic()
+            if done or left <= 0:
+                return Waited(done=done)
+            await asyncio.sleep(min(_POLL_S, left))
 
 
 @router.post("/v1/cubes/{name}/search", tags=["memories"], responses=ERRORS)

@@ -14,8 +14,9 @@ router = APIRouter()
 
 
 @router.get("/health", tags=["service"])
-def health() -> dict[str, str]:
-    """Liveness; needs no key."""
+async def health() -> dict[str, str]:
+    """Liveness; needs no key. Answered on the event loop itself, never queued behind the
+    worker threads other requests use, so no client can starve it."""
     return {"status": "ok", "version": __version__}
 
 
