@@ -50,7 +50,7 @@ from cubemem.access.records import (
     hash_key,
     in_scope,
 )
-from cubemem.access.screen import normalise, screen, screen_fields
+from cubemem.access.instructions import normalise, screen, screen_fields
 from cubemem.access.tables import (
     SELECT_AGENTS,
     SqliteTables,
