@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cubemem import limits
+from cubemem.access.instructions import normalise, screen, screen_fields
 from cubemem.access.records import (
     ACCESS_DB,
     DEFAULT_THRESHOLD,
@@ -50,7 +51,6 @@ from cubemem.access.records import (
     hash_key,
     in_scope,
 )
-from cubemem.access.instructions import normalise, screen, screen_fields
 from cubemem.access.tables import (
     SELECT_AGENTS,
     SqliteTables,
