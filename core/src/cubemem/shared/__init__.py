@@ -155,6 +155,10 @@ class AgentOS(CubeSet):
     alist_cubes = threaded(list_cubes)
     aopen_cube = threaded(open_cube)
     acreate_cube = threaded(create_cube)
+    agrants = threaded(grants)
+    agrant = threaded(grant)
+    arevoke = threaded(revoke)
+    aset_policy = threaded(set_policy)
 
 
 def _within(scope: Scope | None, allowed: Scope | None) -> bool:

@@ -20,49 +20,49 @@ _AUDIT_PAGE = 500
 
 @HANDLERS.runs(op.Search)
 def _search(cube: AgentCube, o: op.Search, grant: Grant) -> Any:
-    parsed = cube.filters(o.filters, grant)
-    wider = inputs.positive_int(o.k, "k") + (WIDTH if cube.hides_quarantine(parsed, grant) else 0)
+    parsed = cube._filters(o.filters, grant)
+    wider = inputs.positive_int(o.k, "k") + (WIDTH if cube._hides_quarantine(parsed, grant) else 0)
     found = cube.cube.run(replace(o, k=wider, filters=parsed))
-    return [r for r in found if cube.sees(r.item, grant)][: o.k]
+    return [r for r in found if cube._sees(r.item, grant)][: o.k]
 
 
 @HANDLERS.runs(op.Get)
 def _get(cube: AgentCube, o: op.Get, grant: Grant) -> MemoryItem:
-    return cube.visible(inputs.memory_id(o.id), grant)
+    return cube._visible(inputs.memory_id(o.id), grant)
 
 
 @HANDLERS.runs(op.History)
 def _history(cube: AgentCube, o: op.History, grant: Grant) -> list[MemoryItem]:
-    cube.visible(inputs.memory_id(o.id), grant)
-    return [v for v in cube.cube.history(o.id) if cube.sees(v, grant)]
+    cube._visible(inputs.memory_id(o.id), grant)
+    return [v for v in cube.cube.history(o.id) if cube._sees(v, grant)]
 
 
 @HANDLERS.runs(op.List)
 def _list(cube: AgentCube, o: op.List, grant: Grant) -> list[MemoryItem]:
-    parsed = cube.filters(o.filters, grant)
-    if not cube.hides_quarantine(parsed, grant):
+    parsed = cube._filters(o.filters, grant)
+    if not cube._hides_quarantine(parsed, grant):
         return cube.cube.list(parsed, limit=o.limit, offset=o.offset)
-    seen = (i for i in cube.cube.iter(parsed) if cube.sees(i, grant))
+    seen = (i for i in cube.cube.iter(parsed) if cube._sees(i, grant))
     return [i for n, i in enumerate(seen) if o.offset <= n < o.offset + o.limit]
 
 
 @HANDLERS.runs(op.Count)
 def _count(cube: AgentCube, o: op.Count, grant: Grant) -> int:
-    parsed = cube.filters(o.filters, grant)
-    if not cube.hides_quarantine(parsed, grant):
+    parsed = cube._filters(o.filters, grant)
+    if not cube._hides_quarantine(parsed, grant):
         return cube.cube.count(parsed)
-    return sum(1 for i in cube.cube.iter(parsed) if cube.sees(i, grant))
+    return sum(1 for i in cube.cube.iter(parsed) if cube._sees(i, grant))
 
 
 @HANDLERS.runs(op.Lookup)
 def _lookup(cube: AgentCube, o: op.Lookup, grant: Grant) -> MemoryItem | None:
     item = cube.cube.lookup(o.namespace, o.key)
-    return item if item is not None and cube.sees(item, grant) else None
+    return item if item is not None and cube._sees(item, grant) else None
 
 
 @HANDLERS.runs(op.Namespaces)
 def _namespaces(cube: AgentCube, o: op.Namespaces, grant: Grant) -> Any:
-    return cube.cube.namespaces(o.prefix, filters=cube.filters(o.filters, grant))
+    return cube.cube.namespaces(o.prefix, filters=cube._filters(o.filters, grant))
 
 
 @HANDLERS.runs(op.Stats)
@@ -96,4 +96,4 @@ def _in_view(cube: AgentCube, entry: AuditEntry, grant: Grant) -> bool:
     if entry.memory_id is None:
         return False
     found = cube.cube.maintenance.store.get([entry.memory_id])
-    return bool(found) and cube.sees(found[0], grant)
+    return bool(found) and cube._sees(found[0], grant)

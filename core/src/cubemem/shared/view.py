@@ -104,35 +104,35 @@ class AgentCube(SharedCube):
         handler = HANDLERS.of(operation)
         right = Right(op.needs(operation))
         if right is Right.READ:
-            return cast(R, handler(self, operation, self.grant(right)))
+            return cast(R, handler(self, operation, self._grant(right)))
         with self._acting(right) as grant:
             return cast(R, handler(self, operation, grant))
 
-    def grant(self, right: Right) -> Grant:
+    def _grant(self, right: Right) -> Grant:
         """The agent's grant for ``right`` on this cube (read now), or the typed refusal."""
         self._agent = self._identity.current()
         return self._access.check(self._agent, self.name, right)
 
     @contextmanager
     def _acting(self, right: Right = Right.WRITE) -> Iterator[Grant]:
-        grant = self.grant(right)
+        grant = self._grant(right)
         with access.acting(self._access.actor(self._agent, self.name, grant)):
             yield grant
 
-    def sees(self, item: MemoryItem, grant: Grant) -> bool:
+    def _sees(self, item: MemoryItem, grant: Grant) -> bool:
         if not access.in_scope(item.scope, grant.scope):
             return False
         if item.status is not Status.QUARANTINED or grant.right is Right.ADMIN:
             return True
         return write.author(item) == self._agent.name
 
-    def visible(self, id: str, grant: Grant) -> MemoryItem:
+    def _visible(self, id: str, grant: Grant) -> MemoryItem:
         item = self._cube.get(id)
-        if not self.sees(item, grant):
+        if not self._sees(item, grant):
             raise NotFoundError(f"no memory {id!r} in cube {self.name!r}")
         return item
 
-    def on_visible(
+    def _on_visible(
         self,
         id: str,
         grant: Grant,
@@ -144,7 +144,7 @@ class AgentCube(SharedCube):
         for review) is not changed. Without ``expected_version`` a concurrent edit is checked
         again and this change applied on top, as ``MemCube`` does."""
         for _ in range(write.MAX_RETRIES):
-            current = self.visible(id, grant)
+            current = self._visible(id, grant)
             try:
                 return current, change(
                     current.version if expected_version is None else expected_version
@@ -158,7 +158,7 @@ class AgentCube(SharedCube):
             [id],
         )
 
-    def filters(self, filters: FiltersLike, grant: Grant) -> Filters:
+    def _filters(self, filters: FiltersLike, grant: Grant) -> Filters:
         parsed = Filters.parse(filters)
         if grant.scope is None:
             return parsed
@@ -174,14 +174,14 @@ class AgentCube(SharedCube):
                 fixed[field] = theirs
         return parsed.model_copy(update=fixed)
 
-    def hides_quarantine(self, parsed: Filters, grant: Grant) -> bool:
+    def _hides_quarantine(self, parsed: Filters, grant: Grant) -> bool:
         return Status.QUARANTINED in parsed.status and grant.right is not Right.ADMIN
 
-    def key(self, idempotency_key: str | None) -> str | None:
+    def _key(self, idempotency_key: str | None) -> str | None:
         """Keys are per agent: two agents' retries never collide."""
         return None if idempotency_key is None else f"{self._agent.name}:{idempotency_key}"
 
-    def audit_items(self, action: str, items: Sequence[MemoryItem | str]) -> None:
+    def _audit_items(self, action: str, items: Sequence[MemoryItem | str]) -> None:
         self._access.record_many(
             self._agent.name,
             action,
@@ -189,14 +189,14 @@ class AgentCube(SharedCube):
             [(i, 1) if isinstance(i, str) else (i.id, i.version) for i in items],
         )
 
-    def try_visible(self, id: str, grant: Grant) -> bool:
+    def _try_visible(self, id: str, grant: Grant) -> bool:
         try:
-            self.visible(id, grant)
+            self._visible(id, grant)
         except NotFoundError:
             return False
         return True
 
     def iter(self, filters: FiltersLike = None, *, page_size: int = 500) -> Iterator[MemoryItem]:
-        grant = self.grant(Right.READ)
-        parsed = self.filters(filters, grant)
-        return (i for i in self._cube.iter(parsed, page_size=page_size) if self.sees(i, grant))
+        grant = self._grant(Right.READ)
+        parsed = self._filters(filters, grant)
+        return (i for i in self._cube.iter(parsed, page_size=page_size) if self._sees(i, grant))

@@ -28,13 +28,13 @@ def _changed(cube: AgentCube, action: str, id: str, result: Any) -> None:
             detail={"proposal": result.id},
         )
     elif isinstance(result, MemoryItem):
-        cube.audit_items(action, [result])
+        cube._audit_items(action, [result])
 
 
 @HANDLERS.runs(op.Add, op.AddMessages)
 def _add(cube: AgentCube, o: op.Add | op.AddMessages, grant: Grant) -> Any:
-    result = cube.cube.run(replace(o, idempotency_key=cube.key(o.idempotency_key)))
-    cube.audit_items("add", result if isinstance(result, list) else [result])
+    result = cube.cube.run(replace(o, idempotency_key=cube._key(o.idempotency_key)))
+    cube._audit_items("add", result if isinstance(result, list) else [result])
     return result
 
 
@@ -43,7 +43,7 @@ def _update(cube: AgentCube, o: op.Update, grant: Grant) -> MemoryItem:
     scope = o.scope
     if scope is not None:
         scope = access.fit_scope(inputs.scope(scope), grant.scope)
-    _, new = cube.on_visible(
+    _, new = cube._on_visible(
         o.id,
         grant,
         o.expected_version,
@@ -60,7 +60,7 @@ def _as_seen(cube: AgentCube, o: op.Delete | op.Restore, grant: Grant) -> tuple[
         again: op.Operation[Any] = replace(o, expected_version=version)
         return cube.cube.run(again)
 
-    return cube.on_visible(o.id, grant, o.expected_version, change)
+    return cube._on_visible(o.id, grant, o.expected_version, change)
 
 
 @HANDLERS.runs(op.Delete)
@@ -89,7 +89,7 @@ def _restore(cube: AgentCube, o: op.Restore, grant: Grant) -> MemoryItem:
 @HANDLERS.runs(op.Put)
 def _put(cube: AgentCube, o: op.Put, grant: Grant) -> MemoryItem:
     current = cube.cube.lookup(o.namespace, o.key)
-    if current is not None and not cube.sees(current, grant):
+    if current is not None and not cube._sees(current, grant):
         raise PermissionDeniedError(
             f"key {o.key!r} holds a memory outside agent {cube.agent.name!r}'s scope"
         )
@@ -103,14 +103,14 @@ def _put(cube: AgentCube, o: op.Put, grant: Grant) -> MemoryItem:
 
 @HANDLERS.runs(op.Refresh)
 def _refresh(cube: AgentCube, o: op.Refresh, grant: Grant) -> list[MemoryItem]:
-    wanted = [i for i in inputs.memory_ids(o.ids) if cube.try_visible(i, grant)]
+    wanted = [i for i in inputs.memory_ids(o.ids) if cube._try_visible(i, grant)]
     return cube.cube.refresh(wanted)
 
 
 @HANDLERS.runs(op.Wait)
 def _wait(cube: AgentCube, o: op.Wait, grant: Grant) -> bool:
     ids = inputs.memory_ids(o.ids)
-    if not all(cube.try_visible(i, grant) for i in ids if _stored(cube, i)):
+    if not all(cube._try_visible(i, grant) for i in ids if _stored(cube, i)):
         return False  # an id this agent may not see is never reported done
     return cube.cube.run(replace(o, ids=ids))
 
@@ -123,16 +123,16 @@ def _stored(cube: AgentCube, id: str) -> bool:
 @HANDLERS.runs(op.Quarantined)
 def _quarantined(cube: AgentCube, o: op.Quarantined, grant: Grant) -> list[MemoryItem]:
     """What waits for review within the admin's scope."""
-    wanted = cube.filters({"status": "quarantined"}, grant)
+    wanted = cube._filters({"status": "quarantined"}, grant)
     return cube.cube.list(wanted, limit=o.limit, offset=o.offset)
 
 
 def _reviewable(cube: AgentCube, id: str, grant: Grant) -> MemoryItem:
     """The held memory ``id``, when it and what it would change lie in the admin's scope."""
-    item = cube.visible(inputs.memory_id(id), grant)
+    item = cube._visible(inputs.memory_id(id), grant)
     record = write.proposal_of(item)
     if record is not None:
-        cube.visible(str(record["target"]), grant)
+        cube._visible(str(record["target"]), grant)
         scope = record["changes"].get("scope")
         if scope is not None and not access.in_scope(Scope(**scope), grant.scope):
             raise PermissionDeniedError(
@@ -146,7 +146,7 @@ def _reviewable(cube: AgentCube, id: str, grant: Grant) -> MemoryItem:
 def _approve(cube: AgentCube, o: op.Approve, grant: Grant) -> MemoryItem:
     _reviewable(cube, o.id, grant)
     item = review.approve(cube.cube.maintenance.context, o.id, by=cube.agent.name)
-    cube.audit_items("approve", [item] if item.id == o.id else [item, o.id])
+    cube._audit_items("approve", [item] if item.id == o.id else [item, o.id])
     return item
 
 
@@ -154,5 +154,5 @@ def _approve(cube: AgentCube, o: op.Approve, grant: Grant) -> MemoryItem:
 def _reject(cube: AgentCube, o: op.Reject, grant: Grant) -> MemoryItem:
     _reviewable(cube, o.id, grant)
     item = review.reject(cube.cube.maintenance.context, o.id, by=cube.agent.name)
-    cube.audit_items("reject", [item])
+    cube._audit_items("reject", [item])
     return item
