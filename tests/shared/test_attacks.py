@@ -217,7 +217,10 @@ def test_minor_items_leak_nothing_and_answer_typed(team):
     )
     no_grant = stranger.call("GET", "/memories")
     missing = stranger.client.get(f"/v1/cubes/nosuch{uuid.uuid4().hex[:6]}/memories")
-    assert no_grant.status_code == missing.status_code == 404  # names stay secret
+    assert no_grant.status_code == missing.status_code == 403  # names stay secret
+    assert no_grant.json()["error"]["message"].replace(team.cube, "X") == missing.json()["error"][
+        "message"
+    ].replace(missing.request.url.path.split("/")[3], "X")
     held = intern.add("a note for review")
     waited = reader.ok("POST", "/wait", json={"ids": [held["id"]], "timeout_s": 1})
     assert waited["done"] is False  # not visible to this reader, so never reported done

@@ -168,11 +168,15 @@ Caller = Annotated[AgentOS, Depends(caller)]
 
 
 def cube_of(name: str, me: Caller) -> AgentCube:
-    """The cube ``name`` as the caller may use it; 404 alike for a cube that does not exist
-    and one the caller holds no grant on (the answer tells no names)."""
-    if name not in me.list_cubes():
-        raise errors.NotFoundError(f"no cube {name!r} that agent {me.agent.name!r} may use")
-    return me.open_cube(name)
+    """The cube ``name`` as the caller may use it. To an agent that is not an operator, a cube
+    that does not exist and one it holds no grant on answer alike (403, "holds no grant"), so
+    the answer tells no cube names; operators see every cube, and get 404 for a missing one."""
+    if name in me.list_cubes():
+        return me.open_cube(name)
+    agent = me.agent
+    if agent.operator:
+        raise errors.NotFoundError(f"no cube {name!r}")
+    return me.open_cube(name)  # refused by the grant check, whether the cube exists or not
 
 
 Cube = Annotated[AgentCube, Depends(cube_of)]
