@@ -23,14 +23,16 @@ class SharedCube(BaseCube):
     aquarantined = twin(quarantined)
 
     def approve(self, id: str) -> MemoryItem:
-        """Publish a quarantined memory: it becomes visible to every reader."""
+        """Publish a quarantined memory: a new memory becomes visible to every reader; a
+        proposed change is applied to its memory (``ConflictError`` if that memory changed
+        since the proposal)."""
         return self._do(op.Approve(id=id))
 
     aapprove = twin(approve)
 
     def reject(self, id: str) -> MemoryItem:
-        """Refuse a quarantined memory: a new memory is deleted; a quarantined change to an
-        existing one is rolled back to the version before it."""
+        """Refuse a quarantined memory: a new memory is deleted; a proposed change to an
+        existing one is retired, and that memory stays as readers saw it."""
         return self._do(op.Reject(id=id))
 
     areject = twin(reject)

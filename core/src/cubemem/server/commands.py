@@ -325,7 +325,8 @@ def review_reject(
     id: Annotated[str, typer.Argument(help="Memory id.")],
     data: DataDir = Path("cubemem-data"),
 ) -> None:
-    """Refuse a quarantined memory (a new one is deleted; a change is rolled back)."""
+    """Refuse a quarantined memory (a new one is deleted; a proposed change is retired and
+    the memory stays as it was)."""
     _review(cube, id, data, approve=False)
 
 

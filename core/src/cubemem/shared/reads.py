@@ -77,23 +77,25 @@ def _audit_log(cube: AgentCube, o: op.Audit, grant: Grant) -> list[AuditEntry]:
     limit, offset = inputs.positive_int(o.limit, "limit"), o.offset
     if grant.scope is None:
         return cube._access.audit(cube=cube.name, memory_id=o.memory_id, limit=limit, offset=offset)
-    shown = (e for e in _entries(cube, o.memory_id) if _in_view(cube, e, grant))
+    shown = _in_view(cube, _pages(cube, o.memory_id), grant)
     return list(itertools.islice(shown, offset, offset + limit))
 
 
-def _entries(cube: AgentCube, memory_id: str | None) -> Iterator[AuditEntry]:
+def _pages(cube: AgentCube, memory_id: str | None) -> Iterator[list[AuditEntry]]:
     start = 0
     while page := cube._access.audit(
         cube=cube.name, memory_id=memory_id, limit=_AUDIT_PAGE, offset=start
     ):
-        yield from page
+        yield page
         start += len(page)
 
 
-def _in_view(cube: AgentCube, entry: AuditEntry, grant: Grant) -> bool:
-    if entry.agent == cube.agent.name:
-        return True
-    if entry.memory_id is None:
-        return False
-    found = cube.cube.maintenance.store.get([entry.memory_id])
-    return bool(found) and cube._sees(found[0], grant)
+def _in_view(
+    cube: AgentCube, pages: Iterator[list[AuditEntry]], grant: Grant
+) -> Iterator[AuditEntry]:
+    """The entries an admin scoped by ``grant`` may read: its own actions, and those about a
+    memory in its scope (one store read per page of the log)."""
+    for page in pages:
+        ids = list({e.memory_id for e in page if e.memory_id is not None})
+        seen = {i.id for i in cube.cube.maintenance.store.get(ids) if cube._sees(i, grant)}
+        yield from (e for e in page if e.agent == cube.agent.name or e.memory_id in seen)

@@ -189,13 +189,6 @@ class AgentCube(SharedCube):
             [(i, 1) if isinstance(i, str) else (i.id, i.version) for i in items],
         )
 
-    def _try_visible(self, id: str, grant: Grant) -> bool:
-        try:
-            self._visible(id, grant)
-        except NotFoundError:
-            return False
-        return True
-
     def iter(self, filters: FiltersLike = None, *, page_size: int = 500) -> Iterator[MemoryItem]:
         grant = self._grant(Right.READ)
         parsed = self._filters(filters, grant)

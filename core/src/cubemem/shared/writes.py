@@ -103,20 +103,18 @@ def _put(cube: AgentCube, o: op.Put, grant: Grant) -> MemoryItem:
 
 @HANDLERS.runs(op.Refresh)
 def _refresh(cube: AgentCube, o: op.Refresh, grant: Grant) -> list[MemoryItem]:
-    wanted = [i for i in inputs.memory_ids(o.ids) if cube._try_visible(i, grant)]
+    stored = cube.cube.maintenance.store.get(inputs.memory_ids(o.ids))
+    wanted = [item.id for item in stored if cube._sees(item, grant)]
     return cube.cube.refresh(wanted)
 
 
 @HANDLERS.runs(op.Wait)
 def _wait(cube: AgentCube, o: op.Wait, grant: Grant) -> bool:
     ids = inputs.memory_ids(o.ids)
-    if not all(cube._try_visible(i, grant) for i in ids if _stored(cube, i)):
+    stored = cube.cube.maintenance.store.get(ids)
+    if not all(cube._sees(item, grant) for item in stored):
         return False  # an id this agent may not see is never reported done
     return cube.cube.run(replace(o, ids=ids))
-
-
-def _stored(cube: AgentCube, id: str) -> bool:
-    return bool(cube.cube.maintenance.store.get([id]))
 
 
 # -- review -----------------------------------------------------------------------------------
