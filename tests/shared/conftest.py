@@ -79,8 +79,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("served") / "memory"
+def server(server_folder) -> Iterator[Server]:
+    root = server_folder("served") / "memory"
     with MemoryOS(root) as os_:  # the operator exists before the server starts
         _, key = os_.access.create_agent("admin", trust=1.0, operator=True)
     process, url = start_server(root)

@@ -242,8 +242,8 @@ def test_minor_items_leak_nothing_and_answer_typed(team):
 
 # -- 6. no reader can stall the server ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def tight_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tight") / "memory"
+def tight_server(server_folder):
+    root = server_folder("tight") / "memory"
     with MemoryOS(root) as os_:
         os_.create_cube("team")
         keys = []

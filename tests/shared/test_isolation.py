@@ -305,8 +305,8 @@ class McpCube:
 
 
 @pytest.fixture(scope="module")
-def mcp_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mcp-property") / "memory"
+def mcp_server(server_folder):
+    root = server_folder("mcp-property") / "memory"
     with MemoryOS(root) as os_:
         os_.access.create_agent("operator", trust=1.0, operator=True)
     port = free_port()

@@ -33,8 +33,8 @@ def _data(result) -> object:
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    root = tmp_path_factory.mktemp("mcp") / "memory"
+def root(server_folder) -> tuple[Path, dict[str, str]]:
+    root = server_folder("mcp") / "memory"
     keys = {}
     with MemoryOS(root) as os_:
         os_.create_cube("team")
