@@ -197,7 +197,8 @@ def test_cli_errors_speak_cli(tmp_path, cube_path):
 
 
 def test_commands_that_do_not_embed_never_import_torch(cube_path, tmp_path):
-    """stats, show, list, export and delete run without torch or the model (cold start)."""
+    """init, stats, show, list, export and delete run without torch or the model, and
+    without the server's or the search's libraries (cold start)."""
     import subprocess
     import sys
 
@@ -208,9 +209,11 @@ def test_commands_that_do_not_embed_never_import_torch(cube_path, tmp_path):
         "try:\n"
         "    app(sys.argv[1:], standalone_mode=False)\n"
         "finally:\n"
-        "    print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+        "    heavy = {'torch', 'sentence_transformers', 'scipy', 'bm25s', 'fastapi', 'uvicorn'}\n"
+        "    print('TORCH' if heavy & set(sys.modules) else 'NO-TORCH', file=sys.stderr)\n"
     )
     for args in (
+        ["init", tmp_path / "new", "--json"],
         ["stats"],
         ["show", memory_id],
         ["show", memory_id, "--history"],
@@ -219,10 +222,52 @@ def test_commands_that_do_not_embed_never_import_torch(cube_path, tmp_path):
         ["delete", memory_id],
     ):
         done = subprocess.run(
-            [sys.executable, "-c", script, *args, "-c", str(cube_path)],
+            [
+                sys.executable,
+                "-c",
+                script,
+                *args,
+                *([] if args[0] == "init" else ["-c", cube_path]),
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
         assert done.returncode == 0, done.stderr
         assert done.stderr.strip().endswith("NO-TORCH"), (args, done.stderr)
+
+
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_speaks_the_shell_not_python():
+    """Every command's help shows TEXT, INTEGER, PATH and bare flags, never <str> or <bool>."""
+    import typer.main
+
+    for path, _ in _commands(typer.main.get_command(app)):
+        shown = invoke(*path, "--help")
+        assert shown.exit_code == 0, (path, shown.output)
+        for python in ("<str>", "<bool>", "<int", "<float>", "<path>", "list["):
+            assert python not in shown.output, (path, python, shown.output)
+
+
+def test_local_commands_that_print_data_take_json(cube_path, tmp_path):
+    memory_id = invoke("add", "Ana likes tea", "-c", cube_path).stdout.strip()
+    for args in (
+        ["init", tmp_path / "other"],
+        ["stats", "-c", cube_path],
+        ["show", memory_id, "-c", cube_path],
+        ["show", memory_id, "--history", "-c", cube_path],
+        ["list", "-c", cube_path],
+        ["search", "tea", "-c", cube_path],
+        ["update", memory_id, "Ana likes green tea", "-c", cube_path],
+        ["export", tmp_path / "out.zip", "-c", cube_path],
+        ["import", tmp_path / "out.zip", tmp_path / "copy"],
+        ["delete", memory_id, "-c", cube_path],
+    ):
+        done = invoke(*args, "--json")
+        assert done.exit_code == 0, (args, done.output)
+        json.loads(done.stdout)

@@ -170,7 +170,11 @@ def test_middleware_scope_from_runtime_context(cube):
 
 
 def test_middleware_without_identity_is_a_clear_error(cube):
-    agent = create_agent(scripted("hi"), middleware=[MemCubeMiddleware(cube)])
+    with pytest.raises(ValueError, match="whose memories"):
+        MemCubeMiddleware(cube)  # refused when built, not at the first invoke
+    # a scope function that finds no user in this run's context: refused at that run
+    middleware = MemCubeMiddleware(cube, scope=lambda context: None)
+    agent = create_agent(scripted("hi"), middleware=[middleware])
     with pytest.raises(ValueError, match="no identity"):
         run(agent, "hello", "t")
 

@@ -389,8 +389,8 @@ def test_breaks_1_3_5_through_a_stdio_mcp_server(tmp_path):
             keys["intern"],
             [
                 ("put_memory", {"namespace": ["ops"], "key": "k", "content": "Deploy on Friday"}),
-                ("delete_memory", {"id": fact.id}),
-                ("update_memory", {"id": fact.id, "content": "The office opens at 6"}),
+                ("delete_memory", {"memory_id": fact.id}),
+                ("update_memory", {"memory_id": fact.id, "content": "The office opens at 6"}),
             ],
         )
     )

@@ -10,9 +10,10 @@ import sys
 import time
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
-from cubemem import MemoryOS
+from cubemem import MemoryOS, NotFoundError
 from cubemem.cli import app
 
 from .conftest import free_port, stop
@@ -63,7 +64,9 @@ def test_agents_grants_review_and_audit_from_the_shell(tmp_path, embedder):
     root = tmp_path / "m"
     with MemoryOS(root, embedder=embedder) as os_:
         os_.create_cube("team")
-    made = json.loads(invoke("agents", "create", "intern", "--data", root, "--trust", "0.2"))
+    made = json.loads(
+        invoke("agents", "create", "intern", "--data", root, "--trust", "0.2", "--json")
+    )
     assert made["key"].startswith("cm_") and made["agent"]["trust"] == 0.2
     grant = json.loads(
         invoke("grant", "intern", "team", "write", "--data", root, "--own-agent-scope")
@@ -88,3 +91,96 @@ def test_agents_grants_review_and_audit_from_the_shell(tmp_path, embedder):
     invoke("agents", "update", "intern", "--data", root, "--disabled")
     with MemoryOS(root, embedder=embedder) as os_:
         assert os_.authenticate(made["key"]) is None
+
+
+def _serve_key(root, port: int) -> tuple[subprocess.Popen, list[str]]:
+    """Start ``cubemem serve`` and read stderr until it is ready (its lines)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cubemem.cli", "serve", "--data", str(root), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    lines: list[str] = []
+    while not any("ready in" in line for line in lines):
+        line = process.stderr.readline().decode()
+        assert line, f"serve exited before it was ready: {lines}"
+        lines.append(line)
+    for _ in range(300):  # warm; listening a moment later
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health")
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return process, lines
+
+
+def test_an_agent_made_before_the_first_serve_still_gets_an_operator_key(tmp_path):
+    """The trap: an agent created first (so the root is 'configured') left no operator and no
+    key was ever printed. Now serve makes one while the root has no operator, and a lost key
+    is replaced with `cubemem operator-key --rotate`."""
+    root = tmp_path / "m"
+    invoke("cubes", "create", "team", "--data", root)
+    invoke("agents", "create", "bot", "--data", root)
+    process, lines = _serve_key(root, port := free_port())
+    try:
+        key = next(line.strip() for line in lines if line.strip().startswith("cm_"))
+        me = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"Authorization": f"Bearer {key}"})
+        assert me.json()["name"] == "admin" and me.json()["operator"]
+    finally:
+        stop(process)
+    process, lines = _serve_key(root, free_port())  # an operator exists: no new key, a hint
+    stop(process)
+    assert not any(line.strip().startswith("cm_") for line in lines)
+    assert any("operator-key --rotate" in line for line in lines)
+    refused = runner.invoke(app, ["operator-key", "--data", str(root)])
+    assert refused.exit_code == 2 and "--rotate" in refused.output
+    rotated = json.loads(invoke("operator-key", "--data", root, "--rotate", "--json"))
+    with MemoryOS(root) as os_:
+        assert os_.authenticate(rotated["key"]).agent.name == "admin"
+        assert os_.authenticate(key) is None  # the old key stopped
+    other = json.loads(invoke("operator-key", "--data", root, "--name", "ops", "--json"))
+    with MemoryOS(root) as os_:
+        assert os_.authenticate(other["key"]).agent.operator
+
+
+def test_cubes_are_created_in_a_root_and_grants_name_existing_ones(tmp_path):
+    root = tmp_path / "m"
+    made = json.loads(invoke("cubes", "create", "team", "--data", root, "--json"))
+    assert made["name"] == "team"
+    assert json.loads(invoke("cubes", "list", "--data", root, "--json")) == ["team"]
+    again = runner.invoke(app, ["cubes", "create", "team", "--data", str(root)])
+    assert again.exit_code == 2 and "team" in again.output
+    invoke("agents", "create", "bot", "--data", root, "--json")
+    typo = runner.invoke(app, ["grant", "bot", "teem", "read", "--data", str(root)])
+    assert typo.exit_code == 2 and "no cube 'teem'" in typo.output
+    assert "cubes create teem" in typo.output
+    with MemoryOS(root) as os_:
+        assert os_.access.grants() == []  # nothing was granted
+        with pytest.raises(NotFoundError, match="no cube"):
+            os_.access.grant("bot", "teem", "read")
+    granted = json.loads(invoke("grant", "bot", "team", "read", "--data", root, "--json"))
+    assert granted["right"] == "read"
+
+
+def test_every_command_that_prints_data_takes_json(tmp_path):
+    """--json on each of them prints one JSON document and nothing else."""
+    root = tmp_path / "m"
+    commands = [
+        ["cubes", "create", "team"],
+        ["cubes", "list"],
+        ["agents", "create", "bot"],
+        ["agents", "list"],
+        ["agents", "update", "bot", "--trust", "0.4"],
+        ["agents", "rotate-key", "bot"],
+        ["grant", "bot", "team", "write"],
+        ["audit", "team"],
+        ["review", "list", "team"],
+        ["revoke", "bot", "team"],
+        ["operator-key"],
+        ["agents", "delete", "bot"],
+    ]
+    for command in commands:
+        out = invoke(*command, "--data", root, "--json")
+        json.loads(out)  # one document
+        assert out.count("\n") == 1, (command, out)

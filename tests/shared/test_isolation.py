@@ -293,13 +293,13 @@ class McpCube:
         return [r.item for r in self.search("memory")]
 
     def get(self, id_: str) -> Any:
-        return self._item(self._call("get_memory", id=id_))
+        return self._item(self._call("get_memory", memory_id=id_))
 
     def update(self, id_: str, text: str) -> Any:
-        return self._item(self._call("update_memory", id=id_, content=text))
+        return self._item(self._call("update_memory", memory_id=id_, content=text))
 
     def delete(self, id_: str) -> Any:
-        answer = self._call("delete_memory", id=id_)
+        answer = self._call("delete_memory", memory_id=id_)
         held = answer.get("held_for_review")
         return None if held is None else self._item(held)
 

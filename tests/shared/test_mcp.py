@@ -14,7 +14,7 @@ import httpx
 import httpx2
 import pytest
 from mcp.client import Client
-from mcp.client.stdio import StdioServerParameters
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from cubemem import MemoryOS
@@ -70,18 +70,22 @@ async def test_stdio_server_acts_for_its_agent(root):
         updated = _data(
             await client.call_tool(
                 "update_memory",
-                {"id": added["id"], "content": "Ana prefers green tea", "expected_version": 1},
+                {
+                    "memory_id": added["id"],
+                    "content": "Ana prefers green tea",
+                    "expected_version": 1,
+                },
             )
         )
         assert updated["version"] == 2
         stale = await client.call_tool(
-            "update_memory", {"id": added["id"], "content": "x", "expected_version": 1}
+            "update_memory", {"memory_id": added["id"], "content": "x", "expected_version": 1}
         )
         assert stale.is_error and "version" in stale.content[0].text
-        history = _data(await client.call_tool("memory_history", {"id": added["id"]}))
+        history = _data(await client.call_tool("memory_history", {"memory_id": added["id"]}))
         assert [v["content"] for v in history] == ["Ana prefers tea", "Ana prefers green tea"]
-        assert _data(await client.call_tool("delete_memory", {"id": added["id"]}))["deleted"]
-        got = _data(await client.call_tool("get_memory", {"id": added["id"]}))
+        assert _data(await client.call_tool("delete_memory", {"memory_id": added["id"]}))["deleted"]
+        got = _data(await client.call_tool("get_memory", {"memory_id": added["id"]}))
         assert got["status"] == "deleted"
 
 
@@ -138,7 +142,7 @@ async def test_http_server_checks_every_caller(http_mcp):
         fact = _data(await writer.call_tool("add_memory", {"content": "The office has a piano"}))
         found = _data(await writer.call_tool("search_memories", {"query": "office", "k": 10}))
         assert [m["id"] for m in found["memories"]] == [fact["id"]]  # not the intern's
-        hidden = await writer.call_tool("get_memory", {"id": held["id"]})
+        hidden = await writer.call_tool("get_memory", {"memory_id": held["id"]})
         assert hidden.is_error
     async with _as(url, keys["reader"]) as reader:
         refused = await reader.call_tool("add_memory", {"content": "readers cannot write"})
@@ -152,3 +156,53 @@ async def test_http_server_checks_every_caller(http_mcp):
     async with _as(url, keys["reader"]) as reader:
         found = _data(await reader.call_tool("search_memories", {"query": "office wifi", "k": 10}))
         assert held["id"] in [m["id"] for m in found["memories"]]
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _desktop_configs() -> list[dict]:
+    """The MCP client configurations docs/multi-agent.md gives, as written."""
+    text = (REPO / "docs" / "multi-agent.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```json\n")[1:]]
+    found = [json.loads(b)["mcpServers"]["memory"] for b in blocks if "mcpServers" in b]
+    assert len(found) == 2, "the docs give a checkout and an installed configuration"
+    return found
+
+
+def _uv() -> str:
+    import shutil
+
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        pytest.fail(
+            "uv is not on PATH: install it (python -m pip install uv) and run uv run pytest"
+        )
+    return uv
+
+
+@pytest.mark.parametrize("config", _desktop_configs(), ids=["checkout", "installed"])
+async def test_desktop_config_starts_from_any_folder(root, tmp_path, config):
+    """The documented configuration, started the way a desktop client starts it: from a
+    folder of its own, with only the environment the client passes."""
+    path, keys = root
+    fill = {
+        "/path/to/cubemem": str(REPO),
+        "/path/to/shared-memory": str(path),
+        "/path/to/venv/bin/cubemem": str(Path(sys.executable).with_name("cubemem")),
+        "uv": _uv(),
+    }
+    params = StdioServerParameters(
+        command=fill.get(config["command"], config["command"]),
+        args=[fill.get(a, a) for a in config["args"]],
+        env={"CUBEMEM_API_KEY": keys["writer"]},
+        cwd=tmp_path,  # not the repository
+    )
+    with open(tmp_path / "stderr.log", "w+") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            assert _data(await client.call_tool("list_cubes", {})) == ["team"]
+            added = _data(await client.call_tool("add_memory", {"content": "Desk 4 is Ben's"}))
+            got = _data(await client.call_tool("get_memory", {"memory_id": added["id"]}))
+            assert got["content"] == "Desk 4 is Ben's"
+        errlog.seek(0)
+        assert "cubemem mcp: ready in" in errlog.read()  # warmed before the first call

@@ -100,12 +100,17 @@ async def test_every_mcp_tool_runs(tmp_path, embedder):
             assert _data(await call("wait_for_memories", {"ids": [added["id"]]})) is True
             hits = _data(await call("search_memories", {"query": "what does Ana drink"}))
             assert hits["memories"][0]["id"] == added["id"]
-            assert _data(await call("get_memory", {"id": added["id"]}))["version"] == 1
-            new = _data(await call("update_memory", {"id": added["id"], "content": "green tea"}))
+            assert _data(await call("get_memory", {"memory_id": added["id"]}))["version"] == 1
+            new = _data(
+                await call("update_memory", {"memory_id": added["id"], "content": "green tea"})
+            )
             assert new["version"] == 2
-            assert len(_data(await call("memory_history", {"id": added["id"]}))) == 2
-            assert _data(await call("delete_memory", {"id": added["id"]}))["deleted"]
-            assert _data(await call("restore_memory", {"id": added["id"]}))["status"] == "active"
+            assert len(_data(await call("memory_history", {"memory_id": added["id"]}))) == 2
+            assert _data(await call("delete_memory", {"memory_id": added["id"]}))["deleted"]
+            assert (
+                _data(await call("restore_memory", {"memory_id": added["id"]}))["status"]
+                == "active"
+            )
             assert _data(await call("count_memories", {})) == 2
             assert len(_data(await call("list_memories", {"user": "ana"}))) == 1
             assert _data(await call("cube_stats", {}))["memories"] == 2
@@ -120,8 +125,10 @@ async def test_every_mcp_tool_runs(tmp_path, embedder):
             assert held.status.value == "quarantined"
             waiting = _data(await call("quarantined_memories", {}))
             assert [m["id"] for m in waiting] == [held.id]
-            assert _data(await call("approve_memory", {"id": held.id}))["status"] == "active"
+            assert _data(await call("approve_memory", {"memory_id": held.id}))["status"] == "active"
             other = os_.authenticate(low_key).open_cube("team").add("Ana hates coffee")
-            assert _data(await call("reject_memory", {"id": other.id}))["status"] == "deleted"
+            assert (
+                _data(await call("reject_memory", {"memory_id": other.id}))["status"] == "deleted"
+            )
             log = _data(await call("audit_log", {"memory_id": held.id}))
             assert {e["action"] for e in log} >= {"add", "approve"}

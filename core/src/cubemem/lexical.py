@@ -16,9 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import bm25s
 import numpy as np
-import Stemmer
 
 K1 = 1.5
 B = 0.75
@@ -36,6 +34,11 @@ class Analyzer:
     """
 
     def __init__(self, *, keep_short: bool = True) -> None:
+        # imported here, by the first search: bm25s brings scipy (0.4 s), which commands that
+        # only list or show memories never need
+        import bm25s.stopwords
+        import Stemmer
+
         self._stemmer = Stemmer.Stemmer("english")
         self._stopwords = frozenset(bm25s.stopwords.STOPWORDS_EN_PLUS)
         self._split = re.compile(r"(?u)\b\w+\b" if keep_short else r"(?u)\b\w\w+\b").findall

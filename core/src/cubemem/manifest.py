@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cubemem.errors import IncompatibleCubeError, NotACubeError
 from cubemem.model import new_id, utcnow
+from cubemem.settings import model_name
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "cube.json"
@@ -35,7 +36,7 @@ class Manifest(BaseModel):
 
     def check_embedder(self, name: str, dimension: int) -> None:
         """Refuse an embedder other than the one this cube's vectors were made with."""
-        if (name, dimension) != (self.embedder, self.dimension):
+        if (model_name(name), dimension) != (model_name(self.embedder), self.dimension):
             raise IncompatibleCubeError(
                 f"cube {self.name!r} was built with embedder {self.embedder!r} "
                 f"(dimension {self.dimension}), not {name!r} (dimension {dimension}); open it "

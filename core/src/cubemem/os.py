@@ -21,6 +21,8 @@ import os
 import re
 import shutil
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,12 @@ from cubemem.cube import MemCube, default_embedder
 from cubemem.cube.across import CubeSet
 from cubemem.cube.runner import threaded
 from cubemem.embed import Embedder, EmbedderLike, as_embedder
-from cubemem.errors import IncompatibleCubeError, InvalidInputError, NotFoundError
+from cubemem.errors import (
+    BackendUnavailableError,
+    IncompatibleCubeError,
+    InvalidInputError,
+    NotFoundError,
+)
 from cubemem.manifest import MANIFEST_NAME, parse_manifest, read_manifest, write_manifest
 from cubemem.model import new_id, utcnow
 from cubemem.ops.context import Context
@@ -133,6 +140,7 @@ class MemoryOS(CubeSet):
                     self._root,
                     busy_timeout_s=self._settings.busy_timeout_s,
                     store_url=self._settings.store_url,
+                    cubes=self.list_cubes,
                 )
             return self._access
 
@@ -209,6 +217,25 @@ class MemoryOS(CubeSet):
             )
             self._cubes[name] = cube
             return cube
+
+    def warm(self, cubes: Sequence[str] | None = None) -> dict[str, Any]:
+        """Open ``cubes`` (default: every cube of the root), build their search indexes and
+        load their embedders, so the first request is as fast as the rest (``cubemem serve``
+        and ``cubemem mcp`` call it before they take requests). Returns the cubes warmed,
+        those that could not be (``cold``: why, e.g. built with an embedder not passed) and
+        the seconds it took."""
+        started = time.perf_counter()
+        names = list(self.list_cubes() if cubes is None else cubes)
+        cold: dict[str, str] = {}
+        for name in names:
+            try:
+                self.open_cube(name).maintenance.warm()
+            except BackendUnavailableError as exc:  # e.g. built with an embedder not passed
+                cold[name] = str(exc)
+        if not names:  # nothing to index yet: the embedder the first cube will use
+            self._embedder_for(None).embed_query("warm up")
+        warmed = [n for n in names if n not in cold]
+        return {"cubes": warmed, "cold": cold, "seconds": round(time.perf_counter() - started, 3)}
 
     def list_cubes(self) -> list[str]:
         """The names of the cubes under the root (on PostgreSQL: in the database), sorted."""

@@ -285,6 +285,14 @@ class HybridRetriever:
             out[t] = score
         return out
 
+    def warm(self) -> None:
+        """Load the embedder and bring the index up to date now, so the first search costs
+        what every later one does (servers and workers call it at start-up)."""
+        if self.config.dense_weight:
+            self._embedder.embed_query("warm up")
+        with self._lock:
+            self._current_index()
+
     def _current_index(self) -> SearchIndex:
         """The index brought up to the store's revision (built whole only the first time)."""
         cfg = self.config

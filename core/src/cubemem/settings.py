@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+_PROVIDER_PREFIXES = ("sentence-transformers:", "sentence_transformers:", "huggingface:", "hf:")
+_OTHER_PREFIXES = ("openai:", "langchain:", "llamaindex:", "function:", "custom:")
+
+
+def model_name(name: str) -> str:
+    """One spelling of a sentence-transformers model name: LangChain/LangGraph's
+    ``provider:model`` (``sentence-transformers:all-MiniLM-L6-v2``) and a bare name
+    (``all-MiniLM-L6-v2``, which sentence-transformers reads as its own hub organisation) both
+    become ``sentence-transformers/all-MiniLM-L6-v2``; paths, ``org/model`` names and other
+    kinds of embedder (``openai:...``) are kept as they are."""
+    if name.startswith(_OTHER_PREFIXES):
+        return name
+    for prefix in _PROVIDER_PREFIXES:
+        name = name.removeprefix(prefix)
+    if "/" in name or "\\" in name or name.startswith(".") or not name:
+        return name
+    return name if Path(name).exists() else f"sentence-transformers/{name}"
 
 
 class Settings(BaseSettings):

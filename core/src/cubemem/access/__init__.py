@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,15 @@ class AccessControl:
     """Agents, grants, cube policies and the audit log of one MemoryOS root."""
 
     def __init__(
-        self, root: str | Path, *, busy_timeout_s: float = 30.0, store_url: str | None = None
+        self,
+        root: str | Path,
+        *,
+        busy_timeout_s: float = 30.0,
+        store_url: str | None = None,
+        cubes: Callable[[], Sequence[str]] | None = None,
     ) -> None:
+        self._cubes = cubes
+        """The cubes that exist (from the MemoryOS): a grant names one of them."""
         self._tables: SqliteTables | PostgresTables = (
             PostgresTables(store_url)
             if store_url is not None and store_url.startswith(("postgresql://", "postgres://"))
@@ -222,8 +230,13 @@ class AccessControl:
         scope: Scope | dict[str, Any] | None = None,
         by: str | None = None,
     ) -> Grant:
-        """Give (or replace) ``ref``'s right on ``cube``."""
+        """Give (or replace) ``ref``'s right on ``cube`` (one that exists)."""
         agent = self.agent(ref)
+        if self._cubes is not None and cube not in self._cubes():
+            raise NotFoundError(
+                f"no cube {cube!r} to grant on; create it first (`cubemem cubes create {cube} "
+                "--data ROOT`, POST /v1/cubes or MemoryOS.create_cube)"
+            )
         grant = Grant(
             agent=agent.id,
             cube=label(cube, "cube name"),

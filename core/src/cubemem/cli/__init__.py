@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from cubemem.cli import ingest as cli_ingest
 from cubemem.cli import worker as cli_worker
 from cubemem.cli.bench import bench_app
+from cubemem.cli.help import plain_types
 from cubemem.cli.options import (
     AgentOption,
     CubePath,
@@ -24,14 +25,13 @@ from cubemem.cli.options import (
     open_cube,
     parse_filters,
 )
-from cubemem.cli.output import console, progress, quiet_model_loading
+from cubemem.cli.output import console, emit, progress, quiet_model_loading
 from cubemem.cli.output import fail as _fail
 from cubemem.cli.output import run as _run
 from cubemem.cube import MemCube
 from cubemem.cube import reindex as reindex_cube
-from cubemem.ingest_file import ingest_plan
 from cubemem.manifest import MANIFEST_NAME
-from cubemem.model import Filters, MemoryItem, SearchResult, Status
+from cubemem.model import Filters, MemoryItem, SearchResult
 
 app = typer.Typer(
     name="cubemem",
@@ -40,6 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(bench_app, name="bench")
+cli_ingest.register(app)
 cli_worker.register(app)
 
 
@@ -53,6 +54,7 @@ def init(
     path: Annotated[Path, typer.Argument(help="Folder to create the cube in.")],
     name: Annotated[str | None, typer.Option(help="Cube name (default: folder name).")] = None,
     owner: Annotated[str | None, typer.Option(help="Who owns the cube.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create a new, empty cube."""
     if (path / MANIFEST_NAME).exists():
@@ -60,8 +62,9 @@ def init(
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         _fail(f"{path} exists and is not an empty folder; choose a new path for the cube")
     cube = _run(lambda: MemCube.create(path, name=name, owner=owner))
-    console.print(f"created cube [bold]{cube.name}[/] at {cube.path}")
     cube.close()
+    made = {"name": cube.name, "path": str(cube.path)}
+    emit(made, as_json, f"created cube [bold]{cube.name}[/] at {cube.path}")
 
 
 @app.command()
@@ -79,96 +82,6 @@ def add(
         scope = {"user": user, "agent": agent, "session": session}
         item = _run(lambda: mc.add(text, scope=scope, tags=tag or []))
     typer.echo(item.model_dump_json() if as_json else item.id)
-
-
-@app.command()
-def ingest(
-    file: Annotated[Path, typer.Argument(help="JSON, JSONL or NDJSON file of messages.")],
-    cube: CubePath = Path("memory"),
-    session: Annotated[
-        str | None, typer.Option(help="Session id for messages without one.")
-    ] = None,
-    timestamp: Annotated[
-        str | None, typer.Option(help="ISO time for messages without one.")
-    ] = None,
-    user: Annotated[str | None, typer.Option(help="Scope: user id.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
-) -> None:
-    """Ingest conversation turns, one memory per turn — idempotently.
-
-    JSON: a list of messages, or {"sessions": [{"session", "timestamp", "messages"}]}.
-    JSONL/NDJSON: one message per line; a "session" key groups lines. A message has "speaker"
-    (or "role"), "text" (or "content"), and optionally "id" and "timestamp".
-
-    The whole file is checked before anything is written (an error names its line). A message
-    whose id is already stored in its session is skipped, or, if its text changed, stored as
-    a new version of that memory; re-running an ingest adds nothing. Messages without an id
-    are added every time.
-    """
-    sessions = _run(lambda: ingest_plan(file, session, timestamp))
-    total = sum(len(s["messages"]) for s in sessions)
-    counts = {"added": 0, "updated": 0, "unchanged": 0}
-    with open_cube(cube) as mc, progress(stderr=as_json) as bar:
-        task = bar.add_task("ingesting", total=total)
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-
-        for s in sessions:
-            done = _run(lambda s=s: _ingest_session(mc, s, user, advance))
-            for key, count in done.items():
-                counts[key] += count
-    summary = {"cube": mc.name, "messages": total, "sessions": len(sessions), **counts}
-    if as_json:
-        typer.echo(json.dumps(summary))
-    else:
-        console.print(
-            f"{total} messages in {len(sessions)} session(s) into {mc.name}: "
-            f"{counts['added']} added, {counts['updated']} updated, "
-            f"{counts['unchanged']} already there"
-        )
-
-
-def _ingest_session(
-    mc: MemCube, s: dict[str, Any], user: str | None, advance: Callable[[int], None]
-) -> dict[str, int]:
-    """Add the session's new messages, update changed ones, skip the rest (by message id)."""
-    stored: dict[str, MemoryItem] = {}
-    if any(m.get("id") for m in s["messages"]):
-        every = {"status": list(Status), "include_expired": True}
-        for item in mc.iter({**every, "session": s["session"]} if s["session"] else every):
-            if (
-                item.provenance.source == "message"
-                and item.scope.session == s["session"]
-                and item.scope.user == user
-            ):
-                for source in item.provenance.source_ids:
-                    stored.setdefault(source, item)
-    new, counts = [], {"added": 0, "updated": 0, "unchanged": 0}
-    for message in s["messages"]:
-        current = stored.get(message["id"]) if message.get("id") else None
-        if current is None:
-            new.append(message)
-        elif current.content == message["text"] and current.status is Status.ACTIVE:
-            counts["unchanged"] += 1
-            advance(1)
-        else:
-            if current.status is not Status.ACTIVE:
-                mc.restore(current.id)
-            if current.content != message["text"]:
-                mc.update(current.id, message["text"])
-            counts["updated"] += 1
-            advance(1)
-    if new:
-        mc.add_messages(
-            new,
-            session=s["session"],
-            timestamp=s["timestamp"],
-            scope={"user": user},
-            progress=advance,
-        )
-        counts["added"] = len(new)
-    return counts
 
 
 @app.command()
@@ -200,12 +113,13 @@ def show(
     id: Annotated[str, typer.Argument(help="Memory id.")],
     cube: CubePath = Path("memory"),
     history: Annotated[bool, typer.Option("--history", help="Show every version.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show one memory as a JSON object, or its version history as a JSON array."""
     with open_cube(cube) as mc:
         items = _run(lambda: mc.history(id) if history else [mc.get(id)])
     data = [i.model_dump(mode="json") for i in items]
-    typer.echo(json.dumps(data if history else data[0], indent=2, ensure_ascii=False))
+    emit(data if history else data[0], as_json)
 
 
 @app.command("list")
@@ -283,26 +197,28 @@ def delete(
 def export_(
     archive: Annotated[Path, typer.Argument(help="Archive file to write (.zip).")],
     cube: CubePath = Path("memory"),
+    as_json: JsonOption = False,
 ) -> None:
     """Export a cube into one archive."""
     with open_cube(cube) as mc:
         path = _run(lambda: mc.export(archive))
-    console.print(f"exported {mc.name} to {path}")
+    emit({"cube": mc.name, "archive": str(path)}, as_json, f"exported {mc.name} to {path}")
 
 
 @app.command("import")
 def import_(
     archive: Annotated[Path, typer.Argument(help="Archive written by `cubemem export`.")],
     path: Annotated[Path, typer.Argument(help="Folder for the new cube.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Recreate a cube from an archive."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         _fail(f"{path} already exists; import into a new folder")
     if not archive.is_file():
         _fail(f"{archive} is not a file; give the .zip that `cubemem export` wrote")
-    mc = _run(lambda: MemCube.import_(archive, path))
-    console.print(f"imported {mc.count()} active memories into {mc.path}")
-    mc.close()
+    with _run(lambda: MemCube.import_(archive, path)) as mc:
+        done = {"cube": mc.name, "path": str(mc.path), "active": mc.count()}
+    emit(done, as_json, f"imported {done['active']} active memories into {mc.path}")
 
 
 @app.command()
@@ -315,26 +231,37 @@ def reindex(
         ),
     ],
     cube: CubePath = Path("memory"),
+    as_json: JsonOption = False,
 ) -> None:
     """Re-embed every memory with another embedder (ids, versions and provenance stay)."""
     from cubemem.embed import as_embedder
 
     quiet_model_loading()
     open_cube(cube).close()  # a clear error if there is no cube
-    with console.status(f"re-embedding {cube} with {embedder}"):
+    with console.status(f"re-embedding {cube} with {embedder}", spinner="dots") as status:
+        if as_json:
+            status.stop()
         mc = _run(lambda: reindex_cube(cube, _run(lambda: as_embedder(embedder))))
     with mc:
-        console.print(
-            f"{mc.name}: {mc.count(Filters.everything())} memories now embedded by "
-            f"{mc.manifest.embedder} (dimension {mc.manifest.dimension})"
-        )
+        done = {
+            "cube": mc.name,
+            "memories": mc.count(Filters.everything()),
+            "embedder": mc.manifest.embedder,
+            "dimension": mc.manifest.dimension,
+        }
+    emit(
+        done,
+        as_json,
+        f"{mc.name}: {done['memories']} memories now embedded by {done['embedder']} "
+        f"(dimension {done['dimension']})",
+    )
 
 
 @app.command()
-def stats(cube: CubePath = Path("memory")) -> None:
+def stats(cube: CubePath = Path("memory"), as_json: JsonOption = False) -> None:
     """Counts and identity of a cube."""
     with open_cube(cube) as mc:
-        typer.echo(json.dumps(mc.stats(), indent=2))
+        emit(mc.stats(), as_json)
 
 
 @app.command()
@@ -365,9 +292,15 @@ def demo(
 
 
 def _hits_table(query: str, hits: list[SearchResult]) -> Table:
-    table = Table(title=f"[bold]{query}[/]", title_justify="left", show_lines=False)
+    table = Table(
+        title=f"[bold]{query}[/]",
+        title_justify="left",
+        show_lines=False,
+        caption="relevance: how well each memory matches, 0 to 1 (what --min-score keeps)",
+        caption_justify="left",
+    )
     for column, style in (
-        ("score", "cyan"),
+        ("relevance", "cyan"),
         ("speaker", "magenta"),
         ("date", "green"),
         ("text", ""),
@@ -378,7 +311,7 @@ def _hits_table(query: str, hits: list[SearchResult]) -> Table:
         item: MemoryItem = hit.item
         when = item.provenance.occurred_at
         table.add_row(
-            f"{hit.score:.4f}",
+            f"{hit.relevance:.2f}",
             item.provenance.speaker or "",
             f"{when:%Y-%m-%d}" if when else "",
             item.content,
@@ -388,9 +321,14 @@ def _hits_table(query: str, hits: list[SearchResult]) -> Table:
 
 
 def _register_shared_memory_commands() -> None:
-    from cubemem.server.commands import register
+    from cubemem.cli import root
+    from cubemem.server import commands
 
-    register(app)
+    commands.register(app)
+    root.register(app)
 
 
 _register_shared_memory_commands()
+
+
+plain_types()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, NoReturn
 
@@ -20,6 +21,30 @@ from cubemem.errors import CubememError, InvalidInputError
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def emit(value: Any, as_json: bool, human: str | None = None) -> None:
+    """``value`` as one line of JSON on stdout (``--json``: nothing else is printed), else
+    ``human`` or, without one, ``value`` as indented, highlighted JSON."""
+    if as_json:
+        typer.echo(json.dumps(value, default=str, ensure_ascii=False))
+    elif human is not None:
+        console.print(human, highlight=False, soft_wrap=True)
+    else:
+        console.print_json(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def warm_up(what: str, warm: Any) -> None:
+    """``warm()`` (a ``MemoryOS.warm`` or a cube's ``maintenance.warm``) before serving, with
+    a line on stderr before and after (stdout may be a protocol: MCP over stdio)."""
+    import time
+
+    started = time.perf_counter()
+    err_console.print(f"{what}: loading the embedder and search indexes ...", highlight=False)
+    done = run(warm) or {}
+    for name, why in done.get("cold", {}).items():
+        err_console.print(f"[yellow]not warmed:[/] cube {name!r}: {why}", highlight=False)
+    err_console.print(f"{what}: ready in {time.perf_counter() - started:.1f} s", highlight=False)
 
 
 def fail(message: str) -> NoReturn:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cubemem.cli.options import CubePath, open_cube
-from cubemem.cli.output import console
+from cubemem.cli.output import console, warm_up
 from cubemem.cli.output import run as _run
 from cubemem.cube import MemCube
 
@@ -71,6 +71,9 @@ def worker(
     else:
         handle = _open_with_queue(cube, queue, workers=threads)
         name = handle.name
+    warm_up(
+        f"cubemem worker ({name})", handle.warm if data is not None else handle.maintenance.warm
+    )
     scheduler = handle.scheduler
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,6 +41,10 @@ class Maintenance:
         self.last_repair: Repair = Repair()
         """What the last ``MemCube.open`` repaired in the index."""
 
+    def warm(self) -> None:
+        """Load the embedder and build the search index now (``HybridRetriever.warm``)."""
+        self._ctx.retriever.warm()
+
     # -- the pipeline's hooks ---------------------------------------------------------------
     @property
     def retrieval(self) -> RetrievalConfig:

@@ -24,8 +24,9 @@ from cubemem.embed.adapters import (
     LlamaIndexEmbedder,
     OpenAIEmbedder,
 )
+from cubemem.embed.configured import configured_dimension
 from cubemem.errors import BackendUnavailableError, IncompatibleCubeError, InvalidInputError
-from cubemem.settings import DEFAULT_EMBEDDER
+from cubemem.settings import DEFAULT_EMBEDDER, model_name
 
 __all__ = [
     "Embedder",
@@ -111,7 +112,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 64,
         dimension: int | None = None,
     ) -> None:
-        self._name = name
+        self._name = model_name(name)
         self._device = device
         self._batch_size = batch_size
         self._model: object | None = None
@@ -141,8 +142,14 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        """The vectors' dimension: given, read from the model folder's configuration (a
+        new cube is made without loading the model), or from the loaded model."""
         if self._dimension is not None:
             return self._dimension
+        configured = configured_dimension(bundled_model_path(self._name))
+        if configured is not None:
+            self._dimension = configured
+            return configured
         dim = self.model.get_embedding_dimension()
         if dim is None:  # pragma: no cover - every sentence-transformers text model has one
             raise BackendUnavailableError(f"model {self._name!r} does not report a dimension")

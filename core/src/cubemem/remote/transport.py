@@ -70,7 +70,7 @@ class Transport:
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise errors.InvalidInputError(f"url must be http(s)://host:port, got {url!r}")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        headers = {"Authorization": f"Bearer {_key(api_key)}"} if api_key else {}
         self.url = url.rstrip("/")
         self.retries = retries
         self.client = httpx.Client(
@@ -128,6 +128,22 @@ class Transport:
             yield
         except (httpx.TransportError, _Retryable) as exc:
             raise _unavailable(self.url, exc) from exc
+
+
+def _key(api_key: str) -> str:
+    """The key as sent: surrounding whitespace (a pasted newline) dropped; a key no HTTP header
+    can carry is refused here, not reported later as a server that could not be reached."""
+    if not isinstance(api_key, str):
+        raise errors.AuthenticationError(
+            f"api_key must be a string (an agent's key, cm_...), got {type(api_key).__name__}"
+        )
+    key = api_key.strip()
+    if not key.isascii() or not key.isprintable() or " " in key:
+        raise errors.AuthenticationError(
+            "the API key is malformed: cubemem keys are cm_ followed by letters, digits, - and _ "
+            "(no spaces, quotes or line breaks inside); copy it whole from where it was printed"
+        )
+    return key
 
 
 _backoff = wait_exponential_jitter(multiplier=0.2, max=10)

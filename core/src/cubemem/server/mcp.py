@@ -151,34 +151,37 @@ def build_mcp(
 
     @server.tool()
     @_told
-    def get_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+    def get_memory(memory_id: str, cube_name: str | None = None) -> dict[str, Any]:
         """One memory by id."""
-        return _item(cube(cube_name).get(id))
+        return _item(cube(cube_name).get(memory_id))
 
     @server.tool()
     @_told
     def update_memory(
-        id: str, content: str, cube_name: str | None = None, expected_version: int | None = None
+        memory_id: str,
+        content: str,
+        cube_name: str | None = None,
+        expected_version: int | None = None,
     ) -> dict[str, Any]:
         """Replace a memory's text (a new version; the old one stays in its history). With
         ``expected_version``, fails if someone changed it since."""
-        return _item(cube(cube_name).update(id, content, expected_version=expected_version))
+        return _item(cube(cube_name).update(memory_id, content, expected_version=expected_version))
 
     @server.tool()
     @_told
-    def delete_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+    def delete_memory(memory_id: str, cube_name: str | None = None) -> dict[str, Any]:
         """Delete a memory (it can be restored by a cube admin). If your changes are held
         for review, the memory stays and the answer names the proposal that waits."""
-        held = cube(cube_name).delete(id)
+        held = cube(cube_name).delete(memory_id)
         if held is not None:
-            return {"id": id, "deleted": False, "held_for_review": _item(held)}
-        return {"id": id, "deleted": True}
+            return {"id": memory_id, "deleted": False, "held_for_review": _item(held)}
+        return {"id": memory_id, "deleted": True}
 
     @server.tool()
     @_told
-    def memory_history(id: str, cube_name: str | None = None) -> list[dict[str, Any]]:
+    def memory_history(memory_id: str, cube_name: str | None = None) -> list[dict[str, Any]]:
         """Every version of a memory, oldest first."""
-        return [_item(v) for v in cube(cube_name).history(id)]
+        return [_item(v) for v in cube(cube_name).history(memory_id)]
 
     @server.tool()
     @_told
@@ -197,9 +200,9 @@ def build_mcp(
 
     @server.tool()
     @_told
-    def restore_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+    def restore_memory(memory_id: str, cube_name: str | None = None) -> dict[str, Any]:
         """Bring back a deleted memory (a new version)."""
-        return _item(cube(cube_name).restore(id))
+        return _item(cube(cube_name).restore(memory_id))
 
     @server.tool()
     @_told
@@ -283,15 +286,15 @@ def build_mcp(
 
     @server.tool()
     @_told
-    def approve_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+    def approve_memory(memory_id: str, cube_name: str | None = None) -> dict[str, Any]:
         """Publish a quarantined memory (cube admins)."""
-        return _item(review(cube_name).approve(id))
+        return _item(review(cube_name).approve(memory_id))
 
     @server.tool()
     @_told
-    def reject_memory(id: str, cube_name: str | None = None) -> dict[str, Any]:
+    def reject_memory(memory_id: str, cube_name: str | None = None) -> dict[str, Any]:
         """Refuse a quarantined memory (cube admins)."""
-        return _item(review(cube_name).reject(id))
+        return _item(review(cube_name).reject(memory_id))
 
     @server.tool()
     @_told

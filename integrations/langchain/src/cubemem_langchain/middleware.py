@@ -81,6 +81,12 @@ class MemCubeMiddleware(AgentMiddleware):
         unknown = sorted(set(store_roles) - set(STORABLE_ROLES))
         if unknown:
             raise ValueError(f"store_roles may name {STORABLE_ROLES}, got {unknown}")
+        if user_id is None and agent_id is None and scope is None:
+            raise ValueError(
+                "MemCubeMiddleware needs to know whose memories these are: pass user_id= (or "
+                "agent_id=), or scope= (a function from runtime.context to {'user': ...}) for "
+                "an agent that serves many users"
+            )
         self.cube = cube
         self.user_id = user_id
         self.agent_id = agent_id
