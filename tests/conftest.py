@@ -209,9 +209,3 @@ def chroma_url(server_folder):
     yield f"chroma+http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(20)
-
-
-def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto`` (in pyproject's addopts): a worker per core, at most four — each loads its
-    own model and starts its own servers, so more costs memory and start-up for little gain."""
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))

@@ -17,6 +17,8 @@ import json, sys
 from cubemem import MemCube, Settings
 settings = Settings(exit_drain_s=float(sys.argv[2]))
 cube = MemCube.open(sys.argv[1], create=True, settings=settings)
+if sys.argv[3] == "warm":
+    cube.maintenance.warm()  # the model is loaded before the writes (as a server does)
 ids = []
 for i in range(30):
     ids += cube.add_messages(
@@ -27,9 +29,9 @@ print(json.dumps(ids), flush=True)
 """
 
 
-def _run(path, drain: float) -> list[str]:
+def _run(path, drain: float, warm: bool = False) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(drain)],
+        [sys.executable, "-c", CHILD, str(path), str(drain), "warm" if warm else "cold"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -42,15 +44,15 @@ def _run(path, drain: float) -> list[str]:
 
 @pytest.mark.slow
 def test_exit_without_close_never_aborts_or_loses_a_write(tmp_path, embedder):
-    first = _run(tmp_path / "cube", drain=30.0)
+    first = _run(tmp_path / "cube", drain=30.0, warm=True)
     with MemCube.open(tmp_path / "cube", embedder=embedder, settings=Settings(workers=0)) as cube:
         assert {m.id for m in cube.iter()} == set(first)  # drained before exiting
     acknowledged = list(first)
     for _ in range(2):
         acknowledged += _run(tmp_path / "cube", drain=30.0)
-    # The first run loaded the model to create the cube, so it drained at exit; the later
-    # runs never loaded it (nothing can be imported during shutdown): their writes wait,
-    # durable, and the next open finishes them.
+    # The first run loaded the model before writing, so it drained at exit; the later runs
+    # never loaded it (creating or opening a cube loads no model, and nothing can be imported
+    # during shutdown): their writes wait, durable, and the next open finishes them.
     with MemCube.open(tmp_path / "cube", embedder=embedder) as cube:
         assert cube.scheduler.wait(acknowledged, timeout=120)
         assert {m.id for m in cube.iter()} == set(acknowledged) and len(acknowledged) == 90

@@ -302,6 +302,7 @@ class MemoryOS(CubeSet):
     acreate_cube = threaded(create_cube)
     aopen_cube = threaded(open_cube)
     alist_cubes = threaded(list_cubes)
+    awarm = threaded(warm)
     aclose = threaded(close)
 
 

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     busy_timeout_s: float = Field(
         30.0, gt=0, description="How long a write waits for another writer's SQLite lock."
     )
+    open_index: bool = Field(
+        True,
+        description="Embedded engine: take the cube's Chroma vector index when the cube opens. "
+        "False leaves it to the first search that needs it, so a process that only lists, shows, "
+        "exports or deletes never loads Chroma (the CLI's reading commands).",
+    )
     store_url: str = Field(
         "sqlite",
         description="Where rows and vectors live: 'sqlite' or 'sqlite:///DATA_ROOT' (the cube "

@@ -232,6 +232,7 @@ class AccessControl:
     ) -> Grant:
         """Give (or replace) ``ref``'s right on ``cube`` (one that exists)."""
         agent = self.agent(ref)
+        cube = label(cube, "cube name")
         if self._cubes is not None and cube not in self._cubes():
             raise NotFoundError(
                 f"no cube {cube!r} to grant on; create it first (`cubemem cubes create {cube} "
@@ -239,7 +240,7 @@ class AccessControl:
             )
         grant = Grant(
             agent=agent.id,
-            cube=label(cube, "cube name"),
+            cube=cube,
             right=right_value(right),
             scope=scope_value(scope),
         )

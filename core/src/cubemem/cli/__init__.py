@@ -116,7 +116,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one memory as a JSON object, or its version history as a JSON array."""
-    with open_cube(cube) as mc:
+    with open_cube(cube, index=False) as mc:
         items = _run(lambda: mc.history(id) if history else [mc.get(id)])
     data = [i.model_dump(mode="json") for i in items]
     emit(data if history else data[0], as_json)
@@ -140,7 +140,7 @@ def list_(
     filters = parse_filters(user, agent, session, tag)
     if status:
         filters["status"] = [status]
-    with open_cube(cube) as mc:
+    with open_cube(cube, index=False) as mc:
         items = _run(lambda: mc.list(filters, limit=limit, offset=offset))
     if as_json:
         typer.echo(json.dumps([i.model_dump(mode="json") for i in items], ensure_ascii=False))
@@ -185,7 +185,7 @@ def delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a memory (soft: `cubemem show ID` still shows it; --purge erases it)."""
-    with open_cube(cube) as mc:
+    with open_cube(cube, index=False) as mc:
         _run(lambda: mc.delete(id, purge=purge))
     if as_json:
         typer.echo(json.dumps({"id": id, "deleted": True, "purged": purge}))
@@ -200,7 +200,7 @@ def export_(
     as_json: JsonOption = False,
 ) -> None:
     """Export a cube into one archive."""
-    with open_cube(cube) as mc:
+    with open_cube(cube, index=False) as mc:
         path = _run(lambda: mc.export(archive))
     emit({"cube": mc.name, "archive": str(path)}, as_json, f"exported {mc.name} to {path}")
 
@@ -237,7 +237,7 @@ def reindex(
     from cubemem.embed import as_embedder
 
     quiet_model_loading()
-    open_cube(cube).close()  # a clear error if there is no cube
+    open_cube(cube, index=False).close()  # a clear error if there is no cube
     with console.status(f"re-embedding {cube} with {embedder}", spinner="dots") as status:
         if as_json:
             status.stop()
@@ -260,7 +260,7 @@ def reindex(
 @app.command()
 def stats(cube: CubePath = Path("memory"), as_json: JsonOption = False) -> None:
     """Counts and identity of a cube."""
-    with open_cube(cube) as mc:
+    with open_cube(cube, index=False) as mc:
         emit(mc.stats(), as_json)
 
 

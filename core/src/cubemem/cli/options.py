@@ -32,8 +32,13 @@ def parse_filters(
     return {key: value for key, value in given.items() if value}
 
 
-def open_cube(path: Path, settings: Any = None) -> MemCube:
-    """Open the cube at ``path``, or exit with advice in the CLI's terms."""
+def open_cube(path: Path, settings: Any = None, *, index: bool = True) -> MemCube:
+    """Open the cube at ``path``, or exit with advice in the CLI's terms. ``index=False``
+    (commands that do not search) leaves the vector index closed: Chroma is never loaded."""
+    if not index:
+        from cubemem.settings import Settings
+
+        settings = Settings(open_index=False)
     if not (path / MANIFEST_NAME).is_file():
         where = "it does not exist" if not path.exists() else f"no {MANIFEST_NAME} in it"
         _fail(

@@ -247,6 +247,7 @@ def _store(settings: Settings, path: Path, manifest: Manifest, embedder: Embedde
         manifest.dimension,
         embedder,
         busy_timeout_s=settings.busy_timeout_s,
+        open_index=settings.open_index,
     )
 
 

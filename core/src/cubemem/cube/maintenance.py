@@ -45,6 +45,8 @@ class Maintenance:
         """Load the embedder and build the search index now (``HybridRetriever.warm``)."""
         self._ctx.retriever.warm()
 
+    awarm = threaded(warm)
+
     # -- the pipeline's hooks ---------------------------------------------------------------
     @property
     def retrieval(self) -> RetrievalConfig:

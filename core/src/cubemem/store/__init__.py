@@ -71,6 +71,7 @@ def open_store(
     embedder: Embedder,
     *,
     busy_timeout_s: float = 30.0,
+    open_index: bool = True,
 ) -> MemoryStore:
     """The engine ``url`` names, holding cube ``cube_id`` (whose folder is ``path``)."""
     if url.startswith(("chroma+http://", "chroma+https://")):
@@ -79,7 +80,7 @@ def open_store(
         return ChromaServerStore(path, embedder, url, cube_id, busy_timeout_s=busy_timeout_s)
     if engine_of(url) == "sqlite":
         _check_sqlite_path(url, path)
-        return EmbeddedStore(path, embedder, busy_timeout_s=busy_timeout_s)
+        return EmbeddedStore(path, embedder, busy_timeout_s=busy_timeout_s, open_index=open_index)
     from cubemem.store.postgres import PostgresStore
 
     return PostgresStore(url, cube_id, dimension)

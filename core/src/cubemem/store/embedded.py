@@ -77,7 +77,16 @@ def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
 class EmbeddedStore:
     """SQLite (WAL, synchronous=FULL) + Chroma ``PersistentClient`` in one cube folder."""
 
-    def __init__(self, path: Path, embedder: Embedder, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        embedder: Embedder,
+        *,
+        busy_timeout_s: float = 30.0,
+        open_index: bool = True,
+    ) -> None:
+        """``open_index=False``: start as a follower (Chroma is not loaded); the first search
+        that needs the vector index takes it over if no other process holds it."""
         self._path = Path(path)
         self._lock = threading.RLock()
         self._closed = False
@@ -85,7 +94,8 @@ class EmbeddedStore:
         self._embed_fn: EmbedFn | None = None
         self._index = self._open_index(embedder)
         self._exact: tuple[int, list[str], np.ndarray] | None = None
-        self._index.try_own()
+        if open_index:
+            self._index.try_own()
 
     # -- index ownership ------------------------------------------------------------------
     def _open_index(self, embedder: Embedder) -> ChromaIndex:
