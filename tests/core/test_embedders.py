@@ -208,3 +208,34 @@ def test_reindex_moves_a_cube_to_another_embedder(tmp_path, embedder, openai_ser
     assert "openai:hash-16 (dimension 16)" in result.output
     with MemCube.open(tmp_path / "c") as cube:
         assert cube.search("bees and hens", k=1)[0].id == item.id
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "sentence-transformers:all-MiniLM-L6-v2",  # LangChain's provider:model
+        "all-MiniLM-L6-v2",  # as sentence-transformers itself takes it
+    ],
+)
+def test_the_default_model_in_any_spelling_opens_the_same_cube(tmp_path, spelling):
+    from cubemem.settings import DEFAULT_EMBEDDER
+
+    assert as_embedder(spelling).name == DEFAULT_EMBEDDER
+    with MemCube.create(tmp_path / "c", embedder=as_embedder(spelling)) as cube:
+        assert cube.manifest.embedder == DEFAULT_EMBEDDER
+    with MemCube.open(tmp_path / "c", embedder=as_embedder(DEFAULT_EMBEDDER)):
+        pass  # the one spelling in the manifest: no IncompatibleCubeError
+
+
+def test_a_new_cube_reads_the_dimension_from_the_model_files_without_loading_it(tmp_path):
+    from cubemem.embed import SentenceTransformerEmbedder, bundled_model_path
+    from cubemem.embed.configured import configured_dimension
+
+    fresh = SentenceTransformerEmbedder()
+    with MemCube.create(tmp_path / "c", embedder=fresh) as cube:
+        assert cube.manifest.dimension == 384
+    assert not fresh.loaded  # the model was never loaded to make the cube
+    assert configured_dimension(bundled_model_path(fresh.name)) == 384
+    assert configured_dimension(str(tmp_path / "not-a-model")) is None  # then: load and ask
+    assert fresh.embed_query("tea").shape == (384,)  # and the loaded model agrees

@@ -84,7 +84,7 @@ def test_threads_updating_putting_and_refreshing_one_memory_lose_nothing(cube):
     assert cube.get(id_).usage.hits == 200
 
 
-EDITS = 60
+EDITS = 30
 """Edits (and searches) each process makes."""
 
 

@@ -259,3 +259,12 @@ def test_langgraph_index_config_names_the_cubes_embedder(tmp_path):
             MemCubeStore(cube, index={"dims": 16, "embed": lambda texts: _hash_embed(texts)})
         with pytest.raises(TypeError, match="unknown keys"):
             MemCubeStore(cube, index={"dims": 16, "embedding": _hash_embed})
+
+
+def test_langgraph_index_may_name_the_default_model_as_langchain_spells_it(cube):
+    """``index={"embed": "sentence-transformers:all-MiniLM-L6-v2"}`` is the cube's own model."""
+    store = MemCubeStore(
+        cube, index={"dims": 384, "embed": "sentence-transformers:all-MiniLM-L6-v2"}
+    )
+    store.put(("docs",), "a", {"text": "the red door"})
+    assert store.search(("docs",), query="red door", limit=1)[0].key == "a"

@@ -270,7 +270,7 @@ def test_break6_parked_waits_and_half_sent_requests_do_not_stall_health(tight_se
     def park(key: str) -> None:
         with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
             answer = client.post(
-                f"{url}/v1/cubes/team/wait", json={"ids": ["0" * 32], "timeout_s": 20}
+                f"{url}/v1/cubes/team/wait", json={"ids": ["0" * 32], "timeout_s": 8}
             )
         with lock:
             statuses.append(answer.status_code)
