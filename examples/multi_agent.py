@@ -68,7 +68,8 @@ def start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    deadline = time.monotonic() + 300  # it loads the model and indexes before it listens
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             if httpx.get(f"{url}/health").status_code == 200:
                 return server, url

@@ -44,9 +44,10 @@ def snapshot_fixture():
 
 @pytest.fixture(scope="session")
 def server_folder():
-    """Makes folders for the session's servers outside pytest's numbered temp folders (which
-    another pytest run on the same machine may clean up under a running server); removed when
-    the session ends."""
+    """Makes folders for the session's servers outside pytest's temp root, removed when the
+    session ends: every pytest session starting on the machine makes that root private again
+    (``chmod go-rwx``), which cut a PostgreSQL running as pgserver's own user off from its
+    data folder mid-suite (tests/test_fixtures.py)."""
     import shutil
     import tempfile
     from pathlib import Path

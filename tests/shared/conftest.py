@@ -54,7 +54,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})},
     )  # fmt: skip
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # it loads the model before it listens
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
@@ -66,7 +66,7 @@ def start_server(
         except httpx.TransportError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError("cubemem serve did not answer /health within 90 s")
+    raise RuntimeError("cubemem serve did not answer /health within 300 s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

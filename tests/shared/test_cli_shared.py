@@ -44,12 +44,8 @@ def test_first_serve_prints_an_operator_key_and_refuses_strangers(tmp_path):
             lines.append(line)
         key = next(line.strip() for line in lines if line.strip().startswith("cm_"))
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                docs = httpx.get(f"{url}/docs")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        _until_listening(process, port)  # it loads the model first, however long that takes
+        docs = httpx.get(f"{url}/docs")
         assert docs.status_code == 200 and "openapi.json" in docs.text
         assert httpx.get(f"{url}/v1/cubes").status_code == 401
         me = httpx.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {key}"}).json()
@@ -106,13 +102,21 @@ def _serve_key(root, port: int) -> tuple[subprocess.Popen, list[str]]:
         line = process.stderr.readline().decode()
         assert line, f"serve exited before it was ready: {lines}"
         lines.append(line)
-    for _ in range(300):  # warm; listening a moment later
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health")
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    _until_listening(process, port)
     return process, lines
+
+
+def _until_listening(process: subprocess.Popen, port: int) -> None:
+    """Until /health answers; a server that exits, or answers nothing in 5 minutes, fails."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "serve exited"
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("serve did not answer /health within 5 minutes")
 
 
 def test_an_agent_made_before_the_first_serve_still_gets_an_operator_key(tmp_path):

@@ -320,7 +320,8 @@ def mcp_server(server_folder):
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/mcp"
-    for _ in range(900):
+    deadline = time.monotonic() + 300  # it loads the model before it listens
+    while time.monotonic() < deadline:
         try:
             httpx.get(url, timeout=1)
             break

@@ -115,7 +115,7 @@ def http_mcp(root):
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/mcp"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # it loads the model before it listens
     while time.monotonic() < deadline:
         try:
             httpx.get(url, timeout=1)

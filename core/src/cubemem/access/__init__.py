@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +57,12 @@ from cubemem.access.tables import (
     agent_row,
     label,
     plain_changes,
+    read_audit,
     right_value,
     scope_dump,
     scope_value,
     trust_value,
+    write_audit,
 )
 from cubemem.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from cubemem.limits import shown
@@ -372,42 +373,11 @@ class AccessControl:
     ) -> list[AuditEntry]:
         """Entries, newest first."""
         limit, offset = limits.count(limit, "limit"), limits.count(offset, "offset")
-        sql = (
-            "SELECT seq, at, agent, action, cube, memory_id, version, detail FROM {audit} WHERE 1=1"
-        )
-        args = list[Any]()
-        if cube is not None:
-            sql, args = sql + " AND cube = ?", [*args, cube]
-        if memory_id is not None:
-            sql, args = sql + " AND memory_id = ?", [*args, memory_id]
-        rows = self._tables.rows(
-            sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset]
-        )
-        return [
-            AuditEntry(
-                seq=s, at=datetime.fromisoformat(at), agent=a, action=act, cube=c,
-                memory_id=m, version=v, detail=json.loads(d),
-            )
-            for s, at, a, act, c, m, v, d in rows
-        ]  # fmt: skip
+        return read_audit(self._tables, cube, memory_id, limit, offset)
 
     def _audit(
         self, db: Any, agent: str | None, action: str, cube: str | None, **entry: Any
     ) -> None:
         """One audit row in ``db``'s transaction; ``entry``: memory_id, version, detail."""
         assert set(entry) <= {"memory_id", "version", "detail"}, entry
-        memory_id, version = entry.get("memory_id"), entry.get("version")
-        detail = entry.get("detail")
-        db.execute(
-            "INSERT INTO {audit} (at, agent, action, cube, memory_id, version, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                utcnow().isoformat(),
-                agent,
-                action,
-                cube,
-                memory_id,
-                version,
-                json.dumps(detail or {}),
-            ),
-        )
+        write_audit(db, agent, action, cube, **entry)

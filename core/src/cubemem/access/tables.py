@@ -3,6 +3,7 @@ row decoding, and the checks of names, trust values, rights and scopes."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -13,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from cubemem import limits
-from cubemem.access.records import SCHEMA, Agent, Right
+from cubemem.access.records import SCHEMA, Agent, AuditEntry, Right
 from cubemem.errors import InvalidInputError
 from cubemem.limits import shown
-from cubemem.model import Scope
+from cubemem.model import Scope, utcnow
 from cubemem.sqlite import immediate
 from cubemem.store.catalog import DuplicateError
 
@@ -122,3 +123,40 @@ def scope_dump(scope: Any) -> Any:
 
 def plain_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in changes.items()}
+
+
+def read_audit(
+    tables: Any, cube: str | None, memory_id: str | None, limit: int, offset: int
+) -> list[AuditEntry]:
+    """Audit entries, newest first (``AccessControl.audit``)."""
+    sql = "SELECT seq, at, agent, action, cube, memory_id, version, detail FROM {audit} WHERE 1=1"
+    args = list[Any]()
+    if cube is not None:
+        sql, args = sql + " AND cube = ?", [*args, cube]
+    if memory_id is not None:
+        sql, args = sql + " AND memory_id = ?", [*args, memory_id]
+    rows = tables.rows(sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+    return [
+        AuditEntry(
+            seq=s, at=datetime.fromisoformat(at), agent=a, action=act, cube=c,
+            memory_id=m, version=v, detail=json.loads(d),
+        )
+        for s, at, a, act, c, m, v, d in rows
+    ]  # fmt: skip
+
+
+def write_audit(
+    db: Any,
+    agent: str | None,
+    action: str,
+    cube: str | None,
+    memory_id: str | None = None,
+    version: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit row in ``db``'s transaction."""
+    db.execute(
+        "INSERT INTO {audit} (at, agent, action, cube, memory_id, version, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (utcnow().isoformat(), agent, action, cube, memory_id, version, json.dumps(detail or {})),
+    )
