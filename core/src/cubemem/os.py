@@ -34,7 +34,7 @@ from cubemem.cube.across import CubeSet
 from cubemem.cube.runner import threaded
 from cubemem.embed import Embedder, EmbedderLike, as_embedder
 from cubemem.errors import (
-    BackendUnavailableError,
+    CubememError,
     IncompatibleCubeError,
     InvalidInputError,
     NotFoundError,
@@ -230,8 +230,8 @@ class MemoryOS(CubeSet):
         for name in names:
             try:
                 self.open_cube(name).maintenance.warm()
-            except BackendUnavailableError as exc:  # e.g. built with an embedder not passed
-                cold[name] = str(exc)
+            except CubememError as exc:  # e.g. built with an embedder not passed, or damaged:
+                cold[name] = str(exc)  # the server still starts; that cube's requests say why
         if not names:  # nothing to index yet: the embedder the first cube will use
             self._embedder_for(None).embed_query("warm up")
         warmed = [n for n in names if n not in cold]
