@@ -51,15 +51,21 @@ class CachedQueries:
         return self._embedder.embed_query(text)
 
 
-def grid(weights, powers, second_shares, session_shares) -> list[RetrievalConfig]:
+def grid(
+    weights, powers, second_shares, session_shares, entity_weights=(0.0,), entity_shares=(0.5,)
+) -> list[RetrievalConfig]:
     return [
         RetrievalConfig(
             lexical_weight=w,
             lexical_score_power=p,
             second_neighbour_share=s2,
             session_share=ss,
+            entity_weight=ew,
+            entity_neighbour_share=es,
         )
-        for w, p, s2, ss in itertools.product(weights, powers, second_shares, session_shares)
+        for w, p, s2, ss, ew, es in itertools.product(
+            weights, powers, second_shares, session_shares, entity_weights, entity_shares
+        )
     ]
 
 
@@ -107,6 +113,7 @@ def evaluate(data, conversations, configs, mode):
                 for q in questions:
                     ids = [h.provenance.source_ids for h in cube.search(q.text, k=max(KS))]
                     rows.append({k: locomo.recall_at(ids, q.evidence, k) for k in KS})
+                    rows[-1]["category"] = q.category
                 scores[i][c] = rows
             cube.close()
     return scores
@@ -148,9 +155,17 @@ def loco(data, conversations, configs, mode) -> dict:
         ],
         "questions": len(all_rows),
         "loco_recall": recall(all_rows),
+        "loco_by_category": {
+            locomo.CATEGORY_NAMES[cat]: recall([r for r in all_rows if r["category"] == cat])
+            for cat in locomo.CATEGORIES
+            if any(r["category"] == cat for r in all_rows)
+        },
         "loco_spread_r10": {
             "min": round(min(mean(rows, 10) for _, _, rows in held_out), 4),
             "max": round(max(mean(rows, 10) for _, _, rows in held_out), 4),
+        },
+        "in_sample_r10": {
+            json.dumps(knobs(configs[i])): round(in_sample[i], 4) for i in range(len(configs))
         },
         "best_in_sample": {
             "config": knobs(configs[best_overall]),
@@ -170,6 +185,8 @@ def main() -> None:
     parser.add_argument("--score-powers", default="1,1.5")
     parser.add_argument("--second-shares", default="0,0.2")
     parser.add_argument("--session-shares", default="0,0.3")
+    parser.add_argument("--entity-weights", default="0", help="the entity graph's weights")
+    parser.add_argument("--entity-shares", default="0.5", help="its neighbours' shares")
     parser.add_argument("--ablation", action="store_true", help="what each piece adds")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
@@ -196,6 +213,8 @@ def main() -> None:
         floats(args.score_powers),
         floats(args.second_shares),
         floats(args.session_shares),
+        floats(args.entity_weights),
+        floats(args.entity_shares),
     )
     configs = list(dict.fromkeys([*configs, RetrievalConfig()]))
     for mode in modes:

@@ -22,6 +22,7 @@ KEYS = [
     "recall_by_category",
     "search_ms",
     "ingest_items_per_s",
+    "graph_off",
     "tokens_per_question",
 ]
 
@@ -68,6 +69,8 @@ def test_cli_report_on_one_conversation(tmp_path, embedder, mode):
     assert 0.0 <= recall["1"] <= recall["5"] <= recall["10"] <= 1.0
     assert recall["10"] > 0.3, "searches that found nothing would score 0"
     assert set(report["recall_by_category"]) == {"1", "2", "3", "4"}
+    off = report["graph_off"]  # the same questions with the entity signal off
+    assert set(off) == {"recall", "recall_by_category"} and list(off["recall"]) == ["1", "5", "10"]
     assert report["search_ms"]["p50"] > 0 and report["ingest_items_per_s"] > 0
     tokens = report["tokens_per_question"]
     assert 0 < tokens["1"] <= tokens["5"] <= tokens["10"]

@@ -185,4 +185,6 @@ def test_a_name_that_moved_to_maintenance_says_where_it_went(cube):
     assert cube.maintenance.context.extractor is not None
     public = inspect.getmembers(type(cube))
     sync = [n for n, m in public if not n.startswith("_") and not inspect.iscoroutinefunction(m)]
-    assert len(sync) <= 30, sync
+    # 30 after the surface was written once; the timelines and the entity graph added one
+    # operation each: invalidate, entities, relations, neighbourhood
+    assert len(sync) <= 34, sync

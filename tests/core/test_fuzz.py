@@ -219,7 +219,7 @@ def test_langchain_tools_return_errors_to_the_model(fuzz_cube, a, b):
     """A lone-surrogate id from the model is a tool error, never a crash of the agent."""
     from cubemem_langchain import create_memory_tools
 
-    _save, search, update, delete = create_memory_tools(fuzz_cube, user_id="ana")
+    _save, search, update, delete, _about = create_memory_tools(fuzz_cube, user_id="ana")
     before = snapshot(fuzz_cube)
     for tool, args in ((update, {"memory_id": a, "content": b}), (delete, {"memory_id": a})):
         out = tool.invoke(args)  # no such memory of Ana's: an error the model reads

@@ -32,7 +32,7 @@ QUERIES = [
     "cello and bass on monday",
     "coffee or tea at the office",
 ]
-LEXICAL_ONLY = RetrievalConfig(dense_weight=0.0, neighbour_share=0.0)
+LEXICAL_ONLY = RetrievalConfig(dense_weight=0.0, neighbour_share=0.0, entity_weight=0.0)
 
 
 def sentence(rng: random.Random) -> str:

@@ -72,7 +72,7 @@ def test_good_calls_after_bad_ones_still_work(seeded):
 
 
 async def test_tools_have_async_twins(seeded):
-    save, search, update, delete = create_memory_tools(seeded, user_id="ana")
+    save, search, update, delete, about = create_memory_tools(seeded, user_id="ana")
     assert "Saved memory" in await save.ainvoke({"content": "Ana runs on Sundays"})
     assert "Ana runs on Sundays" in await search.ainvoke({"query": "exercise habits"})
     memory_id = seeded.list({"tags": []}, limit=10)[-1].id
@@ -83,6 +83,17 @@ async def test_tools_have_async_twins(seeded):
     error = await save.ainvoke({"content": ""})
     assert error.startswith("Error:")
     assert "no memory" in await delete.ainvoke({"memory_id": memory_id})
+    assert "Nothing is remembered" in await about.ainvoke({"entity": "Zanzibar"})
+
+
+def test_about_entity_tells_the_model_what_an_entity_is_related_to(cube):
+    cube.add("Ana Souza hiked in Sintra with Ben", scope={"user": "ana"})
+    cube.add("Ben moved to Porto last year", scope={"user": "ana"})
+    cube.add("Ben Carter sells boats", scope={"user": "bob"})  # another user's Ben
+    about = create_memory_tools(cube, user_id="ana")[-1]
+    text = about.invoke({"entity": "ben"})
+    assert text.startswith("Ben (") and "in 2 memories" in text
+    assert "Ana Souza (1)" in text and "Porto" in text and "boats" not in text
 
 
 def test_tools_need_a_bound_identity(cube):

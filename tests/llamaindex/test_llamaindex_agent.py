@@ -107,7 +107,7 @@ async def test_users_are_isolated(cube):
 
 
 async def test_sync_tool_calls(cube):
-    save, search, _, _ = MemCubeToolSpec(cube, user_id="ana").to_tool_list()
+    save, search, *_ = MemCubeToolSpec(cube, user_id="ana").to_tool_list()
     assert "Saved memory" in save.call(content="Ana's bike is blue").content
     assert "Ana's bike is blue" in search.call(query="bike colour").content
     assert "Ana's bike is blue" in (await search.acall(query="bike colour")).content

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -60,6 +60,59 @@ def surface(request, tmp_path, embedder) -> Iterator[Surface]:
 
 def test_every_surface_is_cube_like(surface):
     assert isinstance(surface.cube, CubeLike)
+
+
+def test_both_timelines(surface):
+    """A change of fact, an invalidation, and search as of a moment on either timeline."""
+    cube = surface.cube
+    lisbon = cube.add(
+        "Ana lives in Lisbon", scope={"user": "ana"}, valid_from="2015-03-01T00:00:00Z"
+    )
+    known = datetime.now(UTC)
+    porto = cube.update(lisbon.id, "Ana lives in Porto", valid_from="2021-06-01T00:00:00Z")
+    assert porto.id != lisbon.id and porto.parent_id == lisbon.id
+    assert cube.get(lisbon.id).valid_to == datetime(2021, 6, 1, tzinfo=UTC)
+    where = "where does Ana live"
+    assert [r.content for r in cube.search(where)] == ["Ana lives in Porto"]
+    assert [r.content for r in cube.search(where, as_of="2020-01-01")] == ["Ana lives in Lisbon"]
+    assert [r.content for r in cube.search(where, known_at=known)] == ["Ana lives in Lisbon"]
+    ended = cube.invalidate(porto.id, at="2024-01-01T00:00:00Z")
+    assert ended.id == porto.id and ended.valid_to == datetime(2024, 1, 1, tzinfo=UTC)
+    assert cube.search(where) == []
+    assert {r.content for r in cube.search(where, include_superseded=True)} == {
+        "Ana lives in Lisbon",
+        "Ana lives in Porto",
+    }
+    with pytest.raises(InvalidInputError):
+        cube.search(where, as_of="some day")
+    with pytest.raises(InvalidInputError):
+        cube.invalidate(lisbon.id, at="2010-01-01T00:00:00Z")
+
+
+def test_entities_relations_and_neighbourhoods(surface):
+    cube = surface.cube
+    hike = cube.add(
+        "Ana Souza and Ben hiked in Sintra", scope={"user": "ana"}, valid_from="2018-05-01"
+    )
+    cube.add("Ben lives in Porto", scope={"user": "ana"}, valid_from="2020-01-01T00:00:00Z")
+    cube.add("Ben Carter sells boats", scope={"user": "bob"})
+    found = cube.entities("Ben", filters={"user": "ana"})
+    assert [(e.name, e.memories, e.owner) for e in found] == [("Ben", 2, "ana")]
+    assert {e.owner for e in cube.entities(name="ben")} == {"ana"}  # "Ben Carter" is bob's
+    relations = cube.relations("Ana", filters={"user": "ana"})
+    assert {(r.target.name, tuple(r.memory_ids)) for r in relations} == {
+        ("Ben", (hike.id,)),
+        ("Sintra", (hike.id,)),
+    }
+    around = cube.neighbourhood("Ana Souza", hops=2, filters={"user": "ana"})
+    assert around.center.name == "Ana Souza"
+    assert {e.name for e in around.entities} == {"Ana Souza", "Ben", "Sintra", "Porto"}
+    then = cube.relations("Ben", as_of="2019-06-01T00:00:00Z", filters={"user": "ana"})
+    assert {r.target.name for r in then} == {"Ana Souza", "Sintra"}  # not yet in Porto
+    with pytest.raises(NotFoundError):
+        cube.relations("Zanzibar")
+    with pytest.raises(InvalidInputError):
+        cube.neighbourhood("Ana", hops=9)
 
 
 def test_add_get_update_history_delete_restore(surface):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,6 +29,7 @@ BUILDERS: dict[type[op.Operation[Any]], Callable[[Target], op.Operation[Any]]] =
     op.Update: lambda t: op.Update(id=t["id"], content="The office opens at 6"),
     op.Delete: lambda t: op.Delete(id=t["id"]),
     op.Restore: lambda t: op.Restore(id=t["deleted"]),
+    op.Invalidate: lambda t: op.Invalidate(id=t["id"], at=datetime.now(UTC) + timedelta(days=1)),
     op.Put: lambda t: op.Put(
         namespace=("ops",), key="hours", content="The office opens at 6", scope=t["scope"]
     ),

@@ -32,6 +32,7 @@ SAMPLE: dict[str, object] = {
     "namespace": ("notes",),
     "key": "k",
     "query": "tea",
+    "entity": "Ana",
 }
 
 
@@ -111,9 +112,30 @@ async def test_every_mcp_tool_runs(tmp_path, embedder):
                 _data(await call("restore_memory", {"memory_id": added["id"]}))["status"]
                 == "active"
             )
-            assert _data(await call("count_memories", {})) == 2
+            moved = _data(
+                await call(
+                    "update_memory",
+                    {"memory_id": added["id"], "content": "coffee", "valid_from": "2030-01-01"},
+                )
+            )
+            assert moved["id"] != added["id"] and moved["valid_from"].startswith("2030-01-01")
+            then = _data(
+                await call("search_memories", {"query": "Ana drinks", "as_of": "2029-06-01"})
+            )
+            assert added["id"] in [m["id"] for m in then["memories"]]
+            ended = _data(
+                await call("invalidate_memory", {"memory_id": moved["id"], "at": "2031-01-01"})
+            )
+            assert ended["valid_to"].startswith("2031-01-01")
+            assert _data(await call("count_memories", {})) == 2  # the superseded not counted
+            found = _data(await call("find_entities", {"query": "Lisbon"}))
+            assert [e["name"] for e in found] == ["Lisbon"] and found[0]["kind"] == "place"
+            related = _data(await call("entity_relations", {"entity": "Lisbon"}))
+            assert [r["target"]["name"] for r in related] == ["Ana"]
+            around = _data(await call("entity_neighbourhood", {"entity": "Ana", "hops": 1}))
+            assert {e["name"] for e in around["entities"]} == {"Ana", "Lisbon"}
             assert len(_data(await call("list_memories", {"user": "ana"}))) == 1
-            assert _data(await call("cube_stats", {}))["memories"] == 2
+            assert _data(await call("cube_stats", {}))["memories"] == 3
             put = _data(await call("put_memory", {"namespace": ["n"], "key": "k", "content": "x"}))
             assert (
                 _data(await call("lookup_memory", {"namespace": ["n"], "key": "k"}))["id"]

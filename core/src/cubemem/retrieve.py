@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from cubemem import searchindex
 from cubemem.embed import Embedder
+from cubemem.entities import WORDS
 from cubemem.errors import InvalidInputError
 from cubemem.lexical import Analyzer
 from cubemem.model import Filters, MemoryItem
@@ -79,6 +81,17 @@ class RetrievalConfig:
     """What a BM25 score is divided by before fusion: ``"ideal"``, the score a document of
     average length holding every query term once would get (so a query matched only by words
     common to every memory weighs little), or ``"top"``, the best score of this query."""
+
+    entity_weight: float = 0.1
+    """Weight of the entity signal: a memory mentioning an entity the query names gains this
+    (shared among the query's entities); 0 turns the graph off."""
+    entity_neighbour_share: float = 0.1
+    """… and a memory mentioning another entity of the best of those memories this share of
+    it, by that memory's score (the way to "Ana's climbing partner" from "Ana")."""
+    entity_neighbours: int = 5
+    """How many of the best memories mentioning a query entity lend their other entities."""
+    entity_expand: int = 50
+    """Memories the graph brings in beyond the dense and BM25 candidates, at most."""
 
     def __post_init__(self) -> None:
         if self.fusion not in ("score", "rrf"):
@@ -169,8 +182,21 @@ class HybridRetriever:
         self._index: SearchIndex | None = None
         self._lock = threading.Lock()
 
-    def search(self, query: str, k: int, filters: Filters, now: datetime) -> list[Hit]:
-        """Top ``k``, best first, each with its fused score and its own match (``Hit``)."""
+    def search(
+        self,
+        query: str,
+        k: int,
+        filters: Filters,
+        now: datetime,
+        *,
+        valid_at: datetime | None = None,
+        ended: bool = False,
+        only: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """Top ``k``, best first, each with its fused score and its own match (``Hit``).
+
+        On the valid timeline: memories true at ``valid_at`` when given, else those not ended
+        by ``now`` (all of them with ``ended=True``); ``only``: among these ids."""
         cfg = self.config
         # a retriever weighted 0 is not asked at all (its hits would only add zero scores)
         vector = None
@@ -180,7 +206,14 @@ class HybridRetriever:
         with self._lock:
             index = self._current_index()
             tokens = index.tokenize(query) if cfg.lexical_weight else []
-            mask = index.mask(filters, now, lambda: self._store.match_ids(filters, now=now))
+            mask = index.mask(
+                filters,
+                now,
+                lambda: self._store.match_ids(filters, now=now),
+                valid_at=valid_at,
+                ended=ended,
+                only=only,
+            )
             allowed = int(mask.sum())
             if not allowed:
                 return []
@@ -212,6 +245,16 @@ class HybridRetriever:
                     if 0 <= slot < len(mask) and mask[slot]
                 ][:dense_pool]
             fused = self._fuse(dense, lexical, scale)
+            if cfg.entity_weight:
+                index.graph.boost(
+                    fused,
+                    mask,
+                    WORDS.findall(query),
+                    weight=cfg.entity_weight,
+                    share=cfg.entity_neighbour_share,
+                    leads=cfg.entity_neighbours,
+                    expand=cfg.entity_expand,
+                )
             if cfg.neighbour_share or cfg.second_neighbour_share or cfg.session_share:
                 fused = self._spread(fused, index, mask)
             ids = index.ids
@@ -284,6 +327,21 @@ class HybridRetriever:
                 score += session_share * sessions.get(session_of(t), 0.0)
             out[t] = score
         return out
+
+    @contextmanager
+    def view(
+        self, filters: Filters, now: datetime, *, valid_at: datetime | None = None
+    ) -> Iterator[tuple[SearchIndex, np.ndarray]]:
+        """The index, current, and the slots ``filters`` allow on the valid timeline (as in
+        ``search``), held still while the caller reads them (the entity graph's readers)."""
+        with self._lock:
+            index = self._current_index()
+            yield (
+                index,
+                index.mask(
+                    filters, now, lambda: self._store.match_ids(filters, now=now), valid_at=valid_at
+                ),
+            )
 
     def warm(self) -> None:
         """Load the embedder and bring the index up to date now, so the first search costs

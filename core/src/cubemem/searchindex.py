@@ -19,6 +19,7 @@ from datetime import datetime
 
 import numpy as np
 
+from cubemem.graph import EntityGraph
 from cubemem.lexical import BM25Index
 from cubemem.model import Filters
 from cubemem.store.base import Changes, IndexRow
@@ -69,13 +70,18 @@ class SearchIndex:
         self._agent = _Column(np.int32, -1)
         self._session = _Column(np.int32, -1)
         self._expires = _Column(np.float64, np.inf)
+        self._valid_from = _Column(np.float64, -np.inf)
+        self._valid_to = _Column(np.float64, np.inf)
         self._has_vector = _Column(bool, False)
         self._vectors: np.ndarray | None = None
         self.lexical = BM25Index()
+        self.graph = EntityGraph()
         self._masks: dict[tuple[object, ...], np.ndarray] = {}
         """Column masks by filter (expiry aside), valid until the next change."""
         self._expiring = False
         """Whether any memory has ever had an expiry (else the expiry test is skipped)."""
+        self._ending = False
+        """Whether any memory has ever had an end of valid time (likewise)."""
         # conversation turns: (user, session) -> [(order, slot)], sorted
         self._sessions: dict[tuple[str | None, str], list[tuple[int, int]]] = {}
         self._turn: dict[int, tuple[tuple[str | None, str], int]] = {}
@@ -102,11 +108,13 @@ class SearchIndex:
             dirty.update(self._leave_session(slot))
             self._own.pop(slot, None)
             self._said.pop(slot, None)
+            self.graph.remove(slot)
             gone.append(slot)
         docs: dict[int, list[str]] = {}
         for row in changes.rows:
             slot = self._slot(row.id)
             self._set_row(slot, row)
+            self.graph.put(slot, row.user or row.agent, row.content, row.speaker)
             own = self.tokenize(
                 " ".join([index_text(row.content, row.speaker, row.occurred_at), row.context or ""])
             )
@@ -145,6 +153,8 @@ class SearchIndex:
             self._agent,
             self._session,
             self._expires,
+            self._valid_from,
+            self._valid_to,
             self._has_vector,
         )
 
@@ -168,6 +178,12 @@ class SearchIndex:
         else:
             self._expires.data[slot] = row.expires_at
             self._expiring = True
+        self._valid_from.data[slot] = row.valid_from
+        if row.valid_to is None:
+            self._valid_to.data[slot] = np.inf
+        else:
+            self._valid_to.data[slot] = row.valid_to
+            self._ending = True
         if row.vector is not None:
             if self._vectors is None:
                 self._vectors = np.zeros((len(self._present.data), len(row.vector)), np.float32)
@@ -228,11 +244,43 @@ class SearchIndex:
                 tokens.extend(self._said.get(n, ()))
         return tokens
 
+    def valid_span(self, slots: Sequence[int]) -> tuple[float, float | None]:
+        """The earliest start and the latest end (None: one has none) of these slots' valid
+        times, as POSIX timestamps."""
+        chosen = np.asarray(slots, dtype=np.int64)
+        end = float(self._valid_to.data[chosen].max())
+        return float(self._valid_from.data[chosen].min()), None if np.isinf(end) else end
+
     # -- reading --------------------------------------------------------------------------
     def mask(
+        self,
+        filters: Filters,
+        now: datetime,
+        match_ids: Callable[[], list[str]],
+        *,
+        valid_at: datetime | None = None,
+        ended: bool = False,
+        only: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """The slots ``filters`` allow (from the columns here, or from the store's answer),
+        on the valid timeline: true at ``valid_at`` when given; else not ended by ``now``
+        (unless ``ended``). ``only``: among these ids."""
+        mask = self._filter_mask(filters, now, match_ids)
+        n = len(mask)
+        if valid_at is not None:
+            moment = valid_at.timestamp()
+            mask = mask & (self._valid_from.data[:n] <= moment) & (self._valid_to.data[:n] > moment)
+        elif not ended and self._ending:
+            mask = mask & (self._valid_to.data[:n] > now.timestamp())
+        if only is not None:
+            chosen = np.zeros(n, dtype=bool)
+            chosen[[self.slots[i] for i in only if i in self.slots]] = True
+            mask = mask & chosen
+        return mask
+
+    def _filter_mask(
         self, filters: Filters, now: datetime, match_ids: Callable[[], list[str]]
     ) -> np.ndarray:
-        """The slots ``filters`` allow: from the columns here, or from the store's answer."""
         n = self.size
         if not _is_simple(filters):
             mask = np.zeros(n, dtype=bool)

@@ -74,20 +74,52 @@ class MemoryTools:
         item = self.cube.add(content, scope=self.scope, tags=list(tags))
         return f"Saved memory ({item.id})."
 
-    def search(self, query: str, k: int = 5) -> str:
+    def search(self, query: str, k: int = 5, as_of: str | None = None) -> str:
+        """``as_of``: an ISO 8601 date or time; what was true then (default: now)."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInputError(f"k must be an int from 1 to {MAX_K}, got {shown(k)}")
-        results = self.cube.search(query, k=k, filters=self._filters())
+        results = self.cube.search(query, k=k, filters=self._filters(), as_of=as_of or None)
         text = render_memories(results, max_chars=self.max_chars, header=None, with_ids=True)
         return text or "No memories found."
 
+    def about(self, entity: str, as_of: str | None = None) -> str:
+        """What the memories say about one person, place or thing: its names, what it is
+        related to (through which memories), and the memories that mention it."""
+        filters = self._filters()
+        try:
+            around = self.cube.relations(entity, filters=filters, as_of=as_of or None, limit=8)
+            found = self.cube.entities(name=entity, filters=filters, as_of=as_of or None)
+        except NotFoundError:
+            return f"Nothing is remembered about {shown(entity)}."
+        head = found[0] if found else None
+        lines = []
+        if head is not None:
+            aliases = ", ".join(a for a in head.aliases if a != head.name)
+            also = f"; also {aliases}" if aliases else ""
+            lines.append(f"{head.name} ({head.kind}{also}): in {head.memories} memories.")
+        if around:
+            related = ", ".join(f"{r.target.name} ({r.weight})" for r in around)
+            lines.append(f"Mentioned with: {related}.")
+        results = self.cube.search(entity, k=5, filters=filters, as_of=as_of or None)
+        text = render_memories(results, max_chars=self.max_chars, header=None, with_ids=True)
+        return "\n".join([*lines, text]) if text else "\n".join(lines)
+
     # The version the ownership check read is the one written over, so a memory that changed
     # hands (or text) in between is refused with ConflictError instead of edited blind.
-    def update(self, memory_id: str, content: str) -> str:
+    def update(self, memory_id: str, content: str, since: str | None = None) -> str:
+        """A correction; with ``since`` (an ISO 8601 date), a change in the world then: the
+        new text is a new memory and the old one stays true before that date."""
         owned = self._owned(memory_id)
-        item = self.cube.update(memory_id, content, expected_version=owned.version)
-        if item.id != memory_id:
+        item = self.cube.update(
+            memory_id, content, expected_version=owned.version, valid_from=since or None
+        )
+        if item.provenance.source == "proposal":
             return f"The change to memory ({memory_id}) waits for review as ({item.id})."
+        if item.id != memory_id:
+            return (
+                f"Recorded the change from {item.valid_since:%Y-%m-%d} as memory ({item.id}); "
+                f"({memory_id}) stays true before then."
+            )
         return f"Updated memory ({item.id}) to version {item.version}."
 
     def delete(self, memory_id: str) -> str:

@@ -12,7 +12,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -163,6 +163,7 @@ def run(
         raise InvalidInputError(f"conversation indexes {bad} out of range 0..{len(data) - 1}")
     ks = sorted(set(ks))
     per_question: list[tuple[int, dict[int, float]]] = []
+    graph_off: list[tuple[int, dict[int, float]]] = []
     latencies: list[float] = []
     tokens: list[list[int]] = []
     ingested, ingest_seconds = 0, 0.0
@@ -184,10 +185,13 @@ def run(
                 ids = [h.provenance.source_ids for h in hits]
                 tokens.append([len(h.content) // 4 + 1 for h in hits])
                 per_question.append((q.category, {k: recall_at(ids, q.evidence, k) for k in ks}))
+                graph_off.append((q.category, _without_graph(cube, q, ks)))
                 if progress:
                     progress("question", index)
             cube.close()
     report = _report(mode, chosen, ks, per_question, latencies, ingested, ingest_seconds)
+    off = _report(mode, chosen, ks, graph_off, [], 0, 0.0)
+    report["graph_off"] = {key: off[key] for key in ("recall", "recall_by_category")}
     report["tokens_per_question"] = {
         str(k): round(statistics.fmean(sum(t[:k]) for t in tokens), 1) if tokens else 0.0
         for k in ks
@@ -203,6 +207,17 @@ def run(
             "uncited_share": round(usage["uncited"] / max(1, usage["facts"]), 4),
         }
     return report
+
+
+def _without_graph(cube: MemCube, q: Question, ks: Sequence[int]) -> dict[int, float]:
+    """The question's recall with the entity signal off (the same cube, the same index)."""
+    config = cube.maintenance.retrieval
+    cube.maintenance.retrieval = replace(config, entity_weight=0.0)
+    try:
+        ids = [h.provenance.source_ids for h in cube.search(q.text, k=ks[-1])]
+    finally:
+        cube.maintenance.retrieval = config
+    return {k: recall_at(ids, q.evidence, k) for k in ks}
 
 
 def _report(
@@ -228,8 +243,8 @@ def _report(
         "recall": mean_recall([r for _, r in per_question]),
         "recall_by_category": by_category,
         "search_ms": {
-            "p50": round(percentile(latencies, 50), 2),
-            "p95": round(percentile(latencies, 95), 2),
+            "p50": round(percentile(latencies, 50), 2) if latencies else 0.0,
+            "p95": round(percentile(latencies, 95), 2) if latencies else 0.0,
         },
         "ingest_items_per_s": round(ingested / ingest_seconds, 1) if ingest_seconds else 0.0,
     }

@@ -74,6 +74,11 @@ def bench_locomo(
     for category, row in report["recall_by_category"].items():
         name = locomo.CATEGORY_NAMES[int(category)]
         table.add_row(f"{category} {name}", *(f"{v:.3f}" for v in row.values()))
+    off = report["graph_off"]
+    table.add_row("all, graph off", *(f"{v:.3f}" for v in off["recall"].values()))
+    for category, row in off["recall_by_category"].items():
+        name = locomo.CATEGORY_NAMES[int(category)]
+        table.add_row(f"{category} {name}, graph off", *(f"{v:.3f}" for v in row.values()))
     console.print(table)
     console.print(
         f"search p50 {report['search_ms']['p50']} ms, p95 {report['search_ms']['p95']} ms; "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 from abc import abstractmethod
 from collections.abc import Iterable
+from datetime import datetime
 
 import cubemem.cube.operations as op
 from cubemem.cube.base import BaseCube, FiltersLike
@@ -34,11 +35,13 @@ class CubeSet(Runner):
         filters: FiltersLike = None,
         min_score: float | None = None,
         include_superseded: bool = False,
+        as_of: datetime | str | None = None,
+        known_at: datetime | str | None = None,
     ) -> builtins.list[SearchResult]:
         """The ``k`` best memories of ``cubes`` (default: all), merged by score; each result
         names its cube in ``cube_name``. Scores are the cubes' fused scores, which share one
         scale (cosines and BM25 shares under the same weights); ``min_score`` and
-        ``include_superseded`` work as in ``MemCube.search``."""
+        ``include_superseded``, ``as_of`` and ``known_at`` work as in ``MemCube.search``."""
         inputs.positive_int(k, "k")
         return self._do(
             op.SearchCubes(
@@ -48,6 +51,8 @@ class CubeSet(Runner):
                     filters=filters,
                     min_score=min_score,
                     include_superseded=include_superseded,
+                    as_of=as_of,
+                    known_at=known_at,
                 ),
                 cubes=None if cubes is None else inputs.as_list(cubes, "cubes"),
             )

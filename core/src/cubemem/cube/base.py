@@ -10,8 +10,7 @@ one ``BaseClient``:
 - ``AgentCube`` (``cubemem.access.agents``) checks the grant, runs it as the agent, audits;
 - ``RemoteCube`` (``cubemem.remote``) sends it to a ``cubemem serve`` server.
 
-The base knows no subclass. ``arun`` runs ``run`` in a worker thread unless a runner has
-real async I/O (the remote cube does).
+The base knows no subclass. ``arun`` runs ``run`` in a thread unless a runner has async I/O.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import cubemem.cube.operations as op
+from cubemem.cube.graph import GraphSurface
 from cubemem.cube.keyed import KeyedSurface
 from cubemem.cube.operations import FiltersLike, MessageLike, Progress
 from cubemem.cube.runner import twin
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from cubemem.manifest import Manifest
 
 
-class BaseCube(KeyedSurface):
+class BaseCube(KeyedSurface, GraphSurface):
     """The surface every cube has; a subclass says how an operation runs."""
 
     # -- what it is -------------------------------------------------------------------------
@@ -62,6 +62,8 @@ class BaseCube(KeyedSurface):
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[True] = True,
         idempotency_key: str | None = None,
+        valid_from: datetime | str | None = None,
+        valid_to: datetime | str | None = None,
     ) -> MemoryItem: ...
 
     @overload
@@ -74,6 +76,8 @@ class BaseCube(KeyedSurface):
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[True] = True,
         idempotency_key: str | None = None,
+        valid_from: datetime | str | None = None,
+        valid_to: datetime | str | None = None,
     ) -> builtins.list[MemoryItem]: ...
 
     @overload
@@ -86,6 +90,8 @@ class BaseCube(KeyedSurface):
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[False],
         idempotency_key: str | None = None,
+        valid_from: datetime | str | None = None,
+        valid_to: datetime | str | None = None,
     ) -> str: ...
 
     @overload
@@ -98,6 +104,8 @@ class BaseCube(KeyedSurface):
         metadata: dict[str, MetadataValue] | None = None,
         wait: Literal[False],
         idempotency_key: str | None = None,
+        valid_from: datetime | str | None = None,
+        valid_to: datetime | str | None = None,
     ) -> builtins.list[str]: ...
 
     @overload
@@ -110,6 +118,8 @@ class BaseCube(KeyedSurface):
         metadata: dict[str, MetadataValue] | None = None,
         wait: bool = True,
         idempotency_key: str | None = None,
+        valid_from: datetime | str | None = None,
+        valid_to: datetime | str | None = None,
     ) -> MemoryItem | builtins.list[MemoryItem] | str | builtins.list[str]: ...
 
     def add(
@@ -121,6 +131,8 @@ class BaseCube(KeyedSurface):
         metadata: dict[str, MetadataValue] | None = None,
         wait: bool = True,
         idempotency_key: str | None = None,
+        valid_from: datetime | str | None = None,
+        valid_to: datetime | str | None = None,
     ) -> MemoryItem | builtins.list[MemoryItem] | str | builtins.list[str]:
         """Store one text (returns its item) or many (returns a list), embedded in batches.
 
@@ -135,6 +147,9 @@ class BaseCube(KeyedSurface):
         returns the same ids (the ids are derived from the key), even if the first attempt's
         outcome was lost (a timeout, a crash); the same key with other content is
         ``ConflictError``.
+
+        ``valid_from``/``valid_to``: when it is true in the world (default: from when it
+        occurred, else now; no end), read by ``search(as_of=...)``; UTC unless an offset.
         """
         return self._do(
             op.Add(
@@ -144,6 +159,8 @@ class BaseCube(KeyedSurface):
                 metadata=metadata,
                 wait=wait,
                 idempotency_key=idempotency_key,
+                valid_from=valid_from,
+                valid_to=valid_to,
             )
         )
 
@@ -240,12 +257,17 @@ class BaseCube(KeyedSurface):
         scope: ScopeLike = None,
         expires_at: datetime | None = None,
         expected_version: int | None = None,
+        valid_from: datetime | str | None = None,
     ) -> MemoryItem:
         """Write a new version of a memory; the old one stays in ``history``.
 
         With ``expected_version``, a memory that moved past that version raises
         ``ConflictError`` and nothing is written; without it, a concurrent edit is re-read
         and this one applied on top (both stay in the history).
+
+        Without ``valid_from`` this is a correction. With ``valid_from=T``, a change in the
+        world: a new memory (returned, ``parent_id`` naming this one) true from ``T``; this one
+        stays true before ``T`` (``superseded``, ``valid_to=T``; docs/time-and-entities.md).
         """
         return self._do(
             op.Update(
@@ -256,10 +278,20 @@ class BaseCube(KeyedSurface):
                 scope=scope,
                 expires_at=expires_at,
                 expected_version=expected_version,
+                valid_from=valid_from,
             )
         )
 
     aupdate = twin(update)
+
+    def invalidate(
+        self, id: str, *, at: datetime | str | None = None, expected_version: int | None = None
+    ) -> MemoryItem:
+        """End a fact's valid time at ``at`` (default: now) without a successor: a new
+        version with ``valid_to``, found ``as_of`` a moment before it."""
+        return self._do(op.Invalidate(id=id, at=at, expected_version=expected_version))
+
+    ainvalidate = twin(invalidate)
 
     def delete(
         self, id: str, *, purge: bool = False, expected_version: int | None = None
@@ -293,11 +325,18 @@ class BaseCube(KeyedSurface):
         filters: FiltersLike = None,
         min_score: float | None = None,
         include_superseded: bool = False,
+        as_of: datetime | str | None = None,
+        known_at: datetime | str | None = None,
     ) -> builtins.list[SearchResult]:
         """The ``k`` memories most relevant to ``query`` (dense + BM25, fused); with
         ``min_score``, only those whose ``relevance`` (0 to 1) reaches it. Current truth by
-        default; ``include_superseded=True`` also returns facts a newer one contradicted (each
-        with ``valid_to`` and ``superseded_by``)."""
+        default: facts neither superseded nor ended; ``include_superseded=True`` also returns
+        facts a newer one contradicted or that ended (each with ``valid_to``).
+
+        ``as_of=T``: what was true at ``T`` (facts valid then, turns that occurred by then).
+        ``known_at=T``: the cube as recorded at ``T`` (each memory's version current then,
+        ranked by how the memory matches now). They compose with everything; UTC unless an
+        offset is given."""
         return self._do(
             op.Search(
                 query=query,
@@ -305,6 +344,8 @@ class BaseCube(KeyedSurface):
                 filters=filters,
                 min_score=min_score,
                 include_superseded=include_superseded,
+                as_of=as_of,
+                known_at=known_at,
             )
         )
 

@@ -23,7 +23,7 @@ from cubemem.cube.runner import threaded
 from cubemem.embed import Embedder, EmbedderLike
 from cubemem.manifest import Manifest
 from cubemem.model import Filters, MemoryItem, Status
-from cubemem.ops import create, followup, inputs, keyed, read, transfer, write
+from cubemem.ops import create, followup, graph, inputs, keyed, read, timeline, transfer, write
 from cubemem.scheduler import OneCube, Scheduler, add_task, open_queue
 from cubemem.settings import Settings
 
@@ -255,7 +255,15 @@ def _shaped(items: list[MemoryItem], single: bool, wait: bool) -> Any:
 def _add(cube: MemCube, o: op.Add) -> Any:
     single = o.single
     contents = [o.content] if single else inputs.as_list(o.content, "content")
-    items = create.new_items(cube._ctx, contents, scope=o.scope, tags=o.tags, metadata=o.metadata)
+    items = create.new_items(
+        cube._ctx,
+        contents,
+        scope=o.scope,
+        tags=o.tags,
+        metadata=o.metadata,
+        valid_from=o.valid_from,
+        valid_to=o.valid_to,
+    )
     return cube._write(items, single, o.wait, o.idempotency_key, None)
 
 
@@ -275,6 +283,8 @@ def _add_messages(cube: MemCube, o: op.AddMessages) -> Any:
 
 @HANDLERS.runs(op.Update)
 def _update(cube: MemCube, o: op.Update) -> MemoryItem:
+    if o.valid_from is not None:  # a change in the world, not a correction
+        return timeline.change_of_fact(cube._ctx, **o.arguments())
     return write.update(
         cube._ctx,
         o.id,
@@ -285,6 +295,11 @@ def _update(cube: MemCube, o: op.Update) -> MemoryItem:
         expires_at=o.expires_at,
         expected_version=o.expected_version,
     )
+
+
+@HANDLERS.runs(op.Invalidate)
+def _invalidate(cube: MemCube, o: op.Invalidate) -> MemoryItem:
+    return timeline.invalidate(cube._ctx, o.id, o.at, o.expected_version)
 
 
 @HANDLERS.runs(op.Delete)
@@ -326,18 +341,6 @@ def _wait(cube: MemCube, o: op.Wait) -> bool:
     return cube.scheduler.wait(inputs.memory_ids(o.ids), o.timeout, cube=cube.id)
 
 
-@HANDLERS.runs(op.Search)
-def _search(cube: MemCube, o: op.Search) -> Any:
-    return read.search(
-        cube._ctx,
-        o.query,
-        k=o.k,
-        filters=o.filters,
-        min_score=o.min_score,
-        include_superseded=o.include_superseded,
-    )
-
-
 @HANDLERS.runs(op.Get)
 def _get(cube: MemCube, o: op.Get) -> MemoryItem:
     return write.get(cube._ctx, o.id)
@@ -366,6 +369,12 @@ def _lookup(cube: MemCube, o: op.Lookup) -> MemoryItem | None:
 @HANDLERS.runs(op.Namespaces)
 def _namespaces(cube: MemCube, o: op.Namespaces) -> list[tuple[str, ...]]:
     return keyed.namespaces(cube._ctx, o.prefix, filters=o.filters)
+
+
+@HANDLERS.runs(op.Search, op.Entities, op.Relations, op.Neighbourhood)
+def _read(cube: MemCube, o: op.Search | op.Entities | op.Relations | op.Neighbourhood) -> Any:
+    module = read if isinstance(o, op.Search) else graph  # each op's function, by its name
+    return getattr(module, o.method)(cube._ctx, **o.arguments())
 
 
 @HANDLERS.runs(op.Stats)

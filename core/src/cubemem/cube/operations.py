@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from cubemem.access import AuditEntry
 from cubemem.model import Filters, MemoryInput, MemoryItem, Message, SearchResult
+from cubemem.model.graph import Entity, Relation
+from cubemem.model.graph import Neighbourhood as GraphNeighbourhood
 
 R = TypeVar("R")
 FiltersLike = Filters | dict[str, Any] | None
@@ -54,6 +56,8 @@ class Add(Operation[Any]):
     metadata: dict[str, Any] | None = None
     wait: bool = True
     idempotency_key: str | None = None
+    valid_from: datetime | str | None = None
+    valid_to: datetime | str | None = None
 
     @property
     def single(self) -> bool:
@@ -87,6 +91,19 @@ class Update(Operation[MemoryItem]):
     metadata: dict[str, Any] | None = None
     scope: Any = None
     expires_at: datetime | None = None
+    expected_version: int | None = None
+    valid_from: datetime | str | None = None
+    """Set: a change in the world from then on (a successor), not a correction."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invalidate(Operation[MemoryItem]):
+    """End a fact's valid time without a successor."""
+
+    method: ClassVar[str] = "invalidate"
+    right: ClassVar[Right] = "write"
+    id: str
+    at: datetime | str | None = None
     expected_version: int | None = None
 
 
@@ -150,6 +167,8 @@ class Search(Operation[list[SearchResult]]):
     filters: Any = None
     min_score: float | None = None
     include_superseded: bool = False
+    as_of: datetime | str | None = None
+    known_at: datetime | str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +215,41 @@ class Namespaces(Operation[list[tuple[str, ...]]]):
     right: ClassVar[Right] = "read"
     prefix: Sequence[str] = ()
     filters: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entities(Operation[list[Entity]]):
+    """Entities the visible memories mention, by a query's words or a name."""
+
+    method: ClassVar[str] = "entities"
+    right: ClassVar[Right] = "read"
+    query: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    filters: Any = None
+    as_of: datetime | str | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Relations(Operation[list[Relation]]):
+    method: ClassVar[str] = "relations"
+    right: ClassVar[Right] = "read"
+    entity: str
+    filters: Any = None
+    as_of: datetime | str | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Neighbourhood(Operation[GraphNeighbourhood]):
+    method: ClassVar[str] = "neighbourhood"
+    right: ClassVar[Right] = "read"
+    entity: str
+    hops: int = 2
+    filters: Any = None
+    as_of: datetime | str | None = None
+    limit: int = 50
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,6 +307,7 @@ CUBE_OPERATIONS: tuple[type[Operation[Any]], ...] = (
     Add,
     AddMessages,
     Update,
+    Invalidate,
     Delete,
     Restore,
     Put,
@@ -265,6 +320,9 @@ CUBE_OPERATIONS: tuple[type[Operation[Any]], ...] = (
     Count,
     Lookup,
     Namespaces,
+    Entities,
+    Relations,
+    Neighbourhood,
     Stats,
 )
 """What every cube runs: local, as an agent, on a server (and so REST and MCP)."""

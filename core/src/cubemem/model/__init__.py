@@ -101,8 +101,8 @@ class MemoryItem(StrictModel):
         None, description="How extraction placed this version among what the cube believed."
     )
     decision_reason: str | None = Field(None, description="Why, in the decider's words.")
-    valid_from: datetime | None = Field(None, description="Believed from (this version).")
-    valid_to: datetime | None = Field(None, description="Believed until (superseded).")
+    valid_from: datetime | None = Field(None, description="Valid time: true in the world from.")
+    valid_to: datetime | None = Field(None, description="Valid time: true until (exclusive).")
     changed_by: str | None = Field(
         None, description="The agent that wrote this version (None: the local, unidentified path)."
     )
@@ -120,6 +120,20 @@ class MemoryItem(StrictModel):
         """When the remembered thing happened: the session time if known, else creation."""
         return self.provenance.occurred_at or self.provenance.created_at
 
+    @property
+    def valid_since(self) -> datetime:
+        """The start of its valid time: ``valid_from`` (older cubes: the event time)."""
+        return self.valid_from or self.event_time
+
+    def valid_at(self, moment: datetime) -> bool:
+        """Whether it was true at ``moment``: ``valid_since <= moment < valid_to``."""
+        return self.valid_since <= moment and (self.valid_to is None or moment < self.valid_to)
+
+    @property
+    def recorded_at(self) -> datetime:
+        """Transaction time: when the cube recorded this version (the next one retired it)."""
+        return self.updated_at
+
 
 class MemoryInput(StrictModel):
     """What a caller supplies to ``MemCube.add``; the cube fills in the rest."""
@@ -134,6 +148,10 @@ class MemoryInput(StrictModel):
     expires_at: datetime | None = None
     trust: float = Field(1.0, ge=0.0, le=1.0)
     context: str | None = None
+    valid_from: datetime | None = Field(
+        None, description="True in the world from (default: occurred_at, else now)."
+    )
+    valid_to: datetime | None = Field(None, description="True until, exclusive.")
 
 
 class Message(StrictModel):

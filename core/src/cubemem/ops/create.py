@@ -36,9 +36,23 @@ def new_item(
     tags: list[str],
     metadata: dict[str, MetadataValue],
     source: str = "api",
+    valid: tuple[datetime | None, datetime | None] = (None, None),
 ) -> MemoryItem:
-    """A validated, not yet stored memory of ``raw`` (a str, ``MemoryInput`` or its dict)."""
+    """A validated, not yet stored memory of ``raw`` (a str, ``MemoryInput`` or its dict).
+
+    Both its timelines start now (the cube's clock): it is recorded now, and true in the world
+    from ``valid_from`` — given, else when it occurred, else now — until ``valid_to``."""
     given = inputs.memory_input(raw)
+    now = ctx.clock()
+    valid_from, valid_to = inputs.valid_window(
+        given.valid_from or valid[0], given.valid_to or valid[1]
+    )
+    valid_from = valid_from or given.occurred_at or now
+    if valid_to is not None and valid_to <= valid_from:
+        raise InvalidInputError(
+            f"valid_to ({valid_to.isoformat()}) must be after valid_from "
+            f"({valid_from.isoformat()}, when the memory occurred unless given)"
+        )
     content = validate_content(given.content, ctx.settings.max_content_bytes)
     merged_metadata = {**metadata, **given.metadata}
     check_json(merged_metadata)
@@ -60,12 +74,16 @@ def new_item(
                 trust=trust,
                 speaker=given.speaker,
                 occurred_at=given.occurred_at,
+                created_at=now,
             ),
             tags=[*tags, *given.tags],
             metadata=merged_metadata,
             expires_at=given.expires_at,
             context=given.context,
             changed_by=None if actor is None else actor.agent,
+            updated_at=now,
+            valid_from=valid_from,
+            valid_to=valid_to,
         )
     except ValidationError as exc:
         raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
@@ -116,6 +134,8 @@ def new_items(
     scope: inputs.ScopeLike = None,
     tags: Sequence[str] | None = None,
     metadata: dict[str, MetadataValue] | None = None,
+    valid_from: datetime | str | None = None,
+    valid_to: datetime | str | None = None,
 ) -> list[MemoryItem]:
     """Validate every input first, so one bad one stores none."""
     base_scope, base_tags, base_metadata = (
@@ -123,7 +143,8 @@ def new_items(
         inputs.tags(tags),
         inputs.metadata(metadata),
     )
-    return [new_item(ctx, x, base_scope, base_tags, base_metadata) for x in contents]
+    valid = inputs.valid_window(valid_from, valid_to)
+    return [new_item(ctx, x, base_scope, base_tags, base_metadata, valid=valid) for x in contents]
 
 
 def new_turns(

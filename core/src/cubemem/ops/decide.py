@@ -5,10 +5,12 @@ Each new fact is compared with its owner's nearest current facts (never with raw
 - ``ADD``: stored as a new memory;
 - ``DUPLICATE``: nothing new is stored; the existing fact gains the new source ids (a new
   version, so the history shows when it was heard again);
-- ``UPDATE``: the existing fact gets the new text as its next version (the old text stays in
-  its history; the new version's ``valid_from`` closes the old one's validity);
-- ``CONTRADICT``: the new fact is stored and the old one becomes ``superseded`` (with
-  ``valid_to`` and ``superseded_by``) — searched again only with ``include_superseded=True``.
+- ``UPDATE``: the existing fact gets the new text as its next version (a refinement: the old
+  text stays in its history, the fact's valid time is unchanged);
+- ``CONTRADICT``: a change in the world (``cubemem.ops.timeline.succeed``): the new fact is
+  stored, valid from when it was said, and the old one becomes ``superseded`` (with
+  ``valid_to`` and ``superseded_by``) — found by ``search(as_of=...)`` before then and with
+  ``include_superseded=True``.
 
 The decision and its reason are stored on the version written. A ``Decider`` (an LLM, see
 ``cubemem.extract.LLMDecider``) decides when the cube has one; otherwise ``similarity_rule``:
@@ -20,11 +22,13 @@ decision made on a version someone else changed meanwhile is made again, never a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from cubemem.errors import ConflictError
 from cubemem.extract import Decider, DecisionKind, Verdict, similarity_rule
 from cubemem.model import Filters, MemoryItem, Status, address_id
 from cubemem.ops.context import Context
+from cubemem.ops.timeline import succeed
 from cubemem.ops.write import insert, revise
 
 __all__ = ["CANDIDATES", "Decider", "DecisionKind", "Verdict", "candidates", "place",
@@ -134,25 +138,13 @@ def _apply(
                 "metadata": {**target.metadata, **fact.metadata},
                 "decision": "UPDATE",
                 "decision_reason": reason,
-                "valid_from": fact.provenance.occurred_at or ctx.clock(),
             },
             expected_version=target.version,
         )
         return []
-    # CONTRADICT: the new fact is stored, then the old one superseded (both keep histories)
+    # CONTRADICT: a change in the world, as ``update(valid_from=...)`` records one: the new
+    # fact is stored, true from when it was said, and the old one superseded then
     new = _tagged(fact, verdict, ctx)
-    created = insert(ctx, [new])
-    revise(
-        ctx,
-        target.id,
-        {
-            "status": Status.SUPERSEDED,
-            "superseded_by": new.id,
-            "valid_to": new.valid_from,
-            "decision": "CONTRADICT",
-            "decision_reason": reason,
-        },
-        expected_version=target.version,
-        reason="superseded",
-    )
-    return created
+    at = max(new.valid_since, target.valid_since + timedelta(microseconds=1))
+    changes = {"decision": "CONTRADICT", "decision_reason": reason}
+    return [succeed(ctx, target, new, at, changes)]

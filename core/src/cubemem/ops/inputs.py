@@ -14,6 +14,7 @@ from cubemem.model import (
     MemoryInput,
     MetadataValue,
     Scope,
+    as_utc,
     check_json,
     check_namespace,
     validate_model,
@@ -86,6 +87,38 @@ def timestamp(value: datetime | str | None) -> datetime | None:
             f"timestamp must be a datetime or ISO 8601 string, got {shown(value)}"
         ) from None
     return limits.moment(parsed, "timestamp")
+
+
+def moment(value: datetime | str | None, what: str) -> datetime | None:
+    """A point in time: a datetime or an ISO 8601 string, in UTC. A time without an offset is
+    taken as UTC, everywhere in cubemem (docs/time-and-entities.md)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"{what} must be a datetime or an ISO 8601 string, got {shown(value)}"
+            ) from None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(
+            f"{what} must be a datetime or an ISO 8601 string, got {shown(value)}"
+        )
+    return as_utc(limits.moment(value, what) or value)
+
+
+def valid_window(
+    valid_from: datetime | str | None, valid_to: datetime | str | None
+) -> tuple[datetime | None, datetime | None]:
+    """A valid time ``[valid_from, valid_to)``: each a moment, the end after the start."""
+    start, end = moment(valid_from, "valid_from"), moment(valid_to, "valid_to")
+    if start is not None and end is not None and end <= start:
+        raise InvalidInputError(
+            f"valid_to ({end.isoformat()}) must be after valid_from ({start.isoformat()}): "
+            "a valid time is [valid_from, valid_to)"
+        )
+    return start, end
 
 
 def positive_int(value: Any, what: str) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from cubemem import limits
 from cubemem.errors import CubeBusyError, InvalidInputError
 from cubemem.limits import shown
 from cubemem.model import Filters, MemoryItem, SearchResult, Status, validate_content
-from cubemem.ops import inputs
+from cubemem.ops import inputs, timeline
 from cubemem.ops.context import Context
 
 log = logging.getLogger(__name__)
@@ -26,18 +27,36 @@ def search(
     filters: FiltersLike = None,
     min_score: float | None = None,
     include_superseded: bool = False,
+    as_of: datetime | str | None = None,
+    known_at: datetime | str | None = None,
 ) -> list[SearchResult]:
     """The ``k`` memories most relevant to ``query`` (dense + BM25, fused), leaving out those
-    whose ``relevance`` is below ``min_score``."""
+    whose ``relevance`` is below ``min_score``.
+
+    Current belief by default: facts not ended (``valid_to`` after now) and not superseded.
+    ``as_of``: what was true at that moment (``cubemem.ops.timeline``), superseded facts
+    included where their valid time covers it. ``known_at``: the versions the cube held then;
+    ranked by how each memory matches now, each result the version of that moment."""
     query = validate_content(query, ctx.settings.max_content_bytes, "search query")
     inputs.positive_int(k, "k")
     threshold = check_min_score(min_score)
+    valid_at = inputs.moment(as_of, "as_of")
+    recorded_at = inputs.moment(known_at, "known_at")
     parsed = Filters.parse(filters)
-    if include_superseded and Status.SUPERSEDED not in parsed.status:
+    if (include_superseded or valid_at) and Status.SUPERSEDED not in parsed.status:
         parsed = parsed.model_copy(update={"status": [*parsed.status, Status.SUPERSEDED]})
     now = ctx.clock()
-    hits = [h for h in ctx.retriever.search(query, k, parsed, now) if h.relevance >= threshold]
-    items = {item.id: item for item in ctx.store.get([h.id for h in hits])}
+    if recorded_at is None:
+        hits = ctx.retriever.search(
+            query, k, parsed, now, valid_at=valid_at, ended=include_superseded
+        )
+        items = {item.id: item for item in ctx.store.get([h.id for h in hits])}
+    else:
+        items = timeline.recorded(ctx, recorded_at, parsed, valid_at, include_superseded)
+        hits = ctx.retriever.search(
+            query, k, Filters.everything(), now, ended=True, only=list(items)
+        )
+    hits = [h for h in hits if h.relevance >= threshold]
     results = [
         SearchResult(
             item=items[h.id],

@@ -291,19 +291,9 @@ def update(
     expires_at: datetime | None = None,
     expected_version: int | None = None,
 ) -> MemoryItem:
-    changes: dict[str, Any] = {}
+    changes = changed_fields(tags=tags, metadata=metadata, scope=scope, expires_at=expires_at)
     if content is not None:
         changes["content"] = validate_content(content, ctx.settings.max_content_bytes)
-    if tags is not None:
-        changes["tags"] = inputs.tags(tags)
-    if metadata is not None:
-        changes["metadata"] = inputs.metadata(metadata)
-    if scope is not None:
-        changes["scope"] = inputs.scope(scope)
-    if expires_at is not None:
-        if not isinstance(expires_at, datetime):
-            raise InvalidInputError(f"expires_at must be a datetime, got {expires_at!r}")
-        changes["expires_at"] = expires_at
     if not changes:
         raise InvalidInputError(
             f"update of {id} changes nothing; pass content, tags, metadata, scope or expires_at"
@@ -315,6 +305,28 @@ def update(
         return changes
 
     return revise(ctx, id, apply, expected_version=expected_version)
+
+
+def changed_fields(
+    *,
+    tags: Sequence[str] | None = None,
+    metadata: dict[str, MetadataValue] | None = None,
+    scope: inputs.ScopeLike = None,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The fields an update sets besides its text, checked."""
+    changes: dict[str, Any] = {}
+    if tags is not None:
+        changes["tags"] = inputs.tags(tags)
+    if metadata is not None:
+        changes["metadata"] = inputs.metadata(metadata)
+    if scope is not None:
+        changes["scope"] = inputs.scope(scope)
+    if expires_at is not None:
+        if not isinstance(expires_at, datetime):
+            raise InvalidInputError(f"expires_at must be a datetime, got {expires_at!r}")
+        changes["expires_at"] = expires_at
+    return changes
 
 
 def set_status(

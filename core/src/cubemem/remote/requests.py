@@ -18,6 +18,7 @@ from cubemem import errors
 from cubemem.access import AuditEntry
 from cubemem.cube import operations as op
 from cubemem.model import MemoryItem, SearchResult
+from cubemem.model.graph import Entity, Neighbourhood, Relation
 from cubemem.remote.transport import (
     Call,
     content_json,
@@ -31,6 +32,8 @@ from cubemem.remote.transport import (
 _ITEMS = TypeAdapter(list[MemoryItem])
 _RESULTS = TypeAdapter(list[SearchResult])
 _AUDIT = TypeAdapter(list[AuditEntry])
+_ENTITIES = TypeAdapter(list[Entity])
+_RELATIONS = TypeAdapter(list[Relation])
 Builder = Callable[[str, Any], Call]
 REQUESTS: op.Table[Builder] = op.Table("a remote cube")
 
@@ -70,6 +73,8 @@ def _add(base: str, o: op.Add) -> Call:
         "scope": scope_json(o.scope),
         "tags": _tags(o.tags),
         "metadata": o.metadata,
+        "valid_from": time_json(o.valid_from),
+        "valid_to": time_json(o.valid_to),
     }
     return _written(f"{base}/memories", body, single, o)
 
@@ -102,8 +107,20 @@ def _update(base: str, o: op.Update) -> Call:
             "scope": scope_json(o.scope),
             "expires_at": time_json(o.expires_at),
             "expected_version": o.expected_version,
+            "valid_from": time_json(o.valid_from),
         },
         safe=o.expected_version is not None,  # a versioned write cannot apply twice
+        parse=MemoryItem.model_validate,
+    )
+
+
+@REQUESTS.runs(op.Invalidate)
+def _invalidate(base: str, o: op.Invalidate) -> Call:
+    return Call(
+        "POST",
+        f"{base}/memories/{segment(o.id)}/invalidate",
+        json={"at": time_json(o.at), "expected_version": o.expected_version},
+        safe=o.expected_version is not None,
         parse=MemoryItem.model_validate,
     )
 
@@ -181,9 +198,24 @@ def _search(base: str, o: op.Search) -> Call:
             "filters": filters_json(o.filters),
             "min_score": o.min_score,
             "include_superseded": o.include_superseded,
+            "as_of": time_json(o.as_of),
+            "known_at": time_json(o.known_at),
         },
         parse=lambda data: _RESULTS.validate_python(data["results"]),
     )
+
+
+@REQUESTS.runs(op.Entities, op.Relations, op.Neighbourhood)
+def _graph(base: str, o: op.Entities | op.Relations | op.Neighbourhood) -> Call:
+    body = o.arguments() | {"filters": filters_json(o.filters), "as_of": time_json(o.as_of)}
+    parse: Callable[[Any], Any]
+    if isinstance(o, op.Entities):
+        parse = _ENTITIES.validate_python
+    elif isinstance(o, op.Relations):
+        parse = _RELATIONS.validate_python
+    else:
+        parse = Neighbourhood.model_validate
+    return Call("POST", f"{base}/{o.method}", json=body, parse=parse)
 
 
 @REQUESTS.runs(op.Get)
@@ -285,6 +317,8 @@ def _search_cubes(base: str, o: op.SearchCubes) -> Call:
             "filters": filters_json(s.filters),
             "min_score": s.min_score,
             "include_superseded": s.include_superseded,
+            "as_of": time_json(s.as_of),
+            "known_at": time_json(s.known_at),
         },
         parse=lambda data: _RESULTS.validate_python(data["results"]),
     )

@@ -48,6 +48,10 @@ class AddBody(_Body):
     tags: list[str] | None = None
     metadata: dict[str, str | int | float | bool | None] | None = None
     wait: bool = Field(False, description="Store before answering (201) instead of queueing.")
+    valid_from: datetime | None = Field(
+        None, description="True in the world from (default: when it occurred, else now)."
+    )
+    valid_to: datetime | None = Field(None, description="True until, exclusive.")
 
     def op(self, idempotency_key: str | None) -> operations.Add:
         if isinstance(self.content, list) and not 0 < len(self.content) <= MAX_BATCH:
@@ -59,6 +63,8 @@ class AddBody(_Body):
             metadata=self.metadata,
             wait=self.wait,
             idempotency_key=idempotency_key,
+            valid_from=self.valid_from,
+            valid_to=self.valid_to,
         )
 
 
@@ -104,6 +110,8 @@ class SearchBody(_Body):
     filters: dict[str, Any] | None = None
     min_score: float | None = Field(None, ge=0.0, le=1.0)
     include_superseded: bool = False
+    as_of: datetime | None = Field(None, description="What was true at this moment.")
+    known_at: datetime | None = Field(None, description="The cube as recorded at this moment.")
 
     def op(self) -> operations.Search:
         return operations.Search(
@@ -112,6 +120,8 @@ class SearchBody(_Body):
             filters=self.filters,
             min_score=self.min_score,
             include_superseded=self.include_superseded,
+            as_of=self.as_of,
+            known_at=self.known_at,
         )
 
 
@@ -154,6 +164,9 @@ class UpdateBody(_Body):
     scope: ScopeBody | None = None
     expires_at: datetime | None = None
     expected_version: int | None = Field(None, ge=1)
+    valid_from: datetime | None = Field(
+        None, description="A change in the world from then on: a successor memory."
+    )
 
     def op(self, id: str) -> operations.Update:
         return operations.Update(
@@ -164,7 +177,16 @@ class UpdateBody(_Body):
             scope=self.scope,
             expires_at=self.expires_at,
             expected_version=self.expected_version,
+            valid_from=self.valid_from,
         )
+
+
+class InvalidateBody(_Body):
+    at: datetime | None = Field(None, description="When the fact stopped being true (now).")
+    expected_version: int | None = Field(None, ge=1)
+
+    def op(self, id: str) -> operations.Invalidate:
+        return operations.Invalidate(id=id, at=self.at, expected_version=self.expected_version)
 
 
 class PutBody(_Body):
@@ -286,3 +308,33 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "Backend busy or unavailable; retry"),
     ]
 }
+
+
+class EntitiesBody(_Body):
+    query: str | None = Field(None, description="Entities whose names hold all these words.")
+    name: str | None = Field(None, description="Entities of this name or alias (any case).")
+    kind: Literal["person", "place", "organisation", "thing"] | None = None
+    filters: dict[str, Any] | None = None
+    as_of: datetime | None = Field(None, description="In memories true at this moment.")
+    limit: int = Field(20, ge=1, le=MAX_RESULTS)
+
+    def op(self) -> operations.Entities:
+        return operations.Entities(**self.model_dump(exclude_unset=True))
+
+
+class RelationsBody(_Body):
+    entity: str = Field(description="An entity id, or a name.")
+    filters: dict[str, Any] | None = None
+    as_of: datetime | None = None
+    limit: int = Field(20, ge=1, le=MAX_RESULTS)
+
+    def op(self) -> operations.Relations:
+        return operations.Relations(**self.model_dump(exclude_unset=True))
+
+
+class NeighbourhoodBody(RelationsBody):
+    hops: int = Field(2, ge=1, le=4)
+    limit: int = Field(50, ge=1, le=MAX_RESULTS)
+
+    def op(self) -> operations.Neighbourhood:  # type: ignore[override]
+        return operations.Neighbourhood(**self.model_dump(exclude_unset=True))

@@ -28,6 +28,8 @@ from cubemem.errors import CubememError, PermissionDeniedError
 from cubemem.model import MemoryItem
 from cubemem.os import MemoryOS
 from cubemem.render import DATA_NOTE
+from cubemem.server.mcp_graph import TOOLS as GRAPH_TOOLS
+from cubemem.server.mcp_graph import add_graph_tools
 from cubemem.shared import AgentOS
 
 INSTRUCTIONS = (
@@ -125,10 +127,18 @@ def build_mcp(
         user: str | None = None,
         session: str | None = None,
         tags: list[str] | None = None,
+        valid_from: str | None = None,
+        valid_to: str | None = None,
     ) -> dict[str, Any]:
-        """Remember one fact. Returns its id (searchable once stored)."""
+        """Remember one fact. Returns its id (searchable once stored). ``valid_from`` /
+        ``valid_to`` (ISO 8601, UTC if no offset): when it is true in the world."""
         item = cube(cube_name).add(
-            content, scope={"user": user, "session": session}, tags=tags, wait=True
+            content,
+            scope={"user": user, "session": session},
+            tags=tags,
+            wait=True,
+            valid_from=valid_from,
+            valid_to=valid_to,
         )
         return _item(item)
 
@@ -140,10 +150,15 @@ def build_mcp(
         k: int = 5,
         user: str | None = None,
         min_score: float | None = None,
+        as_of: str | None = None,
+        known_at: str | None = None,
     ) -> dict[str, Any]:
-        """The memories most relevant to ``query``, best first."""
+        """The memories most relevant to ``query``, best first. ``as_of`` (ISO 8601): what
+        was true then; ``known_at``: what the memory held then."""
         filters = {"user": user} if user else None
-        found = cube(cube_name).search(query, k=k, filters=filters, min_score=min_score)
+        found = cube(cube_name).search(
+            query, k=k, filters=filters, min_score=min_score, as_of=as_of, known_at=known_at
+        )
         return {
             "note": DATA_NOTE,
             "memories": [_item(r.item) | {"relevance": round(r.relevance, 3)} for r in found],
@@ -162,10 +177,29 @@ def build_mcp(
         content: str,
         cube_name: str | None = None,
         expected_version: int | None = None,
+        valid_from: str | None = None,
     ) -> dict[str, Any]:
         """Replace a memory's text (a new version; the old one stays in its history). With
-        ``expected_version``, fails if someone changed it since."""
-        return _item(cube(cube_name).update(memory_id, content, expected_version=expected_version))
+        ``expected_version``, fails if someone changed it since. With ``valid_from`` (ISO
+        8601), the world changed then: a new memory holds the text, the old stays true before."""
+        return _item(
+            cube(cube_name).update(
+                memory_id, content, expected_version=expected_version, valid_from=valid_from
+            )
+        )
+
+    @server.tool()
+    @_told
+    def invalidate_memory(
+        memory_id: str,
+        at: str | None = None,
+        cube_name: str | None = None,
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """A fact stopped being true at ``at`` (ISO 8601; default now), with no successor."""
+        return _item(
+            cube(cube_name).invalidate(memory_id, at=at, expected_version=expected_version)
+        )
 
     @server.tool()
     @_told
@@ -305,6 +339,7 @@ def build_mcp(
         entries = review(cube_name).audit(memory_id=memory_id, limit=limit)
         return [e.model_dump(mode="json") for e in entries]
 
+    add_graph_tools(server, cube, _told)
     return server
 
 
@@ -312,6 +347,7 @@ TOOLS = {
     "add": "add_memory",
     "add_messages": "add_messages",
     "update": "update_memory",
+    "invalidate": "invalidate_memory",
     "delete": "delete_memory",
     "restore": "restore_memory",
     "put": "put_memory",
@@ -329,6 +365,7 @@ TOOLS = {
     "approve": "approve_memory",
     "reject": "reject_memory",
     "audit": "audit_log",
+    **GRAPH_TOOLS,
 }
 """The MCP tool of each cube operation (``Operation.method`` → tool name)."""
 
@@ -345,4 +382,6 @@ def _item(item: MemoryItem) -> dict[str, Any]:
         "scope": item.scope.model_dump(exclude_none=True),
         "tags": item.tags,
         "updated_at": item.updated_at.isoformat(),
+        "valid_from": item.valid_since.isoformat(),
+        "valid_to": None if item.valid_to is None else item.valid_to.isoformat(),
     }

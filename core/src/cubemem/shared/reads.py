@@ -11,7 +11,7 @@ from typing import Any
 
 from cubemem.access import AuditEntry, Grant
 from cubemem.cube import operations as op
-from cubemem.model import MemoryItem
+from cubemem.model import MemoryItem, Status
 from cubemem.ops import inputs
 from cubemem.shared.view import HANDLERS, WIDTH, AgentCube
 
@@ -24,6 +24,18 @@ def _search(cube: AgentCube, o: op.Search, grant: Grant) -> Any:
     wider = inputs.positive_int(o.k, "k") + (WIDTH if cube._hides_quarantine(parsed, grant) else 0)
     found = cube.cube.run(replace(o, k=wider, filters=parsed))
     return [r for r in found if cube._sees(r.item, grant)][: o.k]
+
+
+@HANDLERS.runs(op.Entities, op.Relations, op.Neighbourhood)
+def _graph(cube: AgentCube, o: op.Entities | op.Relations | op.Neighbourhood, grant: Grant) -> Any:
+    """The graph of the memories the agent may see: its grant's scope, and no quarantined
+    memory unless it administers the cube (its own held ones are not shown to it either)."""
+    parsed = cube._filters(o.filters, grant)
+    if cube._hides_quarantine(parsed, grant):
+        kept = [s for s in parsed.status if s is not Status.QUARANTINED]
+        parsed = parsed.model_copy(update={"status": kept or [Status.ACTIVE]})
+    fenced: op.Operation[Any] = replace(o, filters=parsed)
+    return cube.cube.run(fenced)
 
 
 @HANDLERS.runs(op.Get)

@@ -18,8 +18,9 @@ from cubemem.shared.view import HANDLERS, AgentCube
 
 
 def _changed(cube: AgentCube, action: str, id: str, result: Any) -> None:
-    """Audit ``action`` on memory ``id``: done, or held as a proposal."""
-    if isinstance(result, MemoryItem) and result.id != id:
+    """Audit ``action`` on memory ``id``: done (on it, or on the successor a change of fact
+    made), or held as a proposal."""
+    if isinstance(result, MemoryItem) and result.id != id and write.proposal_of(result):
         cube._access.record(
             cube.agent.name,
             f"propose.{action}",
@@ -53,7 +54,16 @@ def _update(cube: AgentCube, o: op.Update, grant: Grant) -> MemoryItem:
     return new
 
 
-def _as_seen(cube: AgentCube, o: op.Delete | op.Restore, grant: Grant) -> tuple[MemoryItem, Any]:
+@HANDLERS.runs(op.Invalidate)
+def _invalidate(cube: AgentCube, o: op.Invalidate, grant: Grant) -> MemoryItem:
+    _, item = _as_seen(cube, o, grant)
+    _changed(cube, "invalidate", o.id, item)
+    return item
+
+
+def _as_seen(
+    cube: AgentCube, o: op.Delete | op.Restore | op.Invalidate, grant: Grant
+) -> tuple[MemoryItem, Any]:
     """Run ``o`` on a memory the agent may see, at the version it saw (``on_visible``)."""
 
     def change(version: int) -> Any:

@@ -62,15 +62,25 @@ class IndexRow(NamedTuple):
     occurred_at: datetime | None
     content: str
     context: str | None
+    valid_from: float
+    """POSIX timestamp: the start of its valid time (``MemoryItem.valid_since``)."""
+    valid_to: float | None
+    """POSIX timestamp: the end of its valid time (None: still true)."""
     vector: np.ndarray | None
 
     @classmethod
     def from_feed(cls, row: Sequence[Any], vector: np.ndarray | None) -> IndexRow:
-        """A change-feed row: the fields in this order, ``occurred_at`` as ISO text, the
-        vector (last) decoded by the engine."""
-        occurred = row[10]
-        when = None if occurred is None else datetime.fromisoformat(occurred)
-        return cls._make([*row[:10], when, *row[11:13], vector])
+        """A change-feed row: the fields in this order, then ``valid_from``, ``valid_to`` and
+        ``created_at`` as ISO text, then the vector (last) decoded by the engine."""
+        occurred = None if row[10] is None else datetime.fromisoformat(row[10])
+        valid_from, valid_to, created = row[13], row[14], row[15]
+        start = (
+            datetime.fromisoformat(valid_from).timestamp()
+            if valid_from is not None
+            else (occurred or datetime.fromisoformat(created)).timestamp()
+        )
+        end = None if valid_to is None else datetime.fromisoformat(valid_to).timestamp()
+        return cls._make([*row[:10], occurred, *row[11:13], start, end, vector])
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,16 @@ def with_usage(item: MemoryItem, hits: int, last_access: float | None) -> Memory
     return item
 
 
+def current_at(rows: Sequence[tuple[str, int, str, Any]], at: datetime) -> list[Any]:
+    """Of (id, version, updated_at as ISO text, data) rows, ordered by id then version, the
+    data of each id's last version recorded at or before ``at``."""
+    chosen: dict[str, Any] = {}
+    for id_, _, recorded, data in rows:
+        if datetime.fromisoformat(recorded) <= at:
+            chosen[id_] = data
+    return list(chosen.values())
+
+
 def check_revisions(revisions: Revisions) -> None:
     """A revision must raise its item's version past the one it expects to replace."""
     for item, expected in revisions:
@@ -174,6 +194,12 @@ class MemoryStore(Protocol):
 
     def versions(self, id: str) -> list[MemoryItem]:
         """Every version snapshot of one memory, oldest first."""
+        ...
+
+    def versions_at(self, at: datetime) -> list[MemoryItem]:
+        """Transaction time: each memory's version current at ``at`` — the last one recorded
+        (``updated_at``) at or before it — for every memory recorded by then. Purged memories
+        have no versions."""
         ...
 
     def select(

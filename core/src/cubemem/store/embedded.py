@@ -47,8 +47,10 @@ from cubemem.store.sqlite_rows import (
     INDEX_PAGE,
     INSERT,
     ITEM_JSON_EXCLUDE,
+    PENDING_PURGE,
     PENDING_UPSERT,
     REVISE,
+    TOUCH,
     bump,
     connect,
     item_of,
@@ -60,6 +62,7 @@ from cubemem.store.sqlite_rows import (
     stack_vectors,
     top_k,
     vector_blob,
+    versions_at,
     write_tags,
 )
 
@@ -266,6 +269,10 @@ class EmbeddedStore:
         rows = self._query("SELECT data FROM versions WHERE id = ? ORDER BY version", (id,))
         return [MemoryItem.model_validate_json(row[0]) for row in rows]
 
+    def versions_at(self, at: datetime) -> list[MemoryItem]:
+        with self._lock:
+            return versions_at(self._db, at)
+
     def select(
         self, filters: Filters, *, now: datetime, limit: int | None = None, offset: int = 0
     ) -> list[MemoryItem]:
@@ -311,13 +318,9 @@ class EmbeddedStore:
         return stack_vectors(self._by_ids(sql, ids))
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
-        if not ids:
-            return
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE memories SET hits = hits + 1, last_access = ? WHERE id = ?",
-                [(at.timestamp(), id_) for id_ in ids],
-            )
+        if ids:
+            with self._transaction() as db:
+                db.executemany(TOUCH, [(at.timestamp(), id_) for id_ in ids])
 
     def purge(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -326,10 +329,7 @@ class EmbeddedStore:
             for table in ("memories", "tags", "versions"):
                 db.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i in ids])
             if not self._index.owned:
-                db.executemany(
-                    "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'purge')",
-                    [(i,) for i in ids],
-                )
+                db.executemany(PENDING_PURGE, [(i,) for i in ids])
             seq = bump(db)
             db.executemany("INSERT INTO purged (seq, id) VALUES (?, ?)", [(seq, i) for i in ids])
         if self._index.owned:

@@ -243,6 +243,14 @@ class PostgresStore:
         )
         return [MemoryItem.model_validate(r[0]) for r in rows]
 
+    def versions_at(self, at: datetime) -> list[MemoryItem]:
+        rows = self._rows(
+            "SELECT DISTINCT ON (id) data FROM cubemem_versions WHERE cube = %s AND "
+            "(data->>'updated_at')::timestamptz <= %s ORDER BY id, version DESC",
+            (self._cube, at),
+        )
+        return [MemoryItem.model_validate(r[0]) for r in rows]
+
     def select(
         self, filters: Filters, *, now: datetime, limit: int | None = None, offset: int = 0
     ) -> list[MemoryItem]:

@@ -14,7 +14,15 @@ from pydantic_core import to_jsonable_python
 
 from cubemem.errors import BackendUnavailableError, CubeCorruptError
 from cubemem.model import MemoryItem, encode_namespace
-from cubemem.store.base import Changes, Embedding, IndexRow, filter_columns, ts, with_usage
+from cubemem.store.base import (
+    Changes,
+    Embedding,
+    IndexRow,
+    current_at,
+    filter_columns,
+    ts,
+    with_usage,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -88,15 +96,23 @@ FEED = """
 SELECT m.id, m.rowid, m.status, m.kind, m.user_id, m.agent_id, m.session_id, m.expires_at,
        json_extract(m.data, '$.provenance.source'), json_extract(m.data, '$.provenance.speaker'),
        json_extract(m.data, '$.provenance.occurred_at'), json_extract(m.data, '$.content'),
-       json_extract(m.data, '$.context'), m.vector
+       json_extract(m.data, '$.context'), json_extract(m.data, '$.valid_from'),
+       json_extract(m.data, '$.valid_to'), json_extract(m.data, '$.provenance.created_at'),
+       m.vector
 FROM memories m
 """
 FEED_ALL = FEED + "ORDER BY m.rowid"
 FEED_SINCE = FEED + "INDEXED BY memories_seq WHERE m.seq > ?"  # then sorted by rowid
 
+VERSIONS_RECORDED = (
+    "SELECT id, version, json_extract(data, '$.updated_at'), data FROM versions "
+    "ORDER BY id, version"
+)
 ITEM_JSON_EXCLUDE = {"usage"}
 INDEX_PAGE = 10_000
 PENDING_UPSERT = "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')"
+PENDING_PURGE = "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'purge')"
+TOUCH = "UPDATE memories SET hits = hits + 1, last_access = ? WHERE id = ?"
 
 
 def row_values(item: MemoryItem, embedding: Embedding | None, seq: int) -> tuple[Any, ...]:
@@ -141,6 +157,12 @@ def bump(db: sqlite3.Connection) -> int:
             "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value"
         ).fetchone()[0]
     )
+
+
+def versions_at(db: sqlite3.Connection, at: datetime) -> list[MemoryItem]:
+    """Each memory's version current at ``at`` (``MemoryStore.versions_at``)."""
+    chosen = current_at(db.execute(VERSIONS_RECORDED).fetchall(), at)
+    return [MemoryItem.model_validate_json(data) for data in chosen]
 
 
 def feed_row(row: tuple[Any, ...]) -> IndexRow:

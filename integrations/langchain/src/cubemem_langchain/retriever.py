@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -25,6 +26,7 @@ class MemCubeRetriever(BaseRetriever):
     retriever = MemCubeRetriever(cube=cube, k=5, filters={"user": "ana"})
     docs = retriever.invoke("what does Ana drink?")
     docs = retriever.invoke("what does Ana drink?", k=2, filters={"tags": ["food"]})
+    docs = retriever.invoke("where does Ana live?", as_of="2021-05-01")
     ```
 
     ``filters`` takes cubemem's filters (user, agent, session, tags, after, before, metadata,
@@ -63,10 +65,13 @@ class MemCubeRetriever(BaseRetriever):
         k: int | None = None,
         filters: dict[str, Any] | Filters | None = None,
         min_score: float | None = None,
+        as_of: datetime | str | None = None,
+        known_at: datetime | str | None = None,
         **kwargs: Any,
     ) -> Search:
-        """The search a call asks for: per-call ``k``, ``filters`` (narrowing the bound ones)
-        and ``min_score``; any other keyword is refused."""
+        """The search a call asks for: per-call ``k``, ``filters`` (narrowing the bound ones),
+        ``min_score``, and the moments ``as_of`` (what was true then) and ``known_at`` (what
+        the cube held then); any other keyword is refused."""
         _refuse(kwargs)
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InvalidInputError(f"k must be a positive int, got {k!r}")
@@ -75,6 +80,8 @@ class MemCubeRetriever(BaseRetriever):
             k=k or self.k,
             filters=Filters.parse(self.filters).narrow(filters),
             min_score=self.min_score if min_score is None else min_score,
+            as_of=as_of,
+            known_at=known_at,
         )
 
     def _get_relevant_documents(
@@ -89,7 +96,7 @@ class MemCubeRetriever(BaseRetriever):
 
 
 CONSTRUCTOR_ARGS = ("cube", "k", "filters", "min_score", "tags", "metadata", "name")
-CALL_ARGS = ("k", "filters", "min_score")
+CALL_ARGS = ("k", "filters", "min_score", "as_of", "known_at")
 _RUNNABLE_KWARGS = {"verbose"}  # BaseRetriever.invoke reads it and passes it on
 
 
@@ -120,6 +127,8 @@ def to_document(result: SearchResult) -> Document:
             "tags": list(item.tags),
             "metadata": dict(item.metadata),
             "created_at": item.provenance.created_at.isoformat(),
+            "valid_from": item.valid_since.isoformat(),
+            "valid_to": None if item.valid_to is None else item.valid_to.isoformat(),
             "cube": item.cube,
         },
     )

@@ -28,11 +28,26 @@ class SaveMemoryInput(BaseModel):
 class SearchMemoriesInput(BaseModel):
     query: str = Field(description="What to look for, in natural language.")
     k: int = Field(5, ge=1, le=MAX_K, description="How many memories to return.")
+    as_of: str | None = Field(
+        None, description="An ISO 8601 date: what was true then (leave out for now)."
+    )
 
 
 class UpdateMemoryInput(BaseModel):
     memory_id: str = Field(description="The id shown in parentheses by search_memories.")
     content: str = Field(description="The corrected text; the old text is kept in history.")
+    since: str | None = Field(
+        None,
+        description="If the fact changed in the world (moved, new job), the ISO 8601 date it "
+        "changed: the old fact is kept as true before it. Leave out to correct a mistake.",
+    )
+
+
+class AboutEntityInput(BaseModel):
+    entity: str = Field(description="A person, place, organisation or thing, by name.")
+    as_of: str | None = Field(
+        None, description="An ISO 8601 date: what was true then (leave out for now)."
+    )
 
 
 class DeleteMemoryInput(BaseModel):
@@ -47,7 +62,8 @@ def create_memory_tools(
     session_id: str | None = None,
     max_chars: int = 4000,
 ) -> list[BaseTool]:
-    """``save_memory``, ``search_memories``, ``update_memory`` and ``delete_memory`` tools.
+    """``save_memory``, ``search_memories``, ``update_memory``, ``delete_memory`` and
+    ``about_entity`` tools.
 
     ```python
     tools = create_memory_tools(cube, user_id="ana", agent_id="assistant")
@@ -81,6 +97,13 @@ def create_memory_tools(
             "Forget a memory that is wrong or that the user asked to forget.",
             DeleteMemoryInput,
             memory.delete,
+        ),
+        (
+            "about_entity",
+            "What long-term memory holds about a person, place or thing: its names, what it "
+            "is mentioned with, and the memories that mention it.",
+            AboutEntityInput,
+            memory.about,
         ),
     ]
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, cast
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -17,6 +18,7 @@ from llama_index.core.vector_stores.types import (
 
 from cubemem import Filters, InvalidFilterError, InvalidInputError, SearchResult
 from cubemem.cube import CubeLike
+from cubemem.ops.inputs import moment
 from cubemem.ops.read import check_min_score
 
 SCOPE_KEYS = ("user", "agent", "session")
@@ -43,8 +45,9 @@ class MemCubeRetriever(BaseRetriever):
     ``filters`` is either cubemem's filters (a dict or ``Filters``) or LlamaIndex
     ``MetadataFilters``, mapped by ``to_cubemem_filters``; they bind every search of this
     retriever (make another retriever for other filters). ``min_score`` (0 to 1) drops results
-    whose ``relevance`` is lower. An unknown keyword (``filter=``, ``search_kwargs=``, ...)
-    raises ``TypeError`` naming the accepted ones.
+    whose ``relevance`` is lower. ``as_of`` retrieves what was true at a moment, ``known_at``
+    what the cube held at one (``MemCube.search``). An unknown keyword (``filter=``,
+    ``search_kwargs=``, ...) raises ``TypeError`` naming the accepted ones.
     """
 
     def __init__(
@@ -56,12 +59,15 @@ class MemCubeRetriever(BaseRetriever):
         verbose: bool = False,
         *,
         min_score: float | None = None,
+        as_of: datetime | str | None = None,
+        known_at: datetime | str | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(
                 f"MemCubeRetriever got unexpected argument(s) {sorted(kwargs)}; it takes cube, "
-                "similarity_top_k, filters, min_score, callback_manager, verbose (filters are "
+                "similarity_top_k, filters, min_score, as_of, known_at, callback_manager, "
+                "verbose (filters are "
                 'cubemem filters such as {"user": "ana"} or LlamaIndex MetadataFilters)'
             )
         if not isinstance(cube, CubeLike):
@@ -80,6 +86,8 @@ class MemCubeRetriever(BaseRetriever):
         except _Unsatisfiable:
             self.filters = None  # AND-ed conditions no memory meets: every search is empty
         self.min_score = check_min_score(min_score) if min_score is not None else None
+        self.as_of = moment(as_of, "as_of")
+        self.known_at = moment(known_at, "known_at")
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -90,6 +98,8 @@ class MemCubeRetriever(BaseRetriever):
             k=self.similarity_top_k,
             filters=self.filters,
             min_score=self.min_score,
+            as_of=self.as_of,
+            known_at=self.known_at,
         )
         return [to_node(r) for r in results]
 
@@ -106,6 +116,8 @@ def to_node(result: SearchResult) -> NodeWithScore:
         "version": item.version,
         "relevance": result.relevance,
         "created_at": item.provenance.created_at.isoformat(),
+        "valid_from": item.valid_since.isoformat(),
+        "valid_to": None if item.valid_to is None else item.valid_to.isoformat(),
         "tags": list(item.tags),
         "metadata": dict(item.metadata),
     }

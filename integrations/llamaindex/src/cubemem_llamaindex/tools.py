@@ -30,6 +30,7 @@ class MemCubeToolSpec(BaseToolSpec):
         ("search_memories", "asearch_memories"),
         ("update_memory", "aupdate_memory"),
         ("delete_memory", "adelete_memory"),
+        ("about_entity", "aabout_entity"),
     ]
 
     def __init__(self, cube: CubeLike, **binding: Unpack[Binding]) -> None:
@@ -50,31 +51,47 @@ class MemCubeToolSpec(BaseToolSpec):
         """Remember a fact, preference or event about the user for future conversations."""
         return await asyncio.to_thread(self.save_memory, content, tags)
 
-    def search_memories(self, query: str, k: int = 5) -> str:
+    def search_memories(self, query: str, k: int = 5, as_of: str | None = None) -> str:
         """Search long-term memory for what is known about the user or past conversations.
 
         Args:
             query: What to look for, in natural language.
             k: How many memories to return (1 to 20).
+            as_of: An ISO 8601 date: what was true then (leave out for now).
         """
-        return self.memory.search(query, k)
+        return self.memory.search(query, k, as_of)
 
-    async def asearch_memories(self, query: str, k: int = 5) -> str:
+    async def asearch_memories(self, query: str, k: int = 5, as_of: str | None = None) -> str:
         """Search long-term memory for what is known about the user or past conversations."""
-        return await asyncio.to_thread(self.search_memories, query, k)
+        return await asyncio.to_thread(self.search_memories, query, k, as_of)
 
-    def update_memory(self, memory_id: str, content: str) -> str:
+    def update_memory(self, memory_id: str, content: str, since: str | None = None) -> str:
         """Correct a remembered fact; the old text is kept in its history.
 
         Args:
             memory_id: The id shown in parentheses by search_memories.
             content: The corrected text.
+            since: If the fact changed in the world (moved, new job), the ISO 8601 date it
+                changed: the old fact is kept as true before it. Leave out for a mistake.
         """
-        return self.memory.update(memory_id, content)
+        return self.memory.update(memory_id, content, since)
 
-    async def aupdate_memory(self, memory_id: str, content: str) -> str:
+    async def aupdate_memory(self, memory_id: str, content: str, since: str | None = None) -> str:
         """Correct a remembered fact; the old text is kept in its history."""
-        return await asyncio.to_thread(self.update_memory, memory_id, content)
+        return await asyncio.to_thread(self.update_memory, memory_id, content, since)
+
+    def about_entity(self, entity: str, as_of: str | None = None) -> str:
+        """What long-term memory holds about a person, place or thing.
+
+        Args:
+            entity: Its name.
+            as_of: An ISO 8601 date: what was true then (leave out for now).
+        """
+        return self.memory.about(entity, as_of)
+
+    async def aabout_entity(self, entity: str, as_of: str | None = None) -> str:
+        """What long-term memory holds about a person, place or thing."""
+        return await asyncio.to_thread(self.about_entity, entity, as_of)
 
     def delete_memory(self, memory_id: str) -> str:
         """Forget a memory that is wrong or that the user asked to forget.

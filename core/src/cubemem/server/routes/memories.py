@@ -17,6 +17,7 @@ from cubemem.server.bodies import (
     ERRORS,
     MAX_RESULTS,
     AddBody,
+    InvalidateBody,
     ListBody,
     MessagesBody,
     NamespacesBody,
@@ -152,6 +153,12 @@ def delete(
     if held is not None:
         return Response(held.model_dump_json(), status_code=202, media_type="application/json")
     return Response(status_code=204)
+
+
+@router.post("/v1/cubes/{name}/memories/{id}/invalidate", tags=["memories"], responses=ERRORS)
+def invalidate(id: str, body: InvalidateBody, cube: Cube) -> MemoryItem:
+    """End a fact's valid time at ``at`` (default: now) without a successor (a new version)."""
+    return cube.run(body.op(id))
 
 
 @router.post("/v1/cubes/{name}/memories/{id}/restore", tags=["memories"], responses=ERRORS)
