@@ -49,6 +49,13 @@ def locomo() -> str | None:
         )  # fmt: skip
         for cat, recall in r["recall_by_category"].items():
             rows.append([f"{r['mode']}, {cat} {names[cat]}", *_recall(recall), "", "", ""])
+        off = r.get("graph_off")
+        if off:
+            rows.append([f"{r['mode']}, all, graph off", *_recall(off["recall"]), "", "", ""])
+            for cat, recall in off["recall_by_category"].items():
+                rows.append(
+                    [f"{r['mode']}, {cat} {names[cat]}, graph off", *_recall(recall), "", "", ""]
+                )
     header = ["mode, questions", *(f"R@{k}" for k in ks), "p50 ms", "p95 ms", "ingest items/s"]
     note = f"{reports[0]['questions']} questions over conversations {reports[0]['conversations']}."
     return note + "\n\n" + _table(header, rows)
@@ -115,6 +122,45 @@ def loco() -> str | None:
             "across conversations."
         )
     return "\n\n".join(out)
+
+
+def graph() -> str | None:
+    report = _load("graph_loco.json")
+    if not report:
+        return None
+    r = report["modes"]["raw"]
+    ks = list(r["loco_recall"])
+    rows = [[h["conversation"], _knobs(h["chose"]), *_recall(h["recall"])] for h in r["held_out"]]
+    rows.append(["**all, held out**", "", *_recall(r["loco_recall"])])
+    for name, recall in r["loco_by_category"].items():
+        rows.append([f"held out, {name}", "", *_recall(recall)])
+    grid = sorted(r["in_sample_r10"].items(), key=lambda kv: -kv[1])
+    in_sample = _table(
+        ["configuration", "R@10 in sample"],
+        [[_knobs(json.loads(k)), f"{v:.4f}"] for k, v in grid],
+    )
+    return (
+        f"**raw** ({r['questions']} questions)\n\n"
+        + _table(["held out", "chosen on the other five", *(f"R@{k}" for k in ks)], rows)
+        + "\n\nEach configuration of the grid, in sample:\n\n"
+        + in_sample
+    )
+
+
+def graph_cost() -> str | None:
+    r = _load("graph_cost.json")
+    if not r:
+        return None
+    on, off = r["search_ms"]["on"], r["search_ms"]["off"]
+    rows = [
+        ["ingest (s)", r["ingest_s"], "", ""],
+        ["name extraction and resolution (s)", r["graph_s"], "", ""],
+        ["ingest with the graph ÷ ingest", f"{r['ingest_with_graph_vs_ingest']}×", "", ""],
+        ["search p50 / p95 (ms)", "", f"{on['p50']} / {on['p95']}", f"{off['p50']} / {off['p95']}"],
+        ["search p95, on ÷ off", f"{r['p95_on_vs_off']}×", "", ""],
+    ]
+    note = f"{r['turns']} turns in {r['conversations']} conversations."
+    return note + "\n\n" + _table(["", "", "graph and time on", "off"], rows)
 
 
 def scale() -> str | None:
@@ -297,6 +343,8 @@ def render(text: str) -> str:
         ("compare_locomo", compare),
         ("ablation", ablation),
         ("loco", loco),
+        ("graph", graph),
+        ("graph_cost", graph_cost),
         ("facts", facts),
         ("scale", scale),
         ("stores", stores),

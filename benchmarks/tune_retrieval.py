@@ -52,7 +52,13 @@ class CachedQueries:
 
 
 def grid(
-    weights, powers, second_shares, session_shares, entity_weights=(0.0,), entity_shares=(0.5,)
+    weights,
+    powers,
+    second_shares,
+    session_shares,
+    entity_weights=(0.1,),
+    entity_shares=(0.1,),
+    time_weights=(0.0,),
 ) -> list[RetrievalConfig]:
     return [
         RetrievalConfig(
@@ -62,9 +68,16 @@ def grid(
             session_share=ss,
             entity_weight=ew,
             entity_neighbour_share=es,
+            time_weight=tw,
         )
-        for w, p, s2, ss, ew, es in itertools.product(
-            weights, powers, second_shares, session_shares, entity_weights, entity_shares
+        for w, p, s2, ss, ew, es, tw in itertools.product(
+            weights,
+            powers,
+            second_shares,
+            session_shares,
+            entity_weights,
+            entity_shares,
+            time_weights,
         )
     ]
 
@@ -105,6 +118,8 @@ def evaluate(data, conversations, configs, mode):
     with tempfile.TemporaryDirectory() as tmp:
         for c in conversations:
             cube = MemCube.create(Path(tmp) / f"c{c}", embedder=embedder)
+            asked = locomo.asked_at(data[c])
+            cube.maintenance.context.clock = lambda asked=asked: asked
             locomo.ingest(cube, data[c], mode)
             questions = locomo.questions(data[c])
             for i in order:
@@ -185,8 +200,9 @@ def main() -> None:
     parser.add_argument("--score-powers", default="1,1.5")
     parser.add_argument("--second-shares", default="0,0.2")
     parser.add_argument("--session-shares", default="0,0.3")
-    parser.add_argument("--entity-weights", default="0", help="the entity graph's weights")
-    parser.add_argument("--entity-shares", default="0.5", help="its neighbours' shares")
+    parser.add_argument("--entity-weights", default="0.1", help="the entity graph's weights")
+    parser.add_argument("--entity-shares", default="0.1", help="its second hop's shares")
+    parser.add_argument("--time-weights", default="0", help="the time words' weights")
     parser.add_argument("--ablation", action="store_true", help="what each piece adds")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
@@ -215,6 +231,7 @@ def main() -> None:
         floats(args.session_shares),
         floats(args.entity_weights),
         floats(args.entity_shares),
+        floats(args.time_weights),
     )
     configs = list(dict.fromkeys([*configs, RetrievalConfig()]))
     for mode in modes:

@@ -153,3 +153,21 @@ def test_a_multi_hop_question_is_answered_through_the_graph(tmp_path, embedder):
     assert alone == len(facts) - 1  # dense + BM25: last
     assert by_default < alone
     assert led < 3  # in the top 3
+
+
+def test_export_and_compose_carry_timelines_and_entities(cube, tmp_path):
+    from cubemem.cube import compose
+
+    old = cube.add("Ana Souza lives in Lisbon", scope={"user": "u"}, valid_from="2015-01-01")
+    new = cube.update(old.id, "Ana Souza lives in Porto", valid_from="2021-06-01")
+    archive = cube.export(tmp_path / "cube.zip")
+    copy = MemCube.import_(archive, tmp_path / "copy", embedder=cube.embedder)
+    merged = compose([cube, copy], tmp_path / "merged")
+    for other in (copy, merged):
+        then = other.search("where does Ana live", as_of="2018-01-01")
+        assert [r.content for r in then] == ["Ana Souza lives in Lisbon"]
+        assert [r.content for r in other.search("where does Ana live")] == [new.content]
+        assert {r.target.name for r in other.relations("Ana Souza", as_of="2018-01-01")} == {
+            "Lisbon"
+        }
+        other.close()

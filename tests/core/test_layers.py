@@ -26,6 +26,7 @@ LAYERS = [
         "llm",
         "extract",
         "entities",
+        "timewords",
         "access",
     },
     {"retrieve", "searchindex", "lexical", "graph"},

@@ -48,6 +48,23 @@ def test_401_and_403_are_distinct(team):
     assert httpx.get(f"{team.server.url}/health").json()["status"] == "ok"
 
 
+def test_an_agent_without_read_sees_no_entity_through_any_route(team):
+    team.admin.open_cube(team.cube).add("Ana Souza moved to Porto", wait=True)
+    base = f"{team.server.url}/v1/cubes/{team.cube}"
+    reader, outsider = team.agent("read"), team.agent(None)
+    seen = httpx.post(f"{base}/entities", json={"query": "Ana"}, headers=_auth(reader))
+    assert seen.status_code == 200 and [e["name"] for e in seen.json()] == ["Ana Souza"]
+    for route, body in (
+        ("entities", {"query": "Ana"}),
+        ("relations", {"entity": "Ana Souza"}),
+        ("neighbourhood", {"entity": "Porto"}),
+        ("search", {"query": "Ana", "as_of": "2030-01-01T00:00:00Z"}),
+    ):
+        denied = httpx.post(f"{base}/{route}", json=body, headers=_auth(outsider))
+        assert denied.status_code == 403, route
+        assert "Ana" not in denied.text and "Porto" not in denied.text
+
+
 def _auth(client) -> dict[str, str]:
     return {"Authorization": client._t.client.headers["Authorization"]}
 

@@ -25,11 +25,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from cubemem import searchindex
+from cubemem import searchindex, timewords
 from cubemem.embed import Embedder
 from cubemem.entities import WORDS
 from cubemem.errors import InvalidInputError
@@ -92,6 +92,12 @@ class RetrievalConfig:
     """How many of the best memories mentioning a query entity lend their other entities."""
     entity_expand: int = 50
     """Memories the graph brings in beyond the dense and BM25 candidates, at most."""
+
+    time_weight: float = 0.2
+    """Weight of the time signal: when the query names a time ("in May 2023", "last week",
+    read against the cube's clock; ``cubemem.timewords``), memories whose valid time starts
+    in that window — or up to ``time_slack_days`` after it, when it was told — gain this."""
+    time_slack_days: float = 14.0
 
     def __post_init__(self) -> None:
         if self.fusion not in ("score", "rrf"):
@@ -245,6 +251,14 @@ class HybridRetriever:
                     if 0 <= slot < len(mask) and mask[slot]
                 ][:dense_pool]
             fused = self._fuse(dense, lexical, scale)
+            if cfg.time_weight and (span := timewords.window(query, now)) is not None:
+                index.boost_window(
+                    fused,
+                    mask,
+                    span[0],
+                    span[1] + timedelta(days=cfg.time_slack_days),
+                    cfg.time_weight,
+                )
             if cfg.entity_weight:
                 index.graph.boost(
                     fused,

@@ -244,6 +244,16 @@ class SearchIndex:
                 tokens.extend(self._said.get(n, ()))
         return tokens
 
+    def boost_window(
+        self, fused: dict[int, float], mask: np.ndarray, start: datetime, end: datetime, w: float
+    ) -> None:
+        """Add ``w`` to the candidates in ``fused`` whose valid time starts in [start, end)."""
+        lo, hi = start.timestamp(), end.timestamp()
+        starts = self._valid_from.data
+        for slot in fused:
+            if mask[slot] and lo <= starts[slot] < hi:
+                fused[slot] += w
+
     def valid_span(self, slots: Sequence[int]) -> tuple[float, float | None]:
         """The earliest start and the latest end (None: one has none) of these slots' valid
         times, as POSIX timestamps."""

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +86,16 @@ def sessions(sample: dict[str, Any]) -> list[tuple[str, datetime, list[dict[str,
             messages.append({"speaker": turn["speaker"], "text": text, "id": turn["dia_id"]})
         out.append((key, when, messages))
     return out
+
+
+def asked_at(sample: dict[str, Any]) -> datetime:
+    """When a conversation's questions are asked: the day after its last session (the clock
+    the benchmark gives the cube, so "last week" in a question means what it meant then)."""
+    return max(when for _, when, _ in sessions(sample)).replace(tzinfo=UTC) + timedelta(days=1)
+
+
+def _clock(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
 
 
 def observations(sample: dict[str, Any]) -> list[MemoryInput]:
@@ -172,6 +182,7 @@ def run(
             sample = data[index]
             cube = MemCube.create(Path(tmp) / f"conv-{index}", embedder=embedder)
             embedder = cube.embedder  # load the model once, reuse it for every cube
+            cube.maintenance.context.clock = _clock(asked_at(sample))
             cube.maintenance.extractor = extractor
             start = time.perf_counter()
             ingested += ingest(cube, sample, mode)
