@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cubemem import MemCube, MemoryOS, NotFoundError, PermissionDeniedError
+from cubemem import InvalidInputError, MemCube, MemoryOS, NotFoundError, PermissionDeniedError
 from cubemem.entities import mentions
 
 
@@ -171,3 +171,30 @@ def test_export_and_compose_carry_timelines_and_entities(cube, tmp_path):
             "Lisbon"
         }
         other.close()
+
+
+def test_a_merge_is_kept_and_undone(tmp_path, embedder):
+    path = tmp_path / "c"
+    with MemCube.create(path, embedder=embedder) as cube:
+        cube.add("Mel painted a lake", scope={"user": "u"})  # "Mel" reads as a name: a verb
+        cube.add("I went hiking with Melanie Smith", scope={"user": "u"})
+        mel, melanie = cube.entities(name="Mel")[0], cube.entities(name="Melanie Smith")[0]
+        merged = cube.merge_entities("Mel", "Melanie Smith")
+        assert merged.id == melanie.id and merged.merged_from == [mel.id]
+        assert set(merged.aliases) == {"Mel", "Melanie Smith"} and merged.memories == 2
+        assert [e.id for e in cube.entities("Mel")] == [melanie.id]
+        with pytest.raises(InvalidInputError, match="one entity already"):
+            cube.merge_entities("Mel", "Melanie Smith")
+    with MemCube.open(path, embedder=embedder) as cube:  # the store kept it
+        assert cube.entities(name="Mel")[0].id == melanie.id
+        restored = cube.split_entity("Mel")
+        assert {e.id for e in restored} == {mel.id, melanie.id}
+        assert {(e.name, e.memories) for e in cube.entities()} == {
+            ("Mel", 1),
+            ("Melanie Smith", 1),
+        }
+        with pytest.raises(InvalidInputError, match="never merged"):
+            cube.split_entity("Mel")
+        cube.add("Ben Okafor sells boats", scope={"user": "other"})
+        with pytest.raises(InvalidInputError, match="one owner"):
+            cube.merge_entities("Ben Okafor", "Mel")

@@ -19,6 +19,7 @@ from cubemem import (
     MemCube,
     MemoryOS,
     NotFoundError,
+    PermissionDeniedError,
     Settings,
     Status,
 )
@@ -113,6 +114,14 @@ def test_entities_relations_and_neighbourhoods(surface):
         cube.relations("Zanzibar")
     with pytest.raises(InvalidInputError):
         cube.neighbourhood("Ana", hops=9)
+    if surface.kind in ("agent", "remote"):  # a writer: merges are for cube admins
+        with pytest.raises(PermissionDeniedError):
+            cube.merge_entities("Sintra", "Porto")
+        return
+    merged = cube.merge_entities("Sintra", "Porto")
+    assert merged.name == "Porto" and merged.memories == 2 and len(merged.merged_from) == 1
+    assert {e.name for e in cube.split_entity("Porto")} == {"Porto", "Sintra"}
+    assert cube.entities(name="Sintra")[0].merged_from == []
 
 
 def test_add_get_update_history_delete_restore(surface):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cubemem import MemoryOS, Status
+from cubemem import MemoryOS, PermissionDeniedError, Status
 from cubemem.cube import operations as op
 
 Target = dict[str, Any]
@@ -34,12 +34,32 @@ BUILDERS: dict[type[op.Operation[Any]], Callable[[Target], op.Operation[Any]]] =
         namespace=("ops",), key="hours", content="The office opens at 6", scope=t["scope"]
     ),
 }
-WRITES = [kind for kind in op.CUBE_OPERATIONS if kind.right != "read"]
+WRITES = [kind for kind in op.CUBE_OPERATIONS if kind.right == "write"]
+ADMIN = [kind for kind in op.CUBE_OPERATIONS if kind.right == "admin"]
 SCOPES = [None, {"user": "ana"}, {"agent": "intern"}]
 
 
 def test_every_write_operation_is_enumerated():
     assert sorted(k.__name__ for k in WRITES) == sorted(k.__name__ for k in BUILDERS)
+    assert sorted(k.__name__ for k in ADMIN) == ["MergeEntities", "SplitEntity"]
+
+
+def test_an_admin_operation_is_refused_to_a_writer_and_changes_nothing(tmp_path, embedder):
+    with MemoryOS(tmp_path / "m", embedder=embedder) as os_:
+        os_.create_cube("team")
+        os_.access.create_agent("intern", trust=0.9)
+        os_.access.grant("intern", "team", "write")
+        local = os_.open_cube("team")
+        local.add("Mel and Melanie Smith met Ben")
+        before = [(e.id, e.merged_from) for e in local.entities()]
+        intern = os_.as_agent("intern").open_cube("team")
+        for operation in (
+            op.MergeEntities(source="Mel", target="Melanie Smith"),
+            op.SplitEntity(entity="Mel"),
+        ):
+            with pytest.raises(PermissionDeniedError, match="admin"):
+                intern.run(operation)
+        assert [(e.id, e.merged_from) for e in local.entities()] == before
 
 
 def _reader_sees(reader: Any) -> list[tuple[Any, ...]]:

@@ -33,6 +33,8 @@ SAMPLE: dict[str, object] = {
     "key": "k",
     "query": "tea",
     "entity": "Ana",
+    "source": "Ana",
+    "target": "Ana Souza",
 }
 
 
@@ -134,6 +136,10 @@ async def test_every_mcp_tool_runs(tmp_path, embedder):
             assert [r["target"]["name"] for r in related] == ["Ana"]
             around = _data(await call("entity_neighbourhood", {"entity": "Ana", "hops": 1}))
             assert {e["name"] for e in around["entities"]} == {"Ana", "Lisbon"}
+            merged = _data(await call("merge_entities", {"source": "Lisbon", "target": "Ana"}))
+            assert merged["merged_from"] == [found[0]["id"]]
+            split = _data(await call("split_entity", {"entity": "Ana"}))
+            assert {e["name"] for e in split} == {"Ana", "Lisbon"}
             assert len(_data(await call("list_memories", {"user": "ana"}))) == 1
             assert _data(await call("cube_stats", {}))["memories"] == 3
             put = _data(await call("put_memory", {"namespace": ["n"], "key": "k", "content": "x"}))

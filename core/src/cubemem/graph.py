@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cubemem.entities import NOT_NAMES, WORDS, Kind, Mention, key, mentions
+from cubemem.model.graph import EntityLink
 
 Owner = str | None
 
@@ -64,6 +65,9 @@ class EntityGraph:
         self._names: dict[str, set[str]] = {}
         """Name key -> entity ids of any owner (what a query's words are looked up in)."""
         self._of_slot: dict[int, tuple[str, ...]] = {}
+        self._into: dict[str, str] = {}
+        """Merged entity -> the entity it counts as (the store's ``EntityLink`` log)."""
+        self._members: dict[str, list[str]] = {}
 
     # -- following the memories -------------------------------------------------------------
     def put(self, slot: int, owner: Owner, text: str, speaker: str | None) -> None:
@@ -150,6 +154,34 @@ class EntityGraph:
         if len(words) > 1:
             self._by_first.setdefault((owner, words[0]), set()).add(id_)
 
+    def set_links(self, links: Sequence[EntityLink]) -> None:
+        """Apply the resolution log: each merge makes its source count as its target, a split
+        undoes its source's merge. Mentions are kept per entity, so a split restores both."""
+        into: dict[str, str] = {}
+        for link in links:
+            if link.action == "merge" and link.target and link.target != link.source:
+                into[link.source] = link.target
+            elif link.action == "split":
+                into.pop(link.source, None)
+        self._into, self._members = into, {}
+        for source in into:
+            self._members.setdefault(self.root(source), []).append(source)
+
+    def root(self, id_: str) -> str:
+        """The entity ``id_`` counts as after merges (itself when never merged)."""
+        seen = set()
+        while id_ in self._into and id_ not in seen:
+            seen.add(id_)
+            id_ = self._into[id_]
+        return id_
+
+    def members(self, id_: str) -> list[str]:
+        """``id_`` and the entities merged into it."""
+        return [id_, *self._members.get(id_, ())] if self.root(id_) == id_ else [id_]
+
+    def merged_into(self, id_: str) -> str | None:
+        return self._into.get(id_)
+
     # -- reading ------------------------------------------------------------------------------
     def named(self, words: Sequence[str]) -> set[str]:
         """Entities a text names: its runs of one to four words looked up case-folded."""
@@ -158,24 +190,32 @@ class EntityGraph:
         for size in (4, 3, 2, 1):
             for i in range(len(folded) - size + 1):
                 found |= self._names.get(" ".join(folded[i : i + size]), set())
-        return found
+        return {self.root(i) for i in found}
 
     def visible(self, id_: str, mask: np.ndarray) -> list[int]:
-        node = self.nodes.get(id_)
-        if node is None:
-            return []
+        """The visible memories that mention ``id_`` (or an entity merged into it)."""
         n = len(mask)
-        return sorted(s for s in node.slots if s < n and mask[s])
+        slots: set[int] = set()
+        for member in self.members(id_):
+            node = self.nodes.get(member)
+            if node is not None:
+                slots.update(s for s in node.slots if s < n and mask[s])
+        return sorted(slots)
 
     def neighbours(self, id_: str, mask: np.ndarray) -> Counter[str]:
         """Entities mentioned together with ``id_`` in visible memories, by how often."""
         together: Counter[str] = Counter()
         for slot in self.visible(id_, mask):
-            together.update(e for e in self._of_slot.get(slot, ()) if e != id_)
+            together.update(e for e in self.mentioned([slot]).get(slot, ()) if e != id_)
         return together
 
     def mentioned(self, slots: Iterable[int]) -> dict[int, tuple[str, ...]]:
-        return {s: self._of_slot[s] for s in slots if s in self._of_slot}
+        """The entities (after merges) each of ``slots`` mentions."""
+        return {
+            s: tuple(dict.fromkeys(self.root(e) for e in self._of_slot[s]))
+            for s in slots
+            if s in self._of_slot
+        }
 
     def boost(
         self,
@@ -217,7 +257,7 @@ class EntityGraph:
         hop: dict[int, float] = {}
         best = sorted((s for s in signal if s in fused), key=lambda s: -fused[s])
         for lead in best[:leads]:
-            for other in self._of_slot.get(lead, ()):
+            for other in self.mentioned([lead]).get(lead, ()):
                 if other in named:
                     continue
                 slots = self.visible(other, mask)

@@ -381,6 +381,7 @@ class HybridRetriever:
         changes = self._store.changes(index.revision)
         if changes.revision != index.revision:
             index.apply(changes)
+            index.graph.set_links(self._store.entity_links())
             log.debug(
                 "search index at revision %d: %d rows, %d purged applied",
                 changes.revision,

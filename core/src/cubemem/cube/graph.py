@@ -68,3 +68,18 @@ class GraphSurface(Runner):
         )
 
     aneighbourhood = twin(neighbourhood)
+
+    def merge_entities(self, source: str, target: str) -> Entity:
+        """Resolve ``source`` as ``target`` from now on ("Mel" is "Melanie"): its names and
+        mentions count as the target's. Needs ``admin`` on a shared cube; undone by
+        ``split_entity`` (the store keeps every merge and split, in order)."""
+        return self._do(op.MergeEntities(source=source, target=target))
+
+    amerge_entities = twin(merge_entities)
+
+    def split_entity(self, entity: str) -> builtins.list[Entity]:
+        """Undo merges: an entity merged into another is its own again; one that others were
+        merged into gets them back. Returns the entities involved, as they now are."""
+        return self._do(op.SplitEntity(entity=entity))
+
+    asplit_entity = twin(split_entity)

@@ -371,8 +371,10 @@ def _namespaces(cube: MemCube, o: op.Namespaces) -> list[tuple[str, ...]]:
     return keyed.namespaces(cube._ctx, o.prefix, filters=o.filters)
 
 
-@HANDLERS.runs(op.Search, op.Entities, op.Relations, op.Neighbourhood)
-def _read(cube: MemCube, o: op.Search | op.Entities | op.Relations | op.Neighbourhood) -> Any:
+@HANDLERS.runs(
+    op.Search, op.Entities, op.Relations, op.Neighbourhood, op.MergeEntities, op.SplitEntity
+)
+def _by_name(cube: MemCube, o: Any) -> Any:
     module = read if isinstance(o, op.Search) else graph  # each op's function, by its name
     return getattr(module, o.method)(cube._ctx, **o.arguments())
 

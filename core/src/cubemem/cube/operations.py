@@ -253,6 +253,25 @@ class Neighbourhood(Operation[GraphNeighbourhood]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MergeEntities(Operation[Entity]):
+    """Resolve one entity as another from now on (kept in the store's log; reversible)."""
+
+    method: ClassVar[str] = "merge_entities"
+    right: ClassVar[Right] = "admin"
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitEntity(Operation[list[Entity]]):
+    """Undo merges of an entity."""
+
+    method: ClassVar[str] = "split_entity"
+    right: ClassVar[Right] = "admin"
+    entity: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stats(Operation[dict[str, Any]]):
     method: ClassVar[str] = "stats"
     right: ClassVar[Right] = "read"
@@ -323,6 +342,8 @@ CUBE_OPERATIONS: tuple[type[Operation[Any]], ...] = (
     Entities,
     Relations,
     Neighbourhood,
+    MergeEntities,
+    SplitEntity,
     Stats,
 )
 """What every cube runs: local, as an agent, on a server (and so REST and MCP)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +31,9 @@ class Entity(BaseModel):
     valid_to: datetime | None = Field(
         None, description="The end of the latest mention's valid time (None: still current)."
     )
+    merged_from: list[str] = Field(
+        default_factory=list, description="Entities merged into it (``split_entity`` undoes)."
+    )
 
 
 class Relation(BaseModel):
@@ -51,3 +55,16 @@ class Neighbourhood(BaseModel):
     center: Entity
     entities: list[Entity]
     relations: list[Relation]
+
+
+class EntityLink(BaseModel):
+    """One decision about entity resolution, kept in the cube's store (append-only, so the
+    log is the history): ``merge`` makes ``source`` count as ``target``; ``split`` undoes
+    the last merge of ``source``."""
+
+    action: Literal["merge", "split"]
+    source: str
+    target: str | None = None
+    at: datetime
+    by: str | None = Field(None, description="The agent that decided (None: the local path).")
+    seq: int = Field(0, description="Its place in the log (set by the store).")

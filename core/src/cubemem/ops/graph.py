@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from cubemem import limits
+from cubemem import access, limits
 from cubemem.entities import KINDS, key
 from cubemem.errors import InvalidInputError, NotFoundError
 from cubemem.graph import Node
 from cubemem.limits import shown
 from cubemem.model import Filters, Status
-from cubemem.model.graph import Entity, EntityRef, Neighbourhood, Relation
+from cubemem.model.graph import Entity, EntityLink, EntityRef, Neighbourhood, Relation
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.searchindex import SearchIndex
@@ -43,11 +43,15 @@ class _View:
         if not slots:
             return None
         start, end = self.index.valid_span(slots)
+        members = [
+            self.graph.nodes[m] for m in self.graph.members(node.id) if m in self.graph.nodes
+        ]
         return Entity(
             id=node.id,
             name=node.name,
             kind=node.kind,
-            aliases=sorted(node.names),
+            aliases=sorted({a for m in members for a in m.names}),
+            merged_from=[m.id for m in members[1:]],
             owner=node.owner,
             memories=len(slots),
             memory_ids=[self.index.ids[s] for s in sorted(slots, reverse=True)[:MAX_IDS]],
@@ -97,12 +101,17 @@ class _View:
             )
         return max(seen, key=lambda s: (s[0], s[1]))[2]
 
+    def aliases(self, node: Node) -> set[str]:
+        """The name keys of ``node`` and of the entities merged into it."""
+        members = [self.graph.nodes[m] for m in self.graph.members(node.id)]
+        return {key(a) for m in members for a in m.names}
+
     def named(self, name: str) -> list[Node]:
         """Entities of that name or alias; else, for one word, those whose name starts with
         it ("Ana" for "Ana Souza")."""
         wanted = key(name)
-        nodes = self.graph.nodes.values()
-        exact = [n for n in nodes if wanted in {key(a) for a in n.names}]
+        nodes = [n for n in self.graph.nodes.values() if self.graph.merged_into(n.id) is None]
+        exact = [n for n in nodes if wanted in self.aliases(n)]
         if exact or " " in wanted:
             return exact
         return [n for n in nodes if key(n.name).split()[:1] == [wanted]]
@@ -142,7 +151,9 @@ def entities(
     with ctx.retriever.view(parsed, now, valid_at=valid_at) as (index, mask):
         view = _View(index, mask)
         for node in view.graph.nodes.values():
-            keys = {key(a) for a in node.names}
+            if view.graph.merged_into(node.id) is not None:
+                continue  # counted in the entity it was merged into
+            keys = view.aliases(node)
             if exact is not None and exact not in keys:
                 continue
             if words and not any(words <= set(k.split()) for k in keys):
@@ -212,3 +223,54 @@ def neighbourhood(
                 r for r in relations.values() if r.source.id in kept and r.target.id in kept
             ],
         )
+
+
+def merge_entities(ctx: Context, source: str, target: str) -> Entity:
+    """Resolve ``source`` as ``target`` from now on (the same owner's entities): its names and
+    mentions count as the target's. Kept in the store's log, so ``split_entity`` undoes it."""
+    now = ctx.clock()
+    with ctx.retriever.view(Filters.everything(), now) as (index, mask):
+        view = _View(index, mask)
+        one, other = view.find(source), view.find(target)
+        if one.id == other.id:
+            raise InvalidInputError(f"{shown(source)} and {shown(target)} are one entity already")
+        if one.owner != other.owner:
+            raise InvalidInputError(
+                f"{shown(source)} belongs to {shown(one.owner)} and {shown(target)} to "
+                f"{shown(other.owner)}; entities merge only within one owner's memories"
+            )
+    actor = access.current_actor()
+    link = EntityLink(action="merge", source=one.id, target=other.id, at=now,
+                      by=None if actor is None else actor.agent)  # fmt: skip
+    ctx.store.link_entities(link)
+    merged = _current(ctx, other.id)
+    assert merged is not None  # it was visible a moment ago, and merging hides nothing
+    return merged
+
+
+def split_entity(ctx: Context, entity: str) -> list[Entity]:
+    """Undo merges: ``entity`` merged into another is its own again; an entity others were
+    merged into gets them all back. Returns the entities involved, as they now are."""
+    now = ctx.clock()
+    with ctx.retriever.view(Filters.everything(), now) as (index, mask):
+        view = _View(index, mask)
+        node = view.graph.nodes.get(entity) or view.find(entity)
+        merged = view.graph.merged_into(node.id) is not None
+        sources = [node.id] if merged else view.graph.members(node.id)[1:]
+        involved = [view.graph.root(node.id), *sources]
+    if not sources:
+        raise InvalidInputError(f"entity {shown(entity)} was never merged; nothing to split")
+    actor = access.current_actor()
+    for source in sources:
+        ctx.store.link_entities(
+            EntityLink(
+                action="split", source=source, at=now, by=None if actor is None else actor.agent
+            )
+        )
+    return [e for e in (_current(ctx, i) for i in dict.fromkeys(involved)) if e is not None]
+
+
+def _current(ctx: Context, id_: str) -> Entity | None:
+    with ctx.retriever.view(Filters.everything(), ctx.clock()) as (index, mask):
+        view = _View(index, mask)
+        return view.entity(view.graph.nodes[view.graph.root(id_)])

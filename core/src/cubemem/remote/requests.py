@@ -218,6 +218,17 @@ def _graph(base: str, o: op.Entities | op.Relations | op.Neighbourhood) -> Call:
     return Call("POST", f"{base}/{o.method}", json=body, parse=parse)
 
 
+@REQUESTS.runs(op.MergeEntities, op.SplitEntity)
+def _resolve(base: str, o: op.MergeEntities | op.SplitEntity) -> Call:
+    if isinstance(o, op.MergeEntities):
+        return Call(
+            "POST", f"{base}/entities/merge", json=o.arguments(), parse=Entity.model_validate
+        )
+    return Call(
+        "POST", f"{base}/entities/split", json=o.arguments(), parse=_ENTITIES.validate_python
+    )
+
+
 @REQUESTS.runs(op.Get)
 def _get(base: str, o: op.Get) -> Call:
     return Call("GET", f"{base}/memories/{segment(o.id)}", parse=MemoryItem.model_validate)

@@ -338,3 +338,18 @@ class NeighbourhoodBody(RelationsBody):
 
     def op(self) -> operations.Neighbourhood:  # type: ignore[override]
         return operations.Neighbourhood(**self.model_dump(exclude_unset=True))
+
+
+class MergeBody(_Body):
+    source: str = Field(description="The entity (id or name) to resolve as the target.")
+    target: str
+
+    def op(self) -> operations.MergeEntities:
+        return operations.MergeEntities(source=self.source, target=self.target)
+
+
+class SplitBody(_Body):
+    entity: str = Field(description="An entity merged into another, or one others were.")
+
+    def op(self) -> operations.SplitEntity:
+        return operations.SplitEntity(entity=self.entity)

@@ -14,6 +14,8 @@ TOOLS = {
     "entities": "find_entities",
     "relations": "entity_relations",
     "neighbourhood": "entity_neighbourhood",
+    "merge_entities": "merge_entities",
+    "split_entity": "split_entity",
 }
 
 
@@ -64,3 +66,16 @@ def add_graph_tools(
         filters = {"user": user} if user else None
         around = cube(cube_name).neighbourhood(entity, hops=hops, filters=filters, as_of=as_of)
         return around.model_dump(mode="json")
+
+    @server.tool()
+    @told
+    def merge_entities(source: str, target: str, cube_name: str | None = None) -> dict[str, Any]:
+        """Resolve one entity as another from now on ("Mel" is "Melanie"; cube admins).
+        split_entity undoes it."""
+        return cube(cube_name).merge_entities(source, target).model_dump(mode="json")
+
+    @server.tool()
+    @told
+    def split_entity(entity: str, cube_name: str | None = None) -> list[dict[str, Any]]:
+        """Undo merges of an entity (cube admins)."""
+        return [e.model_dump(mode="json") for e in cube(cube_name).split_entity(entity)]

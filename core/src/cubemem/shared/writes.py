@@ -164,3 +164,15 @@ def _reject(cube: AgentCube, o: op.Reject, grant: Grant) -> MemoryItem:
     item = review.reject(cube.cube.maintenance.context, o.id, by=cube.agent.name)
     cube._audit_items("reject", [item])
     return item
+
+
+@HANDLERS.runs(op.MergeEntities, op.SplitEntity)
+def _resolve(cube: AgentCube, o: op.MergeEntities | op.SplitEntity, grant: Grant) -> Any:
+    """Entity merges and splits (cube admins): run as the agent, audited."""
+    operation: op.Operation[Any] = o
+    result = cube.cube.run(operation)
+    entities = result if isinstance(result, list) else [result]
+    cube._access.record(
+        cube.agent.name, o.method, cube.name, detail={"entities": [e.id for e in entities]}
+    )
+    return result

@@ -22,6 +22,7 @@ import numpy as np
 
 from cubemem.errors import ConflictError
 from cubemem.model import Filters, MemoryItem, Usage
+from cubemem.model.graph import EntityLink
 
 
 class Embedding(NamedTuple):
@@ -235,7 +236,15 @@ class MemoryStore(Protocol):
         ...
 
     def revision(self) -> int:
-        """A number that changes whenever rows change (by any process)."""
+        """A number that changes whenever rows (or entity links) change (by any process)."""
+        ...
+
+    def link_entities(self, link: EntityLink) -> None:
+        """Append a merge or split to the entity-resolution log (and bump the revision)."""
+        ...
+
+    def entity_links(self) -> list[EntityLink]:
+        """The entity-resolution log, oldest first."""
         ...
 
     def changes(self, since: int) -> Changes:

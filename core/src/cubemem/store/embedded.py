@@ -1,7 +1,6 @@
 """The default engine: SQLite in WAL mode holds the truth, a Chroma PersistentClient the index.
 
-Each row keeps its vector too, so the index can be rebuilt without the model and a filtered
-search can score a small subset exactly instead of asking the index for an allow-list.
+Each row keeps its vector too: the index is rebuilt without the model, small subsets scored.
 
 SQLite serves many processes; Chroma's embedded client serves one. So one process at a time is
 the *index owner* (it holds ``index.lock``): it opens Chroma and indexes. Every other process
@@ -43,6 +42,7 @@ from cubemem.store.base import (
     wanted,
 )
 from cubemem.store.chroma_files import SUMS, ChromaIndex
+from cubemem.store.links import SQLiteLinks
 from cubemem.store.sqlite_rows import (
     INDEX_PAGE,
     INSERT,
@@ -77,7 +77,7 @@ def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
     return filters_sql.where(filters, now, _SQL)
 
 
-class EmbeddedStore:
+class EmbeddedStore(SQLiteLinks):
     """SQLite (WAL, synchronous=FULL) + Chroma ``PersistentClient`` in one cube folder."""
 
     def __init__(

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from cubemem.model import Filters, MemoryItem, decode_namespace
-from cubemem.store import base
+from cubemem.model.graph import EntityLink
+from cubemem.store import base, links
 from cubemem.store import filters as filters_sql
 from cubemem.store import postgres_rows as pg
 from cubemem.store.base import Changes, Embeddings, EmbedFn, Items, Repair, Revisions
@@ -325,6 +326,14 @@ class PostgresStore:
         builds, the others wait for it) if it has none. Returns whether it is ready; with
         ``wait`` it returns once the build ends. Until then ``nearest`` is an exact scan."""
         return ensure_vector_index(self._url, self._pool, int(self._dims), wait=wait)
+
+    def link_entities(self, link: EntityLink) -> None:
+        with self._tx() as conn:
+            conn.execute(links.PG_INSERT, (self._cube, links.to_json(link)))
+            self._bump(conn)
+
+    def entity_links(self) -> list[EntityLink]:
+        return links.read(self._rows(links.PG_SELECT, (self._cube,)))
 
     def revision(self) -> int:
         rows = self._rows("SELECT revision FROM cubemem_revisions WHERE cube = %s", (self._cube,))

@@ -23,7 +23,7 @@ from cubemem.errors import BackendUnavailableError, CubememError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE EXTENSION IF NOT EXISTS vector",
@@ -88,6 +88,11 @@ MIGRATIONS: dict[int, list[str]] = {
             seq BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, agent TEXT, action TEXT NOT NULL,
             cube TEXT, memory_id TEXT, version INTEGER, detail TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS cubemem_audit_cube ON cubemem_audit (cube, seq)",
+    ],
+    # The entity-resolution log (merges and splits of the entity graph, ``store/links.py``).
+    4: [
+        """CREATE TABLE IF NOT EXISTS cubemem_entity_links (
+            cube TEXT NOT NULL, seq BIGSERIAL, data JSONB NOT NULL, PRIMARY KEY (cube, seq))""",
     ],
 }
 

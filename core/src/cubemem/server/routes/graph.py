@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cubemem.model.graph import Entity, Neighbourhood, Relation
-from cubemem.server.bodies import ERRORS, EntitiesBody, NeighbourhoodBody, RelationsBody
+from cubemem.server.bodies import (
+    ERRORS,
+    EntitiesBody,
+    MergeBody,
+    NeighbourhoodBody,
+    RelationsBody,
+    SplitBody,
+)
 from cubemem.server.plumbing import Cube
 
 router = APIRouter()
@@ -26,4 +33,16 @@ def relations(body: RelationsBody, cube: Cube) -> list[Relation]:
 @router.post("/v1/cubes/{name}/neighbourhood", tags=["graph"], responses=ERRORS)
 def neighbourhood(body: NeighbourhoodBody, cube: Cube) -> Neighbourhood:
     """An entity, the entities within ``hops`` relations of it, and those relations."""
+    return cube.run(body.op())
+
+
+@router.post("/v1/cubes/{name}/entities/merge", tags=["graph"], responses=ERRORS)
+def merge(body: MergeBody, cube: Cube) -> Entity:
+    """Resolve one entity as another from now on (cube admins; undone by split)."""
+    return cube.run(body.op())
+
+
+@router.post("/v1/cubes/{name}/entities/split", tags=["graph"], responses=ERRORS)
+def split(body: SplitBody, cube: Cube) -> list[Entity]:
+    """Undo merges of an entity (cube admins)."""
     return cube.run(body.op())
