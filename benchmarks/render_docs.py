@@ -160,7 +160,24 @@ def graph_cost() -> str | None:
         ["search p95, on ÷ off", f"{r['p95_on_vs_off']}×", "", ""],
     ]
     note = f"{r['turns']} turns in {r['conversations']} conversations."
-    return note + "\n\n" + _table(["", "", "graph and time on", "off"], rows)
+    text = note + "\n\n" + _table(["", "", "graph and time on", "off"], rows)
+    scale = _load("graph_scale.json")
+    if scale:
+        before, after = scale["before"]["sizes"][0], scale["after"]["sizes"][0]
+        lines = []
+        for name, get in (
+            ("index build s", lambda r: r["index_build_s"]),
+            ("p95 ms, unfiltered", lambda r: r["search_ms"]["unfiltered"]["p95"]),
+            ("p95 ms, one user", lambda r: r["search_ms"]["user"]["p95"]),
+            ("p95 ms, user+tag", lambda r: r["search_ms"]["user+tag"]["p95"]),
+            ("RSS MB", lambda r: r["rss_mb"]),
+        ):
+            lines.append([name, get(before), get(after), f"{get(after) / get(before):.2f}×"])
+        text += (
+            f"\n\nAt {after['items']:,} synthetic memories (`{scale['command']}`):\n\n"
+            + _table(["", "before (no graph, no time words)", "after", "ratio"], lines)
+        )
+    return text
 
 
 def scale() -> str | None:

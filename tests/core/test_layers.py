@@ -25,6 +25,7 @@ LAYERS = [
         "embed",
         "llm",
         "extract",
+        "facts",
         "entities",
         "timewords",
         "access",

@@ -21,61 +21,32 @@ cube.add_messages(turns, session="s1", wait=False)  # turns now; facts moments l
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from cubemem.errors import ExtractionError, InvalidInputError
+from cubemem.facts import FENCE, SCHEMA, Fact, FactKind, Facts, parse_facts
 from cubemem.llm import ChatClient, Message
 from cubemem.model import MemoryInput, MemoryItem, as_utc
 
-FactKind = Literal["preference", "fact", "event", "plan", "relationship", "other"]
-
-
-class Fact(BaseModel):
-    """One durable statement a model extracted from conversation turns."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    text: str = Field(min_length=1, max_length=2000, description="One self-contained sentence.")
-    subject: str | None = Field(None, max_length=200, description="Who or what it is about.")
-    kind: FactKind = "fact"
-    time: str | None = Field(None, description="When it happened or holds, ISO date, if said.")
-    confidence: float = Field(1.0, ge=0.0, le=1.0)
-    source_ids: list[str] = Field(default_factory=list, description="Ids of the cited turns.")
-
-    @field_validator("text")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("a fact needs text")
-        return value
-
-    @field_validator("kind", mode="before")
-    @classmethod
-    def _known_kind(cls, value: Any) -> Any:
-        kinds = ("preference", "fact", "event", "plan", "relationship", "other")
-        return value if value in kinds else "other"
-
-    @field_validator("source_ids", mode="before")
-    @classmethod
-    def _ids(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
-
-
-class Facts(BaseModel):
-    facts: list[Fact] = Field(default_factory=list)
-
-
-SCHEMA: dict[str, Any] = Facts.model_json_schema()
+__all__ = [
+    "SCHEMA",
+    "Decider",
+    "Fact",
+    "FactKind",
+    "Facts",
+    "LLMDecider",
+    "LLMExtractor",
+    "RawExtractor",
+    "Verdict",
+    "parse_facts",
+    "similarity_rule",
+]
 
 SYSTEM_PROMPT = """You read conversation turns and write down the durable facts they state \
 about the people in them: preferences, biographical facts, events with their dates, plans, \
@@ -87,43 +58,11 @@ only the assistant guesses. Cite the ids of the turns each fact comes from. Give
 Answer with one JSON object and nothing else:
 {"facts": [{"text": "...", "subject": "...", "kind": \
 "preference|fact|event|plan|relationship|other", "time": "YYYY-MM-DD or null", \
-"confidence": 0.0-1.0, "source_ids": ["t1"]}]}
+"relation": "lives_in|works_at|friend_of|... or null", "object": "the other person, place or \
+thing, or null", "confidence": 0.0-1.0, "source_ids": ["t1"]}]}
+When a fact relates its subject to another person, place, organisation or thing, give that \
+one as "object" and the relation in a few words as "relation".
 Answer {"facts": []} when there is nothing worth remembering."""
-
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
-def parse_facts(text: str) -> list[Fact]:
-    """The facts in a model's answer: tolerant of code fences, prose around the JSON, a bare
-    list, or ``{"facts": ...}``; raises ``ExtractionError`` saying what was wrong."""
-    if not isinstance(text, str) or not text.strip():
-        raise ExtractionError("the model answered nothing")
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    error = "no JSON object in the answer"
-    for candidate in candidates:
-        openers = sorted(
-            (position, opener) for opener in ("{", "[") if (position := candidate.find(opener)) >= 0
-        )
-        for start, opener in openers:  # the outermost JSON value comes first
-            try:
-                value, _ = json.JSONDecoder().raw_decode(candidate[start:])
-            except json.JSONDecodeError as exc:
-                error = f"invalid JSON after {opener!r}: {exc.msg} (column {exc.colno})"
-                continue
-            if isinstance(value, list):
-                value = {"facts": value}
-            elif isinstance(value, dict) and "facts" not in value and "text" in value:
-                value = {"facts": [value]}  # one fact on its own
-            if not isinstance(value, dict) or "facts" not in value:
-                error = 'the JSON is not {"facts": [...]}'
-                continue
-            try:
-                return Facts.model_validate(value).facts
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                error = f"the JSON does not match the schema: {where}: {err['msg']}"
-    raise ExtractionError(error)
 
 
 class RawExtractor:
@@ -254,8 +193,10 @@ class LLMExtractor:
                 cited = list(labels.values())  # cite the window rather than nothing
             sources = [s for t in cited for s in (t.provenance.source_ids or [t.id])]
             metadata: dict[str, str | float] = {"kind": fact.kind, "confidence": fact.confidence}
-            if fact.subject:
-                metadata["subject"] = " ".join(fact.subject.split())
+            for field in ("subject", "relation", "object"):
+                value = getattr(fact, field)
+                if value and value.strip():
+                    metadata[field] = " ".join(value.split())
             out.append(
                 MemoryInput(
                     content=fact.text,
@@ -387,7 +328,7 @@ class LLMDecider:
 
 
 def _decision(text: str) -> DecisionAnswer:
-    for candidate in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
+    for candidate in [m.group(1) for m in FENCE.finditer(text)] + [text]:
         start = candidate.find("{")
         if start < 0:
             continue

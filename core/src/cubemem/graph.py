@@ -65,25 +65,53 @@ class EntityGraph:
         self._names: dict[str, set[str]] = {}
         """Name key -> entity ids of any owner (what a query's words are looked up in)."""
         self._of_slot: dict[int, tuple[str, ...]] = {}
+        self._typed: dict[int, tuple[str, str, str]] = {}
+        """Slot -> (subject, relation, object) an extracted fact stated."""
         self._into: dict[str, str] = {}
         """Merged entity -> the entity it counts as (the store's ``EntityLink`` log)."""
         self._members: dict[str, list[str]] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+        """Entity (root) -> its memories' slots, sorted (``_array``)."""
 
     # -- following the memories -------------------------------------------------------------
-    def put(self, slot: int, owner: Owner, text: str, speaker: str | None) -> None:
-        """The mentions of the memory in ``slot`` (replacing what it mentioned before)."""
+    def put(
+        self,
+        slot: int,
+        owner: Owner,
+        text: str,
+        speaker: str | None,
+        triple: tuple[str | None, str | None, str | None] | None = None,
+    ) -> None:
+        """The mentions of the memory in ``slot`` (replacing what it mentioned before); an
+        extracted fact's ``triple`` (subject, relation, object) names two of them and how
+        they are related."""
         self.remove(slot)
-        found = [self._resolve(owner, m) for m in mentions(text, speaker)]
+        found: list[str | None] = []
+        if triple is not None:
+            subject, relation, obj = triple
+            ends = [
+                self._resolve(owner, Mention(" ".join(name.split()), "thing"))
+                if name and name.strip()
+                else None
+                for name in (subject, obj)
+            ]
+            found += ends
+            if relation and ends[0] and ends[1] and ends[0] != ends[1]:
+                self._typed[slot] = (ends[0], relation, ends[1])
+        found += [self._resolve(owner, m) for m in mentions(text, speaker)]
         found += self._known_in(owner, text)  # known names in any case ("ana")
         ids = tuple(dict.fromkeys(i for i in found if i is not None))
         for id_ in ids:
             self.nodes[id_].slots.add(slot)
+            self._arrays.pop(self.root(id_), None)
         if ids:
             self._of_slot[slot] = ids
 
     def remove(self, slot: int) -> None:
+        self._typed.pop(slot, None)
         for id_ in self._of_slot.pop(slot, ()):
             self.nodes[id_].slots.discard(slot)
+            self._arrays.pop(self.root(id_), None)
 
     def _known(self, owner: Owner, name_key: str) -> str | None:
         """The owner's entity of that name: the name itself, else the one full name that
@@ -164,6 +192,7 @@ class EntityGraph:
             elif link.action == "split":
                 into.pop(link.source, None)
         self._into, self._members = into, {}
+        self._arrays.clear()
         for source in into:
             self._members.setdefault(self.root(source), []).append(source)
 
@@ -209,6 +238,16 @@ class EntityGraph:
             together.update(e for e in self.mentioned([slot]).get(slot, ()) if e != id_)
         return together
 
+    def relation_kind(self, a: str, b: str, slots: Iterable[int]) -> str | None:
+        """The relation extracted facts among ``slots`` state between ``a`` and ``b`` (either
+        way round), the most stated first; None when none does."""
+        said: Counter[str] = Counter()
+        for slot in slots:
+            typed = self._typed.get(slot)
+            if typed and {self.root(typed[0]), self.root(typed[2])} == {a, b}:
+                said[typed[1]] += 1
+        return said.most_common(1)[0][0] if said else None
+
     def mentioned(self, slots: Iterable[int]) -> dict[int, tuple[str, ...]]:
         """The entities (after merges) each of ``slots`` mentions."""
         return {
@@ -227,44 +266,95 @@ class EntityGraph:
         share: float,
         leads: int,
         expand: int,
+        owner: str | None = None,
     ) -> None:
         """Add the entity signal to a search's ``fused`` scores (in place). First hop: memories
         that mention an entity the query's ``words`` name gain ``weight`` by how specific it is
         (an idf: a name in every memory, such as a speaker of a two-person conversation, says
         little). Second hop: the other entities of the ``leads`` best memories naming one lend
         their own memories ``share`` of that memory's score ("bouldering with Ben" for "Ana's
-        climbing partner"); at most ``expand`` memories come in beyond the candidates."""
+        climbing partner"). Only the candidates are scored, plus at most ``expand`` of each
+        entity's newest memories, so the cost follows the candidates, not how often a name
+        occurs. ``owner``: the user the search is narrowed to (other owners' entities are
+        skipped without looking at their memories)."""
         named = self.named(words)
+        if owner is not None:
+            named = {e for e in named if self.nodes[e].owner == owner}
         if not named:
             return
         total = max(int(mask.sum()), 1)
         scale = math.log1p(total)
+        candidates = list(fused)
 
-        def specific(slots: list[int]) -> float:
-            return math.log1p(total / len(slots)) / scale
+        reached: dict[str, tuple[list[int], float]] = {}
 
-        signal: dict[int, float] = {}
+        def reach(entity: str) -> tuple[list[int], float]:
+            """The candidates (and up to ``expand`` newest others) mentioning ``entity``, and
+            how specific it is (once per entity and search)."""
+            if entity in reached:
+                return reached[entity]
+            ordered = self._array(entity)
+            ordered = ordered[ordered < len(mask)]
+            seen = ordered[mask[ordered]]
+            if not len(seen):
+                reached[entity] = ([], 0.0)
+                return reached[entity]
+            if len(seen) < len(candidates):
+                found = [int(s) for s in seen if int(s) in fused]
+            else:
+                slots = self._slots(entity)
+                found = [s for s in candidates if s in slots]
+            newest = [int(s) for s in seen[::-1][: expand + len(found)] if int(s) not in fused]
+            found += newest[:expand]
+            reached[entity] = (found, math.log1p(total / len(seen)) / scale)
+            return reached[entity]
+
+        def add(gains: dict[int, float]) -> None:
+            """Candidates take their gain; of the others, only the ``expand`` best come in."""
+            outside = sorted((s for s in gains if s not in fused), key=lambda s: -gains[s])
+            for slot in [s for s in gains if s in fused] + outside[:expand]:
+                fused[slot] = fused.get(slot, 0.0) + gains[slot]
+
+        first: dict[int, float] = {}
         for entity in named:
-            slots = self.visible(entity, mask)
-            if slots:
-                gain = specific(slots) / len(named)
-                for slot in slots:
-                    signal[slot] = signal.get(slot, 0.0) + gain
-        for slot, gain in signal.items():
-            fused[slot] = fused.get(slot, 0.0) + weight * gain
+            slots, specific = reach(entity)
+            for slot in slots:
+                first[slot] = first.get(slot, 0.0) + weight * specific / len(named)
+        add(first)
         if not share:
             return
-        hop: dict[int, float] = {}
-        best = sorted((s for s in signal if s in fused), key=lambda s: -fused[s])
-        for lead in best[:leads]:
-            for other in self.mentioned([lead]).get(lead, ()):
-                if other in named:
-                    continue
-                slots = self.visible(other, mask)
-                gain = share * max(fused[lead], 0.0) * specific(slots)
+        best = sorted((s for s in first if s in fused), key=lambda s: -fused[s])[:leads]
+        hops: dict[int, float] = {}
+        for lead in best:
+            lead_score = max(fused[lead], 0.0)
+            others = [e for e in self.mentioned([lead]).get(lead, ()) if e not in named]
+            # the most specific few: a name in half the cube lends nothing worth its cost
+            others.sort(key=lambda e: len(self._array(e)))
+            for other in others[:3]:
+                slots, specific = reach(other)
                 for slot in slots:
                     if slot != lead:
-                        hop[slot] = max(hop.get(slot, 0.0), gain)
-        outside = sorted((s for s in hop if s not in fused), key=lambda s: -hop[s])
-        for slot in [s for s in hop if s in fused] + outside[:expand]:
-            fused[slot] = fused.get(slot, 0.0) + hop[slot]
+                        hops[slot] = max(hops.get(slot, 0.0), share * lead_score * specific)
+        add(hops)
+
+    def _array(self, id_: str) -> np.ndarray:
+        """``_slots`` as a sorted array, kept until those memories change."""
+        cached = self._arrays.get(id_)
+        if cached is None:
+            slots = self._slots(id_)
+            cached = np.fromiter(sorted(slots), dtype=np.int64, count=len(slots))
+            self._arrays[id_] = cached
+        return cached
+
+    def _slots(self, id_: str) -> set[int]:
+        """Every memory (any visibility) mentioning ``id_`` or an entity merged into it."""
+        members = self.members(id_)
+        if len(members) == 1:
+            node = self.nodes.get(id_)
+            return node.slots if node is not None else set()
+        out: set[int] = set()
+        for member in members:
+            node = self.nodes.get(member)
+            if node is not None:
+                out |= node.slots
+        return out

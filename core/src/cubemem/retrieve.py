@@ -268,6 +268,7 @@ class HybridRetriever:
                     share=cfg.entity_neighbour_share,
                     leads=cfg.entity_neighbours,
                     expand=cfg.entity_expand,
+                    owner=filters.user,
                 )
             if cfg.neighbour_share or cfg.second_neighbour_share or cfg.session_share:
                 fused = self._spread(fused, index, mask)

@@ -114,7 +114,7 @@ class SearchIndex:
         for row in changes.rows:
             slot = self._slot(row.id)
             self._set_row(slot, row)
-            self.graph.put(slot, row.user or row.agent, row.content, row.speaker)
+            self.graph.put(slot, row.user or row.agent, row.content, row.speaker, row.triple)
             own = self.tokenize(
                 " ".join([index_text(row.content, row.speaker, row.occurred_at), row.context or ""])
             )

@@ -42,7 +42,11 @@ class Relation(BaseModel):
 
     source: EntityRef
     target: EntityRef
-    kind: str = Field("mentioned_with", description="How they are related.")
+    kind: str = Field(
+        "mentioned_with",
+        description="How they are related: what extracted facts state (lives_in), else "
+        "mentioned_with.",
+    )
     weight: int = Field(description="How many memories relate them.")
     memory_ids: list[str] = Field(description="The memories it comes from, newest first.")
     valid_from: datetime | None = None

@@ -76,6 +76,7 @@ class _View:
                 Relation(
                     source=self.ref(id_),
                     target=self.ref(other),
+                    kind=self.graph.relation_kind(id_, other, slots) or "mentioned_with",
                     weight=len(slots),
                     memory_ids=[self.index.ids[s] for s in sorted(slots, reverse=True)],
                     valid_from=_when(start),

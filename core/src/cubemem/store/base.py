@@ -67,12 +67,15 @@ class IndexRow(NamedTuple):
     """POSIX timestamp: the start of its valid time (``MemoryItem.valid_since``)."""
     valid_to: float | None
     """POSIX timestamp: the end of its valid time (None: still true)."""
+    triple: tuple[str | None, str | None, str | None] | None
+    """An extracted fact's (subject, relation, object) from its metadata (None otherwise)."""
     vector: np.ndarray | None
 
     @classmethod
     def from_feed(cls, row: Sequence[Any], vector: np.ndarray | None) -> IndexRow:
         """A change-feed row: the fields in this order, then ``valid_from``, ``valid_to`` and
-        ``created_at`` as ISO text, then the vector (last) decoded by the engine."""
+        ``created_at`` as ISO text, the metadata's subject, relation and object, then the
+        vector (last) decoded by the engine."""
         occurred = None if row[10] is None else datetime.fromisoformat(row[10])
         valid_from, valid_to, created = row[13], row[14], row[15]
         start = (
@@ -81,7 +84,9 @@ class IndexRow(NamedTuple):
             else (occurred or datetime.fromisoformat(created)).timestamp()
         )
         end = None if valid_to is None else datetime.fromisoformat(valid_to).timestamp()
-        return cls._make([*row[:10], occurred, *row[11:13], start, end, vector])
+        said = tuple(v if isinstance(v, str) else None for v in row[16:19])
+        triple = said if row[8] == "extract" and any(said) else None
+        return cls._make([*row[:10], occurred, *row[11:13], start, end, triple, vector])
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ FEED = (
     "m.expires_at, m.data->'provenance'->>'source', m.data->'provenance'->>'speaker', "
     "m.data->'provenance'->>'occurred_at', m.data->>'content', m.data->>'context', "
     "m.data->>'valid_from', m.data->>'valid_to', m.data->'provenance'->>'created_at', "
-    "m.vector::text FROM cubemem_memories m WHERE m.cube = %s AND m.changed_at > %s "
-    "ORDER BY m.seq"
+    "m.data->'metadata'->>'subject', m.data->'metadata'->>'relation', "
+    "m.data->'metadata'->>'object', m.vector::text FROM cubemem_memories m "
+    "WHERE m.cube = %s AND m.changed_at > %s ORDER BY m.seq"
 )

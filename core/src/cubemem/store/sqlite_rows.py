@@ -99,7 +99,8 @@ SELECT m.id, m.rowid, m.status, m.kind, m.user_id, m.agent_id, m.session_id, m.e
        json_extract(m.data, '$.provenance.occurred_at'), json_extract(m.data, '$.content'),
        json_extract(m.data, '$.context'), json_extract(m.data, '$.valid_from'),
        json_extract(m.data, '$.valid_to'), json_extract(m.data, '$.provenance.created_at'),
-       m.vector
+       json_extract(m.data, '$.metadata.subject'), json_extract(m.data, '$.metadata.relation'),
+       json_extract(m.data, '$.metadata.object'), m.vector
 FROM memories m
 """
 FEED_ALL = FEED + "ORDER BY m.rowid"
