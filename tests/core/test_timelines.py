@@ -270,3 +270,30 @@ def test_bad_times_are_refused_and_nothing_changes(timed, snapshot, call, messag
     with pytest.raises(InvalidInputError, match=message):
         call(cube, item.id)
     assert snapshot(cube) == before
+
+
+def test_a_held_change_of_fact_supersedes_the_old_fact_once_approved(tmp_path, embedder):
+    from cubemem import MemoryOS
+
+    with MemoryOS(tmp_path / "os", embedder=embedder) as os_:
+        os_.create_cube("team")
+        os_.access.create_agent("intern", trust=0.1)
+        os_.access.grant("intern", "team", "write")
+        os_.access.create_agent("lead", trust=1.0)
+        os_.access.grant("lead", "team", "admin")
+        lead = os_.as_agent("lead").open_cube("team")
+        old = lead.add("Ana lives in Lisbon", valid_from="2015-01-01")
+        held = (
+            os_.as_agent("intern")
+            .open_cube("team")
+            .update(old.id, "Ana lives in Porto", valid_from="2021-06-01")
+        )
+        assert held.status is Status.QUARANTINED and held.parent_id == old.id
+        assert lead.get(old.id).status is Status.ACTIVE  # nothing changes before review
+        lead.approve(held.id)
+        before = lead.get(old.id)
+        assert before.status is Status.SUPERSEDED and before.superseded_by == held.id
+        assert before.valid_to == datetime(2021, 6, 1, tzinfo=UTC)
+        assert [r.content for r in lead.search("where does Ana live")] == ["Ana lives in Porto"]
+        then = lead.search("where does Ana live", as_of="2020-01-01")
+        assert [r.content for r in then] == ["Ana lives in Lisbon"]

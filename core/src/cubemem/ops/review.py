@@ -42,7 +42,10 @@ def approve(ctx: Context, id: str, *, by: str) -> MemoryItem:
     record = proposal_of(current)
     if record is None:
         published = {"status": Status.ACTIVE, "decision_reason": f"approved by {by}"}
-        return revise(ctx, id, published, expected_version=current.version)
+        approved = revise(ctx, id, published, expected_version=current.version)
+        if current.parent_id is not None:  # a held change of fact: its old fact ends now
+            _supersede(ctx, current.parent_id, approved, by)
+        return approved
     memory = get(ctx, str(record["target"]))
     if memory.version != record["version"]:
         raise ConflictError(
@@ -67,6 +70,20 @@ def approve(ctx: Context, id: str, *, by: str) -> MemoryItem:
     retire = {"status": Status.DELETED, "decision_reason": f"approved by {by}: applied"}
     revise(ctx, id, retire, expected_version=current.version)
     return applied
+
+
+def _supersede(ctx: Context, old_id: str, successor: MemoryItem, by: str) -> None:
+    """The fact a held successor (``update(..., valid_from=T)`` by an agent whose writes wait)
+    replaces: superseded from T once the successor is approved (agents cannot set
+    ``parent_id`` on a write of their own, so a held memory with one is such a successor)."""
+    old = get(ctx, old_id)
+    if old.status is not Status.ACTIVE or old.superseded_by is not None:
+        return  # deleted or replaced meanwhile: the approved fact stands on its own
+    at = successor.valid_since
+    end = at if old.valid_to is None else min(at, old.valid_to)
+    changes = {"status": Status.SUPERSEDED, "superseded_by": successor.id, "valid_to": end,
+               "decision_reason": f"superseded: approved by {by}"}  # fmt: skip
+    revise(ctx, old.id, changes, expected_version=old.version, reason="superseded")
 
 
 def reject(ctx: Context, id: str, *, by: str) -> MemoryItem:
