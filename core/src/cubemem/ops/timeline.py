@@ -23,12 +23,12 @@ from datetime import datetime
 from typing import Any
 
 from cubemem import access
-from cubemem.errors import ConflictError, InvalidInputError
+from cubemem.errors import InvalidInputError
 from cubemem.model import Filters, MemoryItem, MetadataValue, Status, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.ops.create import screened
-from cubemem.ops.write import changed_fields, get, insert, revise
+from cubemem.ops.write import changed_fields, check_version, get, insert, revise
 from cubemem.store.snapshot import matching
 
 
@@ -108,13 +108,7 @@ def change_of_fact(
     at = inputs.moment(valid_from, "valid_from")
     assert at is not None
     old = get(ctx, id)
-    expected = inputs.expected_version(expected_version)
-    if expected is not None and old.version != expected:
-        raise ConflictError(
-            f"memory {id} is at version {old.version}, not {expected}; nothing was written. "
-            "Read it again and decide",
-            [id],
-        )
+    check_version(old, inputs.expected_version(expected_version))
     if old.status is not Status.ACTIVE:
         raise InvalidInputError(
             f"memory {id} is {old.status.value}; only a current fact can change "

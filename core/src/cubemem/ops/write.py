@@ -214,6 +214,16 @@ def reindex(
     return {id_: cache[key] for id_, (_, key) in changed.items()}
 
 
+def check_version(item: MemoryItem, expected: int | None, done: str = "written") -> None:
+    """``ConflictError`` when ``item`` moved past the version the caller expects."""
+    if expected is not None and item.version != expected:
+        raise ConflictError(
+            f"memory {item.id} is at version {item.version}, not {expected}; nothing was "
+            f"{done}. Read it again and decide",
+            [item.id],
+        )
+
+
 def backoff(attempt: int) -> None:
     """A short jittered pause before re-reading a row another writer just changed."""
     time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
@@ -232,12 +242,7 @@ def revise(
     vectors: dict[str, Embedding] = {}
     for attempt in range(MAX_RETRIES):
         current = get(ctx, id)
-        if expected_version is not None and current.version != expected_version:
-            raise ConflictError(
-                f"memory {id} is at version {current.version}, not {expected_version}; nothing "
-                "was written. Read it again and decide",
-                [id],
-            )
+        check_version(current, expected_version)
         wanted = changes(current) if callable(changes) else changes
         new = revised(ctx, current, wanted)
         if why := held(current, new):
@@ -378,12 +383,6 @@ def set_kind(
 def purge(ctx: Context, id: str, *, expected_version: int | None = None) -> None:
     """Erase a memory, its history and its vector for good."""
     current = get(ctx, id)
-    expected_version = inputs.expected_version(expected_version)
-    if expected_version is not None and current.version != expected_version:
-        raise ConflictError(
-            f"memory {id} is at version {current.version}, not {expected_version}; nothing "
-            "was erased. Read it again and decide",
-            [id],
-        )
+    check_version(current, inputs.expected_version(expected_version), "erased")
     ctx.store.purge([current.id])
     ctx.working.changed([id], "deleted")
