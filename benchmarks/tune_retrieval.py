@@ -59,6 +59,7 @@ def grid(
     entity_weights=(0.1,),
     entity_shares=(0.1,),
     time_weights=(0.0,),
+    speaker_weights=(0.3,),
 ) -> list[RetrievalConfig]:
     return [
         RetrievalConfig(
@@ -69,8 +70,9 @@ def grid(
             entity_weight=ew,
             entity_neighbour_share=es,
             time_weight=tw,
+            speaker_weight=sw,
         )
-        for w, p, s2, ss, ew, es, tw in itertools.product(
+        for w, p, s2, ss, ew, es, tw, sw in itertools.product(
             weights,
             powers,
             second_shares,
@@ -78,6 +80,7 @@ def grid(
             entity_weights,
             entity_shares,
             time_weights,
+            speaker_weights,
         )
     ]
 
@@ -203,6 +206,7 @@ def main() -> None:
     parser.add_argument("--entity-weights", default="0.1", help="the entity graph's weights")
     parser.add_argument("--entity-shares", default="0.1", help="its second hop's shares")
     parser.add_argument("--time-weights", default="0", help="the time words' weights")
+    parser.add_argument("--speaker-weights", default="0.3", help="the speaker signal's weights")
     parser.add_argument("--ablation", action="store_true", help="what each piece adds")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
@@ -232,6 +236,7 @@ def main() -> None:
         floats(args.entity_weights),
         floats(args.entity_shares),
         floats(args.time_weights),
+        floats(args.speaker_weights),
     )
     configs = list(dict.fromkeys([*configs, RetrievalConfig()]))
     for mode in modes:

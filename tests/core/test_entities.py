@@ -198,3 +198,39 @@ def test_a_merge_is_kept_and_undone(tmp_path, embedder):
         cube.add("Ben Okafor sells boats", scope={"user": "other"})
         with pytest.raises(InvalidInputError, match="one owner"):
             cube.merge_entities("Ben Okafor", "Mel")
+
+
+def test_what_a_named_person_said_ranks_above_what_others_said(tmp_path, embedder):
+    """A question naming one speaker is about her own turns: in a two-person conversation
+    both say similar things, and the entity signal's idf leaves a speaker of every other turn
+    almost nothing. Here Jon's turn shares the question's words; the speaker signal lifts
+    what Maya said above it. Off with the graph (``entity_weight=0``)."""
+    from cubemem.retrieve import RetrievalConfig
+
+    cube = MemCube.create(tmp_path / "c", embedder=embedder)
+    turns = [
+        ("Jon", "I adopted a puppy from the shelter last weekend, a beagle."),
+        ("Maya", "Lovely! We brought home a rescue kitten a few days ago."),
+        ("Jon", "How is work going these days?"),
+        ("Maya", "Busy, the bakery opens a second shop in June."),
+        ("Jon", "I still play football on Sundays."),
+        ("Maya", "My brother moved to Porto for his new job."),
+    ]
+    added = cube.add_messages(
+        [{"speaker": who, "text": text} for who, text in turns], scope={"user": "u"}
+    )
+    jons, hers = added[0].id, added[1].id
+    question = "What did Maya adopt from the shelter last weekend?"
+
+    def top(config: RetrievalConfig) -> list[str]:
+        cube.maintenance.retrieval = config
+        return [r.id for r in cube.search(question, k=len(turns))]
+
+    without = top(RetrievalConfig(speaker_weight=0.0))
+    with_speaker = top(RetrievalConfig())
+    graph_off = top(RetrievalConfig(entity_weight=0.0))
+    assert without.index(jons) < without.index(hers)
+    assert with_speaker[0] == hers
+    assert graph_off == top(RetrievalConfig(entity_weight=0.0, speaker_weight=0.0))
+    assert set(with_speaker) == set(without)  # reordered, nothing lost
+    cube.close()

@@ -114,7 +114,14 @@ class SearchIndex:
         for row in changes.rows:
             slot = self._slot(row.id)
             self._set_row(slot, row)
-            self.graph.put(slot, row.user or row.agent, row.content, row.speaker, row.triple)
+            self.graph.put(
+                slot,
+                row.user or row.agent,
+                row.content,
+                row.speaker,
+                row.triple,
+                turn=row.source == "message",
+            )
             own = self.tokenize(
                 " ".join([index_text(row.content, row.speaker, row.occurred_at), row.context or ""])
             )
