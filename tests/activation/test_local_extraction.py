@@ -35,3 +35,16 @@ def test_a_tokenizer_without_a_chat_template_is_refused(model, tokenizer):
             TransformersChat(model, tokenizer)
     finally:
         tokenizer.chat_template = template
+
+
+def test_a_transformers_pipeline_is_taken_as_it_is(model, tokenizer):
+    """``as_chat`` takes the text-generation pipeline a user already built (its model and
+    tokenizer, run in this process)."""
+    from transformers import pipeline
+
+    from cubemem.chat import as_chat
+
+    chat = as_chat(pipeline("text-generation", model=model, tokenizer=tokenizer))
+    assert isinstance(chat, TransformersChat) and chat.model is model
+    chat.max_new_tokens = 4
+    assert chat.complete([{"role": "user", "content": "hi"}]).completion_tokens <= 4

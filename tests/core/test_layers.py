@@ -24,6 +24,7 @@ LAYERS = [
         "store",
         "embed",
         "llm",
+        "chat",
         "extract",
         "facts",
         "entities",

@@ -1,8 +1,10 @@
 """MemReader: conversation turns in, facts out — as a cube's ``extractor``.
 
 ``RawExtractor`` keeps turns as they are (no facts). ``LLMExtractor`` asks a chat model
-(``cubemem.llm``) for the durable facts in a window of turns, as JSON checked against the
-``Fact`` schema; output that is not valid gets one repair round, then ``ExtractionError``.
+(whatever ``cubemem.chat.as_chat`` accepts: a LangChain chat model, a LlamaIndex LLM, a
+transformers pipeline, ``cubemem.llm.OpenAIChat`` for an endpoint) for the durable facts in
+a window of turns, as JSON checked against the ``Fact`` schema (structured output where the
+model has it); output that is not valid gets one repair round, then ``ExtractionError``.
 The scheduler's extract task runs it after the turns are stored (they are never lost: a
 failing extraction is retried, then dead-lettered with its error, and ``cubemem scheduler
 retry`` replays it). Each fact cites the turns it came from — only turns of the window; a fact
@@ -29,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from cubemem.chat import as_chat
 from cubemem.errors import ExtractionError, InvalidInputError
 from cubemem.facts import FENCE, SCHEMA, Fact, FactKind, Facts, parse_facts
 from cubemem.llm import ChatClient, Message
@@ -83,7 +86,7 @@ class LLMExtractor:
 
     def __init__(
         self,
-        client: ChatClient,
+        client: ChatClient | Any,
         *,
         window: int = 20,
         system_prompt: str = SYSTEM_PROMPT,
@@ -95,7 +98,7 @@ class LLMExtractor:
     ) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise InvalidInputError(f"window must be a positive int, got {window!r}")
-        self.client = client
+        self.client = client = as_chat(client)
         self.window = window
         self.system_prompt = system_prompt
         self.min_confidence = min_confidence
@@ -295,8 +298,8 @@ class LLMDecider:
     close fact the answer is ADD without a call; an answer that cannot be used falls back to
     the similarity rule (the reason says so) — a decision never blocks storing a fact."""
 
-    def __init__(self, client: ChatClient) -> None:
-        self.client = client
+    def __init__(self, client: ChatClient | Any) -> None:
+        self.client = as_chat(client)
         self.usage = {"calls": 0, "fallbacks": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._lock = threading.Lock()
 

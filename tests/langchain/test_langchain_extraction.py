@@ -1,0 +1,117 @@
+"""Extraction with the LangChain chat model the user already has (``cubemem.chat``): real
+``langchain_core`` fake models, structured output through ``with_structured_output`` where the
+model binds tools, plain text and the repair round where it does not, and a failing model
+that loses no turn."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from lc_helpers import scripted, tool_call
+
+from cubemem import FollowUpError, MemCube
+from cubemem.chat import LangChainChat, as_chat
+from cubemem.errors import BackendUnavailableError, InvalidInputError
+from cubemem.extract import LLMExtractor
+
+TURNS = [
+    {"speaker": "user", "text": "Please remember that I'm allergic to peanuts"},
+    {"speaker": "assistant", "text": "Noted."},
+    {"speaker": "user", "text": "And I moved to Lisbon in March"},
+]
+FACTS = {
+    "facts": [
+        {"text": "The user is allergic to peanuts", "kind": "fact", "source_ids": ["t1"]},
+        {
+            "text": "The user lives in Lisbon",
+            "subject": "user",
+            "relation": "lives_in",
+            "object": "Lisbon",
+            "kind": "fact",
+            "time": "2026-03-01",
+            "source_ids": ["t3"],
+        },
+    ]
+}
+
+
+def _facts(cube: MemCube) -> dict[str, list[str]]:
+    return {
+        m.content: m.provenance.source_ids
+        for m in cube.list(filters={"user": "ana"}, limit=50)
+        if m.provenance.source == "extract"
+    }
+
+
+def test_structured_output_through_tool_calling(tmp_path, embedder):
+    """A model that binds tools answers with a tool call named after the schema; the facts
+    are its arguments, and they cite the turns they came from."""
+    model = scripted(tool_call("Facts", "c1", **FACTS))
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        extractor = LLMExtractor(model, decide=False)
+        cube.maintenance.extractor = extractor
+        turns = cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
+        facts = _facts(cube)
+        assert isinstance(extractor.client, LangChainChat) and extractor.client.structured
+        assert set(facts) == {"The user is allergic to peanuts", "The user lives in Lisbon"}
+        ids = {t.id for t in turns}
+        assert all(set(sources) <= ids for sources in facts.values())
+        assert len(model.received) == 1  # one call, no repair
+
+
+def test_a_model_without_tools_answers_in_text_and_gets_a_repair_round(tmp_path, embedder):
+    """``GenericFakeChatModel`` cannot bind tools: the prompt asks for JSON, the first answer
+    is prose, the repair round gets the JSON."""
+    model = GenericFakeChatModel(
+        messages=iter(["Sure! Here are the facts.", f"```json\n{json.dumps(FACTS)}\n```"])
+    )
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        extractor = LLMExtractor(model, decide=False)
+        cube.maintenance.extractor = extractor
+        cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
+        assert len(_facts(cube)) == 2
+        assert extractor.client.structured is False  # type: ignore[attr-defined]
+        assert extractor.usage["repairs"] == 1 and extractor.usage["calls"] == 2
+
+
+def test_the_same_model_decides_updates(tmp_path, embedder):
+    """The decider asks the same LangChain model; a structured UPDATE replaces the fact."""
+    first = {"facts": [{"text": "The user lives in Porto", "source_ids": ["t1"]}]}
+    second = {"facts": [{"text": "The user lives in Lisbon now", "source_ids": ["t1"]}]}
+    decision = {"decision": "UPDATE", "target": "c1", "reason": "moved"}
+    model = scripted(
+        tool_call("Facts", "a", **first),
+        tool_call("Facts", "b", **second),
+        tool_call("DecisionAnswer", "c", **decision),
+    )
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        cube.maintenance.extractor = LLMExtractor(model)
+        cube.add_messages([TURNS[0] | {"text": "I live in Porto"}], scope={"user": "ana"})
+        cube.add_messages([TURNS[0] | {"text": "I moved to Lisbon"}], scope={"user": "ana"})
+        assert list(_facts(cube)) == ["The user lives in Lisbon now"]
+
+
+def test_a_failing_model_is_a_typed_error_and_keeps_the_turns(tmp_path, embedder):
+    class Broken(GenericFakeChatModel):
+        def _generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("quota exceeded")
+
+    chat = as_chat(Broken(messages=iter([])))
+    with pytest.raises(BackendUnavailableError, match="quota exceeded"):
+        chat.complete([{"role": "user", "content": "hi"}])
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        cube.maintenance.extractor = LLMExtractor(Broken(messages=iter([])), decide=False)
+        with pytest.raises(FollowUpError) as raised:
+            cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
+        assert "quota exceeded" in str(raised.value)
+        assert cube.count({"user": "ana"}) == 3  # every turn kept
+
+
+def test_something_that_is_not_a_model_is_refused_with_what_to_pass():
+    with pytest.raises(InvalidInputError, match="LangChain chat model"):
+        LLMExtractor(object())
+    with pytest.raises(InvalidInputError, match="LlamaIndex LLM"):
+        as_chat(AIMessage("not a model"))
