@@ -19,6 +19,7 @@ LAYERS = [
         "archive",
         "sqlite",
         "render",
+        "chatter",
     },
     {
         "store",

@@ -126,9 +126,9 @@ def test_middleware_stores_the_turn_and_recalls_it_next_time(cube):
     run(agent, "I really love spicy Sichuan food", "thread-1")
     assert cube.scheduler.wait(timeout=60)  # stored in the background by default
     stored = cube.list({"user": "ana"})
+    # the assistant's "Noted, you love spicy food." only echoes the user: not stored
     assert [(m.provenance.speaker, m.content) for m in stored] == [
         ("user", "I really love spicy Sichuan food"),
-        ("assistant", "Noted, you love spicy food."),
     ]
     assert {m.scope.session for m in stored} == {"thread-1"}
     assert {m.scope.agent for m in stored} == {"chef"}
@@ -144,7 +144,9 @@ async def test_middleware_async(cube):
     assert "Ana's flight to Oslo leaves on Friday" in model.system_prompts()[0]
     assert cube.scheduler.wait(timeout=60)
     assert cube.count({"user": "ana", "agent": None}) >= 1
-    assert any(m.content == "Friday." for m in cube.list({"user": "ana"}))
+    stored = [m.content for m in cube.list({"user": "ana"})]
+    assert "When is my flight to Oslo?" in stored
+    assert "Friday." not in stored  # the answer repeats what memory holds
 
 
 def test_middleware_scope_from_runtime_context(cube):
@@ -222,10 +224,9 @@ def test_middleware_does_not_repeat_what_the_thread_already_shows(cube):
     stored = [m.content for m in cube.list({"user": "ana"})]
     assert stored == [
         "I keep bees on my roof",
-        "Noted: you keep bees.",
         "What do I keep on my roof?",
-        "You keep bees.",
-    ]  # each turn stored once, even though the thread replays the first
+    ]  # each turn stored once, even though the thread replays the first ("Noted: you keep
+    # bees." echoes the user; "You keep bees." repeats what memory holds)
 
 
 def test_middleware_stores_turns_without_holding_up_the_agent(tmp_path, embedder):
@@ -243,8 +244,39 @@ def test_middleware_stores_turns_without_holding_up_the_agent(tmp_path, embedder
         assert cube.scheduler.wait(timeout=60)
         assert [m.content for m in cube.list({"user": "ana"})] == [
             "My locker code is 4711",
-            "Noted.",
-        ]
+        ]  # "Noted." is chatter
         assert cube.search("locker code", k=1, filters={"user": "ana"})[0].item.content == (
             "My locker code is 4711"
         )
+
+
+def test_tools_and_middleware_together_store_no_chatter(cube):
+    """The user asks to remember, the model saves it with the tool and acknowledges: the
+    saved memory is the only one; the thanks and the acknowledgement are not stored, and the
+    next question gets the fact once."""
+    tools = create_memory_tools(cube, user_id="ana")
+    model = scripted(
+        tool_call("save_memory", "c1", content="Ana is allergic to peanuts"),
+        "Got it, you're allergic to peanuts. I'll remember that.",
+        "You're welcome!",
+        "Then skip the satay sauce.",
+    )
+    middleware = MemCubeMiddleware(cube, user_id="ana", wait=True)
+    agent = create_agent(model, tools=tools, middleware=[middleware], checkpointer=InMemorySaver())
+    run(agent, "Please remember that I'm allergic to peanuts", "t1")
+    run(agent, "thanks!", "t1")
+    assert [m.content for m in cube.list({"user": "ana"})] == ["Ana is allergic to peanuts"]
+    run(agent, "Any allergy I should tell the waiter about?", "t2")
+    assert model.system_prompts()[-1].count("allergic to peanuts") == 1
+    assert [m.content for m in cube.list({"user": "ana"})] == [
+        "Ana is allergic to peanuts",
+        "Any allergy I should tell the waiter about?",
+        "Then skip the satay sauce.",
+    ]
+
+
+def test_without_the_filter_every_message_is_stored(cube):
+    model = scripted("Noted.")
+    middleware = MemCubeMiddleware(cube, user_id="ana", wait=True, filter_chatter=False)
+    run(create_agent(model, middleware=[middleware]), "ok", "t")
+    assert [m.content for m in cube.list({"user": "ana"})] == ["ok", "Noted."]

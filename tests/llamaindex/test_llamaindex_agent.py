@@ -126,10 +126,8 @@ async def test_agent_with_memcube_memory_recalls_across_sessions(cube):
     assert cube.scheduler.wait(timeout=60)
     assert [m.content for m in cube.list({"user": "ana"})] == [
         "I just moved to Porto",
-        "Nice, noted.",
         "Which city do I live in now?",
-        "You live in Porto.",
-    ]
+    ]  # "Nice, noted." is chatter; "You live in Porto." repeats what memory holds
 
 
 async def test_the_question_being_answered_is_not_a_search_hit(cube):
@@ -146,5 +144,4 @@ async def test_the_question_being_answered_is_not_a_search_hit(cube):
     assert stored == [
         "Ana prefers window seats",
         "What is my seat preference on long flights?",
-        "Window.",
-    ]
+    ]  # "Window." repeats what memory holds

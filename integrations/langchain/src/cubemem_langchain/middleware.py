@@ -13,6 +13,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from cubemem import Scope
+from cubemem.chatter import prefer_facts, worth_keeping
 from cubemem.cube import CubeLike
 from cubemem.model import utcnow
 from cubemem.ops.read import check_min_score
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 ScopeResolver = Callable[[Any], Scope | dict[str, str | None] | None]
 STORABLE_ROLES = ("human", "ai", "system", "tool")
+MEMORY_TOOLS = ("save_memory", "update_memory")
+"""Tools whose ``content`` argument is stored in memory (``create_memory_tools``)."""
 
 
 class MemCubeMiddleware(AgentMiddleware):
@@ -52,6 +55,10 @@ class MemCubeMiddleware(AgentMiddleware):
         header: First line of the memory block.
         wait: Store the turn before ``after_agent`` returns (searchable at once) instead of
             through the scheduler (durable at once, searchable moments later; the default).
+        filter_chatter: Store only messages that say something the turn did not already put
+            into memory (no "Got it!", no assistant echo of the user, no user message a memory
+            tool just saved; ``cubemem.chatter``), and recall an extracted fact instead of the
+            turn it came from. ``False`` stores and recalls every message.
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class MemCubeMiddleware(AgentMiddleware):
         scope: ScopeResolver | None = None,
         header: str = DEFAULT_HEADER,
         wait: bool = False,
+        filter_chatter: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(cube, CubeLike):
@@ -97,6 +105,7 @@ class MemCubeMiddleware(AgentMiddleware):
         self.resolve_scope = scope
         self.header = header
         self.wait = wait
+        self.filter_chatter = filter_chatter
 
     # -- recall ---------------------------------------------------------------------------
     def wrap_model_call(
@@ -125,6 +134,8 @@ class MemCubeMiddleware(AgentMiddleware):
         results = self.cube.search(
             query, k=wanted, filters=scope.owner_filter(), min_score=self.min_score
         )
+        if self.filter_chatter:
+            results = prefer_facts(results)
         return render_memories(
             results, max_chars=self.max_chars, header=self.header, skip=in_context, limit=self.k
         )
@@ -149,11 +160,24 @@ class MemCubeMiddleware(AgentMiddleware):
     def _capture(self, state: Any, runtime: Runtime, thread_id: str | None = None) -> None:
         if not self.store_roles:
             return
-        turn = [m for m in _current_turn(state["messages"]) if m.type in self.store_roles]
+        whole = _current_turn(state["messages"])
+        turn = [m for m in whole if m.type in self.store_roles and m.text.strip()]
+        if self.filter_chatter:
+            saved = [
+                str(call["args"].get("content", ""))
+                for m in whole
+                if isinstance(m, AIMessage)
+                for call in m.tool_calls
+                if call["name"] in MEMORY_TOOLS
+            ]
+            owner = self._scope(runtime).owner_filter()
+            keep = worth_keeping(
+                [(m.type, m.text) for m in turn], saved, lambda text: self._closest(text, owner)
+            )
+            turn = [m for m, kept in zip(turn, keep, strict=True) if kept]
         messages = [
             {"speaker": _speaker(m), "content": m.text, **({"id": m.id} if m.id else {})}
             for m in turn
-            if m.text.strip()
         ]
         if not messages:
             return
@@ -162,6 +186,9 @@ class MemCubeMiddleware(AgentMiddleware):
         self.cube.add_messages(
             messages, scope=scope, session=session, timestamp=utcnow(), wait=self.wait
         )
+
+    def _closest(self, text: str, owner: dict[str, str]) -> list[str]:
+        return [r.item.content for r in self.cube.search(text, k=3, filters=owner)]
 
     # -- identity -------------------------------------------------------------------------
     def _scope(self, runtime: Runtime | None) -> Scope:

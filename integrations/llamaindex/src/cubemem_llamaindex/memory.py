@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,11 +14,14 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
 from cubemem import InvalidInputError, Scope
+from cubemem.chatter import prefer_facts, worth_keeping
 from cubemem.cube import CubeLike
 from cubemem.model import utcnow
 from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, FENCE, render_memories
 
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
+MEMORY_TOOLS = ("save_memory", "update_memory", "asave_memory", "aupdate_memory")
+"""Tools whose ``content`` argument is stored in memory (``MemCubeToolSpec``)."""
 
 
 class _CubeBinding:
@@ -32,6 +36,7 @@ class _CubeBinding:
     min_score: float | None
     max_chars: int
     wait: bool
+    filter_chatter: bool
 
     def _owner(self) -> dict[str, str]:
         owner = Scope(user=self.user_id, agent=self.agent_id).owner_filter()
@@ -44,6 +49,8 @@ class _CubeBinding:
             return ""
         wanted = self.similarity_top_k + min(len(in_context), self.similarity_top_k)
         results = self.cube.search(query, k=wanted, filters=self._owner(), min_score=self.min_score)
+        if self.filter_chatter:
+            results = prefer_facts(results)
         return render_memories(
             results,
             max_chars=self.max_chars,
@@ -57,12 +64,18 @@ class _CubeBinding:
         messages: Sequence[ChatMessage],
         session: str | None,
         roles: Sequence[MessageRole] = STORED_ROLES,
+        saved: Sequence[str] = (),
     ) -> None:
-        turns = [
-            {"speaker": m.role.value, "content": text}
-            for m in messages
-            if m.role in roles and (text := message_text(m)).strip()
-        ]
+        said = [(m, t) for m in messages if m.role in roles and (t := message_text(m)).strip()]
+        if self.filter_chatter and said:
+            owner = self._owner()
+            keep = worth_keeping(
+                [(m.role.value, t) for m, t in said],
+                [*saved, *memory_tool_contents(messages)],
+                lambda text: [r.item.content for r in self.cube.search(text, k=3, filters=owner)],
+            )
+            said = [pair for pair, kept in zip(said, keep, strict=True) if kept]
+        turns = [{"speaker": m.role.value, "content": t} for m, t in said]
         if not turns:
             return
         self._owner()
@@ -104,6 +117,11 @@ class MemCubeMemoryBlock(_CubeBinding, BaseMemoryBlock[str]):
     wait: bool = Field(
         default=False,
         description="Store flushed messages before returning instead of through the scheduler.",
+    )
+    filter_chatter: bool = Field(
+        default=True,
+        description="Store only what says something new (cubemem.chatter); recall a fact "
+        "instead of the turn it came from.",
     )
 
     def model_post_init(self, context: Any) -> None:
@@ -172,8 +190,11 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     max_chars: int = Field(default=2000, ge=1)
     header: str = DEFAULT_HEADER
     wait: bool = False
+    filter_chatter: bool = True
     short_term: BaseMemory
     _pending: list[ChatMessage] = PrivateAttr(default_factory=list)
+    _saved: list[str] = PrivateAttr(default_factory=list)
+    """What memory tools saved since the pending user message (its turn's saves)."""
 
     @classmethod
     def class_name(cls) -> str:
@@ -194,6 +215,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
         chat_history: list[ChatMessage] | None = None,
         short_term: BaseMemory | None = None,
         wait: bool = False,
+        filter_chatter: bool = True,
     ) -> MemCubeMemory:
         memory = cls(
             cube=cube,
@@ -204,6 +226,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
             min_score=min_score,
             max_chars=max_chars,
             wait=wait,
+            filter_chatter=filter_chatter,
             short_term=short_term
             or Memory.from_defaults(session_id=session_id, token_limit=token_limit),
         )
@@ -245,41 +268,52 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     # -- writing --------------------------------------------------------------------------
     def put(self, message: ChatMessage) -> None:
         self.short_term.put(message)
-        self._store(self._turn([message]), self.session_id)
+        self._keep(self._turn([message]))
 
     async def aput(self, message: ChatMessage) -> None:
         await self.short_term.aput(message)
-        await asyncio.to_thread(self._store, self._turn([message]), self.session_id)
+        await asyncio.to_thread(self._keep, self._turn([message]))
 
     def put_messages(self, messages: list[ChatMessage]) -> None:
         self.short_term.put_messages(messages)
-        self._store(self._turn(messages), self.session_id)
+        self._keep(self._turn(messages))
 
     async def aput_messages(self, messages: list[ChatMessage]) -> None:
         await self.short_term.aput_messages(messages)
-        await asyncio.to_thread(self._store, self._turn(messages), self.session_id)
+        await asyncio.to_thread(self._keep, self._turn(messages))
 
     def flush(self) -> None:
         """Store a user message still waiting for its answer (e.g. before the program ends)."""
-        self._store(self._turn([], flush=True), self.session_id)
+        self._keep(self._turn([], flush=True))
 
-    def _turn(self, messages: Sequence[ChatMessage], *, flush: bool = False) -> list[ChatMessage]:
-        """What to store now: user messages wait until their turn is answered."""
+    def _keep(self, turn: tuple[list[ChatMessage], list[str]]) -> None:
+        self._store(turn[0], self.session_id, saved=turn[1])
+
+    def _turn(
+        self, messages: Sequence[ChatMessage], *, flush: bool = False
+    ) -> tuple[list[ChatMessage], list[str]]:
+        """What to store now (user messages wait until their turn is answered), and what
+        memory tools saved in the turns it ends."""
         ready: list[ChatMessage] = []
+        saved: list[str] = []
         for message in messages:
             if message.role == MessageRole.USER:
                 ready.extend(self._pending)
-                self._pending = [message]
+                saved += self._saved
+                self._pending, self._saved = [message], []
             elif message.role == MessageRole.ASSISTANT and not _calls_tools(message):
                 ready.extend(self._pending)
-                self._pending = []
+                saved += self._saved
+                self._pending, self._saved = [], []
                 ready.append(message)
             else:
+                self._saved += memory_tool_contents([message])
                 ready.append(message)
         if flush:
             ready.extend(self._pending)
-            self._pending = []
-        return ready
+            saved += self._saved
+            self._pending, self._saved = [], []
+        return ready, saved
 
     def set(self, messages: list[ChatMessage]) -> None:
         """Replace the short-term history; long-term memory keeps what it has and is not
@@ -310,3 +344,26 @@ def _calls_tools(message: ChatMessage) -> bool:
 def message_text(message: ChatMessage) -> str:
     """The text of a chat message (its text blocks joined; tool calls and images have none)."""
     return " ".join(b.text for b in message.blocks if isinstance(b, TextBlock)).strip()
+
+
+def memory_tool_contents(messages: Sequence[ChatMessage]) -> list[str]:
+    """The ``content`` the memory tools were called with in ``messages``."""
+    found: list[str] = []
+    for message in messages:
+        calls = [
+            (b.tool_name, b.tool_kwargs) for b in message.blocks if isinstance(b, ToolCallBlock)
+        ]
+        for call in message.additional_kwargs.get("tool_calls") or []:
+            function = call.get("function", {}) if isinstance(call, dict) else {}
+            calls.append((function.get("name", ""), function.get("arguments", {})))
+        for name, kwargs in calls:
+            if name not in MEMORY_TOOLS:
+                continue
+            if isinstance(kwargs, str):
+                try:
+                    kwargs = json.loads(kwargs)
+                except json.JSONDecodeError:
+                    continue
+            if isinstance(kwargs, dict) and isinstance(kwargs.get("content"), str):
+                found.append(kwargs["content"])
+    return found
