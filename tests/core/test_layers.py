@@ -40,6 +40,7 @@ LAYERS = [
     {"os"},
     {
         "tools",
+        "blocks",
         "cli",
         "bench",
         "ingest_file",

@@ -280,3 +280,41 @@ def test_without_the_filter_every_message_is_stored(cube):
     middleware = MemCubeMiddleware(cube, user_id="ana", wait=True, filter_chatter=False)
     run(create_agent(model, middleware=[middleware]), "ok", "t")
     assert [m.content for m in cube.list({"user": "ana"})] == ["ok", "Noted."]
+
+
+def test_core_memory_blocks_are_in_every_prompt_and_edited_by_tool_calls(cube):
+    """Letta's core memory: blocks always in context, edited by the agent's tool calls and by
+    the application, versioned, kept out of recall, and within their limit."""
+    from cubemem.blocks import CoreMemory
+    from cubemem_langchain import create_core_memory_tools
+
+    core = CoreMemory(cube, user_id="ana", limit=200)
+    core.set("persona", "You are Ana's cooking assistant.")
+    tools = create_core_memory_tools(cube, user_id="ana", limit=200)
+    model = scripted(
+        tool_call("core_memory_append", "c1", block="human", text="Ana is vegetarian."),
+        "I'll remember that.",
+        tool_call("core_memory_replace", "c2", block="human", old="vegetarian", new="vegan"),
+        "Updated.",
+        tool_call("core_memory_append", "c3", block="human", text="x" * 300),
+        "That did not fit.",
+        "Try a lentil dal.",
+    )
+    middleware = MemCubeMiddleware(
+        cube, user_id="ana", wait=True, core_blocks=("persona", "human"), core_limit=200
+    )
+    agent = create_agent(model, tools=tools, middleware=[middleware], checkpointer=InMemorySaver())
+    run(agent, "I'm vegetarian", "t1")
+    assert core.get("human") == "Ana is vegetarian."
+    run(agent, "Actually I went vegan", "t1")
+    assert core.get("human") == "Ana is vegan."
+    result = run(agent, "Remember this long thing", "t1")
+    assert "over its limit of 200" in tool_outputs(result)[-1]
+    assert core.get("human") == "Ana is vegan."  # the refused edit changed nothing
+    run(agent, "What should I cook?", "t2")
+    prompt = model.system_prompts()[-1]
+    assert "<persona>\nYou are Ana's cooking assistant.\n</persona>" in prompt
+    assert "<human>\nAna is vegan.\n</human>" in prompt
+    assert prompt.count("Ana is vegan.") == 1  # the block is not also recalled as a memory
+    history = cube.history(core._item("human").id)  # type: ignore[union-attr]
+    assert [v.content for v in history] == ["Ana is vegetarian.", "Ana is vegan."]

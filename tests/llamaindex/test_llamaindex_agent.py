@@ -145,3 +145,43 @@ async def test_the_question_being_answered_is_not_a_search_hit(cube):
         "Ana prefers window seats",
         "What is my seat preference on long flights?",
     ]  # "Window." repeats what memory holds
+
+
+async def test_core_memory_blocks_in_context_and_edited_by_the_agent(cube):
+    from cubemem.blocks import CoreMemory
+    from cubemem_llamaindex import CoreMemoryToolSpec
+
+    CoreMemory(cube, user_id="ana").set("persona", "You are Ana's travel assistant.")
+    llm, received = scripted_llm(
+        call("core_memory_append", block="human", text="Ana prefers aisle seats."),
+        "Noted.",
+        call("core_memory_replace", block="human", old="aisle", new="window"),
+        "Changed.",
+        call("core_memory_replace", block="human", old="middle", new="aisle"),
+        "I could not find that.",
+    )
+    tools = CoreMemoryToolSpec(cube, user_id="ana").to_tool_list()
+    agent = FunctionAgent(tools=tools, llm=llm)
+    memory = MemCubeMemory.from_defaults(
+        cube=cube, user_id="ana", wait=True, core_blocks=("persona", "human")
+    )
+    await run(agent, "I like aisle seats", memory=memory)
+    await run(agent, "No wait, window seats", memory=memory)
+    _, results = await run(agent, "Replace middle with aisle", memory=memory)
+    assert results[0].tool_output.is_error
+    assert "does not contain 'middle'" in results[0].tool_output.content
+    assert CoreMemory(cube, user_id="ana").get("human") == "Ana prefers window seats."
+    last = system_texts(received[-1])
+    assert "<persona>\nYou are Ana's travel assistant.\n</persona>" in last
+    assert "<human>\nAna prefers window seats.\n</human>" in last
+    assert last.count("Ana prefers window seats.") == 1
+
+
+def test_core_memory_refuses_bad_names_and_other_owners_see_nothing(cube):
+    from cubemem import InvalidInputError
+    from cubemem.blocks import CoreMemory
+
+    with pytest.raises(InvalidInputError, match="block name"):
+        MemCubeMemory.from_defaults(cube=cube, user_id="ana", core_blocks=("Persona!",))
+    CoreMemory(cube, user_id="ana").set("human", "Ana is vegan.")
+    assert CoreMemory(cube, user_id="bob").get("human") == ""

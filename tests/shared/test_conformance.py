@@ -215,3 +215,24 @@ async def test_async_twins(surface):
     hits = await cube.asearch("sport", k=1)
     assert hits[0].item.id == item.id
     assert (await cube.aupdate(item.id, "Ana runs half marathons")).version == 2
+
+
+def test_core_memory_blocks(surface):
+    """Core memory blocks over every surface: set, append, replace, the limit, versions, and
+    recall leaving them out."""
+    from cubemem.blocks import CoreMemory, is_core
+
+    core = CoreMemory(surface.cube, user_id="ana", limit=60)
+    core.set("persona", "You are Ana's assistant.")
+    core.append("human", "Ana is vegetarian.")
+    core.replace("human", "vegetarian", "vegan")
+    with pytest.raises(InvalidInputError, match="limit of 60"):
+        core.append("human", "She also " + "really " * 10 + "likes tea.")
+    assert core.all() == {"persona": "You are Ana's assistant.", "human": "Ana is vegan."}
+    assert "<human>\nAna is vegan.\n</human>" in core.render()
+    human = surface.cube.lookup(("core_memory", "human"), "user:ana")
+    assert [v.content for v in surface.cube.history(human.id)] == [
+        "Ana is vegetarian.",
+        "Ana is vegan.",
+    ]
+    assert is_core(human) and CoreMemory(surface.cube, user_id="bob").get("human") == ""

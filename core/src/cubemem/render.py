@@ -57,9 +57,13 @@ def render_memory(item: MemoryItem, *, with_id: bool = False) -> str:
     return " ".join(parts)
 
 
-def _flat(text: str) -> str:
-    """One line, with no fence tag or provenance label left whole."""
+def one_line(text: str) -> str:
+    """One line, with no fence tag or provenance label left whole (what any text shown inside
+    the memory fence goes through)."""
     return _LABEL.sub("(", _TAG.sub(r"‹\1\2", " ".join(text.split())))
+
+
+_flat = one_line
 
 
 def render_memories(

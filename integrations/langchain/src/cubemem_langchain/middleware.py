@@ -13,6 +13,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from cubemem import Scope
+from cubemem.blocks import CoreMemory, is_core
 from cubemem.chatter import prefer_facts, worth_keeping
 from cubemem.cube import CubeLike
 from cubemem.model import utcnow
@@ -75,6 +76,8 @@ class MemCubeMiddleware(AgentMiddleware):
         header: str = DEFAULT_HEADER,
         wait: bool = False,
         filter_chatter: bool = True,
+        core_blocks: Sequence[str] = (),
+        core_limit: int = 2000,
     ) -> None:
         super().__init__()
         if not isinstance(cube, CubeLike):
@@ -106,6 +109,10 @@ class MemCubeMiddleware(AgentMiddleware):
         self.header = header
         self.wait = wait
         self.filter_chatter = filter_chatter
+        self.core_blocks = tuple(core_blocks)
+        self.core_limit = core_limit
+        if self.core_blocks:  # names and limit checked now, not at the first model call
+            CoreMemory(cube, user_id=user_id or "-", blocks=self.core_blocks, limit=core_limit)
 
     # -- recall ---------------------------------------------------------------------------
     def wrap_model_call(
@@ -124,16 +131,31 @@ class MemCubeMiddleware(AgentMiddleware):
         return await handler(self._with_memories(request, block))
 
     def _recall(self, request: ModelRequest) -> str:
+        scope = self._scope(request.runtime)
+        core = self._core(scope)
+        recalled = self._recalled(request, scope)
+        return "\n\n".join(block for block in (core, recalled) if block)
+
+    def _core(self, scope: Scope) -> str:
+        if not self.core_blocks:
+            return ""
+        user, agent = (scope.user, None) if scope.user is not None else (None, scope.agent)
+        core = CoreMemory(
+            self.cube, user_id=user, agent_id=agent, blocks=self.core_blocks, limit=self.core_limit
+        )
+        return core.render()
+
+    def _recalled(self, request: ModelRequest, scope: Scope) -> str:
         query = _latest_user_text(request.messages)
         if not query:
             return ""
-        scope = self._scope(request.runtime)
         in_context = [m.text for m in request.messages]
         # Memories already in the conversation are skipped, so ask for a few more.
         wanted = self.k + min(len(in_context), self.k)
         results = self.cube.search(
             query, k=wanted, filters=scope.owner_filter(), min_score=self.min_score
         )
+        results = [r for r in results if not is_core(r.item)]  # in the prompt already
         if self.filter_chatter:
             results = prefer_facts(results)
         return render_memories(

@@ -16,6 +16,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
 from cubemem import CubememError
+from cubemem.blocks import DEFAULT_BLOCKS, CoreMemory
 from cubemem.cube import CubeLike
 from cubemem.tools import MAX_K, MemoryTools
 
@@ -106,6 +107,56 @@ def create_memory_tools(
             memory.about,
         ),
     ]
+    return _tools(specs)
+
+
+class CoreAppendInput(BaseModel):
+    block: str = Field(description="The core memory block: persona (you) or human (the user).")
+    text: str = Field(description="What to add to it, as a sentence.")
+
+
+class CoreReplaceInput(BaseModel):
+    block: str = Field(description="The core memory block: persona (you) or human (the user).")
+    old: str = Field(description="The exact text in the block to replace.")
+    new: str = Field(description="The text to put instead (empty to delete it).")
+
+
+def create_core_memory_tools(
+    cube: CubeLike,
+    *,
+    user_id: str | None,
+    agent_id: str | None = None,
+    blocks: tuple[str, ...] = DEFAULT_BLOCKS,
+    limit: int = 2000,
+) -> list[BaseTool]:
+    """``core_memory_append`` and ``core_memory_replace``: the agent edits the core memory
+    blocks (``cubemem.blocks.CoreMemory``) that ``MemCubeMiddleware(core_blocks=...)`` shows
+    in every prompt.
+
+    ```python
+    tools = create_memory_tools(cube, user_id="ana") + create_core_memory_tools(cube, user_id="ana")
+    ```
+    """
+    core = CoreMemory(cube, user_id=user_id, agent_id=agent_id, blocks=blocks, limit=limit)
+    specs: list[tuple[str, str, type[BaseModel], Callable[..., str]]] = [
+        (
+            "core_memory_append",
+            "Add a lasting fact to your core memory (always in your context): the 'human' "
+            "block for the user, the 'persona' block for yourself.",
+            CoreAppendInput,
+            core.append_tool,
+        ),
+        (
+            "core_memory_replace",
+            "Change or delete text in a core memory block; give the exact old text.",
+            CoreReplaceInput,
+            core.replace_tool,
+        ),
+    ]
+    return _tools(specs)
+
+
+def _tools(specs: list[tuple[str, str, type[BaseModel], Callable[..., str]]]) -> list[BaseTool]:
     return [
         StructuredTool.from_function(
             func=_as_tool_errors(fn),

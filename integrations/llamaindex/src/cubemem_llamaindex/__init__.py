@@ -4,11 +4,12 @@
 - ``MemCubeMemoryBlock``: a long-term block for ``Memory.from_defaults(memory_blocks=[...])``
 - ``MemCubeMemory``: short-term history plus recalled memories, for agents
 - ``MemCubeToolSpec``: save/search/update/delete tools bound to one user
+- ``CoreMemoryToolSpec``: core_memory_append/replace over the always-shown blocks
 """
 
 from cubemem_llamaindex.memory import MemCubeMemory, MemCubeMemoryBlock
 from cubemem_llamaindex.retriever import MemCubeRetriever, to_cubemem_filters, to_node
-from cubemem_llamaindex.tools import MemCubeToolSpec
+from cubemem_llamaindex.tools import CoreMemoryToolSpec, MemCubeToolSpec
 
 
 def __getattr__(name: str):  # the local model needs the optional activation package
@@ -20,6 +21,7 @@ def __getattr__(name: str):  # the local model needs the optional activation pac
 
 
 __all__ = [
+    "CoreMemoryToolSpec",
     "MemCubeLocalLLM",
     "MemCubeMemory",
     "MemCubeMemoryBlock",

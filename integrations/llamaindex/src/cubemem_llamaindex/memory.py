@@ -14,6 +14,7 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
 from cubemem import InvalidInputError, Scope
+from cubemem.blocks import CoreMemory, is_core
 from cubemem.chatter import prefer_facts, worth_keeping
 from cubemem.cube import CubeLike
 from cubemem.model import utcnow
@@ -49,6 +50,7 @@ class _CubeBinding:
             return ""
         wanted = self.similarity_top_k + min(len(in_context), self.similarity_top_k)
         results = self.cube.search(query, k=wanted, filters=self._owner(), min_score=self.min_score)
+        results = [r for r in results if not is_core(r.item)]  # shown as core memory instead
         if self.filter_chatter:
             results = prefer_facts(results)
         return render_memories(
@@ -191,6 +193,8 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     header: str = DEFAULT_HEADER
     wait: bool = False
     filter_chatter: bool = True
+    core_blocks: tuple[str, ...] = ()
+    core_limit: int = Field(default=2000, ge=1)
     short_term: BaseMemory
     _pending: list[ChatMessage] = PrivateAttr(default_factory=list)
     _saved: list[str] = PrivateAttr(default_factory=list)
@@ -216,6 +220,8 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
         short_term: BaseMemory | None = None,
         wait: bool = False,
         filter_chatter: bool = True,
+        core_blocks: Sequence[str] = (),
+        core_limit: int = 2000,
     ) -> MemCubeMemory:
         memory = cls(
             cube=cube,
@@ -227,10 +233,16 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
             max_chars=max_chars,
             wait=wait,
             filter_chatter=filter_chatter,
+            core_blocks=tuple(core_blocks),
+            core_limit=core_limit,
             short_term=short_term
             or Memory.from_defaults(session_id=session_id, token_limit=token_limit),
         )
         memory._owner()
+        if memory.core_blocks:  # names and limit checked now, not at the first get
+            CoreMemory(
+                cube, user_id=user_id, agent_id=agent_id, blocks=core_blocks, limit=core_limit
+            )
         if chat_history:
             memory.short_term.set(chat_history)
         return memory
@@ -255,6 +267,15 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
             (message_text(m) for m in reversed(history) if m.role == MessageRole.USER), ""
         )
         block = self._recall(query, [message_text(m) for m in history], self.header)
+        if self.core_blocks:
+            core = CoreMemory(
+                self.cube,
+                user_id=self.user_id,
+                agent_id=self.agent_id,
+                blocks=self.core_blocks,
+                limit=self.core_limit,
+            ).render()
+            block = "\n\n".join(b for b in (core, block) if b)
         if not block:
             return history
         if history and history[0].role == MessageRole.SYSTEM:

@@ -7,6 +7,7 @@ from typing import Unpack
 
 from llama_index.core.tools.tool_spec.base import SPEC_FUNCTION_TYPE, BaseToolSpec
 
+from cubemem.blocks import DEFAULT_BLOCKS, CoreMemory
 from cubemem.cube import CubeLike
 from cubemem.tools import Binding, MemoryTools
 
@@ -104,3 +105,58 @@ class MemCubeToolSpec(BaseToolSpec):
     async def adelete_memory(self, memory_id: str) -> str:
         """Forget a memory that is wrong or that the user asked to forget."""
         return await asyncio.to_thread(self.delete_memory, memory_id)
+
+
+class CoreMemoryToolSpec(BaseToolSpec):
+    """``core_memory_append`` / ``core_memory_replace``: the agent edits the core memory
+    blocks (``cubemem.blocks.CoreMemory``) that ``MemCubeMemory(core_blocks=...)`` shows in
+    every prompt. Bad input (a text over the block's limit, an ``old`` the block does not
+    hold) is an error message to the agent; nothing changes.
+
+    ```python
+    tools = CoreMemoryToolSpec(cube, user_id="ana").to_tool_list()
+    ```
+    """
+
+    spec_functions: list[SPEC_FUNCTION_TYPE] = [  # noqa: RUF012 - BaseToolSpec's own field
+        ("core_memory_append", "acore_memory_append"),
+        ("core_memory_replace", "acore_memory_replace"),
+    ]
+
+    def __init__(
+        self,
+        cube: CubeLike,
+        *,
+        user_id: str | None,
+        agent_id: str | None = None,
+        blocks: tuple[str, ...] = DEFAULT_BLOCKS,
+        limit: int = 2000,
+    ) -> None:
+        self.core = CoreMemory(cube, user_id=user_id, agent_id=agent_id, blocks=blocks, limit=limit)
+
+    def core_memory_append(self, block: str, text: str) -> str:
+        """Add a lasting fact to your core memory (always in your context).
+
+        Args:
+            block: "human" for what you know about the user, "persona" for yourself.
+            text: What to add, as a sentence.
+        """
+        return self.core.append_tool(block, text)
+
+    async def acore_memory_append(self, block: str, text: str) -> str:
+        """Add a lasting fact to your core memory (always in your context)."""
+        return await asyncio.to_thread(self.core_memory_append, block, text)
+
+    def core_memory_replace(self, block: str, old: str, new: str) -> str:
+        """Change or delete text in a core memory block.
+
+        Args:
+            block: "human" or "persona".
+            old: The exact text in the block to replace.
+            new: The text to put instead (empty to delete it).
+        """
+        return self.core.replace_tool(block, old, new)
+
+    async def acore_memory_replace(self, block: str, old: str, new: str) -> str:
+        """Change or delete text in a core memory block."""
+        return await asyncio.to_thread(self.core_memory_replace, block, old, new)
