@@ -114,18 +114,12 @@ class SearchIndex:
         for row in changes.rows:
             slot = self._slot(row.id)
             self._set_row(slot, row)
-            self.graph.put(
-                slot,
-                row.user or row.agent,
-                row.content,
-                row.speaker,
-                row.triple,
-                turn=row.source == "message",
-            )
+            turn = row.source == "message"
+            self.graph.put(slot, row.user or row.agent, row.content, row.speaker, row.triple, turn)
             own = self.tokenize(
                 " ".join([index_text(row.content, row.speaker, row.occurred_at), row.context or ""])
             )
-            if row.source == "message" and row.session is not None:
+            if turn and row.session is not None:
                 dirty.update(self._leave_session(slot))
                 dirty.update(self._join_session(slot, (row.user, row.session), row.order))
                 self._own[slot] = own
