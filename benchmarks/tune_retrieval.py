@@ -59,7 +59,7 @@ def grid(
     entity_weights=(0.1,),
     entity_shares=(0.1,),
     time_weights=(0.0,),
-    speaker_weights=(0.3,),
+    speaker_weights=(0.5,),
 ) -> list[RetrievalConfig]:
     return [
         RetrievalConfig(
@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument("--entity-weights", default="0.1", help="the entity graph's weights")
     parser.add_argument("--entity-shares", default="0.1", help="its second hop's shares")
     parser.add_argument("--time-weights", default="0", help="the time words' weights")
-    parser.add_argument("--speaker-weights", default="0.3", help="the speaker signal's weights")
+    parser.add_argument("--speaker-weights", default="0.5", help="the speaker signal's weights")
     parser.add_argument("--ablation", action="store_true", help="what each piece adds")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()

@@ -27,6 +27,7 @@ LAYERS = [
         "llm",
         "chat",
         "extract",
+        "summarize",
         "facts",
         "entities",
         "timewords",
@@ -41,6 +42,7 @@ LAYERS = [
     {
         "tools",
         "blocks",
+        "expand",
         "cli",
         "bench",
         "ingest_file",

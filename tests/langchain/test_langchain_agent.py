@@ -318,3 +318,32 @@ def test_core_memory_blocks_are_in_every_prompt_and_edited_by_tool_calls(cube):
     assert prompt.count("Ana is vegan.") == 1  # the block is not also recalled as a memory
     history = cube.history(core._item("human").id)  # type: ignore[union-attr]
     assert [v.content for v in history] == ["Ana is vegetarian.", "Ana is vegan."]
+
+
+def test_the_agents_model_rewrites_an_inference_question_before_recall(cube):
+    """ "What should I cook, given my diet?" shares no word with "Ana is vegetarian": with
+    a strict threshold the plain search injects nothing; the query model's rewrite ("diet",
+    "vegetarian or vegan") finds it. A query model that fails leaves recall as it was."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    for text in ["Ana is vegetarian", "Ana's favourite colour is green", "Ana takes the tram"]:
+        cube.add(text, scope={"user": "ana"})
+    question = "What should I cook tonight, given my diet?"
+
+    def prompt_with(query_model) -> str:  # type: ignore[no-untyped-def]
+        model = scripted("Try a lentil dal.")
+        middleware = MemCubeMiddleware(
+            cube, user_id="ana", min_score=0.35, query_model=query_model, store_roles=()
+        )
+        run(create_agent(model, middleware=[middleware]), question, "t")
+        return "\n".join(model.system_prompts())
+
+    assert "Ana is vegetarian" not in prompt_with(None)
+    rewriter = GenericFakeChatModel(messages=iter(['{"queries": ["diet", "vegetarian or vegan"]}']))
+    assert "Ana is vegetarian" in prompt_with(rewriter)
+
+    class Down(GenericFakeChatModel):
+        def _generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("rate limited")
+
+    assert "Ana is vegetarian" not in prompt_with(Down(messages=iter([])))  # and no error

@@ -6,6 +6,7 @@ that loses no turn."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -115,3 +116,66 @@ def test_something_that_is_not_a_model_is_refused_with_what_to_pass():
         LLMExtractor(object())
     with pytest.raises(InvalidInputError, match="LlamaIndex LLM"):
         as_chat(AIMessage("not a model"))
+
+
+SESSION = [
+    {"speaker": "user", "text": "We're planning the trip to Oslo for May"},
+    {"speaker": "assistant", "text": "Shall I look at flights from Lisbon?"},
+    {"speaker": "user", "text": "Yes, and a hotel near the harbour, under 150 a night"},
+    {"speaker": "assistant", "text": "The Thon Hotel Opera fits that."},
+    {"speaker": "user", "text": "Book it for the 12th to the 15th"},
+]
+SUMMARY = (
+    "The user planned a May trip to Oslo from Lisbon and booked the Thon Hotel Opera near "
+    "the harbour (under 150 a night) for 12-15 May."
+)
+
+
+def test_a_session_summary_is_written_in_the_background_and_recalled(tmp_path, embedder):
+    from cubemem.summarize import SessionSummarizer
+
+    model = GenericFakeChatModel(messages=iter([SUMMARY]))
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        cube.maintenance.summarizer = SessionSummarizer(model, every=4)
+        ids = cube.add_messages(SESSION, session="trip", scope={"user": "ana"}, wait=False)
+        assert cube.scheduler.wait(ids, timeout=60) and cube.scheduler.wait(timeout=60)
+        (summary,) = [m for m in cube.list({"user": "ana"}) if m.provenance.source == "summary"]
+        assert summary.content == SUMMARY and summary.scope.session == "trip"
+        turns = [m for m in cube.list({"user": "ana"}) if m.provenance.source == "message"]
+        assert len(turns) == 5 and set(summary.provenance.source_ids) == {
+            s for t in turns for s in (t.provenance.source_ids or [t.id])
+        }  # all five: the step reads the whole uncovered session
+        hits = cube.search("what did we talk about for the trip?", k=3, filters={"user": "ana"})
+        assert summary.id in [h.id for h in hits]
+        # nothing left to cover: asking again calls no model and stores nothing
+        assert cube.maintenance.summarize("trip", user="ana") == []
+
+
+def test_a_failing_summary_model_loses_nothing_and_is_replayed(tmp_path, embedder):
+    from cubemem import Settings
+    from cubemem.summarize import SessionSummarizer
+
+    class Flaky(GenericFakeChatModel):
+        down: bool = True
+
+        def _generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.down:
+                raise RuntimeError("the summary model is down")
+            return super()._generate(*args, **kwargs)
+
+    model = Flaky(messages=iter([SUMMARY]))
+    settings = Settings(max_attempts=2, retry_backoff_s=0.01)
+    with MemCube.create(tmp_path / "c", embedder=embedder, settings=settings) as cube:
+        cube.maintenance.summarizer = SessionSummarizer(model, every=5)
+        ids = cube.add_messages(SESSION, session="trip", scope={"user": "ana"}, wait=False)
+        assert cube.scheduler.wait(ids, timeout=60)
+        deadline = time.monotonic() + 30
+        while not cube.scheduler.status().failed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (failed,) = cube.scheduler.status().failed
+        assert "BackendUnavailableError" in failed.error and "is down" in failed.error
+        assert cube.count({"user": "ana"}) == 5  # every turn kept
+        model.down = False
+        assert cube.scheduler.retry_failed() == 1 and cube.scheduler.wait(timeout=60)
+        summaries = [m for m in cube.list({"user": "ana"}) if m.provenance.source == "summary"]
+        assert [m.content for m in summaries] == [SUMMARY]

@@ -87,3 +87,19 @@ def test_a_failing_llm_is_a_typed_error_and_keeps_the_turns(tmp_path, embedder):
         with pytest.raises(FollowUpError):
             cube.add_messages(TURNS, session="s1", scope={"user": "ana"})
         assert cube.count({"user": "ana"}) == 2
+
+
+def test_memcube_memory_rewrites_the_question_with_the_llm(cube):
+    from cubemem_llamaindex import MemCubeMemory
+
+    for text in ["Ana is vegetarian", "Ana's favourite colour is green"]:
+        cube.add(text, scope={"user": "ana"})
+    question = "What should I cook tonight, given my diet?"
+    plain = MemCubeMemory.from_defaults(cube=cube, user_id="ana", min_score=0.35)
+    assert "Ana is vegetarian" not in str(plain.get(input=question))
+    llm, received = scripted_llm(call("Queries", queries=["diet", "vegetarian or vegan"]))
+    expanded = MemCubeMemory.from_defaults(
+        cube=cube, user_id="ana", min_score=0.35, query_model=llm
+    )
+    assert "Ana is vegetarian" in str(expanded.get(input=question))
+    assert question in str(received[0])  # the LLM was asked about the question

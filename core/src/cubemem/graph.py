@@ -286,9 +286,10 @@ class EntityGraph:
         their own memories ``share`` of that memory's score ("bouldering with Ben" for "Ana's
         climbing partner"). Only the candidates are scored, plus at most ``expand`` of each
         entity's newest memories, so the cost follows the candidates, not how often a name
-        occurs. ``speaker``: what a candidate said by a person the query names gains besides
-        (shared among the people named; "what did Ana say about the move?" — a speaker is in
-        half of a two-person conversation, so the idf leaves her almost nothing).
+        occurs. ``speaker``: a candidate turn said by a person the query names has its
+        score multiplied by 1 + this (shared among the people named; "what did Ana say about
+        the move?" — a speaker is in half of a two-person conversation, so the idf leaves
+        her almost nothing).
         ``owner``: the user the search is narrowed to (other owners' entities are skipped
         without looking at their memories)."""
         named = self.named(words)
@@ -339,7 +340,7 @@ class EntityGraph:
             for slot in candidates if said_by else ():
                 spoken = self._spoken.get(slot)
                 if spoken is not None and self.root(spoken) in said_by:
-                    first[slot] = first.get(slot, 0.0) + speaker / len(said_by)
+                    fused[slot] *= 1.0 + speaker / len(said_by)
         add(first)
         if not share:
             return

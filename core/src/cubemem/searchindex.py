@@ -89,6 +89,7 @@ class SearchIndex:
         """Neighbours looked up since the sessions last changed."""
         self._own: dict[int, list[str]] = {}
         self._said: dict[int, list[str]] = {}
+        self._summary: dict[int, tuple[str | None, str]] = {}  # a session summary's session
 
     @property
     def size(self) -> int:
@@ -106,8 +107,7 @@ class SearchIndex:
             self._present.data[slot] = False
             self._has_vector.data[slot] = False
             dirty.update(self._leave_session(slot))
-            self._own.pop(slot, None)
-            self._said.pop(slot, None)
+            self._own.pop(slot, None), self._said.pop(slot, None), self._summary.pop(slot, None)
             self.graph.remove(slot)
             gone.append(slot)
         docs: dict[int, list[str]] = {}
@@ -119,6 +119,9 @@ class SearchIndex:
             own = self.tokenize(
                 " ".join([index_text(row.content, row.speaker, row.occurred_at), row.context or ""])
             )
+            self._summary.pop(slot, None)
+            if row.source == "summary" and row.session is not None:  # shares its session's rank
+                self._summary[slot] = (row.user, row.session)
             if turn and row.session is not None:
                 dirty.update(self._leave_session(slot))
                 dirty.update(self._join_session(slot, (row.user, row.session), row.order))
@@ -234,9 +237,9 @@ class SearchIndex:
         return around
 
     def session_of(self, slot: int) -> tuple[str | None, str] | None:
-        """The (user, session) of a conversation turn; None for other memories."""
+        """The (user, session) of a conversation turn or session summary; None for others."""
         found = self._turn.get(slot)
-        return None if found is None else found[0]
+        return self._summary.get(slot) if found is None else found[0]
 
     def _document(self, slot: int) -> list[str]:
         tokens = list(self._own[slot])

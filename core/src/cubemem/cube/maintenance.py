@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from cubemem.cube.runner import threaded
 from cubemem.errors import InvalidInputError
 from cubemem.extract import Decider
 from cubemem.model import Kind, MemoryItem, Status
 from cubemem.ops import consolidate as consolidation
-from cubemem.ops import followup, inputs, lifecycle, read, write
+from cubemem.ops import followup, inputs, lifecycle, read, summarize, write
 from cubemem.ops.context import Context, Extractor
 from cubemem.ops.working import Subscriber, WorkingMemory
 from cubemem.retrieve import RetrievalConfig
@@ -81,6 +82,24 @@ class Maintenance:
         self._ctx.decider = decider
 
     @property
+    def summarizer(self) -> Any:
+        """Writes session summaries after writes (``cubemem.summarize.SessionSummarizer``);
+        None: no summaries."""
+        return self._ctx.summarizer
+
+    @summarizer.setter
+    def summarizer(self, summarizer: Any) -> None:
+        usable = callable(summarizer) and all(
+            hasattr(summarizer, name) for name in ("every", "max_turns")
+        )
+        if summarizer is not None and not usable:
+            raise InvalidInputError(
+                "summarizer must be a cubemem.summarize.SessionSummarizer (turns -> text, with "
+                "every and max_turns)"
+            )
+        self._ctx.summarizer = summarizer
+
+    @property
     def merge_policy(self) -> consolidation.MergePolicy | None:
         """Decides what text a consolidation keeps (default: the newer text)."""
         return self._ctx.merge_policy
@@ -95,6 +114,19 @@ class Maintenance:
         return followup.extract(self._ctx, inputs.memory_ids(ids))
 
     aextract = threaded(extract)
+
+    def summarize(self, session: str, *, user: str | None = None) -> list[MemoryItem]:
+        """Summarize the turns of ``session`` (of ``user``) that no summary covers yet, now —
+        however few (at the end of a session); returns the summaries stored."""
+        if not isinstance(session, str) or not session.strip():
+            raise InvalidInputError(f"session must be a non-empty str, got {session!r}")
+        if self._ctx.summarizer is None:
+            raise InvalidInputError(
+                "set cube.maintenance.summarizer = SessionSummarizer(model) first"
+            )
+        return summarize.session_summaries(self._ctx, user, session, 1)
+
+    asummarize = threaded(summarize)
 
     def consolidate(self, ids: Sequence[str] | None = None) -> list[consolidation.Merge]:
         """Merge near-duplicates of ``ids`` (default: every active fact); see ``undo_merge``."""

@@ -68,7 +68,7 @@ def mergeable(item: MemoryItem) -> bool:
         item.status is Status.ACTIVE
         and item.superseded_by is None
         and item.namespace is None
-        and item.provenance.source != "message"
+        and item.provenance.source not in ("message", "summary")
     )
 
 

@@ -59,6 +59,8 @@ class Context:
     extractor: Extractor | None = None
     merge_policy: MergePolicy | None = None
     decider: Decider | None = None
+    summarizer: Any = None
+    """A ``cubemem.summarize.SessionSummarizer`` (or alike): session summaries follow writes."""
 
     @classmethod
     def build(

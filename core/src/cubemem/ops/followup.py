@@ -1,4 +1,5 @@
-"""What follows a write: extraction of facts from raw turns, consolidation of new facts.
+"""What follows a write: extraction of facts from raw turns, consolidation of new facts,
+session summaries (``cubemem.ops.summarize``).
 
 After a background add each step is its own durable scheduler task, queued in the same step
 that acknowledges the add (retried with backoff, dead-lettered with its error, replayable).
@@ -21,8 +22,9 @@ from cubemem.ops import decide
 from cubemem.ops.consolidate import consolidate, mergeable
 from cubemem.ops.context import Context
 from cubemem.ops.create import new_item
+from cubemem.ops.summarize import summarize
 
-Step = Literal["extract", "consolidate"]
+Step = Literal["extract", "consolidate", "summarize"]
 
 _FACT_NAMESPACE = uuid.UUID("2b0e4a7c-5d1f-4c8e-9a3b-7f6d2e1c0b94")
 
@@ -38,6 +40,12 @@ def pending(ctx: Context, items: Sequence[MemoryItem]) -> list[tuple[Step, list[
         facts = [i.id for i in items if mergeable(i)]
         if facts:
             steps.append(("consolidate", facts))
+    if ctx.summarizer is not None:
+        turns = [
+            i.id for i in items if i.provenance.source == "message" and i.scope.session is not None
+        ]
+        if turns:
+            steps.append(("summarize", turns))
     return steps
 
 
@@ -45,6 +53,8 @@ def run(ctx: Context, step: Step, ids: Sequence[str]) -> list[MemoryItem]:
     """Run one step; returns the memories it created (whose own follow-ups come next)."""
     if step == "extract":
         return extract(ctx, ids)
+    if step == "summarize":
+        return summarize(ctx, ids)
     consolidate(ctx, ids)
     return []
 

@@ -372,8 +372,8 @@ class Scheduler:
                     except Exception:
                         log.warning("a sweeper of cube %s failed", ctx.cube_id, exc_info=True)
             return changed, []
-        if task.kind in (TaskKind.EXTRACT, TaskKind.CONSOLIDATE):
-            step: followup.Step = "extract" if task.kind is TaskKind.EXTRACT else "consolidate"
+        if task.kind in (TaskKind.EXTRACT, TaskKind.CONSOLIDATE, TaskKind.SUMMARIZE):
+            step: followup.Step = task.kind.value  # type: ignore[assignment]
             created = followup.run(ctx, step, task.payload["ids"])
             return len(created), self._follow_ups(ctx, created)
         raise ValueError(f"unknown task kind {task.kind!r}")

@@ -18,6 +18,7 @@ class TaskKind(StrEnum):
     ADD = "add"  # store (embed + write + index) memories whose ids were acknowledged
     EXTRACT = "extract"  # run the cube's extractor over raw turns (cubemem.ops.followup)
     CONSOLIDATE = "consolidate"  # merge near-duplicates of these memories
+    SUMMARIZE = "summarize"  # summarize the sessions of these turns (cubemem.ops.summarize)
     EXPIRE = "expire"  # archive expired and cold memories
     PROMOTE = "promote"  # build a hot set's activation memory ahead of use (Scheduler.on_promote)
 

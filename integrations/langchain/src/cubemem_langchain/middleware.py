@@ -16,6 +16,7 @@ from cubemem import Scope
 from cubemem.blocks import CoreMemory, is_core
 from cubemem.chatter import prefer_facts, worth_keeping
 from cubemem.cube import CubeLike
+from cubemem.expand import QueryExpander
 from cubemem.model import utcnow
 from cubemem.ops.read import check_min_score
 from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, render_memories
@@ -48,7 +49,7 @@ class MemCubeMiddleware(AgentMiddleware):
             them per run from ``runtime.context`` (e.g. a multi-user server).
         k: How many memories to retrieve per model call.
         min_score: Only memories whose relevance (0 to 1) reaches this are recalled (default
-            ``DEFAULT_MIN_SCORE``, 0.3; ``None`` recalls the top ``k`` however unrelated).
+            ``DEFAULT_MIN_SCORE``, 0.15; ``None`` recalls the top ``k`` however unrelated).
         max_chars: Budget for the memory block in the system prompt.
         store_roles: Message types stored after a turn (``"human"``, ``"ai"``, ``"tool"``,
             ``"system"``); empty to only recall.
@@ -78,6 +79,7 @@ class MemCubeMiddleware(AgentMiddleware):
         filter_chatter: bool = True,
         core_blocks: Sequence[str] = (),
         core_limit: int = 2000,
+        query_model: Any = None,
     ) -> None:
         super().__init__()
         if not isinstance(cube, CubeLike):
@@ -111,6 +113,7 @@ class MemCubeMiddleware(AgentMiddleware):
         self.filter_chatter = filter_chatter
         self.core_blocks = tuple(core_blocks)
         self.core_limit = core_limit
+        self.expander = QueryExpander(query_model) if query_model is not None else None
         if self.core_blocks:  # names and limit checked now, not at the first model call
             CoreMemory(cube, user_id=user_id or "-", blocks=self.core_blocks, limit=core_limit)
 
@@ -152,9 +155,13 @@ class MemCubeMiddleware(AgentMiddleware):
         in_context = [m.text for m in request.messages]
         # Memories already in the conversation are skipped, so ask for a few more.
         wanted = self.k + min(len(in_context), self.k)
-        results = self.cube.search(
-            query, k=wanted, filters=scope.owner_filter(), min_score=self.min_score
-        )
+
+        def search(text: str) -> list[Any]:
+            return self.cube.search(
+                text, k=wanted, filters=scope.owner_filter(), min_score=self.min_score
+            )
+
+        results = self.expander.search(search, query) if self.expander else search(query)
         results = [r for r in results if not is_core(r.item)]  # in the prompt already
         if self.filter_chatter:
             results = prefer_facts(results)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.memory import BaseMemory, Memory
 from llama_index.core.memory.memory import BaseMemoryBlock
@@ -17,12 +16,16 @@ from cubemem import InvalidInputError, Scope
 from cubemem.blocks import CoreMemory, is_core
 from cubemem.chatter import prefer_facts, worth_keeping
 from cubemem.cube import CubeLike
+from cubemem.expand import QueryExpander
 from cubemem.model import utcnow
 from cubemem.render import DEFAULT_HEADER, DEFAULT_MIN_SCORE, FENCE, render_memories
+from cubemem_llamaindex.messages import (
+    calls_tools,
+    memory_tool_contents,
+    message_text,
+)
 
 STORED_ROLES = (MessageRole.USER, MessageRole.ASSISTANT)
-MEMORY_TOOLS = ("save_memory", "update_memory", "asave_memory", "aupdate_memory")
-"""Tools whose ``content`` argument is stored in memory (``MemCubeToolSpec``)."""
 
 
 class _CubeBinding:
@@ -39,6 +42,10 @@ class _CubeBinding:
     wait: bool
     filter_chatter: bool
 
+    def _query_expander(self) -> QueryExpander | None:
+        model = getattr(self, "query_model", None)  # MemCubeMemory's; the block has none
+        return QueryExpander(model) if model is not None else None
+
     def _owner(self) -> dict[str, str]:
         owner = Scope(user=self.user_id, agent=self.agent_id).owner_filter()
         if not owner:
@@ -49,7 +56,13 @@ class _CubeBinding:
         if not query.strip():
             return ""
         wanted = self.similarity_top_k + min(len(in_context), self.similarity_top_k)
-        results = self.cube.search(query, k=wanted, filters=self._owner(), min_score=self.min_score)
+        owner = self._owner()
+
+        def search(text: str) -> list[Any]:
+            return self.cube.search(text, k=wanted, filters=owner, min_score=self.min_score)
+
+        expander = self._query_expander()
+        results = expander.search(search, query) if expander else search(query)
         results = [r for r in results if not is_core(r.item)]  # shown as core memory instead
         if self.filter_chatter:
             results = prefer_facts(results)
@@ -193,6 +206,8 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     header: str = DEFAULT_HEADER
     wait: bool = False
     filter_chatter: bool = True
+    query_model: Any = None
+    """A chat model that rewrites the question into search queries before recall."""
     core_blocks: tuple[str, ...] = ()
     core_limit: int = Field(default=2000, ge=1)
     short_term: BaseMemory
@@ -222,6 +237,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
         filter_chatter: bool = True,
         core_blocks: Sequence[str] = (),
         core_limit: int = 2000,
+        query_model: Any = None,
     ) -> MemCubeMemory:
         memory = cls(
             cube=cube,
@@ -235,6 +251,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
             filter_chatter=filter_chatter,
             core_blocks=tuple(core_blocks),
             core_limit=core_limit,
+            query_model=query_model,
             short_term=short_term
             or Memory.from_defaults(session_id=session_id, token_limit=token_limit),
         )
@@ -322,7 +339,7 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
                 ready.extend(self._pending)
                 saved += self._saved
                 self._pending, self._saved = [message], []
-            elif message.role == MessageRole.ASSISTANT and not _calls_tools(message):
+            elif message.role == MessageRole.ASSISTANT and not calls_tools(message):
                 ready.extend(self._pending)
                 saved += self._saved
                 self._pending, self._saved = [], []
@@ -353,38 +370,3 @@ class MemCubeMemory(_CubeBinding, BaseMemory):
     async def areset(self) -> None:
         await asyncio.to_thread(self.flush)
         await self.short_term.areset()
-
-
-def _calls_tools(message: ChatMessage) -> bool:
-    """An assistant message that asks for tools is not the turn's answer yet."""
-    return bool(message.additional_kwargs.get("tool_calls")) or any(
-        isinstance(block, ToolCallBlock) for block in message.blocks
-    )
-
-
-def message_text(message: ChatMessage) -> str:
-    """The text of a chat message (its text blocks joined; tool calls and images have none)."""
-    return " ".join(b.text for b in message.blocks if isinstance(b, TextBlock)).strip()
-
-
-def memory_tool_contents(messages: Sequence[ChatMessage]) -> list[str]:
-    """The ``content`` the memory tools were called with in ``messages``."""
-    found: list[str] = []
-    for message in messages:
-        calls = [
-            (b.tool_name, b.tool_kwargs) for b in message.blocks if isinstance(b, ToolCallBlock)
-        ]
-        for call in message.additional_kwargs.get("tool_calls") or []:
-            function = call.get("function", {}) if isinstance(call, dict) else {}
-            calls.append((function.get("name", ""), function.get("arguments", {})))
-        for name, kwargs in calls:
-            if name not in MEMORY_TOOLS:
-                continue
-            if isinstance(kwargs, str):
-                try:
-                    kwargs = json.loads(kwargs)
-                except json.JSONDecodeError:
-                    continue
-            if isinstance(kwargs, dict) and isinstance(kwargs.get("content"), str):
-                found.append(kwargs["content"])
-    return found
