@@ -179,3 +179,27 @@ def test_a_failing_summary_model_loses_nothing_and_is_replayed(tmp_path, embedde
         assert cube.scheduler.retry_failed() == 1 and cube.scheduler.wait(timeout=60)
         summaries = [m for m in cube.list({"user": "ana"}) if m.provenance.source == "summary"]
         assert [m.content for m in summaries] == [SUMMARY]
+
+
+def test_a_quiet_session_is_summarized_by_the_sweep(tmp_path, embedder):
+    """Fewer turns than ``every``: no summary while the session is active; once it has been
+    quiet for ``quiet_s`` the scheduler's lifecycle sweep summarizes what is left."""
+    from cubemem import Settings
+    from cubemem.summarize import SessionSummarizer
+
+    model = GenericFakeChatModel(messages=iter([SUMMARY]))
+    settings = Settings(lifecycle_interval_s=0.2)
+    with MemCube.create(tmp_path / "c", embedder=embedder, settings=settings) as cube:
+        summarizer = SessionSummarizer(model, every=50, quiet_s=0.5)
+        cube.maintenance.summarizer = summarizer
+        ids = cube.add_messages(SESSION, session="trip", scope={"user": "ana"}, wait=False)
+        assert cube.scheduler.wait(ids, timeout=60) and cube.scheduler.wait(timeout=60)
+        deadline = time.monotonic() + 30
+
+        def summaries() -> list:
+            return [m for m in cube.list({"user": "ana"}) if m.provenance.source == "summary"]
+
+        while not summaries() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [m.content for m in summaries()] == [SUMMARY] and summarizer.usage["calls"] == 1
+        assert len(summaries()[0].provenance.source_ids) == 5

@@ -7,8 +7,9 @@ for a short summary of them and stores it as a memory of its own: source ``summa
 the turns (``provenance.source_ids``), in the same user and session, dated by its last turn —
 so a broad question ("what did we talk about last week?") can find it. ``cube.maintenance.
 summarize(session=..., user=...)`` summarizes what is left of a session now (when it ends).
-A summary's id is derived from the turns it covers, so a retried step stores it once. With no
-summarizer set nothing is summarized.
+A session that then goes quiet for ``quiet_s`` (default 600 s) with turns left uncovered is
+summarized by the scheduler's next lifecycle sweep. A summary's id is derived from the turns
+it covers, so a retried step stores it once. With no summarizer set nothing is summarized.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class SessionSummarizer:
         *,
         every: int = 20,
         max_turns: int = 200,
+        quiet_s: float | None = 600.0,
         system_prompt: str = SUMMARY_PROMPT,
     ) -> None:
         for name, value in (("every", every), ("max_turns", max_turns)):
@@ -48,6 +50,12 @@ class SessionSummarizer:
         self.client = as_chat(model)
         self.every = every
         self.max_turns = max(max_turns, every)
+        if quiet_s is not None and (isinstance(quiet_s, bool) or not quiet_s >= 0):
+            raise InvalidInputError(f"quiet_s must be seconds >= 0 or None, got {quiet_s!r}")
+        self.quiet_s = quiet_s
+        self.waiting: dict[tuple[str | None, str], float] = {}
+        """Sessions with turns no summary covers yet -> when they were last written
+        (monotonic; this process's, so a restart forgets them until their next write)."""
         self.system_prompt = system_prompt
         self.usage = {"calls": 0, "turns": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self._lock = threading.Lock()

@@ -5,6 +5,8 @@ yet, once there are ``summarizer.every`` of them (any number when asked directly
 from __future__ import annotations
 
 import json
+import logging
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -13,6 +15,8 @@ from cubemem.model import Filters, MemoryInput, MemoryItem, Scope, Status
 from cubemem.ops.context import Context
 from cubemem.ops.create import new_item
 from cubemem.ops.write import insert
+
+log = logging.getLogger(__name__)
 
 SOURCE = "summary"
 _NAMESPACE = uuid.UUID("6c1f0e2a-3b7d-4e59-8a21-94d0c5b7e3f1")
@@ -36,6 +40,29 @@ def summarize(ctx: Context, ids: Sequence[str], *, every: int | None = None) -> 
     stored: list[MemoryItem] = []
     for user, session in sorted(sessions, key=str):
         stored += session_summaries(ctx, user, session, needed)
+        summarizer.waiting[(user, session)] = time.monotonic()  # dropped once all covered
+    return stored
+
+
+def quiet(ctx: Context) -> list[MemoryItem]:
+    """Summaries of the sessions written to here that have been quiet for ``quiet_s`` with
+    turns left uncovered (run by the lifecycle sweep); a failure waits for the next sweep."""
+    summarizer = ctx.summarizer
+    quiet_s = getattr(summarizer, "quiet_s", None)
+    if summarizer is None or quiet_s is None:
+        return []
+    stored: list[MemoryItem] = []
+    now = time.monotonic()
+    for key, last in list(summarizer.waiting.items()):
+        if now - last < quiet_s:
+            continue
+        try:
+            stored += session_summaries(ctx, key[0], key[1], 1)
+        except Exception:
+            log.warning("summarizing quiet session %r failed; next sweep", key[1], exc_info=True)
+            continue
+        if summarizer.waiting.get(key) == last:
+            del summarizer.waiting[key]
     return stored
 
 

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cubemem.errors import BackpressureError
 from cubemem.model import MemoryItem
-from cubemem.ops import followup, inputs, lifecycle
+from cubemem.ops import followup, inputs, lifecycle, summarize
 from cubemem.ops.context import Context
 from cubemem.ops.write import insert
 from cubemem.scheduler.batches import Batch, Write, done, subscribe
@@ -364,7 +364,7 @@ class Scheduler:
             return len(stored), self._follow_ups(ctx, items)
         if task.kind is TaskKind.EXPIRE:
             report = lifecycle.sweep(ctx)
-            changed = len(report.expired) + len(report.cold)
+            changed = len(report.expired) + len(report.cold) + len(summarize.quiet(ctx))
             for for_cube, sweeper in list(self._sweepers):
                 if for_cube is None or for_cube == ctx.cube_id:
                     try:
