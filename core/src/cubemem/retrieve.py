@@ -93,13 +93,11 @@ class RetrievalConfig:
     entity_expand: int = 50
     """Memories the graph brings in beyond the dense and BM25 candidates, at most."""
     speaker_weight: float = 0.5
-    """A conversation turn said by a person the query names has its score multiplied by 1 +
-    this (shared among the people named): on LoCoMo 97% of the evidence for a question
-    naming one speaker is that speaker's own turns, which the entity signal's idf cannot see
-    (a speaker is in half of a two-person conversation). A factor, not a sum, so her
-    unrelated chatter does not pass a fact about her ("Ana prefers tea" still answers "what
-    does Ana drink?" over her "I moved to Lisbon"). Other memories are unaffected; part of
-    the entity graph (off with ``entity_weight=0``)."""
+    """A turn said by a person the query names scores × (1 + this), shared among the people
+    named: on LoCoMo 97% of the evidence for a question naming one speaker is her own turns,
+    which the entity idf cannot see. A factor, not a sum, so her unrelated chatter does not
+    pass a fact about her ("Ana prefers tea" still answers "what does Ana drink?" over her
+    "I moved to Lisbon"). Only turns; part of the graph (off with ``entity_weight=0``)."""
 
     time_weight: float = 0.2
     """Weight of the time signal: when the query names a time ("in May 2023", "last week",
