@@ -60,6 +60,39 @@ def test_a_homonym_and_another_owner_stay_apart(cube):
     assert len(cube.entities("Ana", filters={"user": "w"})) == 3
 
 
+def test_names_that_embed_alike_are_one_entity(cube):
+    """The embedding match: "NYC" is "New York City" (cosine 0.92 with MiniLM), accents and
+    a company's suffix fold too; two people sharing a first name do not (0.67), nor does a
+    person whose name embeds like a place's."""
+    cube.add("We moved to New York City in 2020", scope={"user": "u"})
+    cube.add("The rent in NYC is brutal", scope={"user": "u"})
+    cube.add("Maria Garcia joined the team", scope={"user": "u"})
+    cube.add("I had lunch with María García", scope={"user": "u"})
+    cube.add("Tom Hanks was great in that film", scope={"user": "u"})
+    cube.add("Tom Cruise does his own stunts", scope={"user": "u"})
+    cube.add("NYC called me back", scope={"user": "v"})  # another owner: apart
+    city = cube.entities(name="NYC", filters={"user": "u"})
+    assert len(city) == 1 and city[0].name == "New York City" and city[0].memories == 2
+    assert {"NYC", "New York City"} <= set(city[0].aliases)
+    assert cube.entities(name="New York City", filters={"user": "u"})[0].id == city[0].id
+    maria = cube.entities(name="Maria Garcia")
+    assert len(maria) == 1 and maria[0].memories == 2
+    assert len(cube.entities("Tom", filters={"user": "u"})) == 2
+    assert {e.owner for e in cube.entities(name="NYC")} == {"u", "v"}
+
+
+def test_the_embedding_match_is_the_same_built_at_once_or_write_by_write(tmp_path, embedder):
+    texts = ["We moved to New York City", "NYC is loud", "Acme Inc hired me", "ACME Corp pays"]
+    with MemCube.create(tmp_path / "a", embedder=embedder) as one:
+        for text in texts:
+            one.add(text)
+            one.entities("anything")  # the graph follows every write
+        followed = sorted((e.name, e.memories) for e in one.entities())
+    with MemCube.open(tmp_path / "a", embedder=embedder) as again:  # built whole at open
+        assert sorted((e.name, e.memories) for e in again.entities()) == followed
+    assert followed == [("Acme Inc", 2), ("New York City", 2)]
+
+
 def test_relations_cite_their_memories_and_follow_deletes(cube):
     a = cube.add("Ana and Ben hiked in Sintra", scope={"user": "u"})
     b = cube.add("Ben lives in Porto", scope={"user": "u"})

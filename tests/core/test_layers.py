@@ -33,7 +33,7 @@ LAYERS = [
         "timewords",
         "access",
     },
-    {"retrieve", "searchindex", "lexical", "graph"},
+    {"retrieve", "searchindex", "lexical", "graph", "graph_names"},
     {"ops"},
     {"scheduler"},
     {"cube"},

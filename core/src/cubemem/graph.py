@@ -11,7 +11,8 @@ of the memories it may see — the same filters, grants and timelines as search.
 Resolution, per owner: the same name in any case is one entity; a first name is folded into
 the one full name that starts with it ("Ana" and "Ana Souza"; with two Anas with surnames,
 "Ana" stays apart); a person and a place of the same name ("Paris" the speaker, "to Paris")
-stay two entities.
+stay two entities; a name that embeds as nearly another's is one entity with it
+(``cubemem.graph_names``: "NYC" and "New York City").
 """
 
 from __future__ import annotations
@@ -60,14 +61,14 @@ class EntityGraph:
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
-        self._by_key: dict[tuple[Owner, str], str] = {}
-        self._by_first: dict[tuple[Owner, str], set[str]] = {}
-        self._names: dict[str, set[str]] = {}
+        self.by_key: dict[tuple[Owner, str], str] = {}
+        self.by_first: dict[tuple[Owner, str], set[str]] = {}
+        self.names_index: dict[str, set[str]] = {}
         """Name key -> entity ids of any owner (what a query's words are looked up in)."""
-        self._of_slot: dict[int, tuple[str, ...]] = {}
-        self._typed: dict[int, tuple[str, str, str]] = {}
+        self.of_slot: dict[int, tuple[str, ...]] = {}
+        self.typed: dict[int, tuple[str, str, str]] = {}
         """Slot -> (subject, relation, object) an extracted fact stated."""
-        self._spoken: dict[int, str] = {}
+        self.spoken: dict[int, str] = {}
         """Slot -> who said it (conversation turns only: a fact's speaker is who it came from,
         and on LoCoMo's observation facts the speaker signal lowered R@10 by 0.007)."""
         self._into: dict[str, str] = {}
@@ -75,6 +76,11 @@ class EntityGraph:
         self._members: dict[str, list[str]] = {}
         self._arrays: dict[str, np.ndarray] = {}
         """Entity (root) -> its memories' slots, sorted (``_array``)."""
+        # the embedding match (``cubemem.graph_names``): entities new since it last ran, those
+        # it folded into another, and per owner the ones it kept with their names' vectors
+        self.fresh: list[str] = []
+        self.folded: dict[str, str] = {}
+        self.name_vectors: dict[Owner, tuple[list[str], np.ndarray]] = {}
 
     # -- following the memories -------------------------------------------------------------
     def put(
@@ -101,34 +107,34 @@ class EntityGraph:
             ]
             found += ends
             if relation and ends[0] and ends[1] and ends[0] != ends[1]:
-                self._typed[slot] = (ends[0], relation, ends[1])
+                self.typed[slot] = (ends[0], relation, ends[1])
         said = mentions(text, speaker)
         found += [self._resolve(owner, m) for m in said]
         if turn and said and speaker and key(said[0].name) == key(speaker):
             spoken = found[len(found) - len(said)]
             if spoken is not None:
-                self._spoken[slot] = spoken
+                self.spoken[slot] = spoken
         found += self._known_in(owner, text)  # known names in any case ("ana")
         ids = tuple(dict.fromkeys(i for i in found if i is not None))
         for id_ in ids:
             self.nodes[id_].slots.add(slot)
             self._arrays.pop(self.root(id_), None)
         if ids:
-            self._of_slot[slot] = ids
+            self.of_slot[slot] = ids
 
     def remove(self, slot: int) -> None:
-        self._typed.pop(slot, None)
-        self._spoken.pop(slot, None)
-        for id_ in self._of_slot.pop(slot, ()):
+        self.typed.pop(slot, None)
+        self.spoken.pop(slot, None)
+        for id_ in self.of_slot.pop(slot, ()):
             self.nodes[id_].slots.discard(slot)
             self._arrays.pop(self.root(id_), None)
 
     def _known(self, owner: Owner, name_key: str) -> str | None:
         """The owner's entity of that name: the name itself, else the one full name that
         starts with it."""
-        known = self._by_key.get((owner, name_key))
+        known = self.by_key.get((owner, name_key))
         if known is None and " " not in name_key:
-            longer = self._by_first.get((owner, name_key), set())
+            longer = self.by_first.get((owner, name_key), set())
             if len(longer) == 1:
                 known = next(iter(longer))
         return known
@@ -152,7 +158,7 @@ class EntityGraph:
             node = self.nodes[known]
             if _definite(mention.kind) and _definite(node.kind) and mention.kind != node.kind:
                 return self._resolve_apart(owner, mention, name_key)
-            if (owner, name_key) not in self._by_key:  # "Ana" for the one "Ana ...": an alias
+            if (owner, name_key) not in self.by_key:  # "Ana" for the one "Ana ...": an alias
                 self._link(owner, known, name_key)
             node.names.add(mention.name)
             node.kinds[mention.kind] += 1
@@ -161,8 +167,8 @@ class EntityGraph:
             return None
         words = name_key.split()
         if len(words) > 1:
-            short = self._by_key.get((owner, words[0]))
-            rivals = self._by_first.get((owner, words[0]), set())
+            short = self.by_key.get((owner, words[0]))
+            rivals = self.by_first.get((owner, words[0]), set())
             if short is not None and not rivals and len(self.nodes[short].name.split()) == 1:
                 node = self.nodes[short]  # "Ana Souza" after "Ana": one person, full name
                 node.name = mention.name
@@ -173,7 +179,7 @@ class EntityGraph:
 
     def _resolve_apart(self, owner: Owner, mention: Mention, name_key: str) -> str:
         apart = f"{name_key}#{mention.kind}"
-        known = self._by_key.get((owner, apart))
+        known = self.by_key.get((owner, apart))
         if known is None:
             return self._new(owner, mention, apart, shown_key=name_key)
         self.nodes[known].kinds[mention.kind] += 1
@@ -182,32 +188,44 @@ class EntityGraph:
     def _new(self, owner: Owner, mention: Mention, name_key: str, shown_key: str = "") -> str:
         id_ = entity_id(owner, name_key)
         self.nodes[id_] = Node(id_, owner, mention.name, {mention.name}, Counter([mention.kind]))
+        self.fresh.append(id_)
         self._link(owner, id_, name_key, shown_key or name_key)
         return id_
 
     def _link(self, owner: Owner, id_: str, name_key: str, lookup: str = "") -> None:
-        self._by_key[(owner, name_key)] = id_
-        self._names.setdefault(lookup or name_key, set()).add(id_)
+        self.by_key[(owner, name_key)] = id_
+        self.names_index.setdefault(lookup or name_key, set()).add(id_)
         words = (lookup or name_key).split()
         if len(words) > 1:
-            self._by_first.setdefault((owner, words[0]), set()).add(id_)
+            self.by_first.setdefault((owner, words[0]), set()).add(id_)
 
     def set_links(self, links: Sequence[EntityLink]) -> None:
         """Apply the resolution log: each merge makes its source count as its target, a split
         undoes its source's merge. Mentions are kept per entity, so a split restores both."""
         into: dict[str, str] = {}
         for link in links:
-            if link.action == "merge" and link.target and link.target != link.source:
-                into[link.source] = link.target
+            source, target = self.current(link.source), self.current(link.target or "")
+            if link.action == "merge" and link.target and target != source:
+                into[source] = target
             elif link.action == "split":
-                into.pop(link.source, None)
+                into.pop(source, None)
         self._into, self._members = into, {}
         self._arrays.clear()
         for source in into:
             self._members.setdefault(self.root(source), []).append(source)
 
+    def forget_arrays(self, *ids: str) -> None:
+        for id_ in ids:
+            self._arrays.pop(id_, None)
+            self._arrays.pop(self.root(id_), None)
+
+    def current(self, id_: str) -> str:
+        """The entity ``id_`` became part of by an embedding match (itself if none)."""
+        return self.folded.get(id_, id_)
+
     def root(self, id_: str) -> str:
         """The entity ``id_`` counts as after merges (itself when never merged)."""
+        id_ = self.folded.get(id_, id_)
         seen = set()
         while id_ in self._into and id_ not in seen:
             seen.add(id_)
@@ -228,7 +246,7 @@ class EntityGraph:
         found: set[str] = set()
         for size in (4, 3, 2, 1):
             for i in range(len(folded) - size + 1):
-                found |= self._names.get(" ".join(folded[i : i + size]), set())
+                found |= self.names_index.get(" ".join(folded[i : i + size]), set())
         return {self.root(i) for i in found}
 
     def visible(self, id_: str, mask: np.ndarray) -> list[int]:
@@ -253,7 +271,7 @@ class EntityGraph:
         way round), the most stated first; None when none does."""
         said: Counter[str] = Counter()
         for slot in slots:
-            typed = self._typed.get(slot)
+            typed = self.typed.get(slot)
             if typed and {self.root(typed[0]), self.root(typed[2])} == {a, b}:
                 said[typed[1]] += 1
         return said.most_common(1)[0][0] if said else None
@@ -261,9 +279,9 @@ class EntityGraph:
     def mentioned(self, slots: Iterable[int]) -> dict[int, tuple[str, ...]]:
         """The entities (after merges) each of ``slots`` mentions."""
         return {
-            s: tuple(dict.fromkeys(self.root(e) for e in self._of_slot[s]))
+            s: tuple(dict.fromkeys(self.root(e) for e in self.of_slot[s]))
             for s in slots
-            if s in self._of_slot
+            if s in self.of_slot
         }
 
     def boost(
@@ -335,10 +353,10 @@ class EntityGraph:
             slots, specific = reach(entity)
             for slot in slots:
                 first[slot] = first.get(slot, 0.0) + weight * specific / len(named)
-        if speaker and self._spoken:
+        if speaker and self.spoken:
             said_by = {e for e in named if self.nodes[e].kind == "person"}
             for slot in candidates if said_by else ():
-                spoken = self._spoken.get(slot)
+                spoken = self.spoken.get(slot)
                 if spoken is not None and self.root(spoken) in said_by:
                     fused[slot] *= 1.0 + speaker / len(said_by)
         add(first)

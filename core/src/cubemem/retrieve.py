@@ -33,6 +33,7 @@ from cubemem import searchindex, timewords
 from cubemem.embed import Embedder
 from cubemem.entities import WORDS
 from cubemem.errors import InvalidInputError
+from cubemem.graph_names import match_names
 from cubemem.lexical import Analyzer
 from cubemem.model import Filters, MemoryItem
 from cubemem.searchindex import SearchIndex
@@ -92,6 +93,8 @@ class RetrievalConfig:
     """How many of the best memories mentioning a query entity lend their other entities."""
     entity_expand: int = 50
     """Memories the graph brings in beyond the dense and BM25 candidates, at most."""
+    entity_match: float = 0.9
+    """Names embedding this close (cosine) are one entity (``cubemem.graph_names``); 0: off."""
     speaker_weight: float = 0.5
     """A turn said by a person the query names scores × (1 + this), shared among the people
     named: on LoCoMo 97% of the evidence for a question naming one speaker is her own turns,
@@ -389,11 +392,9 @@ class HybridRetriever:
         changes = self._store.changes(index.revision)
         if changes.revision != index.revision:
             index.apply(changes)
+            if cfg.entity_match:
+                match_names(index.graph, self._embedder.embed_documents, cfg.entity_match)
             index.graph.set_links(self._store.entity_links())
-            log.debug(
-                "search index at revision %d: %d rows, %d purged applied",
-                changes.revision,
-                len(changes.rows),
-                len(changes.purged),
-            )
+            rows, purged = len(changes.rows), len(changes.purged)
+            log.debug("index at revision %d: %d rows, %d purged", changes.revision, rows, purged)
         return index

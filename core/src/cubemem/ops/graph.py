@@ -91,7 +91,7 @@ class _View:
         if not isinstance(entity, str) or not entity.strip():
             raise InvalidInputError(f"entity must be an entity id or a name, got {shown(entity)}")
         limits.text(entity, "entity")
-        node = self.graph.nodes.get(entity)
+        node = self.graph.nodes.get(self.graph.current(entity))
         candidates = [node] if node is not None else self.named(entity)
         seen = [(len(self.slots(n)), n.id, n) for n in candidates]
         seen = [s for s in seen if s[0]]
@@ -255,7 +255,7 @@ def split_entity(ctx: Context, entity: str) -> list[Entity]:
     now = ctx.clock()
     with ctx.retriever.view(Filters.everything(), now) as (index, mask):
         view = _View(index, mask)
-        node = view.graph.nodes.get(entity) or view.find(entity)
+        node = view.graph.nodes.get(view.graph.current(entity)) or view.find(entity)
         merged = view.graph.merged_into(node.id) is not None
         sources = [node.id] if merged else view.graph.members(node.id)[1:]
         involved = [view.graph.root(node.id), *sources]
