@@ -178,9 +178,15 @@ def fresh_postgres_url(new_postgres_database):
 
 
 @pytest.fixture(scope="session")
-def chroma_url(server_folder):
-    """A real Chroma server (``chroma run`` from the chromadb wheel) on a free loopback port,
-    as a ``chroma+http://`` store URL."""
+def chroma_url(chroma_server):
+    """The session's Chroma server as a ``chroma+http://`` store URL."""
+    return chroma_server[0]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(server_folder):
+    """A real Chroma server (``chroma run`` from the chromadb wheel) on a free loopback port:
+    its ``chroma+http://`` store URL and its data folder."""
     import shutil
     import socket
     import subprocess
@@ -207,6 +213,6 @@ def chroma_url(server_folder):
         httpx.HTTPError,
         30,
     )
-    yield f"chroma+http://127.0.0.1:{port}"
+    yield f"chroma+http://127.0.0.1:{port}", folder
     proc.terminate()
     proc.wait(20)

@@ -226,3 +226,33 @@ def test_the_scheduler_migrates_after_each_lifecycle_sweep(tmp_path, embedder, m
         adapters = memory.adapters()
         assert len(adapters) == 1 and sorted(adapters[0].memory_ids) == sorted(stable)
         assert all(cube.get(i).kind is Kind.PARAMETRIC for i in stable)
+
+
+def test_forgetting_a_memory_drops_its_kv_block_and_the_adapter_trained_on_it(
+    cube, model, tokenizer
+):
+    """A forget reaches what was derived on the model side: the KV block that holds the text
+    leaves the pool at once (the next one is built without it), and an adapter trained on it
+    is deleted by the sweep's ``prune_forgotten`` (``migrate`` then trains anew from what is
+    left); an adapter that never saw it stays."""
+    memory = ParametricMemory(cube, model, tokenizer)
+    chosen = memory.select(tags=["profile"])
+    cat = next(i for i in chosen if i.content.startswith("Miso"))
+    others = [i for i in chosen if i.id != cat.id]
+    with_cat = memory.train([cat, others[0]], config=QUICK)
+    without_cat = memory.train(others[1:3], config=QUICK)
+    for fact in FACTS:  # every memory hot for this session
+        cube.search(fact, k=1, filters={"agent": "bot", "session": "s1"})
+    active = ActivationMemory(cube, model, tokenizer)
+    assert cat.id in active.block("bot", "s1").memory_ids
+    assert active.pool.stats()["blocks"] == 1
+    cube.forget([cat.id])
+    assert active.pool.stats()["blocks"] == 0  # the block with the forgotten text is gone now
+    after = active.block("bot", "s1")
+    assert cat.id not in after.memory_ids and "Miso" not in after.text
+    assert memory.get(with_cat.id).stale and not memory.get(without_cat.id).stale
+    assert memory.prune_forgotten() == [with_cat.id]
+    assert [a.id for a in memory.adapters()] == [without_cat.id]
+    files = [p.name for p in (cube.maintenance.context.folder / "parametric").iterdir()]
+    assert not any(with_cat.id in name for name in files)
+    active.close()

@@ -274,3 +274,16 @@ def test_local_commands_that_print_data_take_json(cube_path, tmp_path):
         done = invoke(*args, "--json")
         assert done.exit_code == 0, (args, done.output)
         json.loads(done.stdout)
+
+
+def test_forget_by_user_and_by_id(cube_path):
+    ana = [invoke("add", t, "-c", cube_path, "--user", "ana").stdout.strip() for t in ("a1", "a2")]
+    ben = invoke("add", "Ben likes tea", "-c", cube_path, "--user", "ben").stdout.strip()
+    refused = invoke("forget", "-c", cube_path)
+    assert refused.exit_code != 0 and "alone would erase" in refused.output
+    gone = json.loads(invoke("forget", ana[0], "-c", cube_path, "--json").stdout)
+    assert gone["ids"] == [ana[0]] and gone["count"] == 1
+    gone = invoke("forget", "-c", cube_path, "--user", "ana")
+    assert gone.exit_code == 0 and "forgot 1 memories" in gone.stdout
+    listed = json.loads(invoke("list", "-c", cube_path, "--json").stdout)
+    assert [m["id"] for m in listed] == [ben]

@@ -31,6 +31,7 @@ LAYERS = [
         "facts",
         "entities",
         "timewords",
+        "redact",
         "access",
     },
     {"retrieve", "searchindex", "lexical", "graph", "graph_names"},

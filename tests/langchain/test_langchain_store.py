@@ -12,7 +12,7 @@ import pytest
 from langgraph.store.base import BaseStore, Item, SearchItem
 from langgraph.store.memory import InMemoryStore
 
-from cubemem import IncompatibleCubeError, MemCube
+from cubemem import Filters, IncompatibleCubeError, MemCube
 from cubemem_langchain import MemCubeStore
 
 DOCS = {
@@ -268,3 +268,16 @@ def test_langgraph_index_may_name_the_default_model_as_langchain_spells_it(cube)
     )
     store.put(("docs",), "a", {"text": "the red door"})
     assert store.search(("docs",), query="red door", limit=1)[0].key == "a"
+
+
+def test_the_cubes_redaction_policy_holds_for_the_store(memcube_store):
+    """What LangGraph puts in the store passes the cube's redaction policy: its text, and the
+    value the store keeps."""
+    cube = memcube_store.cube
+    cube.maintenance.set_redaction({"email": "mask", "phone": "mask"})
+    memcube_store.put(
+        ("ana", "contact"), "email", {"text": "Ana: ana@example.com, +1 650-253-0000"}
+    )
+    item = memcube_store.get(("ana", "contact"), "email")
+    assert item.value == {"text": "Ana: [EMAIL], [PHONE]"}
+    assert "ana@example.com" not in str([m.model_dump() for m in cube.list(Filters.everything())])

@@ -200,3 +200,17 @@ def test_memory_leaves_out_what_is_unrelated(cube):
     assert memory.get(input="recommend a sci-fi novel") == []  # nothing relevant: no block
     memory.min_score = None  # the top k, however unrelated
     assert "cello" in system_texts(memory.get(input="languages"))
+
+
+def test_the_cubes_redaction_policy_holds_for_the_memory_object(cube):
+    """What a LlamaIndex agent's memory stores passes the cube's redaction policy."""
+    cube.maintenance.set_redaction({"email": "mask", "card": "mask"})
+    memory = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s1")
+    memory.put(
+        ChatMessage(role="user", content="Bill me at ana@example.com, card 4111111111111111")
+    )
+    memory.put(ChatMessage(role="assistant", content="Will do."))  # the turn is complete
+    assert cube.scheduler.wait(timeout=60)
+    stored = [m.content for m in cube.list({"user": "ana"})]
+    assert "Bill me at [EMAIL], card [CARD]" in stored
+    assert "ana@example.com" not in " ".join(stored)

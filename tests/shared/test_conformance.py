@@ -236,3 +236,56 @@ def test_core_memory_blocks(surface):
         "Ana is vegan.",
     ]
     assert is_core(human) and CoreMemory(surface.cube, user_id="bob").get("human") == ""
+
+
+def test_forget(surface, request):
+    """Forget on every surface: an admin erases a user's memories with what was derived; a
+    writer is refused and nothing changes; the other user's memories stay."""
+    cube = surface.cube
+    if surface.kind in ("agent", "remote"):
+        with pytest.raises(PermissionDeniedError, match="admin"):
+            cube.forget(user="ana")
+        if surface.kind == "remote":
+            team = request.getfixturevalue("team")
+            admin = team.agent("admin")
+            cube = admin.open_cube(team.cube)
+            request.addfinalizer(admin.close)
+        else:
+            return  # the agent surface's admin path: tests/shared/test_governance.py
+    ana = cube.add(["Ana's code word is zq7conform", "Ana sings"], scope={"user": "ana"})
+    cube.add("Bob likes tea", scope={"user": "bob"})
+    surface.settle([i.id for i in ana])
+    gone = cube.forget(user="ana")
+    assert sorted(gone.ids) == sorted(i.id for i in ana) and gone.count == 2
+    assert cube.count({"user": "ana", "status": ["active", "deleted", "archived"]}) == 0
+    assert [r.content for r in cube.search("tea", filters={"user": "bob"})] == ["Bob likes tea"]
+    with pytest.raises(NotFoundError):
+        cube.get(ana[0].id)
+
+
+def test_redaction(surface, request, tmp_path):
+    """The cube's redaction policy (in its manifest) holds on every surface: what is written
+    through it is stored, indexed and answered with the personal data masked."""
+    from cubemem import RedactionPolicy
+    from cubemem.manifest import read_manifest, write_manifest
+
+    if surface.kind == "agent":
+        folder = tmp_path / "os" / "team"
+    elif surface.kind == "remote":
+        team = request.getfixturevalue("team")
+        folder = team.server.root / team.cube
+    else:
+        folder = tmp_path / "c"
+    policy = RedactionPolicy.all("mask")
+    write_manifest(folder, read_manifest(folder).model_copy(update={"redaction": policy}))
+    cube = surface.cube
+    added = cube.add("Ana's e-mail is zq7conf@example.com", scope={"user": "ana"})
+    (turn,) = cube.add_messages(
+        [{"speaker": "Ana", "text": "my card is 4111 1111 1111 1111"}], scope={"user": "ana"}
+    )
+    assert added.content == "Ana's e-mail is [EMAIL]"
+    assert turn.content == "my card is [CARD]"
+    surface.settle([added.id, turn.id])
+    found = cube.search("Ana's e-mail", filters={"user": "ana"})
+    assert "zq7conf" not in " ".join(r.content for r in found)
+    assert cube.update(added.id, "Ana: zq7new@example.com").content == "Ana: [EMAIL]"

@@ -206,3 +206,28 @@ async def test_desktop_config_starts_from_any_folder(root, tmp_path, config):
             assert got["content"] == "Desk 4 is Ben's"
         errlog.seek(0)
         assert "cubemem mcp: ready in" in errlog.read()  # warmed before the first call
+
+
+async def test_stdio_server_redacts_what_its_agent_writes(root):
+    """The cube's redaction policy holds on the MCP path too (set in the cube's manifest by
+    its owner; the server applies it from the next write), and the audit has the counts."""
+    from cubemem import RedactionPolicy
+
+    path, keys = root
+    with MemoryOS(path) as os_:
+        os_.open_cube("team").maintenance.set_redaction(RedactionPolicy.all("mask"))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "cubemem.cli", "mcp", "--data", str(path), "--cube", "team"],
+        env={**ENV, "CUBEMEM_API_KEY": keys["writer"]},
+    )
+    try:
+        async with Client(params) as client:
+            text = "Ana's card is 4111 1111 1111 1111, mail zq7mcp@example.com"
+            added = _data(await client.call_tool("add_memory", {"content": text}))
+            assert added["content"] == "Ana's card is [CARD], mail [EMAIL]"
+    finally:
+        with MemoryOS(path) as os_:
+            os_.open_cube("team").maintenance.set_redaction(None)
+            entries = [e for e in os_.access.audit(cube="team") if e.action == "redact"]
+            assert entries[-1].detail == {"counts": {"card": 1, "email": 1}}

@@ -41,7 +41,7 @@ SCOPES = [None, {"user": "ana"}, {"agent": "intern"}]
 
 def test_every_write_operation_is_enumerated():
     assert sorted(k.__name__ for k in WRITES) == sorted(k.__name__ for k in BUILDERS)
-    assert sorted(k.__name__ for k in ADMIN) == ["MergeEntities", "SplitEntity"]
+    assert sorted(k.__name__ for k in ADMIN) == ["Forget", "MergeEntities", "SplitEntity"]
 
 
 def test_an_admin_operation_is_refused_to_a_writer_and_changes_nothing(tmp_path, embedder):
@@ -56,10 +56,13 @@ def test_an_admin_operation_is_refused_to_a_writer_and_changes_nothing(tmp_path,
         for operation in (
             op.MergeEntities(source="Mel", target="Melanie Smith"),
             op.SplitEntity(entity="Mel"),
+            op.Forget(user="ana"),
+            op.Forget(ids=[local.list()[0].id]),
         ):
             with pytest.raises(PermissionDeniedError, match="admin"):
                 intern.run(operation)
         assert [(e.id, e.merged_from) for e in local.entities()] == before
+        assert local.count() == 1
 
 
 def _reader_sees(reader: Any) -> list[tuple[Any, ...]]:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         Status,
         Usage,
     )
+    from cubemem.model.governance import Forgotten, RedactionPolicy, RetentionRule
     from cubemem.os import MemoryOS
     from cubemem.remote import RemoteCube, RemoteMemoryOS
     from cubemem.settings import Settings
@@ -68,6 +69,9 @@ _LAZY = {
         ],
         "cubemem.model",
     ),
+    "Forgotten": "cubemem.model.governance",
+    "RedactionPolicy": "cubemem.model.governance",
+    "RetentionRule": "cubemem.model.governance",
     "MemoryOS": "cubemem.os",
     "RemoteCube": "cubemem.remote",
     "RemoteMemoryOS": "cubemem.remote",
@@ -106,6 +110,7 @@ __all__ = [
     "ExtractionError",
     "Filters",
     "FollowUpError",
+    "Forgotten",
     "IncompatibleCubeError",
     "IncompatibleModelError",
     "InvalidArchiveError",
@@ -123,8 +128,10 @@ __all__ = [
     "PermissionDeniedError",
     "Provenance",
     "RateLimitedError",
+    "RedactionPolicy",
     "RemoteCube",
     "RemoteMemoryOS",
+    "RetentionRule",
     "Scope",
     "SearchResult",
     "SentenceTransformerEmbedder",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cubemem.errors import IncompatibleCubeError, NotACubeError
 from cubemem.model import new_id, utcnow
+from cubemem.model.governance import RedactionPolicy, RetentionRule
 from cubemem.settings import model_name
 
 FORMAT_VERSION = 1
@@ -33,6 +34,10 @@ class Manifest(BaseModel):
     store: Literal["sqlite", "postgresql"] = "sqlite"
     """The engine that holds the rows (the URL, which may carry a password, is configuration:
     ``Settings.store_url``)."""
+    redaction: RedactionPolicy | None = None
+    """Personal data redacted before anything is stored (``cubemem.redact``); None: none."""
+    retention: list[RetentionRule] = Field(default_factory=list)
+    """How long memories are kept (``cubemem.ops.retention``, run by the lifecycle sweep)."""
 
     def check_embedder(self, name: str, dimension: int) -> None:
         """Refuse an embedder other than the one this cube's vectors were made with."""

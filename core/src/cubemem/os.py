@@ -22,7 +22,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +186,7 @@ class MemoryOS(CubeSet):
                 cube.close()
                 shutil.rmtree(path, ignore_errors=True)
                 raise exists
+            cube.maintenance.context.audit = self._auditor(name)
             self._cubes[name] = cube
             return cube
 
@@ -215,8 +216,17 @@ class MemoryOS(CubeSet):
                 settings=self._settings,
                 scheduler=self.scheduler,
             )
+            cube.maintenance.context.audit = self._auditor(name)
             self._cubes[name] = cube
             return cube
+
+    def _auditor(self, name: str) -> Callable[[str, dict[str, Any]], None]:
+        """What cube ``name`` does by itself (a forget, a retention expiry), in the audit log."""
+
+        def record(action: str, detail: dict[str, Any]) -> None:
+            self.access.record(None, action, name, detail=detail)
+
+        return record
 
     def warm(self, cubes: Sequence[str] | None = None) -> dict[str, Any]:
         """Open ``cubes`` (default: every cube of the root), build their search indexes and

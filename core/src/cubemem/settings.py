@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         description="At interpreter exit, how long running workers may keep draining the "
         "queue before they stop (what is left stays queued, durable, for the next run).",
     )
+    forget_drain_s: float = Field(
+        60.0,
+        ge=0,
+        description="A forget first waits this long for the writes this process has queued "
+        "to land (so they are forgotten too, not stored after it).",
+    )
     max_archive_bytes: int = Field(
         1 << 30,
         gt=0,

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cubemem.cli import governance as cli_governance
 from cubemem.cli import ingest as cli_ingest
 from cubemem.cli import worker as cli_worker
 from cubemem.cli.bench import bench_app
@@ -41,6 +42,7 @@ app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 cli_ingest.register(app)
+cli_governance.register(app)
 cli_worker.register(app)
 
 
@@ -191,6 +193,23 @@ def delete(
         typer.echo(json.dumps({"id": id, "deleted": True, "purged": purge}))
     else:
         console.print(f"{'purged' if purge else 'deleted'} {id}")
+
+
+@app.command()
+def forget(
+    ids: Annotated[list[str] | None, typer.Argument(help="Memory ids to erase.")] = None,
+    cube: CubePath = Path("memory"),
+    user: Annotated[str | None, typer.Option(help="Erase every memory of this user.")] = None,
+    agent: Annotated[str | None, typer.Option(help="... of this agent.")] = None,
+    session: Annotated[str | None, typer.Option(help="... of this session.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase memories for good, with the facts and summaries derived from them (no restore).
+    Give ids, or --user/--agent/--session (together: memories matching all of them)."""
+    with open_cube(cube, index=False) as mc:
+        gone = _run(lambda: mc.forget(ids or None, user=user, agent=agent, session=session))
+    text = f"forgot {gone.count} memories ({len(gone.derived)} derived from them)"
+    emit(gone.model_dump(mode="json") | {"count": gone.count}, as_json, text)
 
 
 @app.command("export")

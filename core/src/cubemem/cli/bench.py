@@ -205,6 +205,32 @@ def bench_facts(
     _report(table, report, json_out)
 
 
+@bench_app.command("redaction")
+def bench_redaction(
+    data: Annotated[
+        Path | None, typer.Option(help="A PII set JSON file (default: the bundled one).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+) -> None:
+    """Precision and recall of the PII detectors, by kind, on a written set."""
+    from cubemem.bench import redaction
+
+    path = data or redaction.DATA
+    report = _run(lambda: redaction.report(json.loads(path.read_text(encoding="utf-8"))))
+    table = Table(title=f"PII redaction ({report['all']['sentences']} sentences)")
+    for column in ("items", "kind", "labelled", "found", "right", "precision", "recall"):
+        table.add_column(column, justify="right")
+    for part, result in report.items():
+        rows = [("all", result["overall"]), *result["by_kind"].items()]
+        for kind, r in rows:
+            if r["labelled"] or r["found"]:
+                table.add_row(
+                    part, kind, str(r["labelled"]), str(r["found"]), str(r["right"]),
+                    str(r["precision"]), str(r["recall"]),
+                )  # fmt: skip
+    _report(table, report, json_out)
+
+
 @bench_app.command("activation")
 def bench_activation(
     prefix_tokens: Annotated[

@@ -84,17 +84,19 @@ def _ingest_session(
                 for source in item.provenance.source_ids:
                     stored.setdefault(source, item)
     new, counts = [], {"added": 0, "updated": 0, "unchanged": 0}
+    redactor = mc.maintenance.context.governance.redactor()  # stored text is redacted text
     for message in s["messages"]:
         current = stored.get(message["id"]) if message.get("id") else None
+        text = redactor.text(message["text"]) if redactor is not None else message["text"]
         if current is None:
             new.append(message)
-        elif current.content == message["text"] and current.status is Status.ACTIVE:
+        elif current.content == text and current.status is Status.ACTIVE:
             counts["unchanged"] += 1
             advance(1)
         else:
             if current.status is not Status.ACTIVE:
                 mc.restore(current.id)
-            if current.content != message["text"]:
+            if current.content != text:
                 mc.update(current.id, message["text"])
             counts["updated"] += 1
             advance(1)

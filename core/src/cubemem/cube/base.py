@@ -2,9 +2,8 @@
 
 Each public method (its overloads, its docstring) is defined here and does one thing: build
 the operation's value (``cubemem.cube.operations``) and hand it to ``run``. Its async twin is
-made from it by ``twin``: the same signature, the same operation, handed to ``arun``. A cube
-is a runner of operations, as httpx's ``Client`` and ``AsyncClient`` are transports under
-one ``BaseClient``:
+made from it by ``twin``: the same signature, the same operation, handed to ``arun``. A cube is
+a runner of operations, as httpx's clients are transports under one ``BaseClient``:
 
 - ``MemCube`` (``cubemem.cube.local``) runs an operation on its ``Context`` (``cubemem.ops``);
 - ``AgentCube`` (``cubemem.access.agents``) checks the grant, runs it as the agent, audits;
@@ -22,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import cubemem.cube.operations as op
+from cubemem.cube.governance import GovernanceSurface
 from cubemem.cube.graph import GraphSurface
 from cubemem.cube.keyed import KeyedSurface
 from cubemem.cube.operations import FiltersLike, MessageLike, Progress
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from cubemem.manifest import Manifest
 
 
-class BaseCube(KeyedSurface, GraphSurface):
+class BaseCube(KeyedSurface, GraphSurface, GovernanceSurface):
     """The surface every cube has; a subclass says how an operation runs."""
 
     # -- what it is -------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class Parts:
             store=self.store,
             embedder=self.embedder,
             settings=self.settings,
+            folder=self.path,
         )
 
 

@@ -3,9 +3,8 @@
 Every operation is a function of the context in ``cubemem.ops`` — the same code the
 scheduler's workers run. The surface (methods, async twins, docstrings) is ``BaseCube``'s;
 this module says how each operation runs here (``run``), and holds the folder's lifecycle
-(``create``, ``open``, ``import_``, ``close``; the work itself is in ``cubemem.cube.folder``).
-What few users call (consolidation, lifecycle sweeps, extraction reruns, the context and the
-store) is on ``cube.maintenance`` (``cubemem.cube.maintenance``).
+(``create``, ``open``, ``import_``, ``close``; the work is in ``cubemem.cube.folder``). What
+few users call (consolidation, sweeps, extraction reruns) is on ``cube.maintenance``.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from cubemem.embed import Embedder, EmbedderLike
 from cubemem.manifest import Manifest
 from cubemem.model import Filters, MemoryItem, Status
 from cubemem.ops import create, followup, graph, inputs, keyed, read, timeline, transfer, write
+from cubemem.ops import forget as forgetting
 from cubemem.scheduler import OneCube, Scheduler, add_task, open_queue
 from cubemem.settings import Settings
 
@@ -33,11 +33,8 @@ HANDLERS: op.Table[Handler] = op.Table("a local cube")
 
 
 class MemCube(BaseCube):
-    """A folder of memories with provenance, versions and hybrid search.
-
-    Make one with ``MemCube.create(path)``, reopen it with ``MemCube.open(path)``.
-    Every method has an async twin prefixed with ``a`` that runs it off the event loop.
-    """
+    """A folder of memories with provenance, versions and hybrid search: ``MemCube.create(path)``
+    makes one, ``MemCube.open(path)`` reopens it; every method has an async twin (``a...``)."""
 
     def __init__(self, parts: folder.Parts, *, scheduler: Scheduler | None = None) -> None:
         self._path = parts.path
@@ -87,16 +84,15 @@ class MemCube(BaseCube):
 
         ``create=True`` makes the cube first when ``path`` holds none (the first run of a
         program that reopens its memory on every later run). ``embedder``: the one the cube
-        was built with (default: rebuilt from the manifest's name — the sentence-transformers
-        model, or ``openai:<model>`` from the environment); another is refused with
-        ``IncompatibleCubeError``. A cube built with a LangChain/LlamaIndex/custom embedder
-        opened without it can be read, listed and exported, but not searched or added to.
-        """
+        was built with (default: from the manifest's name — the sentence-transformers model,
+        or ``openai:<model>`` from the environment); another is ``IncompatibleCubeError``. A
+        cube built with a custom embedder opened without it can be read, not searched."""
         path = Path(path)
         if create and not folder.is_cube(path):
             return cls.create(path, embedder=embedder, settings=settings, scheduler=scheduler)
         cube = cls(folder.open_(path, embedder=embedder, settings=settings), scheduler=scheduler)
         cube.maintenance.last_repair = cube._ctx.store.reconcile(cube._ctx.embed)
+        forgetting.resume(cube._ctx)  # a forget a killed process left half done
         settings = cube._settings
         if (
             scheduler is None
@@ -371,11 +367,13 @@ def _namespaces(cube: MemCube, o: op.Namespaces) -> list[tuple[str, ...]]:
     return keyed.namespaces(cube._ctx, o.prefix, filters=o.filters)
 
 
-@HANDLERS.runs(
-    op.Search, op.Entities, op.Relations, op.Neighbourhood, op.MergeEntities, op.SplitEntity
-)
+@HANDLERS.runs(op.Search, op.Forget, op.Entities, op.Relations, op.Neighbourhood)
+@HANDLERS.runs(op.MergeEntities, op.SplitEntity)
 def _by_name(cube: MemCube, o: Any) -> Any:
-    module = read if isinstance(o, op.Search) else graph  # each op's function, by its name
+    workers = cube._shared_scheduler or cube._scheduler
+    if isinstance(o, op.Forget) and workers is not None and workers.running:
+        workers.wait(timeout=cube._settings.forget_drain_s)  # queued writes land, then go too
+    module = {op.Search: read, op.Forget: forgetting}.get(type(o), graph)  # the op's function
     return getattr(module, o.method)(cube._ctx, **o.arguments())
 
 

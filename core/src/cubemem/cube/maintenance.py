@@ -11,16 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from cubemem.cube.runner import threaded
 from cubemem.errors import InvalidInputError
 from cubemem.extract import Decider
+from cubemem.manifest import Manifest, read_manifest, write_manifest
 from cubemem.model import Kind, MemoryItem, Status
+from cubemem.model.governance import Expiry, RedactionPolicy, RetentionRule
 from cubemem.ops import consolidate as consolidation
-from cubemem.ops import followup, inputs, lifecycle, read, summarize, write
+from cubemem.ops import followup, inputs, lifecycle, read, retention, summarize, write
 from cubemem.ops.context import Context, Extractor
 from cubemem.ops.working import Subscriber, WorkingMemory
+from cubemem.redact import Detector
 from cubemem.retrieve import RetrievalConfig
 from cubemem.settings import Settings
 from cubemem.store import MemoryStore
@@ -183,3 +189,78 @@ class Maintenance:
     def on_working_memory_change(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(change)`` when a hot set changes; returns an unsubscribe function."""
         return self._ctx.working.subscribe(callback)
+
+    # -- governance (docs/governance.md) ----------------------------------------------------
+    @property
+    def redaction(self) -> RedactionPolicy | None:
+        """The personal data this cube redacts before anything is stored (its manifest's)."""
+        return self._manifest().redaction
+
+    def set_redaction(self, policy: RedactionPolicy | dict[str, Any] | None) -> None:
+        """Set (None: clear) the redaction policy, in the cube's manifest: this process and
+        every other that has the cube open apply it from their next write. What is already
+        stored is not rewritten (``forget`` it, or update it)."""
+        if isinstance(policy, dict):
+            try:
+                policy = RedactionPolicy.model_validate(policy)
+            except ValidationError as exc:
+                raise InvalidInputError(f"invalid redaction policy: {exc}") from None
+        if policy is not None and not isinstance(policy, RedactionPolicy):
+            raise InvalidInputError(
+                "redaction must be a cubemem.RedactionPolicy, its dict, or None; got "
+                f"{type(policy).__name__}"
+            )
+        folder = self._folder()
+        write_manifest(folder, self._manifest().model_copy(update={"redaction": policy}))
+
+    aset_redaction = threaded(set_redaction)
+
+    @property
+    def retention(self) -> list[RetentionRule]:
+        """The cube's retention rules (its manifest's), run by every lifecycle sweep."""
+        return list(self._manifest().retention)
+
+    def set_retention(self, rules: Sequence[RetentionRule | dict[str, Any]]) -> None:
+        """Replace the retention rules (in the cube's manifest, for every process); ``[]``
+        keeps everything. Check them first with ``apply_retention(dry_run=True)``."""
+        if isinstance(rules, RetentionRule | dict | str):
+            raise InvalidInputError("retention takes a list of rules")
+        try:
+            parsed = [RetentionRule.model_validate(r) for r in rules]
+        except ValidationError as exc:
+            raise InvalidInputError(f"invalid retention rule: {exc}") from None
+        names = [r.name for r in parsed]
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"retention rules need distinct names, got {names}")
+        folder = self._folder()
+        write_manifest(folder, self._manifest().model_copy(update={"retention": parsed}))
+
+    aset_retention = threaded(set_retention)
+
+    def apply_retention(
+        self, *, dry_run: bool = False, now: datetime | None = None
+    ) -> list[Expiry]:
+        """Run the retention rules now (the lifecycle sweep does too): each expiry a
+        ``forget``; ``dry_run`` lists what each rule would forget and changes nothing."""
+        return retention.run(self._ctx, now=now, dry_run=dry_run)
+
+    aapply_retention = threaded(apply_retention)
+
+    @property
+    def pii_detectors(self) -> list[Detector]:
+        """Detectors run besides the built-in ones (``text -> [cubemem.redact.Finding]``, such
+        as a wrapped Presidio ``AnalyzerEngine``); this process only."""
+        return self._ctx.pii_detectors
+
+    @property
+    def redactions(self) -> dict[str, int]:
+        """What this process redacted in the cube, by kind (counts; nothing else is kept)."""
+        return dict(self._ctx.redactions)
+
+    def _folder(self) -> Path:
+        if self._ctx.folder is None:
+            raise InvalidInputError("this cube has no folder to keep a policy in")
+        return self._ctx.folder
+
+    def _manifest(self) -> Manifest:
+        return read_manifest(self._folder())

@@ -1,13 +1,8 @@
-"""Every cube operation as a value: what was asked, with the arguments as the caller gave them.
-
-``BaseCube`` builds one of these in each public method and hands it to its runner: the local
-cube runs it on its ``Context`` (``cubemem.ops``), the agent cube checks the grant, runs it as
-that agent and audits it, the remote cube turns it into a request. The REST routes and the MCP
-tools are checked against ``CUBE_OPERATIONS`` (``tests/shared/test_surfaces.py``), so an
-operation that one surface lacks fails a test.
-
-The values are frozen dataclasses, as LangGraph's store ops are; validation happens where an
-operation runs (the write layer), so a value may hold anything the caller passed.
+"""Every cube operation as a value (a frozen dataclass, as LangGraph's store ops are): what was
+asked, as the caller gave it — validated where it runs. ``BaseCube`` builds one in each public
+method for its runner: the local cube runs it on its ``Context`` (``cubemem.ops``), the agent
+cube checks the grant, runs it as the agent and audits it, the remote cube makes a request.
+REST routes and MCP tools are checked against ``CUBE_OPERATIONS`` (tests/shared/test_surfaces.py).
 """
 
 from __future__ import annotations
@@ -19,6 +14,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from cubemem.access import AuditEntry
 from cubemem.model import Filters, MemoryInput, MemoryItem, Message, SearchResult
+from cubemem.model.governance import Forgotten
 from cubemem.model.graph import Entity, Relation
 from cubemem.model.graph import Neighbourhood as GraphNeighbourhood
 
@@ -303,6 +299,19 @@ class Reject(Operation[MemoryItem]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Forget(Operation[Forgotten]):
+    """Erase memories and what was derived from them for good (``cubemem.ops.forget``)."""
+
+    method: ClassVar[str] = "forget"
+    right: ClassVar[Right] = "admin"
+    ids: Sequence[str] | None = None
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
+    filters: FiltersLike = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Audit(Operation[list[AuditEntry]]):
     method: ClassVar[str] = "audit"
     right: ClassVar[Right] = "admin"
@@ -344,6 +353,7 @@ CUBE_OPERATIONS: tuple[type[Operation[Any]], ...] = (
     Neighbourhood,
     MergeEntities,
     SplitEntity,
+    Forget,
     Stats,
 )
 """What every cube runs: local, as an agent, on a server (and so REST and MCP)."""

@@ -8,9 +8,11 @@ the ``extractor`` (raw turns → facts) and the ``merge_policy`` of consolidatio
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,6 +21,7 @@ from cubemem.embed import Embedder, check_vectors
 from cubemem.extract import Decider
 from cubemem.model import MemoryInput, MemoryItem, utcnow
 from cubemem.ops.working import WorkingMemory
+from cubemem.redact import Detector, PolicyFile
 from cubemem.retrieve import HybridRetriever, embed_items
 from cubemem.settings import Settings
 from cubemem.store.base import Embedding, MemoryStore
@@ -61,6 +64,17 @@ class Context:
     decider: Decider | None = None
     summarizer: Any = None
     """A ``cubemem.summarize.SessionSummarizer`` (or alike): session summaries follow writes."""
+    folder: Path | None = None
+    """The cube's folder (where a forget keeps its journal; ``cubemem.ops.forget``)."""
+    governance: PolicyFile = field(default_factory=lambda: PolicyFile(None))
+    """The cube's redaction policy, as its manifest says now (``cubemem.ops.redaction``)."""
+    pii_detectors: list[Detector] = field(default_factory=list)
+    """More detectors of personal data (a NER engine), with the policy's built-in ones."""
+    redactions: Counter[str] = field(default_factory=Counter)
+    """What this process redacted in the cube, by kind (counts only)."""
+    audit: Callable[[str, dict[str, Any]], None] | None = None
+    """Records what the cube itself did (a forget, a retention expiry) in the audit log of the
+    ``MemoryOS`` it belongs to: ``(action, detail)``, ids and counts only."""
 
     @classmethod
     def build(
@@ -72,8 +86,11 @@ class Context:
         store: MemoryStore,
         embedder: Embedder,
         settings: Settings,
+        folder: Path | None = None,
     ) -> Context:
         return cls(
+            folder=folder,
+            governance=PolicyFile(folder),
             cube_id=cube_id,
             name=name,
             dimension=dimension,

@@ -27,6 +27,7 @@ from cubemem.model import (
 )
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
+from cubemem.ops.redaction import redacted
 
 
 def new_item(
@@ -87,6 +88,7 @@ def new_item(
         )
     except ValidationError as exc:
         raise InvalidInputError(f"invalid memory: {exc.errors()[0]['msg']}") from None
+    item = redacted(ctx, item)  # before it is queued, embedded or screened
     if actor is not None:
         item = screened(actor, item)
     return limits.item(item, ctx.settings.max_content_bytes)

@@ -116,6 +116,8 @@ def extract(ctx: Context, ids: Sequence[str]) -> list[MemoryItem]:
             }
         )
         facts.append(_authored(fact, turns))
+    if not ctx.store.get([t.id for t in turns]):  # forgotten while the model read them
+        return []
     return decide.place(ctx, facts, ctx.decider or getattr(ctx.extractor, "decider", None))
 
 

@@ -20,6 +20,7 @@ from cubemem.model import Filters, MemoryItem, MetadataValue, Status, address_id
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.ops.create import new_item, screened
+from cubemem.ops.redaction import redacted_fields
 from cubemem.ops.write import MAX_RETRIES, backoff, held, insert, propose, reindex, revised
 from cubemem.store.base import Embedding
 
@@ -49,6 +50,8 @@ def put(
         "metadata": inputs.metadata(metadata),
         "ttl": inputs.ttl(ttl),
     }
+    fields = redacted_fields(ctx, fields)  # before anything is made of it
+    content = fields["content"]
     id_ = address_id(labels, key)
     vectors: dict[str, Embedding] = {}
     for attempt in range(MAX_RETRIES):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cubemem.model import Filters, MemoryItem, Status
+from cubemem.model.governance import Expiry
+from cubemem.ops import retention
 from cubemem.ops.context import Context
 from cubemem.ops.read import iterate
 from cubemem.ops.write import revise_many, revised
@@ -28,6 +30,8 @@ from cubemem.ops.write import revise_many, revised
 class LifecycleReport:
     expired: list[str] = field(default_factory=list)
     cold: list[str] = field(default_factory=list)
+    retention: list[Expiry] = field(default_factory=list)
+    """What each of the cube's retention rules forgot (``cubemem.ops.retention``)."""
 
 
 def pinned(item: MemoryItem) -> bool:
@@ -45,11 +49,12 @@ def decay_score(item: MemoryItem, now: datetime, half_life_days: float) -> float
 
 
 def sweep(ctx: Context, *, now: datetime | None = None, dry_run: bool = False) -> LifecycleReport:
-    """Archive what expired or went cold; each archive is a new version, written only where
-    the memory is still the version the sweep read (a concurrent edit wins)."""
+    """Forget what the cube's retention rules say is due, then archive what expired or went
+    cold; each archive is a new version, written only where the memory is still the version
+    the sweep read (a concurrent edit wins)."""
     now = now or ctx.clock()
     half_life_days, archive_below = ctx.settings.decay_half_life_days, ctx.settings.archive_below
-    report = LifecycleReport()
+    report = LifecycleReport(retention=retention.run(ctx, now=now, dry_run=dry_run))
     changed: list[tuple[MemoryItem, int]] = []
     active = Filters(status=[Status.ACTIVE], include_expired=True)
     for item in iterate(ctx, active):

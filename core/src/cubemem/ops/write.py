@@ -33,6 +33,7 @@ from cubemem.model import (
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.ops.create import flags, screened
+from cubemem.ops.redaction import redacted
 from cubemem.retrieve import dense_texts, digest
 from cubemem.store.base import Embedding
 
@@ -110,7 +111,7 @@ def revised(ctx: Context, item: MemoryItem, changes: dict[str, Any]) -> MemoryIt
                 "changed_by": None if actor is None else actor.agent,
             }
         )
-        new = MemoryItem.model_validate(data)
+        new = redacted(ctx, MemoryItem.model_validate(data))
     except ValidationError as exc:
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
     if actor is not None and item.status is Status.QUARANTINED and new.status is item.status:

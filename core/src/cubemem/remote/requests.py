@@ -18,6 +18,7 @@ from cubemem import errors
 from cubemem.access import AuditEntry
 from cubemem.cube import operations as op
 from cubemem.model import MemoryItem, SearchResult
+from cubemem.model.governance import Forgotten
 from cubemem.model.graph import Entity, Neighbourhood, Relation
 from cubemem.remote.transport import (
     Call,
@@ -111,6 +112,17 @@ def _update(base: str, o: op.Update) -> Call:
         },
         safe=o.expected_version is not None,  # a versioned write cannot apply twice
         parse=MemoryItem.model_validate,
+    )
+
+
+@REQUESTS.runs(op.Forget)
+def _forget(base: str, o: op.Forget) -> Call:
+    body = o.arguments() | {
+        "ids": None if o.ids is None else list(o.ids),
+        "filters": None if o.filters is None else filters_json(o.filters),
+    }
+    return Call(
+        "POST", f"{base}/forget", json=body, safe=o.ids is None, parse=Forgotten.model_validate
     )
 
 

@@ -364,7 +364,8 @@ class Scheduler:
             return len(stored), self._follow_ups(ctx, items)
         if task.kind is TaskKind.EXPIRE:
             report = lifecycle.sweep(ctx)
-            changed = len(report.expired) + len(report.cold) + len(summarize.quiet(ctx))
+            forgotten = sum(e.count for e in report.retention)
+            changed = len(report.expired) + len(report.cold) + forgotten + len(summarize.quiet(ctx))
             for for_cube, sweeper in list(self._sweepers):
                 if for_cube is None or for_cube == ctx.cube_id:
                     try:

@@ -51,6 +51,7 @@ class SQLiteQueue:
                 self._path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA secure_delete=ON")  # a done task's text does not linger
             # Claims and acks need no fsync: if one is lost the task is delivered again, and
             # handlers are idempotent. Only put, the acknowledgement of a write, syncs.
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -189,6 +189,19 @@ class InvalidateBody(_Body):
         return operations.Invalidate(id=id, at=self.at, expected_version=self.expected_version)
 
 
+class ForgetBody(_Body):
+    ids: list[str] | None = Field(None, description="Memories to erase, with what they led to.")
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
+    filters: dict[str, Any] | None = Field(
+        None, description="Erase what these match (any status unless filters say)."
+    )
+
+    def op(self) -> operations.Forget:
+        return operations.Forget(**self.model_dump())
+
+
 class PutBody(_Body):
     namespace: list[str]
     key: str

@@ -28,6 +28,8 @@ from cubemem.errors import CubememError, PermissionDeniedError
 from cubemem.model import MemoryItem
 from cubemem.os import MemoryOS
 from cubemem.render import DATA_NOTE
+from cubemem.server.mcp_governance import TOOLS as GOVERNANCE_TOOLS
+from cubemem.server.mcp_governance import add_governance_tools
 from cubemem.server.mcp_graph import TOOLS as GRAPH_TOOLS
 from cubemem.server.mcp_graph import add_graph_tools
 from cubemem.shared import AgentOS
@@ -340,6 +342,7 @@ def build_mcp(
         return [e.model_dump(mode="json") for e in entries]
 
     add_graph_tools(server, cube, _told)
+    add_governance_tools(server, cube, _told)
     return server
 
 
@@ -366,6 +369,7 @@ TOOLS = {
     "reject": "reject_memory",
     "audit": "audit_log",
     **GRAPH_TOOLS,
+    **GOVERNANCE_TOOLS,
 }
 """The MCP tool of each cube operation (``Operation.method`` → tool name)."""
 

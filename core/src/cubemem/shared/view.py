@@ -21,7 +21,7 @@ from cubemem.cube import FiltersLike, MemCube, SharedCube
 from cubemem.cube import operations as op
 from cubemem.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
 from cubemem.model import Filters, MemoryItem, Status
-from cubemem.ops import write
+from cubemem.ops import redaction, write
 
 if TYPE_CHECKING:
     from cubemem.manifest import Manifest
@@ -105,8 +105,12 @@ class AgentCube(SharedCube):
         right = Right(op.needs(operation))
         if right is Right.READ:
             return cast(R, handler(self, operation, self._grant(right)))
-        with self._acting(right) as grant:
-            return cast(R, handler(self, operation, grant))
+        with self._acting(right) as grant, redaction.counting() as redacted:
+            result = cast(R, handler(self, operation, grant))
+        if redacted:  # what the cube's policy took out of this write: counts, never values
+            detail = {"counts": dict(sorted(redacted.items()))}
+            self._access.record(self.agent.name, "redact", self.name, detail=detail)
+        return result
 
     def _grant(self, right: Right) -> Grant:
         """The agent's grant for ``right`` on this cube (read now), or the typed refusal."""

@@ -176,3 +176,23 @@ def _resolve(cube: AgentCube, o: op.MergeEntities | op.SplitEntity, grant: Grant
         cube.agent.name, o.method, cube.name, detail={"entities": [e.id for e in entities]}
     )
     return result
+
+
+@HANDLERS.runs(op.Forget)
+def _forget(cube: AgentCube, o: op.Forget, grant: Grant) -> Any:
+    """Forget (cube admins), within the grant's scope; audited by ids and count."""
+    if o.ids is not None:
+        for id_ in inputs.memory_ids(o.ids):
+            cube._visible(id_, grant)  # another scope's memory is "not found"
+    narrowed = o
+    if grant.scope is not None and (o.user or o.agent or o.session or o.filters is not None):
+        fitted = access.fit_scope(Scope(user=o.user, agent=o.agent, session=o.session), grant.scope)
+        narrowed = replace(o, user=fitted.user, agent=fitted.agent, session=fitted.session)
+    forgotten = cube.cube.run(narrowed)
+    cube._access.record(
+        cube.agent.name,
+        "forget",
+        cube.name,
+        detail={"count": forgotten.count, "ids": forgotten.ids, "derived": forgotten.derived},
+    )
+    return forgotten

@@ -240,6 +240,12 @@ class MemoryStore(Protocol):
         """Remove rows, their versions and vectors for good."""
         ...
 
+    def compact_vectors(self) -> None:
+        """Make the vectors of purged rows leave the vector index's files (an index that only
+        marks deletions is rebuilt from the rows); a forget calls it. Engines whose index
+        is compacted by their own maintenance (PostgreSQL's VACUUM) do nothing."""
+        ...
+
     def revision(self) -> int:
         """A number that changes whenever rows (or entity links) change (by any process)."""
         ...

@@ -12,8 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,39 @@ def open_index(path: Path, embedder: Embedder) -> tuple[Any, Any]:
     return client, collection
 
 
+class ReadWrite:
+    """Many readers, or one writer (a rebuild of the index)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing and not self._readers)
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 class ChromaIndex:
     """The cube's Chroma index (``path/index``), held by one process at a time: the one that
     holds ``path/index.lock`` opens it (``try_own``); the others work without it."""
@@ -122,6 +157,7 @@ class ChromaIndex:
         self.client: Any = None
         self.collection: Any = None
         self._max_batch = 1
+        self._guard = ReadWrite()  # a rebuild swaps the collection under the others
 
     @property
     def owned(self) -> bool:
@@ -155,7 +191,22 @@ class ChromaIndex:
         self._max_batch = max(1, self.client.get_max_batch_size())
         return True
 
+    def rebuild(self, pages: Iterable[Mapping[str, Embedding]]) -> None:
+        """The index made anew from ``pages`` of vectors (the rows'): what was deleted leaves
+        its files, which Chroma's HNSW segment only marks. Other calls wait meanwhile."""
+        with self._guard.write():
+            self.client.close()
+            index = self._path / "index"
+            shutil.rmtree(index, ignore_errors=True)
+            self.client, self.collection = open_index(index, self._embedder)
+            for page in pages:
+                self._upsert(page)
+
     def upsert(self, embeddings: Mapping[str, Embedding]) -> None:
+        with self._guard.read():
+            self._upsert(embeddings)
+
+    def _upsert(self, embeddings: Mapping[str, Embedding]) -> None:
         ids = list(embeddings)
         for start in range(0, len(ids), self._max_batch):
             chunk = ids[start : start + self._max_batch]
@@ -166,18 +217,20 @@ class ChromaIndex:
             )
 
     def delete(self, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), self._max_batch):
-            self.collection.delete(ids=list(ids[start : start + self._max_batch]))
+        with self._guard.read():
+            for start in range(0, len(ids), self._max_batch):
+                self.collection.delete(ids=list(ids[start : start + self._max_batch]))
 
     def nearest(
         self, vector: np.ndarray, n: int, allowed: Sequence[str] | None
     ) -> list[tuple[str, float]]:
-        result = self.collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=n,
-            ids=None if allowed is None else list(allowed),
-            include=["distances"],
-        )
+        with self._guard.read():
+            result = self.collection.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                n_results=n,
+                ids=None if allowed is None else list(allowed),
+                include=["distances"],
+            )
         return [
             (id_, 1.0 - float(dist))
             for id_, dist in zip(result["ids"][0], result["distances"][0], strict=True)

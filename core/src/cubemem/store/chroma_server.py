@@ -111,6 +111,10 @@ class ChromaServerStore(EmbeddedStore):
     def remote_index(self) -> bool:
         return True
 
+    def compact_vectors(self) -> None:
+        """A Chroma server compacts its own files; its collection is shared by every process
+        and is not rebuilt from here (docs/governance.md)."""
+
     def drop_index(self) -> None:
         """Delete this cube's collection on the server (the rows keep every vector)."""
         assert isinstance(self._index, ServerIndex)

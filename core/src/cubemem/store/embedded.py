@@ -33,7 +33,6 @@ from cubemem.store.base import (
     Embeddings,
     EmbedFn,
     Items,
-    Repair,
     Revisions,
     Scored,
     check_revisions,
@@ -42,9 +41,9 @@ from cubemem.store.base import (
     wanted,
 )
 from cubemem.store.chroma_files import SUMS, ChromaIndex
+from cubemem.store.index_upkeep import IndexUpkeep
 from cubemem.store.links import SQLiteLinks
 from cubemem.store.sqlite_rows import (
-    INDEX_PAGE,
     INSERT,
     ITEM_JSON_EXCLUDE,
     PENDING_PURGE,
@@ -61,7 +60,6 @@ from cubemem.store.sqlite_rows import (
     row_values,
     stack_vectors,
     top_k,
-    vector_blob,
     versions_at,
     write_tags,
 )
@@ -77,7 +75,7 @@ def _where(filters: Filters, now: datetime) -> tuple[str, list[Any]]:
     return filters_sql.where(filters, now, _SQL)
 
 
-class EmbeddedStore(SQLiteLinks):
+class EmbeddedStore(SQLiteLinks, IndexUpkeep):
     """SQLite (WAL, synchronous=FULL) + Chroma ``PersistentClient`` in one cube folder."""
 
     def __init__(
@@ -112,35 +110,6 @@ class EmbeddedStore(SQLiteLinks):
     @property
     def remote_index(self) -> bool:
         return False
-
-    def sync_index(self) -> int:
-        """Owner: index what followers wrote. Follower: take over the index if it is free.
-
-        Returns how many pending changes were applied.
-        """
-        with self._lock:
-            if not self._index.owned:
-                if not self._index.try_own():
-                    return 0
-                self._exact = None
-                if self._embed_fn is not None:
-                    self.reconcile(self._embed_fn)
-            applied = 0
-            while True:
-                rows = self._query("SELECT id, op FROM pending_index LIMIT ?", (INDEX_PAGE,))
-                if not rows:
-                    return applied
-                purged = [id_ for id_, op in rows if op == "purge"]
-                if purged:
-                    self._index.delete(purged)
-                upserts = [id_ for id_, op in rows if op != "purge"]
-                self._index.upsert(self._stored_embeddings(upserts))
-                with self._transaction() as db:
-                    db.executemany(
-                        "DELETE FROM pending_index WHERE id = ? AND op = ?",
-                        [tuple(r) for r in rows],
-                    )
-                applied += len(rows)
 
     # -- transactions ---------------------------------------------------------------------
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -353,36 +322,6 @@ class EmbeddedStore(SQLiteLinks):
     def changes(self, since: int) -> Changes:
         with self._lock:
             return read_changes(self._db, since)
-
-    def reconcile(self, embed: EmbedFn) -> Repair:
-        self._embed_fn = embed
-        if not self._index.owned:
-            return Repair()  # the owner repairs the index; rows are the truth either way
-        self._query("DELETE FROM pending_index")  # a full reconcile covers them
-        orphans, stale = self._index.diff(dict(self._query("SELECT id, digest FROM memories")))
-        self._index.delete(orphans)
-        if stale:
-            embeddings = self._stored_embeddings(stale)
-            missing = self.get([i for i in stale if i not in embeddings])
-            if missing:
-                fresh = embed(missing)
-                with self._transaction() as db:
-                    db.executemany(
-                        "UPDATE memories SET digest = ?, vector = ? WHERE id = ?",
-                        [(e.digest, vector_blob(e.vector), id_) for id_, e in fresh.items()],
-                    )
-                embeddings.update(fresh)
-            self._index.upsert(embeddings)
-        if orphans or stale:
-            note = "repaired index of %s: %d re-embedded, %d orphans removed"
-            log.warning(note, self._path, len(stale), len(orphans))
-        return Repair(reindexed=stale, orphans_removed=orphans)
-
-    def _stored_embeddings(self, ids: Sequence[str]) -> dict[str, Embedding]:
-        """The vectors (and digests) the rows hold, for re-indexing without the model."""
-        digests = dict(self._query("SELECT id, digest FROM memories WHERE digest IS NOT NULL"))
-        found, matrix = self.vectors([i for i in ids if i in digests])
-        return {id_: Embedding(v, digests[id_]) for id_, v in zip(found, matrix, strict=True)}
 
     def close(self) -> None:
         """Release the database and the index; closing twice is harmless."""

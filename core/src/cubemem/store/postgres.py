@@ -202,9 +202,10 @@ class PostgresStore:
         if not ids:
             return
         with self._tx() as conn:
-            # usage counters are statistics: a crash may lose the last few, never a memory
-            conn.execute("SET LOCAL synchronous_commit = off")
+            conn.execute("SET LOCAL synchronous_commit = off")  # counters: a crash may lose a few
             conn.execute(pg.TOUCH, (self._cube, at.timestamp(), list(ids), self._cube))
+
+    def compact_vectors(self) -> None: ...  # pgvector's index drops dead tuples in VACUUM
 
     def purge(self, ids: Sequence[str]) -> None:
         if not ids:

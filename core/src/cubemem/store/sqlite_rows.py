@@ -114,6 +114,7 @@ ITEM_JSON_EXCLUDE = {"usage"}
 INDEX_PAGE = 10_000
 PENDING_UPSERT = "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'upsert')"
 PENDING_PURGE = "INSERT OR REPLACE INTO pending_index (id, op) VALUES (?, 'purge')"
+PENDING_COMPACT = "INSERT OR REPLACE INTO pending_index (id, op) VALUES ('', 'compact')"
 TOUCH = "UPDATE memories SET hits = hits + 1, last_access = ? WHERE id = ?"
 
 
@@ -188,6 +189,7 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA secure_delete=ON")  # a purged row's bytes are overwritten, not freed
         db.executescript(f"BEGIN IMMEDIATE;{migrations(db)}{SCHEMA}COMMIT;")
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError):  # locked, busy, unopenable

@@ -188,6 +188,20 @@ class ParametricMemory:
                 self.unload()
             path.unlink()
 
+    def prune_forgotten(self) -> list[str]:
+        """Delete every adapter trained on a memory that is gone from the cube (forgotten or
+        purged): its weights hold what was to be forgotten. The scheduler's sweep runs it
+        before ``migrate``, which trains a new one from the memories left. Returns the ids."""
+        removed = []
+        for adapter in self.adapters():
+            if not adapter.stale:
+                continue
+            present = {i.id for i in self.cube.maintenance.store.get(list(adapter.memory_ids))}
+            if any(c.id not in present for c in adapter.covers):
+                self.delete(adapter.id)
+                removed.append(adapter.id)
+        return removed
+
     def _stale(self, adapter: Adapter) -> bool:
         for covered in adapter.covers:
             try:
@@ -303,8 +317,9 @@ class ParametricMemory:
         policy = policy or TierPolicy()
 
         def sweep() -> int:
+            pruned = self.prune_forgotten()
             report = self.migrate(policy, config=config)
-            return len(report.moved)
+            return len(report.moved) + len(pruned)
 
         stop = self.cube.scheduler.on_sweep(sweep, cube=self.cube.id)
         self.cube.scheduler.start()

@@ -74,6 +74,8 @@ class ActivationMemory:
         return None if self.parametric is None else self.parametric.loaded
 
     def _changed(self, change: WorkingSetChange) -> None:
+        if change.reason == "deleted":  # deleted or forgotten: its block goes now, not later
+            self.pool.discard(self._key(change.agent, change.session))
         with self._lock:
             self._dirty.add((change.agent, change.session))
         if self.prebuild:

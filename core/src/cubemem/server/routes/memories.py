@@ -13,10 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from cubemem import errors
 from cubemem.model import MemoryItem
+from cubemem.model.governance import Forgotten
 from cubemem.server.bodies import (
     ERRORS,
     MAX_RESULTS,
     AddBody,
+    ForgetBody,
     InvalidateBody,
     ListBody,
     MessagesBody,
@@ -172,3 +174,10 @@ def restore(
 def history(id: str, cube: Cube) -> list[MemoryItem]:
     """Every version this agent may see, oldest first."""
     return cube.history(id)
+
+
+@router.post("/v1/cubes/{name}/forget", tags=["memories"], responses=ERRORS)
+def forget(body: ForgetBody, cube: Cube) -> Forgotten:
+    """Erase memories for good — by ids, scope or filter — with what was derived from them
+    (cube admins; audited by ids and count). At least one selector is required."""
+    return cube.run(body.op())
