@@ -22,6 +22,7 @@ import time
 from typing import Any, cast
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from cubemem import __version__, errors
 from cubemem.os import MemoryOS
@@ -38,7 +39,8 @@ def create_app(
     title: str = "cubemem",
 ) -> FastAPI:
     """The REST API over ``os_`` (which the caller owns and closes)."""
-    app = FastAPI(
+    # the docs pages' assets come from this server (fastapi-offline), not a CDN: /docs works offline
+    app = FastAPIOffline(
         title=title,
         version=__version__,
         description="Shared memory for LLM agents: cubes of versioned memories with hybrid "
