@@ -29,6 +29,7 @@ from cubemem.os import MemoryOS
 from cubemem.server.bodies import MAX_BODY_BYTES
 from cubemem.server.plumbing import Allowance, BodyLimit, install_error_handlers
 from cubemem.server.routes import ROUTERS
+from cubemem.server.ui import install_ui
 from cubemem.settings import Settings
 
 
@@ -54,6 +55,7 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_ui(app)  # the web inspector at /ui (cubemem.server.ui)
     return app
 
 

@@ -1,0 +1,256 @@
+"""The web inspector at ``/ui``: cubes, memories, search, a memory's versions, the quarantine
+queue and the audit log, in server-rendered pages (Jinja2, autoescaped: memories are untrusted
+text) that load nothing from outside the server.
+
+Security is the API's: a visitor logs in with an agent or operator key, which is kept on the
+server for a session whose id lives in an HttpOnly, SameSite=Strict cookie; every page reads
+the agent again through ``MemoryOS.authenticate`` (a rotated key or a revoked grant takes
+effect at the next click) and acts as that agent, so grants, scopes and the audit log apply as
+they do to REST. Every form carries the session's CSRF token, and a post without it is
+refused (403).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import itertools
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any, cast
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from cubemem import errors
+from cubemem.model import MemoryItem
+from cubemem.shared import AgentCube, AgentOS
+
+COOKIE = "cubemem_ui"
+LOGIN_COOKIE = "cubemem_ui_login"
+SESSION_S = 8 * 3600
+PAGE = 50
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=select_autoescape(["html"]),
+)
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+class Sessions:
+    """Logged-in browsers: session id -> (key, CSRF token, expiry); this process only."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, tuple[str, str, float]] = {}
+
+    def open(self, key: str) -> str:
+        session = secrets.token_urlsafe(32)
+        with self._lock:
+            self._by_id[session] = (key, secrets.token_urlsafe(32), time.time() + SESSION_S)
+        return session
+
+    def get(self, session: str | None) -> tuple[str, str] | None:
+        with self._lock:
+            found = self._by_id.get(session or "")
+            if found is None or found[2] < time.time():
+                self._by_id.pop(session or "", None)
+                return None
+            return found[0], found[1]
+
+    def close(self, session: str | None) -> None:
+        with self._lock:
+            self._by_id.pop(session or "", None)
+
+
+class Visitor:
+    """Who is looking: the agent the session's key names, read again on every request."""
+
+    def __init__(self, me: AgentOS, csrf: str) -> None:
+        self.me, self.csrf = me, csrf
+
+    def cube(self, name: str) -> AgentCube:
+        if name not in self.me.list_cubes() and self.me.agent.operator:
+            raise errors.NotFoundError(f"no cube {name!r}")
+        return self.me.open_cube(name)  # refused by the grant check where the agent has none
+
+
+class LoginNeeded(Exception):
+    pass
+
+
+def _sessions(request: Request) -> Sessions:
+    return cast(Sessions, request.app.state.ui_sessions)
+
+
+def visitor(request: Request) -> Visitor:
+    found = _sessions(request).get(request.cookies.get(COOKIE))
+    if found is None:
+        raise LoginNeeded
+    key, csrf = found
+    me = request.app.state.os.authenticate(key)
+    if me is None:  # the key was rotated or the agent disabled since the login
+        _sessions(request).close(request.cookies.get(COOKIE))
+        raise LoginNeeded
+    return Visitor(me, csrf)
+
+
+Seen = Annotated[Visitor, Depends(visitor)]
+
+
+def checked(request: Request, you: Seen, csrf: Annotated[str, Form()] = "") -> Visitor:
+    """A form post from this session's own pages (its CSRF token), else 403."""
+    if not secrets.compare_digest(csrf, you.csrf):
+        raise errors.PermissionDeniedError("the form's CSRF token is missing or wrong; reload it")
+    return you
+
+
+Posted = Annotated[Visitor, Depends(checked)]
+
+
+def page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    html = _env.get_template(template).render(request=request, **values)
+    return HTMLResponse(html, status_code=status)
+
+
+# -- logging in ------------------------------------------------------------------------------
+@router.get("/login")
+def login_form(request: Request, error: str | None = None) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    response = page(request, "login.html", status=401 if error else 200, csrf=token, error=error)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/ui")
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request, key: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""
+) -> Response:
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not secrets.compare_digest(csrf, expected):
+        raise errors.PermissionDeniedError("the login form's CSRF token is missing or wrong")
+    me = request.app.state.os.authenticate(key.strip()) if key.strip() else None
+    if me is None:
+        return login_form(request, error="unknown or disabled key")
+    response = RedirectResponse("/ui", status_code=303)
+    session = _sessions(request).open(key.strip())
+    response.set_cookie(
+        COOKIE, session, httponly=True, samesite="strict", path="/ui", max_age=SESSION_S
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/ui")
+    request.app.state.os.access.record(me.agent.name, "ui.login", None)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, you: Posted) -> Response:
+    _sessions(request).close(request.cookies.get(COOKIE))
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/ui")
+    return response
+
+
+# -- pages -----------------------------------------------------------------------------------
+@router.get("")
+def cubes(request: Request, you: Seen) -> HTMLResponse:
+    rows = []
+    for name in you.me.list_cubes():
+        try:
+            rows.append((name, you.cube(name).stats()))
+        except errors.PermissionDeniedError:
+            continue
+    return page(request, "cubes.html", you=you, cubes=rows)
+
+
+FILTERS = ("user", "agent", "session", "kind", "tag", "status")
+
+
+@router.get("/cubes/{name}")
+def memories(request: Request, name: str, you: Seen, offset: int = 0) -> HTMLResponse:
+    cube = you.cube(name)
+    given = {k: v for k in FILTERS if (v := request.query_params.get(k))}
+    filters: dict[str, Any] = {k: v for k, v in given.items() if k not in ("tag", "status")}
+    if "tag" in given:
+        filters["tags"] = [given["tag"]]
+    if "status" in given:
+        filters["status"] = [given["status"]]
+    offset = max(0, offset)
+    items = cube.list(filters, limit=PAGE + 1, offset=offset)
+    more = urlencode(given | {"offset": offset + PAGE}) if len(items) > PAGE else None
+    back = urlencode(given | {"offset": max(0, offset - PAGE)}) if offset else None
+    return page(
+        request, "memories.html", you=you, cube=name, items=items[:PAGE], given=given,
+        filters=FILTERS, more=more, back=back, offset=offset,
+    )  # fmt: skip
+
+
+@router.get("/cubes/{name}/search")
+def search(request: Request, name: str, you: Seen, q: str = "") -> HTMLResponse:
+    results = you.cube(name).search(q, k=20) if q.strip() else []
+    return page(request, "search.html", you=you, cube=name, q=q, results=results)
+
+
+@router.get("/cubes/{name}/memories/{id}")
+def memory(request: Request, name: str, id: str, you: Seen) -> HTMLResponse:
+    cube = you.cube(name)
+    item = cube.get(id)
+    versions = cube.history(id)
+    diffs = [(b, _diff(a, b)) for a, b in itertools.pairwise(versions)]
+    first = versions[0] if versions else None
+    return page(request, "memory.html", you=you, cube=name, item=item, first=first, diffs=diffs)
+
+
+def _diff(old: MemoryItem, new: MemoryItem) -> list[str]:
+    lines = difflib.unified_diff(
+        old.content.splitlines(), new.content.splitlines(), f"v{old.version}", f"v{new.version}",
+        lineterm="",
+    )  # fmt: skip
+    return list(lines)
+
+
+@router.get("/cubes/{name}/review")
+def review(request: Request, name: str, you: Seen) -> HTMLResponse:
+    held = you.cube(name).quarantined(limit=PAGE)
+    return page(request, "review.html", you=you, cube=name, held=held)
+
+
+@router.post("/cubes/{name}/review/{id}/{verdict}")
+def decide(name: str, id: str, verdict: str, you: Posted) -> Response:
+    cube = you.cube(name)
+    if verdict == "approve":
+        cube.approve(id)
+    elif verdict == "reject":
+        cube.reject(id)
+    else:
+        raise errors.InvalidInputError(f"verdict must be approve or reject, got {verdict!r}")
+    return RedirectResponse(f"/ui/cubes/{name}/review", status_code=303)
+
+
+@router.get("/cubes/{name}/audit")
+def audit(request: Request, name: str, you: Seen, offset: int = 0) -> HTMLResponse:
+    entries = you.cube(name).audit(limit=PAGE, offset=max(0, offset))
+    return page(request, "audit.html", you=you, cube=name, entries=entries, offset=offset)
+
+
+def install_ui(app: FastAPI) -> None:
+    """Mount the inspector on ``app``: its routes, sessions and error pages."""
+    app.state.ui_sessions = Sessions()
+    app.include_router(router)
+
+    @app.exception_handler(LoginNeeded)
+    async def _login(request: Request, exc: LoginNeeded) -> Response:
+        return RedirectResponse("/ui/login", status_code=303)
+
+    previous = app.exception_handlers[errors.CubememError]  # the API's JSON answers
+
+    @app.exception_handler(errors.CubememError)
+    async def _error(request: Request, exc: errors.CubememError) -> Response:
+        if not request.url.path.startswith("/ui"):
+            answer = previous(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
+        kind, message = type(exc).__name__, str(exc)
+        return page(request, "error.html", status=exc.http_status, kind=kind, message=message)

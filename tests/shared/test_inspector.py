@@ -1,0 +1,107 @@
+"""The web inspector (``/ui``) of a real ``cubemem serve`` on loopback, driven over HTTP as a
+browser would (cookies, forms, redirects): log in with a key, find a memory, read its
+versions, approve a held write and see another agent get it, a revoked grant refused, stored
+markup shown as text, a form without its CSRF token refused, nothing loaded from outside."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+
+def _browser(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, follow_redirects=True, timeout=60)
+
+
+def _login(browser: httpx.Client, key: str) -> httpx.Response:
+    form = browser.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    return browser.post("/ui/login", data={"key": key, "csrf": csrf})
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def lead(team):
+    agent, key = team.admin.create_agent(f"lead-{team.cube}", trust=0.9)
+    team.admin.grant(agent.name, team.cube, "admin")
+    return key
+
+
+def test_login_sets_a_strict_httponly_session_and_a_wrong_key_is_refused(team, lead):
+    browser = _browser(team.server.url)
+    assert browser.get("/ui").url.path == "/ui/login"  # no session: the login page
+    wrong = _login(browser, "cm_not-a-key")
+    assert wrong.status_code == 401 and "unknown or disabled key" in wrong.text
+    done = _login(browser, lead)
+    assert done.status_code == 200 and done.url.path == "/ui" and team.cube in done.text
+    assert re.search(r'<td class="num">0</td>', done.text)  # its memories, counted
+    cookie = next(c for c in done.history[0].headers.get_list("set-cookie") if "cubemem_ui=" in c)
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    no_token = httpx.post(f"{team.server.url}/ui/login", data={"key": lead})
+    assert no_token.status_code == 403  # the login form has its CSRF token too
+
+
+def test_find_a_memory_and_read_its_versions(team, lead):
+    writer = team.agent("write").open_cube(team.cube)
+    item = writer.add("Ana's flight to Oslo leaves at 9", wait=True)
+    writer.update(item.id, "Ana's flight to Oslo leaves at 11")
+    browser = _browser(team.server.url)
+    _login(browser, lead)
+    found = browser.get(f"/ui/cubes/{team.cube}/search", params={"q": "when is Ana's flight"})
+    assert found.status_code == 200 and "leaves at 11" in found.text
+    assert f"/memories/{item.id}" in found.text
+    page = browser.get(f"/ui/cubes/{team.cube}/memories/{item.id}")
+    assert page.status_code == 200
+    assert "-Ana&#39;s flight to Oslo leaves at 9" in page.text
+    assert "+Ana&#39;s flight to Oslo leaves at 11" in page.text
+    listed = browser.get(f"/ui/cubes/{team.cube}", params={"status": "active"})
+    assert "leaves at 11" in listed.text
+
+
+def test_approve_a_held_write_and_another_agent_sees_it(team, lead):
+    intern = team.agent("write", trust=0.2).open_cube(team.cube)
+    reader = team.agent("read").open_cube(team.cube)
+    held = intern.add("The office moves to Porto in May", wait=True)
+    assert held.status.value == "quarantined" and reader.search("office moves") == []
+    browser = _browser(team.server.url)
+    _login(browser, lead)
+    queue = browser.get(f"/ui/cubes/{team.cube}/review")
+    assert "The office moves to Porto in May" in queue.text
+    action = f"/ui/cubes/{team.cube}/review/{held.id}/approve"
+    forged = browser.post(action, data={})  # a form posted without the session's token
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    assert reader.search("office moves") == []
+    done = browser.post(action, data={"csrf": _csrf(queue.text)})
+    assert done.status_code == 200 and "nothing waits" in done.text
+    assert [r.item.id for r in reader.search("office moves")] == [held.id]
+    audit = browser.get(f"/ui/cubes/{team.cube}/audit")
+    assert "approve" in audit.text and f"lead-{team.cube}" in audit.text
+
+
+def test_a_revoked_grant_closes_the_pages(team):
+    agent, key = team.admin.create_agent(f"viewer-{team.cube}", trust=0.9)
+    team.admin.grant(agent.name, team.cube, "read")
+    browser = _browser(team.server.url)
+    _login(browser, key)
+    assert browser.get(f"/ui/cubes/{team.cube}").status_code == 200
+    team.admin.revoke(agent.name, team.cube)
+    refused = browser.get(f"/ui/cubes/{team.cube}")
+    assert refused.status_code == 403 and "PermissionDeniedError" in refused.text
+    assert f"/ui/cubes/{team.cube}\"" not in browser.get("/ui").text
+
+
+def test_stored_markup_is_shown_as_text_and_nothing_comes_from_outside(team, lead):
+    writer = team.agent("write").open_cube(team.cube)
+    item = writer.add('<script>alert("zq7")</script><img src=x onerror=alert(1)>', wait=True)
+    browser = _browser(team.server.url)
+    _login(browser, lead)
+    for path in (f"/ui/cubes/{team.cube}", f"/ui/cubes/{team.cube}/memories/{item.id}"):
+        html = browser.get(path).text
+        assert '<script>alert("zq7")' not in html and "<img src=x" not in html
+        assert "&lt;script&gt;alert(&#34;zq7&#34;)&lt;/script&gt;" in html
+        assert not re.findall(r'(?:src|href|action)="(?:https?:)?//', html)
