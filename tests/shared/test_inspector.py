@@ -92,7 +92,7 @@ def test_a_revoked_grant_closes_the_pages(team):
     team.admin.revoke(agent.name, team.cube)
     refused = browser.get(f"/ui/cubes/{team.cube}")
     assert refused.status_code == 403 and "PermissionDeniedError" in refused.text
-    assert f"/ui/cubes/{team.cube}\"" not in browser.get("/ui").text
+    assert f'/ui/cubes/{team.cube}"' not in browser.get("/ui").text
 
 
 def test_stored_markup_is_shown_as_text_and_nothing_comes_from_outside(team, lead):
