@@ -10,6 +10,8 @@ import re
 import httpx
 import pytest
 
+from cubemem import NotFoundError
+
 
 def _browser(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, follow_redirects=True, timeout=60)
@@ -105,3 +107,53 @@ def test_stored_markup_is_shown_as_text_and_nothing_comes_from_outside(team, lea
         assert '<script>alert("zq7")' not in html and "<img src=x" not in html
         assert "&lt;script&gt;alert(&#34;zq7&#34;)&lt;/script&gt;" in html
         assert not re.findall(r'(?:src|href|action)="(?:https?:)?//', html)
+
+
+def test_forget_asks_first_then_erases_and_audits(team, lead):
+    writer = team.agent("write").open_cube(team.cube)
+    item = writer.add("Ana's passport is zq7ui1234", wait=True)
+    browser = _browser(team.server.url)
+    _login(browser, lead)
+    ask = browser.get(f"/ui/cubes/{team.cube}/memories/{item.id}/forget")
+    assert ask.status_code == 200 and "no restore" in ask.text
+    assert writer.get(item.id).content == "Ana's passport is zq7ui1234"  # asking changes nothing
+    action = f"/ui/cubes/{team.cube}/memories/{item.id}/forget"
+    assert browser.post(action, data={}).status_code == 403
+    done = browser.post(action, data={"csrf": _csrf(ask.text)})
+    assert done.status_code == 200 and "Forgotten: 1 memory" in done.text
+    with pytest.raises(NotFoundError):
+        writer.get(item.id)
+    audit = browser.get(f"/ui/cubes/{team.cube}/audit").text
+    assert "forget" in audit and item.id[:12] in audit and "zq7ui1234" not in audit
+
+
+def test_grants_and_agents_from_the_pages(team, server):
+    browser = _browser(team.server.url)
+    _login(browser, server.admin_key)  # the operator
+    agents = browser.get("/ui/agents")
+    name = f"ui-{team.cube}"
+    made = browser.post(
+        "/ui/agents", data={"agent": name, "trust": "0.9", "csrf": _csrf(agents.text)}
+    )
+    key = re.search(r'class="new-key">([^<]+)<', made.text).group(1)
+    grants = browser.get(f"/ui/cubes/{team.cube}/grants")
+    browser.post(
+        f"/ui/cubes/{team.cube}/grants",
+        data={"agent": name, "right": "read", "csrf": _csrf(grants.text)},
+    )
+    other = _browser(team.server.url)
+    _login(other, key)
+    assert other.get(f"/ui/cubes/{team.cube}").status_code == 200  # the grant opened it
+    grants = browser.get(f"/ui/cubes/{team.cube}/grants")
+    assert name in grants.text
+    browser.post(f"/ui/cubes/{team.cube}/grants/{name}/revoke", data={"csrf": _csrf(grants.text)})
+    assert other.get(f"/ui/cubes/{team.cube}").status_code == 403  # and the revoke closed it
+    rotated = browser.post(f"/ui/agents/{name}/key", data={"csrf": _csrf(grants.text)})
+    assert rotated.status_code == 200 and "shown this once" in rotated.text
+    assert other.get("/ui").url.path == "/ui/login"  # the old key's session ended
+
+
+def test_a_non_operator_cannot_manage_agents(team, lead):
+    browser = _browser(team.server.url)
+    _login(browser, lead)
+    assert browser.get("/ui/agents").status_code == 403

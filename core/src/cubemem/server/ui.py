@@ -236,6 +236,74 @@ def audit(request: Request, name: str, you: Seen, offset: int = 0) -> HTMLRespon
     return page(request, "audit.html", you=you, cube=name, entries=entries, offset=offset)
 
 
+# -- forget, agents, grants ------------------------------------------------------------------
+@router.get("/cubes/{name}/memories/{id}/forget")
+def forget_form(request: Request, name: str, id: str, you: Seen) -> HTMLResponse:
+    item = you.cube(name).get(id)
+    return page(request, "forget.html", you=you, cube=name, item=item)
+
+
+@router.post("/cubes/{name}/memories/{id}/forget")
+def forget(request: Request, name: str, id: str, you: Posted) -> HTMLResponse:
+    gone = you.cube(name).forget([id])  # cube admins only; audited by ids and count
+    return page(request, "forgotten.html", you=you, cube=name, gone=gone)
+
+
+@router.get("/cubes/{name}/grants")
+def grants(request: Request, name: str, you: Seen) -> HTMLResponse:
+    you.cube(name)
+    rows = you.me.grants(name)  # cube admins (within a scoped admin's scope)
+    names = {a.id: a.name for a in request.app.state.os.access.agents()}
+    return page(request, "grants.html", you=you, cube=name, grants=rows, names=names)
+
+
+@router.post("/cubes/{name}/grants")
+def grant(
+    name: str, you: Posted, agent: Annotated[str, Form()], right: Annotated[str, Form()]
+) -> Response:
+    you.me.grant(agent.strip(), name, right, scope=None)
+    return RedirectResponse(f"/ui/cubes/{name}/grants", status_code=303)
+
+
+@router.post("/cubes/{name}/grants/{agent}/revoke")
+def revoke(name: str, agent: str, you: Posted) -> Response:
+    you.me.revoke(agent, name)
+    return RedirectResponse(f"/ui/cubes/{name}/grants", status_code=303)
+
+
+def _operator(you: Visitor) -> Any:
+    if not you.me.agent.operator:
+        raise errors.PermissionDeniedError("only operators manage agents")
+    return you.me.access
+
+
+@router.get("/agents")
+def agents(request: Request, you: Seen) -> HTMLResponse:
+    access = _operator(you)
+    return page(request, "agents.html", you=you, agents=access.agents(), key=None)
+
+
+@router.post("/agents")
+def create_agent(
+    request: Request,
+    you: Posted,
+    agent: Annotated[str, Form()],
+    trust: Annotated[float, Form()] = 0.5,
+) -> HTMLResponse:
+    access = _operator(you)
+    made, key = access.create_agent(agent.strip(), trust=trust)
+    shown = (made.name, key)  # the key is shown this once, as the API answers it once
+    return page(request, "agents.html", you=you, agents=access.agents(), key=shown)
+
+
+@router.post("/agents/{agent}/key")
+def rotate_key(request: Request, agent: str, you: Posted) -> HTMLResponse:
+    access = _operator(you)
+    key = access.rotate_key(agent, by=you.me.agent.name)
+    shown = (agent, key)
+    return page(request, "agents.html", you=you, agents=access.agents(), key=shown)
+
+
 def install_ui(app: FastAPI) -> None:
     """Mount the inspector on ``app``: its routes, sessions and error pages."""
     app.state.ui_sessions = Sessions()
