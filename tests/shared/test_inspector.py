@@ -157,3 +157,44 @@ def test_a_non_operator_cannot_manage_agents(team, lead):
     browser = _browser(team.server.url)
     _login(browser, lead)
     assert browser.get("/ui/agents").status_code == 403
+
+
+def test_cubemem_ui_opens_a_local_cube_with_a_one_time_link(tmp_path, embedder):
+    """``cubemem ui CUBE`` serves the inspector of a local cube on 127.0.0.1 and prints a
+    login link that works once."""
+    import subprocess
+    import sys
+    import time
+
+    from cubemem import MemCube
+
+    from .conftest import free_port, stop
+
+    with MemCube.create(tmp_path / "notes", embedder=embedder) as cube:
+        cube.add("Ana prefers the window seat")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cubemem.cli", "ui", str(tmp_path / "notes"), "--port",
+         str(port), "--no-open"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        link = re.search(r"(http://127\.0\.0\.1:\d+/ui/login/once\?token=\S+)", line).group(1)
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and process.poll() is None, line
+                time.sleep(0.2)
+        browser = httpx.Client(follow_redirects=True, timeout=60)
+        home = browser.get(link)
+        assert home.url.path == "/ui" and "notes" in home.text
+        memories = browser.get(f"http://127.0.0.1:{port}/ui/cubes/notes")
+        assert "Ana prefers the window seat" in memories.text
+        again = httpx.get(link, follow_redirects=True)
+        assert again.status_code == 401 and "used already" in again.text
+    finally:
+        stop(process)

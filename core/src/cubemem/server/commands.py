@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(mcp)
     app.command()(openapi)
+    app.command()(ui)
     app.command()(migrate)
 
 
@@ -76,6 +77,50 @@ def serve(
     try:
         warm_up("cubemem serve", os_.warm)
         uvicorn.run(create_app(os_), host=host, port=port, log_level=log_level)
+    finally:
+        os_.close()
+
+
+def ui(
+    data: Annotated[
+        Path, typer.Argument(help="A MemoryOS root, or a cube folder (its parent is the root).")
+    ] = Path("cubemem-data"),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8766,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the link in a browser.")
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """The web inspector of a local root on 127.0.0.1, with a one-time login link (printed;
+    opened in your browser with --open). It logs in as the operator "inspector", made on the
+    first run and given a new key on each (the last run's sessions end)."""
+    import uvicorn
+
+    from cubemem.cli.output import fail
+    from cubemem.cli.root import BY
+    from cubemem.cube.folder import is_cube
+    from cubemem.server.app import create_app
+    from cubemem.server.ui import one_time_login
+
+    root = data.parent if is_cube(data) else data
+    os_ = MemoryOS(root)
+    try:
+        known = {a.name: a for a in os_.access.agents()}
+        if "inspector" not in known:
+            _, key = os_.access.create_agent("inspector", trust=1.0, operator=True)
+        elif known["inspector"].operator:
+            key = os_.access.rotate_key("inspector", by=BY)
+        else:
+            fail('agent "inspector" exists and is not an operator; rename it or make it one')
+        app = create_app(os_)
+        link = f"http://127.0.0.1:{port}/ui/login/once?token={one_time_login(app, key)}"
+        typer.echo(f"cubemem inspector of {root}: {link}")
+        sys.stdout.flush()
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(link)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level=log_level)
     finally:
         os_.close()
 

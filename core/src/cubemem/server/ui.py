@@ -136,12 +136,38 @@ def login(
     me = request.app.state.os.authenticate(key.strip()) if key.strip() else None
     if me is None:
         return login_form(request, error="unknown or disabled key")
+    return _logged_in(request, key.strip())
+
+
+@router.get("/login/once")
+def login_once(request: Request, token: str = "") -> Response:
+    """The one-time link ``cubemem ui`` prints: a session for its operator, once."""
+    with _ONCE_LOCK:
+        key = request.app.state.ui_once.pop(token, None) if token else None
+    if key is None or request.app.state.os.authenticate(key) is None:
+        return login_form(request, error="this login link was used already, or is unknown")
+    return _logged_in(request, key)
+
+
+def one_time_login(app: FastAPI, key: str) -> str:
+    """A token for ``/ui/login/once`` that opens one session for ``key``."""
+    token = secrets.token_urlsafe(32)
+    with _ONCE_LOCK:
+        app.state.ui_once[token] = key
+    return token
+
+
+_ONCE_LOCK = threading.Lock()
+
+
+def _logged_in(request: Request, key: str) -> Response:
     response = RedirectResponse("/ui", status_code=303)
-    session = _sessions(request).open(key.strip())
+    session = _sessions(request).open(key)
     response.set_cookie(
         COOKIE, session, httponly=True, samesite="strict", path="/ui", max_age=SESSION_S
     )
     response.delete_cookie(LOGIN_COOKIE, path="/ui")
+    me = request.app.state.os.authenticate(key)
     request.app.state.os.access.record(me.agent.name, "ui.login", None)
     return response
 
@@ -307,6 +333,7 @@ def rotate_key(request: Request, agent: str, you: Posted) -> HTMLResponse:
 def install_ui(app: FastAPI) -> None:
     """Mount the inspector on ``app``: its routes, sessions and error pages."""
     app.state.ui_sessions = Sessions()
+    app.state.ui_once = {}
     app.include_router(router)
 
     @app.exception_handler(LoginNeeded)
