@@ -198,3 +198,26 @@ def test_cubemem_ui_opens_a_local_cube_with_a_one_time_link(tmp_path, embedder):
         assert again.status_code == 401 and "used already" in again.text
     finally:
         stop(process)
+
+
+def test_entities_as_a_graph_and_search_as_of_a_date(team, lead):
+    writer = team.agent("write").open_cube(team.cube)
+    writer.add("Ana Souza and Ben hiked in Sintra", valid_from="2018-05-01T00:00:00Z")
+    writer.add("Ben lives in Porto", valid_from="2020-01-01T00:00:00Z")
+    lisbon = writer.add("Ana lives in Lisbon", valid_from="2015-03-01T00:00:00Z")
+    writer.update(lisbon.id, "Ana lives in Berlin", valid_from="2021-06-01T00:00:00Z")
+    browser = _browser(team.server.url)
+    _login(browser, lead)
+    listed = browser.get(f"/ui/cubes/{team.cube}/entities", params={"q": "Ben"})
+    ben = re.search(r'/entities/([0-9a-f]+)">Ben<', listed.text).group(1)
+    now = browser.get(f"/ui/cubes/{team.cube}/entities/{ben}")
+    assert now.status_code == 200 and "<svg" in now.text and "<line" in now.text
+    assert ">Porto<" in now.text and ">Sintra<" in now.text
+    then = browser.get(f"/ui/cubes/{team.cube}/entities/{ben}", params={"as_of": "2019-06-01"})
+    assert ">Sintra<" in then.text and ">Porto<" not in then.text  # not in Porto yet
+    where = {"q": "where does Ana live"}
+    assert "Ana lives in Berlin" in browser.get(f"/ui/cubes/{team.cube}/search", params=where).text
+    past = browser.get(f"/ui/cubes/{team.cube}/search", params=where | {"as_of": "2019-01-01"})
+    assert "Ana lives in Lisbon" in past.text and "Ana lives in Berlin" not in past.text
+    bad = browser.get(f"/ui/cubes/{team.cube}/search", params=where | {"as_of": "someday"})
+    assert bad.status_code == 422 and "InvalidInputError" in bad.text

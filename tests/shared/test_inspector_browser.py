@@ -56,6 +56,7 @@ def test_the_inspector_in_a_browser(team, page, tmp_path):
     item = writer.add("Ana's flight to Oslo leaves at 9", scope={"user": "ana"}, wait=True)
     writer.update(item.id, "Ana's flight to Oslo leaves at 11")
     writer.add(["Ana is vegetarian", "Ben plays the cello"], scope={"user": "ana"}, wait=True)
+    writer.add(["Ana and Ben hiked in Sintra", "Ben lives in Porto"], scope={"user": "ana"})
     trap = writer.add('<script>window.zq7ran = 1</script>Ben\'s "notes"', wait=True)
     intern = team.agent("write", trust=0.2).open_cube(team.cube)
     held = intern.add("The office moves to Porto in May", wait=True)
@@ -78,6 +79,13 @@ def test_the_inspector_in_a_browser(team, page, tmp_path):
     page.wait_for_selector("text=Versions")
     assert "-Ana's flight to Oslo leaves at 9" in page.inner_text("body")
     page.screenshot(path=shots / "inspector-memory.png", full_page=True)
+
+    page.click("nav >> text=entities")
+    page.fill("input[name=q]", "Ben")
+    page.press("input[name=q]", "Enter")
+    page.click("td >> a:text-is('Ben')")
+    page.wait_for_selector("svg circle")
+    page.screenshot(path=shots / "inspector-entity.png")
 
     page.click("nav >> text=review")
     page.wait_for_selector("text=The office moves to Porto in May")

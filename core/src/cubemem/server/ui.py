@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import itertools
+import math
 import secrets
 import threading
 import time
@@ -215,9 +216,10 @@ def memories(request: Request, name: str, you: Seen, offset: int = 0) -> HTMLRes
 
 
 @router.get("/cubes/{name}/search")
-def search(request: Request, name: str, you: Seen, q: str = "") -> HTMLResponse:
-    results = you.cube(name).search(q, k=20) if q.strip() else []
-    return page(request, "search.html", you=you, cube=name, q=q, results=results)
+def search(request: Request, name: str, you: Seen, q: str = "", as_of: str = "") -> HTMLResponse:
+    cube = you.cube(name)
+    results = cube.search(q, k=20, as_of=as_of or None) if q.strip() else []
+    return page(request, "search.html", you=you, cube=name, q=q, results=results, as_of=as_of)
 
 
 @router.get("/cubes/{name}/memories/{id}")
@@ -260,6 +262,41 @@ def decide(name: str, id: str, verdict: str, you: Posted) -> Response:
 def audit(request: Request, name: str, you: Seen, offset: int = 0) -> HTMLResponse:
     entries = you.cube(name).audit(limit=PAGE, offset=max(0, offset))
     return page(request, "audit.html", you=you, cube=name, entries=entries, offset=offset)
+
+
+# -- the entity graph, as of a date -----------------------------------------------------------
+@router.get("/cubes/{name}/entities")
+def entities(request: Request, name: str, you: Seen, q: str = "", as_of: str = "") -> HTMLResponse:
+    found = you.cube(name).entities(q or None, as_of=as_of or None, limit=100)
+    return page(request, "entities.html", you=you, cube=name, entities=found, q=q, as_of=as_of)
+
+
+@router.get("/cubes/{name}/entities/{entity}")
+def entity(request: Request, name: str, entity: str, you: Seen, as_of: str = "") -> HTMLResponse:
+    around = you.cube(name).neighbourhood(entity, hops=1, as_of=as_of or None)
+    return page(
+        request, "entity.html", you=you, cube=name, around=around, as_of=as_of,
+        graph=_layout(around),
+    )  # fmt: skip
+
+
+def _layout(around: Any) -> dict[str, Any]:
+    """The neighbourhood as an SVG drawing: the entity in the middle, its neighbours on a
+    circle, a line for each relation (drawn on the server: no script)."""
+    size, radius = 560, 210
+    centre = size / 2
+    others = [e for e in around.entities if e.id != around.center.id][:24]
+    spots = {around.center.id: (centre, centre)}
+    for n, other in enumerate(others):
+        angle = 2 * math.pi * n / max(len(others), 1)
+        spots[other.id] = (centre + radius * math.cos(angle), centre + radius * math.sin(angle))
+    lines = [
+        (*spots[r.source.id], *spots[r.target.id], r.kind, r.weight)
+        for r in around.relations
+        if r.source.id in spots and r.target.id in spots
+    ]
+    nodes = [(e, *spots[e.id]) for e in [around.center, *others]]
+    return {"size": size, "lines": lines, "nodes": nodes}
 
 
 # -- forget, agents, grants ------------------------------------------------------------------
