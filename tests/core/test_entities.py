@@ -3,6 +3,8 @@ memories that mention them, seen through the same filters, timelines and grants 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from cubemem import InvalidInputError, MemCube, MemoryOS, NotFoundError, PermissionDeniedError
@@ -267,3 +269,17 @@ def test_what_a_named_person_said_ranks_above_what_others_said(tmp_path, embedde
     assert graph_off == top(RetrievalConfig(entity_weight=0.0, speaker_weight=0.0))
     assert set(with_speaker) == set(without)  # reordered, nothing lost
     cube.close()
+
+
+def test_a_result_says_what_the_graph_and_time_words_added(cube):
+    """``SearchResult.entity_score`` and ``time_score``: the parts of ``score`` the entity
+    graph and the query's time words added (0 where they added nothing)."""
+    cube.maintenance.context.clock = lambda: datetime(2024, 6, 1, tzinfo=UTC)
+    cube.add("I went sailing with Ben", valid_from="2024-05-10T00:00:00Z")
+    cube.add("The weather was grey", valid_from="2023-01-10T00:00:00Z")
+    named = {r.content: r for r in cube.search("what did Ben do?", k=2)}
+    assert named["I went sailing with Ben"].entity_score > 0
+    assert named["The weather was grey"].entity_score == 0
+    timed = {r.content: r for r in cube.search("what happened last month?", k=2)}
+    assert timed["I went sailing with Ben"].time_score > 0
+    assert timed["The weather was grey"].time_score == 0

@@ -63,6 +63,10 @@ def test_find_a_memory_and_read_its_versions(team, lead):
     assert "+Ana&#39;s flight to Oslo leaves at 11" in page.text
     listed = browser.get(f"/ui/cubes/{team.cube}", params={"status": "active"})
     assert "leaves at 11" in listed.text
+    later = browser.get(f"/ui/cubes/{team.cube}", params={"after": "2100-01-01"})
+    assert later.status_code == 200 and "leaves at 11" not in later.text  # by time too
+    searched = browser.get(f"/ui/cubes/{team.cube}/search", params={"q": "Ana"}).text
+    assert '<th class="num">entity</th>' in searched and '<th class="num">time</th>' in searched
 
 
 def test_approve_a_held_write_and_another_agent_sees_it(team, lead):

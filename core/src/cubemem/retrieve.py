@@ -11,10 +11,9 @@ Tuesday") is often found by the words of the turn around it:
   query's ideal BM25 score, then each turn inherits a share of its best neighbour's score, so
   evidence next to a strong match rises with it.
 
-Both retrievers search only the subset of memories the filters allow, over a ``SearchIndex``
-that the store's change feed keeps current. The defaults were chosen by leave-one-conversation-
-out on LoCoMo's dev conversations (turns and observations) under the constraint that short
-facts rank at least as well as by dense search alone (see docs/benchmarks.md).
+Both search only what the filters allow, over a ``SearchIndex`` the change feed keeps current.
+Defaults: chosen leave-one-conversation-out on LoCoMo's dev conversations, short facts ranking
+at least as well as by dense search alone (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -72,8 +71,7 @@ class RetrievalConfig:
     """Filtered subsets up to this size are scored exactly instead of through the index."""
     remote_exact_limit: int = 200_000
     """The same when the vector index is across the network (PostgreSQL, a Chroma server):
-    scanning 10^5 vectors here (~10 ms on one core) beats a round trip to an HNSW index asked
-    for ``dense_pool`` candidates (16 ms at 3·10^4 rows on PostgreSQL, measured), and is exact."""
+    scanning 10^5 vectors here (~10 ms) beats a round trip to an HNSW index (16 ms, measured)."""
     lexical_neighbours: bool = True
     """Index each conversation turn for BM25 together with the turns before and after it."""
     short_tokens: bool = True
@@ -97,10 +95,9 @@ class RetrievalConfig:
     """Names embedding this close (cosine) are one entity (``cubemem.graph_names``); 0: off."""
     speaker_weight: float = 0.5
     """A turn said by a person the query names scores × (1 + this), shared among the people
-    named: on LoCoMo 97% of the evidence for a question naming one speaker is her own turns,
-    which the entity idf cannot see. A factor, not a sum, so her unrelated chatter does not
-    pass a fact about her ("Ana prefers tea" still answers "what does Ana drink?" over her
-    "I moved to Lisbon"). Only turns; part of the graph (off with ``entity_weight=0``)."""
+    named (on LoCoMo 97% of the evidence for a question naming a speaker is her own turns). A
+    factor, not a sum, so her chatter does not pass a fact about her. Only turns; part of the
+    graph (off with ``entity_weight=0``)."""
 
     time_weight: float = 0.2
     """Weight of the time signal: when the query names a time ("in May 2023", "last week",
@@ -164,6 +161,8 @@ class Hit:
     """BM25 score as a share of the query's ideal score, in [0, 1] (None: no query terms)."""
     relevance: float
     """``relevance(dense, lexical)``: how well the memory itself matches the query, in [0, 1]."""
+    time: float = 0.0  # what the time words added to ``score``
+    entity: float = 0.0  # what the entity graph added
 
 
 def relevance(dense: float | None, lexical: float | None) -> float:
@@ -171,11 +170,8 @@ def relevance(dense: float | None, lexical: float | None) -> float:
     (negative counts as 0) and its BM25 share of the query's ideal score.
 
     Unlike the fused score it does not depend on what else is in the cube, so a threshold
-    means the same in a cube of ten memories and one of a million. A turn ranked high only
-    because its neighbour matched keeps a low relevance of its own. With the default
-    all-MiniLM-L6-v2, unrelated memories mostly score below 0.25 and paraphrases of the
-    question above 0.4 (docs/concepts.md, "Relevance").
-    """
+    means the same in a cube of ten memories and of a million; a turn ranked high only for its
+    neighbour keeps a low relevance of its own (docs/concepts.md, "Relevance")."""
     best = 0.0
     if dense is not None:
         best = max(best, min(1.0, dense))
@@ -260,6 +256,7 @@ class HybridRetriever:
                     if 0 <= slot < len(mask) and mask[slot]
                 ][:dense_pool]
             fused = self._fuse(dense, lexical, scale)
+            f0 = dict(fused)  # then + time words (f1), + the graph (f2): each signal's part
             if cfg.time_weight and (span := timewords.window(query, now)) is not None:
                 index.boost_window(
                     fused,
@@ -268,6 +265,7 @@ class HybridRetriever:
                     span[1] + timedelta(days=cfg.time_slack_days),
                     cfg.time_weight,
                 )
+            f1 = dict(fused)
             if cfg.entity_weight:
                 index.graph.boost(
                     fused,
@@ -280,6 +278,7 @@ class HybridRetriever:
                     speaker=cfg.speaker_weight,
                     owner=filters.user,
                 )
+            f2 = dict(fused)
             if cfg.neighbour_share or cfg.second_neighbour_share or cfg.session_share:
                 fused = self._spread(fused, index, mask)
             ids = index.ids
@@ -291,7 +290,8 @@ class HybridRetriever:
                 cosine = cosines.get(slot)
                 bm25 = lexical_scores.get(slot, 0.0) if tokens else None
                 share = None if bm25 is None else min(1.0, bm25 / ideal)
-                found.append(Hit(ids[slot], s, cosine, share, relevance(cosine, share)))
+                t, e = f1.get(slot, 0) - f0.get(slot, 0), f2.get(slot, 0) - f1.get(slot, 0)
+                found.append(Hit(ids[slot], s, cosine, share, relevance(cosine, share), t, e))
             return found
 
     def _fuse(
@@ -301,8 +301,7 @@ class HybridRetriever:
         fused: dict[int, float] = {}
         if cfg.fusion == "score":
             # Scores, not ranks: a fact whose cosine stands far above the rest keeps its lead,
-            # and BM25 counts by how much of the query's rare words a memory holds — a match on
-            # a name every memory shares is worth little however it ranks.
+            # and BM25 counts by how much of the query's rare words a memory holds.
             floor = dense[-1][1] if dense else 0.0
             for slot, similarity in dense:
                 fused[slot] = cfg.dense_weight * (similarity - floor)
@@ -313,8 +312,7 @@ class HybridRetriever:
         for rank, (slot, _) in enumerate(dense):
             fused[slot] = cfg.dense_weight / (RRF_K + rank + 1)
         for rank, (slot, score) in enumerate(lexical):
-            # Rank fusion flattens the head of a ranking; the scaled BM25 score keeps a
-            # memory that matched one common word from tying with one that matched the rare ones.
+            # the scaled BM25 score keeps one common word from tying with the rare ones
             weight = cfg.lexical_weight * (score / scale) ** cfg.lexical_score_power
             fused[slot] = fused.get(slot, 0.0) + weight / (RRF_K + rank + 1)
         return fused

@@ -182,6 +182,8 @@ class SearchResult(BaseModel):
     lexical_score: float | None = Field(
         None, description="BM25 score as a share of the query's ideal score, in [0, 1]."
     )
+    time_score: float = Field(0.0, description="What the query's time words added to score.")
+    entity_score: float = Field(0.0, description="What the entity graph added to score.")
     cube_name: str | None = Field(None, description="The cube it came from (MemoryOS.search).")
 
     @property

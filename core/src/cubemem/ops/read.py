@@ -64,6 +64,8 @@ def search(
             relevance=h.relevance,
             dense_score=h.dense,
             lexical_score=h.lexical,
+            time_score=round(h.time, 6),
+            entity_score=round(h.entity, 6),
         )
         for h in hits
         if h.id in items

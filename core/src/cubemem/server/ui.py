@@ -193,7 +193,7 @@ def cubes(request: Request, you: Seen) -> HTMLResponse:
     return page(request, "cubes.html", you=you, cubes=rows)
 
 
-FILTERS = ("user", "agent", "session", "kind", "tag", "status")
+FILTERS = ("user", "agent", "session", "kind", "tag", "status", "after", "before")
 
 
 @router.get("/cubes/{name}")
