@@ -98,3 +98,14 @@ def test_the_inspector_in_a_browser(team, page, tmp_path):
     page.click("nav >> text=audit")
     page.wait_for_selector("text=approve")
     page.screenshot(path=shots / "inspector-audit.png")
+
+    # a form posted without the session's CSRF token (as another site's page would) is refused
+    status = page.evaluate(
+        "async (u) => (await fetch(u, {method: 'POST', body: new URLSearchParams()})).status",
+        f"{url}/ui/cubes/{team.cube}/review/{held.id}/reject",
+    )
+    assert status == 403
+    # and a revoked grant closes the pages at the next click
+    team.admin.revoke(agent.name, team.cube)
+    page.click("nav >> text=memories")
+    assert "PermissionDeniedError" in page.inner_text("body")
