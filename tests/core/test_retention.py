@@ -112,3 +112,26 @@ def test_rules_live_in_the_cube_for_every_process(tmp_path, embedder):
         with MemCube.open(tmp_path / "c", embedder=embedder) as two:
             assert [r.name for r in two.maintenance.retention] == ["week"]
             assert [r.name for r in two.maintenance.context.governance.retention()] == ["week"]
+
+
+def test_policy_and_rules_set_at_once_by_two_processes_are_both_kept(tmp_path, embedder):
+    """The manifest is read, changed and written under a lock: a redaction policy and
+    retention rules set at the same moment from two cube objects (two processes' views of
+    one folder) both stay."""
+    import threading
+
+    path = tmp_path / "c"
+    with (
+        MemCube.create(path, embedder=embedder) as one,
+        MemCube.open(path, embedder=embedder) as two,
+    ):
+        for n in range(20):
+            rules = threading.Thread(
+                target=two.maintenance.set_retention,
+                args=([{"name": f"r{n}", "keep_days": n + 1}],),
+            )
+            rules.start()
+            one.maintenance.set_redaction({"email": "mask" if n % 2 else "hash"})
+            rules.join()
+            assert [r.name for r in one.maintenance.retention] == [f"r{n}"]
+            assert one.maintenance.redaction.email == ("mask" if n % 2 else "hash")

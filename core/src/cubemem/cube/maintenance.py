@@ -9,6 +9,7 @@ retrieval weights. Moved off ``MemCube`` to keep its surface to what every progr
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -210,8 +211,7 @@ class Maintenance:
                 "redaction must be a cubemem.RedactionPolicy, its dict, or None; got "
                 f"{type(policy).__name__}"
             )
-        folder = self._folder()
-        write_manifest(folder, self._manifest().model_copy(update={"redaction": policy}))
+        self._update_manifest(redaction=policy)
 
     aset_redaction = threaded(set_redaction)
 
@@ -232,8 +232,7 @@ class Maintenance:
         names = [r.name for r in parsed]
         if len(set(names)) != len(names):
             raise InvalidInputError(f"retention rules need distinct names, got {names}")
-        folder = self._folder()
-        write_manifest(folder, self._manifest().model_copy(update={"retention": parsed}))
+        self._update_manifest(retention=parsed)
 
     aset_retention = threaded(set_retention)
 
@@ -264,3 +263,11 @@ class Maintenance:
 
     def _manifest(self) -> Manifest:
         return read_manifest(self._folder())
+
+    def _update_manifest(self, **changes: Any) -> None:
+        """Read, change and write the manifest under a lock, so two processes setting the
+        policy and the rules at once keep both."""
+        folder = self._folder()
+        with open(folder / "cube.json.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            write_manifest(folder, read_manifest(folder).model_copy(update=changes))

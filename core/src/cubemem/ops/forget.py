@@ -70,14 +70,15 @@ def forget(
             uncited.append(item.id)
     done = Forgotten(ids=sorted(chosen), derived=sorted(derived), uncited=sorted(uncited))
     journal = _journal(ctx, done, cited)
-    _apply(ctx, done, cited)
+    _apply(ctx, done, cited, compact=False)
     late = _late(ctx, cited, set(done.ids))  # derived while this forget ran (an extraction)
     if late:
         ctx.store.purge(late)
-        ctx.store.compact_vectors()
         done = done.model_copy(
             update={"ids": sorted([*done.ids, *late]), "derived": sorted([*done.derived, *late])}
         )
+    if done.ids:
+        ctx.store.compact_vectors()  # vectors the index only marked deleted leave its files
     if journal is not None:
         journal.unlink(missing_ok=True)
     if ctx.audit is not None and access.current_actor() is None:  # an agent's: audited by it
@@ -125,13 +126,13 @@ def _journal(ctx: Context, done: Forgotten, cited: set[str]) -> Path | None:
     return path
 
 
-def _apply(ctx: Context, done: Forgotten, cited: set[str]) -> None:
+def _apply(ctx: Context, done: Forgotten, cited: set[str], *, compact: bool = True) -> None:
     """Erase ``done.ids`` and remove the ``cited`` ids from the kept facts; safe to repeat."""
     erased = done.ids
     for start in range(0, len(erased), 500):
         ctx.store.purge(erased[start : start + 500])
     ctx.working.changed(erased, "deleted")
-    if erased:
+    if erased and compact:
         ctx.store.compact_vectors()  # vectors the index only marked deleted leave its files
     for fact in ctx.store.get(done.uncited):
         left = [s for s in fact.provenance.source_ids if s not in cited]
