@@ -78,6 +78,9 @@ def test_stale_vector_after_an_interrupted_update_is_replaced(tmp_path, embedder
         cube.update(item.id, "the meeting moved to Thursday")
         # Put the old vector back, as if the update's index write never happened.
         collection.upsert(ids=[item.id], embeddings=old["embeddings"], metadatas=old["metadatas"])
+    # as a crash between the row's commit and the index write leaves it: no clean close vouched
+    # for the files (a failed index write in a live process withholds the vouching too)
+    (tmp_path / "c" / "index" / SUMS).unlink()
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
         assert again.maintenance.last_repair.reindexed == [item.id]
         hit = again.search("Thursday", k=1)[0]
@@ -89,10 +92,33 @@ def test_orphan_vectors_are_removed_on_open(tmp_path, embedder):
         keep, gone = cube.add(["keep this", "row lost"])
     with sqlite3.connect(tmp_path / "c" / "memories.sqlite3") as db:
         db.execute("DELETE FROM memories WHERE id = ?", (gone.id,))
+    # a purge whose index delete never ran (the process died between the two): no clean
+    # close vouched for the files, so the open compares every row with the index
+    (tmp_path / "c" / "index" / SUMS).unlink()
     with MemCube.open(tmp_path / "c", embedder=embedder) as again:
         assert again.maintenance.last_repair.orphans_removed == [gone.id]
         assert [h.id for h in again.search("row lost", k=5)] == [keep.id]
     assert _indexed_ids(tmp_path / "c") == {keep.id}
+
+
+def test_a_failed_index_write_keeps_the_close_from_vouching(tmp_path, embedder, monkeypatch):
+    """The open after a clean close trusts the index files (no row-by-row comparison); an
+    index delete that failed in the live process withholds that trust, so the next open
+    compares every row and drops the orphaned vector."""
+    from cubemem.store.chroma_files import ChromaIndex
+
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        keep, gone = cube.add(["keep this", "purge this"])
+        with monkeypatch.context() as patched:
+            patched.setattr(ChromaIndex, "delete", lambda self, ids: 1 / 0)
+            cube.delete(gone.id, purge=True)  # the rows go; the index delete fails
+    assert not (tmp_path / "c" / "index" / SUMS).exists()
+    assert _indexed_ids(tmp_path / "c") == {keep.id, gone.id}
+    with MemCube.open(tmp_path / "c", embedder=embedder) as again:
+        assert again.maintenance.last_repair.orphans_removed == [gone.id]
+    assert _indexed_ids(tmp_path / "c") == {keep.id}
+    with MemCube.open(tmp_path / "c", embedder=embedder) as third:  # vouched: nothing to do
+        assert third.maintenance.last_repair.orphans_removed == []
 
 
 CHILD = textwrap.dedent(

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from cubemem.errors import ConflictError
+from cubemem.index_texts import embed_items
 from cubemem.model import Filters, MemoryItem, Provenance, Scope, Status
-from cubemem.retrieve import embed_items
 from cubemem.store import EmbeddedStore, MemoryStore
 from cubemem.store.chroma_server import ChromaServerStore
 from cubemem.store.postgres import PostgresStore

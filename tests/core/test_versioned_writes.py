@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from cubemem import ConflictError, InvalidInputError, MemCube
+from cubemem.index_texts import embed_items
 from cubemem.model import address_id
-from cubemem.retrieve import embed_items
 
 NAMESPACE, KEY, TTL = ("team", "fact"), "fact", timedelta(hours=1)
 CHILD = Path(__file__).resolve().parent / "edit_child.py"

@@ -1,19 +1,11 @@
-"""The entity graph of a cube, derived from its memories and kept with the search index.
-
-Every memory the index holds is read for the names it mentions (``cubemem.entities``); the
-names resolve to entities per owner (the user, else the agent, as ``Scope.owner_filter``
-reads a memory's owner), and two entities that one memory mentions together are related
-through it. Nothing here is stored apart from the memories: the graph always agrees with them
-(a memory updated, deleted or forgotten takes its mentions along), it follows the store's
-change feed as the index does, on every engine, and a caller sees the entities and relations
-of the memories it may see — the same filters, grants and timelines as search.
-
-Resolution, per owner: the same name in any case is one entity; a first name is folded into
-the one full name that starts with it ("Ana" and "Ana Souza"; with two Anas with surnames,
-"Ana" stays apart); a person and a place of the same name ("Paris" the speaker, "to Paris")
-stay two entities; a name that embeds as nearly another's is one entity with it
-(``cubemem.graph_names``: "NYC" and "New York City").
-"""
+"""The entity graph of a cube, derived from its memories and kept with the search index:
+every memory is read for the names it mentions (``cubemem.entities``); names resolve to
+entities per owner (the user, else the agent), and two entities one memory mentions together
+are related through it. Nothing is stored apart from the memories: the graph follows the
+store's change feed as the index does, and a caller sees the entities and relations of the
+memories it may see (the same filters, grants and timelines as search). Resolution, per
+owner: one name in any case is one entity; a first name folds into the one full name starting
+with it; a person and a place of one name stay two; names embedding alike are one entity."""
 
 from __future__ import annotations
 
@@ -22,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +43,14 @@ class Node:
     def kind(self) -> Kind:
         definite = [(n, k) for k, n in self.kinds.items() if k != "thing"]
         return max(definite)[1] if definite else "thing"  # type: ignore[return-value]
+
+    def __reduce__(self) -> tuple[object, ...]:  # kinds as a dict: a Counter unpickles slowly
+        return (_node, (self.id, self.owner, self.name, self.names, dict(self.kinds), self.slots))
+
+
+def _node(id: str, owner: Owner, name: str, names: Any, kinds: Any, slots: Any) -> Node:
+    dict.update(counted := Counter[str](), kinds)
+    return Node(id, owner, name, names, counted, slots)
 
 
 def _definite(kind: str) -> bool:

@@ -18,25 +18,26 @@ at least as well as by dense search alone (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 
-from cubemem import searchindex, timewords
+from cubemem import timewords
 from cubemem.embed import Embedder
 from cubemem.entities import WORDS
 from cubemem.errors import InvalidInputError
 from cubemem.graph_names import match_names
+from cubemem.index_file import Keeper
 from cubemem.lexical import Analyzer
-from cubemem.model import Filters, MemoryItem
+from cubemem.model import Filters
 from cubemem.searchindex import SearchIndex
-from cubemem.store.base import Embedding, MemoryStore
+from cubemem.store.base import MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -114,40 +115,6 @@ class RetrievalConfig:
             )
 
 
-def index_text(item: MemoryItem) -> str:
-    """The memory as a retriever sees it: ``[date] speaker: content``."""
-    return searchindex.index_text(
-        item.content, item.provenance.speaker, item.provenance.occurred_at
-    )
-
-
-def dense_texts(item: MemoryItem) -> list[str]:
-    """The texts whose vectors are averaged into the memory's one vector."""
-    text = index_text(item)
-    return [text, f"{text} (after: {item.context})"] if item.context else [text]
-
-
-def digest(texts: Sequence[str]) -> str:
-    return hashlib.blake2b("\x1f".join(texts).encode("utf-8"), digest_size=12).hexdigest()
-
-
-def embed_items(embedder: Embedder, items: Sequence[MemoryItem]) -> dict[str, Embedding]:
-    """One vector per memory, all texts embedded in one batched call."""
-    texts = [dense_texts(item) for item in items]
-    flat = [t for group in texts for t in group]
-    vectors = np.asarray(embedder.embed_documents(flat), dtype=np.float32)
-    if vectors.ndim != 2 or len(vectors) != len(flat):
-        raise InvalidInputError(
-            f"embedder {embedder.name!r} returned {vectors.shape} for {len(flat)} texts; "
-            "it must return one vector per text"
-        )
-    out, start = {}, 0
-    for item, group in zip(items, texts, strict=True):
-        out[item.id] = Embedding(vectors[start : start + len(group)].mean(axis=0), digest(group))
-        start += len(group)
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One search result as the retriever sees it."""
@@ -185,13 +152,21 @@ class HybridRetriever:
     store's change feed (a write costs the search after it what the write changed)."""
 
     def __init__(
-        self, store: MemoryStore, embedder: Embedder, config: RetrievalConfig | None = None
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        config: RetrievalConfig | None = None,
+        *,
+        folder: Path | None = None,
     ) -> None:
+        """``folder``: where the index is persisted (``cubemem.index_file``; None: never)."""
         self._store = store
         self._embedder = embedder
         self.config = config or RetrievalConfig()
         self._index: SearchIndex | None = None
         self._lock = threading.Lock()
+        self._keeper = Keeper(folder)
+        self.origin: str | None = None  # where the index came from: "file" or "rows"
 
     def search(
         self,
@@ -368,31 +343,58 @@ class HybridRetriever:
 
     def warm(self) -> None:
         """Load the embedder and bring the index up to date now, so the first search costs
-        what every later one does (servers and workers call it at start-up)."""
+        what every later one does (servers and workers call it at start-up); the index is
+        written to its file when it is well behind the rows."""
         if self.config.dense_weight:
             self._embedder.embed_query("warm up")
         with self._lock:
-            self._current_index()
+            index = self._current_index()
+            self._keeper.save(index, self._meta())
+
+    def close(self) -> None:
+        """Write the index to its file if it is well behind (``Keeper``)."""
+        with self._lock:
+            if self._index is not None:
+                self._keeper.save(self._index, self._meta())
+
+    def _meta(self) -> dict[str, object]:
+        """What a persisted index must have been built with to be loaded."""
+        cfg = self.config
+        return {
+            "embedder": self._embedder.name,
+            "dimension": self._embedder.dimension,
+            "neighbours": cfg.lexical_neighbours,
+            "short_tokens": cfg.short_tokens,
+            "entity_match": cfg.entity_match,
+        }
 
     def _current_index(self) -> SearchIndex:
-        """The index brought up to the store's revision (built whole only the first time)."""
+        """The index brought up to the store's revision: loaded from its file, or built from
+        every row (then written to the file), the first time; after that, what changed."""
         cfg = self.config
         index = self._index
         if index is None or (index.with_neighbours, index.short_tokens) != (
             cfg.lexical_neighbours,
             cfg.short_tokens,
         ):
-            index = self._index = SearchIndex(
-                Analyzer(keep_short=cfg.short_tokens),
-                with_neighbours=cfg.lexical_neighbours,
-                short_tokens=cfg.short_tokens,
+            tokenize = Analyzer(keep_short=cfg.short_tokens)
+            index = self._keeper.load(self._store.revision(), self._meta()) or SearchIndex(
+                tokenize, with_neighbours=cfg.lexical_neighbours, short_tokens=cfg.short_tokens
             )
+            self.origin = "rows" if index.revision < 0 else "file"
+            index.tokenize = tokenize
+            self._index = index
+        full = index.revision < 0
         changes = self._store.changes(index.revision)
         if changes.revision != index.revision:
             index.apply(changes)
             if cfg.entity_match:
                 match_names(index.graph, self._embedder.embed_documents, cfg.entity_match)
             index.graph.set_links(self._store.entity_links())
-            rows, purged = len(changes.rows), len(changes.purged)
+            self._keeper.applied(
+                (rows := len(changes.rows)) + (purged := len(changes.purged)), full
+            )
             log.debug("index at revision %d: %d rows, %d purged", changes.revision, rows, purged)
+        if full:
+            self._keeper.save(index, self._meta())
         return index

@@ -54,6 +54,20 @@ class Settings(BaseSettings):
         "the folder keeps the manifest) or 'chroma+http://host:port' (rows in the cube folder, "
         "vectors in a Chroma server).",
     )
+    pg_index_memory: str = Field(
+        "2GB",
+        pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
+        description="PostgreSQL: maintenance_work_mem for the session that builds the HNSW "
+        "index (its own session only; the server's setting is left alone). The graph must fit "
+        "in it or the build slows ~50x: about 2GB per 10^6 vectors of 384 dimensions.",
+    )
+    pg_index_workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="PostgreSQL: parallel workers for the HNSW build beside the leader "
+        "(max_parallel_maintenance_workers, that session only).",
+    )
     queue_url: str = Field(
         "sqlite",
         description="Task queue: 'sqlite' (a file in the cube) or 'redis://host:port/db'.",

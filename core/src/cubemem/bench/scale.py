@@ -8,6 +8,7 @@ separates the cost of the index from the cost of the model and makes 10^6 items 
 from __future__ import annotations
 
 import hashlib
+import json
 import resource
 import tempfile
 import time
@@ -97,6 +98,12 @@ class Corpus:
                 tags=tags,
             )
 
+    def skip(self, count: int) -> None:
+        """Moves the stream past ``count`` memories (a kept cube already holds them), so the
+        questions and later memories are those a fresh build would have reached."""
+        for _ in self.memories(count):
+            pass
+
     def question(self) -> str:
         p = self._pick
         return f"what did {p(self.names)} {p(_VERBS)} {p(_PLACES)}?"
@@ -114,6 +121,30 @@ def _rss_mb() -> float:
 
 def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _ingest(
+    cube: MemCube,
+    corpus: Corpus,
+    size: int,
+    batch: int,
+    progress: Callable[[str, int], None] | None,
+) -> float:
+    """Adds ``size`` memories of ``corpus`` in batches; returns the seconds it took."""
+    start = time.perf_counter()
+    pending: list[MemoryInput] = []
+    for item in corpus.memories(size):
+        pending.append(item)
+        if len(pending) == batch:
+            cube.add(pending)
+            if progress:
+                progress("ingest", len(pending))
+            pending = []
+    if pending:
+        cube.add(pending)
+        if progress:
+            progress("ingest", len(pending))
+    return time.perf_counter() - start
 
 
 def run_size(
@@ -138,25 +169,40 @@ def run_size(
     from cubemem.store import engine_of
 
     engine = engine_of(store_url)
-    cube = MemCube.create(
-        workdir / f"cube-{engine}-{size}",
-        embedder=embedder,
-        settings=Settings(store_url=store_url),
-    )
-    start = time.perf_counter()
-    pending: list[MemoryInput] = []
-    for item in corpus.memories(size):
-        pending.append(item)
-        if len(pending) == batch:
-            cube.add(pending)
-            if progress:
-                progress("ingest", len(pending))
-            pending = []
-    if pending:
-        cube.add(pending)
+    path = workdir / f"cube-{engine}-{size}"
+    built = path.with_suffix(".json")  # kept cubes: how their ingest went, when it ran
+    settings = Settings(store_url=store_url)
+    if built.exists():
+        record = json.loads(built.read_text(encoding="utf-8"))
+        if record.get("embedder") != getattr(embedder, "name", None):
+            raise InvalidInputError(
+                f"{path} was built with {record.get('embedder')!r}, not "
+                f"{getattr(embedder, 'name', None)!r}; use another --keep folder"
+            )
+        cube = MemCube.open(path, embedder=embedder, settings=settings)
+        if cube.count() != size:
+            raise InvalidInputError(
+                f"{path} holds {cube.count()} memories, not {size}: remove it and its .json"
+            )
+        ingest_s = size / record["ingest_items_per_s"]
+        corpus.skip(size)
         if progress:
-            progress("ingest", len(pending))
-    ingest_s = time.perf_counter() - start
+            progress("ingest", size)
+    else:
+        cube = MemCube.create(path, embedder=embedder, settings=settings)
+        ingest_s = _ingest(cube, corpus, size, batch, progress)
+        built.write_text(
+            json.dumps(
+                {
+                    "embedder": getattr(embedder, "name", None),
+                    "items": size,
+                    "store": engine,
+                    "ingest_items_per_s": round(size / ingest_s, 1),
+                    "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            ),
+            encoding="utf-8",
+        )
 
     start = time.perf_counter()
     cube.search(corpus.question(), k=10)  # builds the BM25 index once
@@ -172,14 +218,17 @@ def run_size(
     by_user = timed({"user": corpus.users[0]})
     by_user_tag = timed({"user": corpus.users[1], "tags": [_TAGS[0]]})
     after_add = []
+    added = []
     for memory in corpus.memories(interleave):
-        cube.add(memory)
+        added.append(cube.add(memory).id)
         question = corpus.question()
         start = time.perf_counter()
         cube.search(question, k=10)
         after_add.append((time.perf_counter() - start) * 1000)
         if progress:
             progress("search", 1)
+    for id_ in added:  # a kept cube stays at its size for the next run
+        cube.delete(id_, purge=True)
     timings = [("unfiltered", unfiltered), ("user", by_user), ("user+tag", by_user_tag)]
     if after_add:
         timings.append(("after_add", after_add))
@@ -216,6 +265,7 @@ def run(
     workdir: Path | None = None,
     progress: Callable[[str, int], None] | None = None,
     stores: Sequence[str] = ("sqlite",),
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     """Measure every size in turn on every store (``sqlite``, ``postgresql://...``), in the
     same run so they compare as ratios; the JSON report lists one entry per size and store."""
@@ -228,6 +278,8 @@ def run(
     chosen = RandomEmbedder() if precomputed else (embedder or SentenceTransformerEmbedder())
     results = []
     with tempfile.TemporaryDirectory(prefix="cubemem-scale-", dir=workdir) as tmp:
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
         for size in sizes:
             for store_url in stores:
                 results.append(
@@ -235,7 +287,7 @@ def run(
                         size,
                         queries=queries,
                         embedder=chosen,
-                        workdir=Path(tmp),
+                        workdir=keep or Path(tmp),
                         interleave=interleave,
                         progress=progress,
                         store_url=store_url,

@@ -122,6 +122,14 @@ def bench_scale(
             "come from another run: compare them as a rough guide only)."
         ),
     ] = False,
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the cubes in this folder and reuse them on the next run (their ingest "
+            "speed is the one measured when they were built; a PostgreSQL cube needs the same "
+            "database)."
+        ),
+    ] = None,
 ) -> None:
     """Ingest speed, search latency, RSS and disk per item as a cube grows."""
     from cubemem.bench import scale
@@ -149,6 +157,7 @@ def bench_scale(
                 interleave=interleave,
                 progress=lambda what, n: bar.advance(ingest if what == "ingest" else search, n),
                 stores=stores,
+                keep=keep,
             )
         )
     table = Table(title=f"scale ({report['embedder']}, {queries} queries per filter)")

@@ -249,6 +249,7 @@ def _store(settings: Settings, path: Path, manifest: Manifest, embedder: Embedde
         embedder,
         busy_timeout_s=settings.busy_timeout_s,
         open_index=settings.open_index,
+        index_build=(settings.pg_index_memory, settings.pg_index_workers),
     )
 
 

@@ -142,6 +142,7 @@ class MemCube(BaseCube):
             self._scheduler.stop()
             self._scheduler.queue.close()
             self._scheduler = None
+        self._ctx.retriever.close()  # its index file, when well behind the rows
         self._ctx.store.close()
 
     aclose = threaded(close)

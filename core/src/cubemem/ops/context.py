@@ -19,10 +19,11 @@ import numpy as np
 
 from cubemem.embed import Embedder, check_vectors
 from cubemem.extract import Decider
+from cubemem.index_texts import embed_items
 from cubemem.model import MemoryInput, MemoryItem, utcnow
 from cubemem.ops.working import WorkingMemory
 from cubemem.redact import Detector, PolicyFile
-from cubemem.retrieve import HybridRetriever, embed_items
+from cubemem.retrieve import HybridRetriever
 from cubemem.settings import Settings
 from cubemem.store.base import Embedding, MemoryStore
 
@@ -97,7 +98,7 @@ class Context:
             store=store,
             embedder=embedder,
             settings=settings,
-            retriever=HybridRetriever(store, embedder),
+            retriever=HybridRetriever(store, embedder, folder=folder),
             working=WorkingMemory(settings.working_memory_size),
         )
 

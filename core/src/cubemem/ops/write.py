@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from cubemem import access, limits
 from cubemem.errors import ConflictError, InvalidInputError, NotFoundError
+from cubemem.index_texts import dense_texts, digest
 from cubemem.model import (
     TIER_KEY,
     Kind,
@@ -34,7 +35,6 @@ from cubemem.ops import inputs
 from cubemem.ops.context import Context
 from cubemem.ops.create import flags, screened
 from cubemem.ops.redaction import redacted
-from cubemem.retrieve import dense_texts, digest
 from cubemem.store.base import Embedding
 
 log = logging.getLogger(__name__)

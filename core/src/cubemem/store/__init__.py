@@ -72,8 +72,11 @@ def open_store(
     *,
     busy_timeout_s: float = 30.0,
     open_index: bool = True,
+    index_build: tuple[str, int] = ("2GB", 1),
 ) -> MemoryStore:
-    """The engine ``url`` names, holding cube ``cube_id`` (whose folder is ``path``)."""
+    """The engine ``url`` names, holding cube ``cube_id`` (whose folder is ``path``);
+    ``index_build``: PostgreSQL's ``maintenance_work_mem`` and parallel workers for its HNSW
+    build."""
     if url.startswith(("chroma+http://", "chroma+https://")):
         from cubemem.store.chroma_server import ChromaServerStore
 
@@ -83,4 +86,4 @@ def open_store(
         return EmbeddedStore(path, embedder, busy_timeout_s=busy_timeout_s, open_index=open_index)
     from cubemem.store.postgres import PostgresStore
 
-    return PostgresStore(url, cube_id, dimension)
+    return PostgresStore(url, cube_id, dimension, index_build=index_build)

@@ -5,7 +5,6 @@ one, and opening it."""
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,15 +47,17 @@ for collection in client.list_collections():
 """
 
 
-def file_sums(path: Path) -> dict[str, str]:
-    sums = {}
+def file_sums(path: Path) -> dict[str, object]:
+    """CRC-32 of every index file (against damage, not tampering: 3.5 GB/s here against
+    blake2b's 0.6, which made the check at open take seconds at 10^6 vectors)."""
+    files: dict[str, int] = {}
     for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != SUMS):
-        digest = hashlib.blake2b(digest_size=16)
+        crc = 0
         with open(file, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        sums[str(file.relative_to(path))] = digest.hexdigest()
-    return sums
+            while chunk := fh.read(1 << 24):
+                crc = zlib.crc32(chunk, crc)
+        files[str(file.relative_to(path))] = crc
+    return {"algorithm": "crc32", "files": files}
 
 
 def write_sums(path: Path) -> None:
@@ -65,18 +67,27 @@ def write_sums(path: Path) -> None:
         os.replace(tmp, path / SUMS)
 
 
+def vouched(path: Path) -> bool | None:
+    """Whether the files match the checksums of the last clean close (None: there are none,
+    or of an older format: after a crash, or from an earlier version)."""
+    try:
+        recorded = json.loads((path / SUMS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("algorithm") != "crc32":
+        return None
+    return bool(recorded == file_sums(path))
+
+
 def index_sound(path: Path, dimension: int) -> bool:
     """Whether the index files can be loaded: they match the checksums of the last clean
     close, or — after a crash, when there are none — a child process loads and queries them
     without failing (a damaged HNSW file can crash the process that loads it)."""
     if not path.exists():
         return True
-    try:
-        recorded = json.loads((path / SUMS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        recorded = None
-    if isinstance(recorded, dict):
-        return recorded == file_sums(path)
+    matched = vouched(path)
+    if matched is not None:
+        return matched
     try:
         probe = subprocess.run(
             [sys.executable, "-c", PROBE, str(path), str(dimension)],
@@ -158,6 +169,11 @@ class ChromaIndex:
         self.collection: Any = None
         self._max_batch = 1
         self._guard = ReadWrite()  # a rebuild swaps the collection under the others
+        self.vouched = False
+        """Whether the files matched the checksums of the last clean close when this process
+        took the index: they equal the rows then, but for what ``pending_index`` lists."""
+        self.doubtful = False
+        """Set when a write to the index failed: the next close does not vouch for it."""
 
     @property
     def owned(self) -> bool:
@@ -176,7 +192,8 @@ class ChromaIndex:
             return False
         try:
             index = self._path / "index"
-            if not index_sound(index, self._embedder.dimension):
+            self.vouched = bool(index.exists() and vouched(index))
+            if not self.vouched and not index_sound(index, self._embedder.dimension):
                 aside = self._path / f"index.broken-{int(time.time())}"
                 log.warning("vector index of %s is damaged; rebuilt from the rows", self._path)
                 shutil.rmtree(aside, ignore_errors=True)
@@ -259,6 +276,8 @@ class ChromaIndex:
         if self.client is not None:
             self.client.close()
             try:
+                if self.doubtful:
+                    raise OSError("an index write failed in this process")
                 write_sums(self._path / "index")
             except OSError as exc:
                 log.warning("could not record the index checksums of %s: %s", self._path, exc)

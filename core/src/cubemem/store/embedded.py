@@ -217,6 +217,7 @@ class EmbeddedStore(SQLiteLinks, IndexUpkeep):
         try:
             self._index.upsert(embeddings)
         except Exception as exc:
+            self._index.doubtful = True
             log.warning(
                 "rows of %d memories are stored but their index write failed (%s); the index "
                 "catches up at the next sync or open",
@@ -305,6 +306,7 @@ class EmbeddedStore(SQLiteLinks, IndexUpkeep):
             try:
                 self._index.delete(ids)
             except Exception as exc:  # the rows are gone; open drops the orphaned vectors
+                self._index.doubtful = True
                 log.warning("purged rows but not their index entries (%s); open repairs it", exc)
 
     def namespaces(self, filters: Filters, *, now: datetime) -> list[tuple[str, ...]]:

@@ -41,8 +41,11 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "close_pools", "migrate", "pool_fo
 class PostgresStore:
     """The ``MemoryStore`` protocol for one cube (``cube_id``) in a PostgreSQL database."""
 
-    def __init__(self, url: str, cube_id: str, dimension: int) -> None:
+    def __init__(
+        self, url: str, cube_id: str, dimension: int, *, index_build: tuple[str, int] = ("2GB", 1)
+    ) -> None:
         self._url = url
+        self._index_build = index_build
         self._cube = cube_id
         self._dims = dimension
         self._pool = pool_for(url)
@@ -326,7 +329,9 @@ class PostgresStore:
         building it (``CREATE INDEX CONCURRENTLY``, in a thread; one process per database
         builds, the others wait for it) if it has none. Returns whether it is ready; with
         ``wait`` it returns once the build ends. Until then ``nearest`` is an exact scan."""
-        return ensure_vector_index(self._url, self._pool, int(self._dims), wait=wait)
+        return ensure_vector_index(
+            self._url, self._pool, int(self._dims), wait=wait, build=self._index_build
+        )
 
     def link_entities(self, link: EntityLink) -> None:
         with self._tx() as conn:

@@ -13,6 +13,7 @@ the index's cost on every insert (ingest is about 5x faster without it). Until i
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -163,11 +164,13 @@ def index_valid(pool: Any, dims: int) -> bool:
     return bool(row and row[0])
 
 
-def build_index(url: str, dims: int) -> None:
+def build_index(url: str, dims: int, memory: str = "2GB", workers: int = 1) -> None:
     """Build the HNSW index of dimension ``dims`` unless a valid one exists (a build that died
     leaves an invalid index behind: it is dropped and built again). Serialised across
     processes by an advisory lock; on failure searches stay exact scans, and the next large
-    search tries again."""
+    search tries again. ``memory`` and ``workers``: ``maintenance_work_mem`` and
+    ``max_parallel_maintenance_workers`` of the building session alone (with the server's
+    default 64MB the graph of 10^6 vectors spills and the build takes hours)."""
     import psycopg
 
     name = f"cubemem_hnsw_{dims}"
@@ -182,8 +185,13 @@ def build_index(url: str, dims: int) -> None:
                     return
                 if row:
                     conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                # SET takes no parameters; both values are checked by Settings and again here
+                if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", memory):
+                    raise ValueError(f"maintenance_work_mem {memory!r}")
+                conn.execute(f"SET maintenance_work_mem = '{memory}'")
+                conn.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
                 started = time.monotonic()
-                log.info("building the HNSW index %s", name)
+                log.info("building the HNSW index %s (%s, %d workers)", name, memory, workers)
                 conn.execute(
                     f"CREATE INDEX CONCURRENTLY {name} ON cubemem_memories "
                     f"USING hnsw ((vector::vector({dims})) vector_ip_ops) WHERE dims = {dims}"
@@ -209,7 +217,9 @@ def safe_url(url: str) -> str:
     return url
 
 
-def ensure_vector_index(url: str, pool: Any, dims: int, *, wait: bool) -> bool:
+def ensure_vector_index(
+    url: str, pool: Any, dims: int, *, wait: bool, build: tuple[str, int] = ("2GB", 1)
+) -> bool:
     """Whether the HNSW index for ``dims`` is ready; if not, start building it in a thread
     (``CREATE INDEX CONCURRENTLY``; one process per database builds, the others wait for
     it). With ``wait`` it returns once the build ends."""
@@ -221,14 +231,17 @@ def ensure_vector_index(url: str, pool: Any, dims: int, *, wait: bool) -> bool:
         builder = BUILDERS.get(key)
         if builder is None or not builder.is_alive():
             builder = threading.Thread(
-                target=build_index, args=key, name=f"cubemem-hnsw-{dims}", daemon=True
+                target=build_index,
+                args=(*key, *build),
+                name=f"cubemem-hnsw-{dims}",
+                daemon=True,
             )
             BUILDERS[key] = builder
             builder.start()
     if not wait:
         return False
     builder.join()
-    return ensure_vector_index(url, pool, dims, wait=False)
+    return ensure_vector_index(url, pool, dims, wait=False, build=build)
 
 
 @contextmanager
