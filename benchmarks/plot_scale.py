@@ -1,7 +1,7 @@
-"""Plot how search latency and ingest speed grow with cube size, from `cubemem bench scale` JSON.
+"""Plot the cost curve of a cube as it grows, from `cubemem bench scale` JSON: open time, RSS,
+ingest speed and search p95 (unfiltered, one user, after an add), one line per engine.
 
-    uv run python benchmarks/plot_scale.py docs/results/scale.json \
-        docs/results/scale_precomputed.json --out docs/img/scale.png
+    uv run python benchmarks/plot_scale.py docs/results/scale_curve.json --out docs/img/scale.png
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,31 +17,46 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return report.get("results") or report["sizes"]  # "sizes": reports before 0.5
+
+
 def plot(reports: list[dict], out: Path) -> None:
-    fig, (lat, ing) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), dpi=120)
+    opened, rss, ingest, latency = axes
     for report in reports:
-        sizes = [r["items"] for r in report["sizes"]]
-        label = report["embedder"]
-        for name, style in (("unfiltered", "-o"), ("user", "--s"), ("user+tag", ":^")):
-            lat.plot(
-                sizes,
-                [r["search_ms"][name]["p95"] for r in report["sizes"]],
-                style,
-                label=f"{name} ({label})",
-            )
-        ing.plot(sizes, [r["ingest_items_per_s"] for r in report["sizes"]], "-o", label=label)
-    for ax in (lat, ing):
+        engines: dict[str, list[dict[str, Any]]] = {}
+        for r in _rows(report):
+            engines.setdefault(r.get("store", "sqlite"), []).append(r)
+        for engine, rows in engines.items():
+            label = engine if len(reports) == 1 else f"{engine} ({report['embedder']})"
+            sizes = [r["items"] for r in rows]
+            if all("open_s" in r for r in rows):
+                opened.plot(sizes, [r["open_s"] for r in rows], "-o", label=label)
+            rss.plot(sizes, [r["rss_mb"] for r in rows], "-o", label=label)
+            ingest.plot(sizes, [r["ingest_items_per_s"] for r in rows], "-o", label=label)
+            for name, style in (("unfiltered", "-o"), ("user", "--s"), ("after_add", ":^")):
+                if all(name in r["search_ms"] for r in rows):
+                    latency.plot(
+                        sizes,
+                        [r["search_ms"][name]["p95"] for r in rows],
+                        style,
+                        label=f"{name}, {label}",
+                    )
+    titles = (
+        (opened, "open until the first search", "seconds"),
+        (rss, "RSS of the reopened process", "MB"),
+        (ingest, "ingest speed", "items/s"),
+        (latency, "search p95", "ms"),
+    )
+    for ax, title, unit in titles:
         ax.set_xscale("log")
         ax.set_xlabel("memories in the cube")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
-    lat.axhline(30, color="grey", linewidth=0.8)
-    lat.set_ylabel("search p95 (ms)")
-    lat.set_title("search latency")
-    lat.legend(fontsize=6)
-    ing.set_yscale("log")
-    ing.set_ylabel("items/s")
-    ing.set_title("ingest speed")
-    ing.legend(fontsize=6)
+        ax.legend(fontsize=6)
+    latency.axhline(30, color="grey", linewidth=0.8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

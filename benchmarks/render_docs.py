@@ -180,23 +180,30 @@ def graph_cost() -> str | None:
     return text
 
 
+def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return report.get("results") or report["sizes"]  # "sizes": reports before 0.5
+
+
 def scale() -> str | None:
-    reports = [r for r in (_load("scale.json"), _load("scale_precomputed.json")) if r]
+    names = ("scale_curve.json", "scale.json", "scale_precomputed.json")
+    reports = [r for r in map(_load, names) if r]
     if not reports:
         return None
     rows = []
     for report in reports:
-        for r in report["sizes"]:
-            ms = r["search_ms"]
+        for r in _rows(report):
+            ms, disk = r["search_ms"], r["disk_bytes_per_item"]
             rows.append(
-                [report["embedder"], f"{r['items']:,}", r["ingest_items_per_s"],
-                 r["index_build_s"], ms["unfiltered"]["p50"], ms["unfiltered"]["p95"],
-                 ms["user"]["p95"], ms["user+tag"]["p95"], r["rss_mb"],
-                 f"{r['disk_bytes_per_item']:,.0f}"]
+                [report["embedder"], r.get("store", "sqlite"), f"{r['items']:,}",
+                 r["ingest_items_per_s"], r["index_build_s"], r.get("open_s", "-"),
+                 ms["unfiltered"]["p50"], ms["unfiltered"]["p95"], ms["user"]["p95"],
+                 ms["user+tag"]["p95"], ms.get("after_add", {}).get("p95", "-"), r["rss_mb"],
+                 "-" if disk is None else f"{disk:,.0f}"]
             )  # fmt: skip
     header = [
-        "vectors", "items", "ingest items/s", "index build s", "p50 ms", "p95 ms",
-        "p95 ms, user", "p95 ms, user+tag", "RSS MB", "disk bytes/item",
+        "vectors", "store", "items", "ingest items/s", "index build s", "open s", "p50 ms",
+        "p95 ms", "p95 ms, user", "p95 ms, user+tag", "p95 ms, after add", "RSS MB",
+        "disk bytes/item",
     ]  # fmt: skip
     return _table(header, rows)
 
@@ -221,10 +228,10 @@ def queue() -> str | None:
 
 def interleave() -> str | None:
     report = _load("scale.json")
-    if not report or not any("after_add" in r["search_ms"] for r in report["sizes"]):
+    if not report or not any("after_add" in r["search_ms"] for r in _rows(report)):
         return None
     rows = []
-    for r in report["sizes"]:
+    for r in _rows(report):
         if "after_add" not in r["search_ms"]:
             continue
         ms = r["search_ms"]
@@ -325,7 +332,7 @@ def stores() -> str | None:
                  r["search_ms"]["unfiltered"]["p50"], r["search_ms"]["unfiltered"]["p95"],
                  r["search_ms"]["user"]["p95"], r["search_ms"]["user+tag"]["p95"],
                  r["search_ms"].get("after_add", {}).get("p95", "-")]
-                for r in report["sizes"]
+                for r in _rows(report)
             ],
         )  # fmt: skip
     alone = _load("scale_store_1e6.json")
@@ -338,7 +345,7 @@ def stores() -> str | None:
                  r["search_ms"]["unfiltered"]["p50"], r["search_ms"]["unfiltered"]["p95"],
                  r["search_ms"]["user"]["p95"], r["search_ms"]["user+tag"]["p95"],
                  r["search_ms"].get("after_add", {}).get("p95", "-"), r["rss_mb"]]
-                for r in alone["sizes"]
+                for r in _rows(alone)
             ],
         )  # fmt: skip
     lexical = _load("lexical_postgres.json")

@@ -35,9 +35,10 @@ def test_cli_reports_each_size(tmp_path, embedder, precomputed):
     result = CliRunner().invoke(app, [*args, "--precomputed"] if precomputed else args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert [r["items"] for r in report["sizes"]] == [300, 600]
-    for r in report["sizes"]:
+    assert [r["items"] for r in report["results"]] == [300, 600]
+    for r in report["results"]:
         assert r["ingest_items_per_s"] > 0 and r["disk_bytes_per_item"] > 0 and r["rss_mb"] > 0
+        assert r["open_s"] > 0 and r["index_from"] == "file"  # reopened from its index file
         assert set(r["search_ms"]) == {"unfiltered", "user", "user+tag"}
         assert all(v["p95"] >= v["p50"] >= 0 for v in r["search_ms"].values())
 
@@ -78,7 +79,7 @@ def test_cli_queue_benchmark(tmp_path, request, queue):
 
 def test_interleaved_rounds_report_add_then_search_beside_read_only(tmp_path):
     report = scale.run([400], queries=5, interleave=6, precomputed=True, workdir=tmp_path)
-    (size,) = report["sizes"]
+    (size,) = report["results"]
     assert set(size["search_ms"]) == {"unfiltered", "user", "user+tag", "after_add"}
     assert size["search_ms"]["after_add"]["p95"] > 0
     assert size["after_add_vs_read_only_p95"] > 0
@@ -92,17 +93,17 @@ def test_cli_measures_postgresql_beside_the_embedded_engine(tmp_path, postgres_u
     result = CliRunner().invoke(app, [*args, "--store", postgres_url, "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert [(r["store"], r["items"]) for r in report["sizes"]] == [
+    assert [(r["store"], r["items"]) for r in report["results"]] == [
         ("sqlite", 300),
         ("postgresql", 300),
     ]
-    postgres = report["sizes"][1]
+    postgres = report["results"][1]
     assert postgres["disk_bytes_per_item"] is None and postgres["ingest_items_per_s"] > 0
     only = CliRunner().invoke(
         app, [*args, "--store", postgres_url, "--store-only", "--json", str(out)]
     )
     assert only.exit_code == 0, only.output
-    assert [r["store"] for r in json.loads(out.read_text())["sizes"]] == ["postgresql"]
+    assert [r["store"] for r in json.loads(out.read_text())["results"]] == ["postgresql"]
     refused = CliRunner().invoke(app, [*args, "--store-only"])
     assert refused.exit_code == 2 and "--store" in refused.output
 

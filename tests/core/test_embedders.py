@@ -100,7 +100,8 @@ def test_a_langchain_embeddings_makes_a_cube_and_names_it(tmp_path):
         )
         item = cube.add("Ana keeps bees on the roof")
         (hit,) = cube.search("Ana keeps bees on the roof", k=1)
-        assert hit.id == item.id and hit.dense_score == pytest.approx(1.0, abs=1e-5)
+        # the index scores float16 copies of the vectors: a cosine is within 1e-3 of exact
+        assert hit.id == item.id and hit.dense_score == pytest.approx(1.0, abs=1e-3)
         assert np.linalg.norm(cube.embedder.embed_query("x")) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -239,3 +240,13 @@ def test_a_new_cube_reads_the_dimension_from_the_model_files_without_loading_it(
     assert configured_dimension(bundled_model_path(fresh.name)) == 384
     assert configured_dimension(str(tmp_path / "not-a-model")) is None  # then: load and ask
     assert fresh.embed_query("tea").shape == (384,)  # and the loaded model agrees
+
+
+def test_a_query_embeds_as_the_same_text_among_documents(embedder):
+    """``embed_query`` skips ``encode``'s per-call set-up, not its arithmetic."""
+    texts = ["what is Ana allergic to?", "x", "Caroline went to the LGBTQ support group " * 30]
+    batch = embedder.embed_documents(texts)
+    for text, row in zip(texts, batch, strict=True):
+        alone = embedder.embed_query(text)
+        assert alone.dtype == np.float32 and alone.shape == row.shape
+        np.testing.assert_allclose(alone, row, atol=1e-6)

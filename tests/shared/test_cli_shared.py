@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -44,7 +45,13 @@ def test_first_serve_prints_an_operator_key_and_refuses_strangers(tmp_path):
             lines.append(line)
         key = next(line.strip() for line in lines if line.strip().startswith("cm_"))
         url = f"http://127.0.0.1:{port}"
-        _until_listening(process, port)  # it loads the model first, however long that takes
+        _until_listening(process, port)  # it answers at once, warming up meanwhile
+        deadline = time.monotonic() + 300
+        while (ready := httpx.get(f"{url}/ready")).status_code == 503:
+            assert ready.json() == {"status": "starting"} and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert httpx.get(f"{url}/health").json()["ready"] is True
         docs = httpx.get(f"{url}/docs")
         assert docs.status_code == 200 and "openapi.json" in docs.text
         assert httpx.get(f"{url}/v1/cubes").status_code == 401
@@ -188,3 +195,24 @@ def test_every_command_that_prints_data_takes_json(tmp_path):
         out = invoke(*command, "--data", root, "--json")
         json.loads(out)  # one document
         assert out.count("\n") == 1, (command, out)
+
+
+def test_ready_says_starting_until_the_warm_up_ends(tmp_path, embedder):
+    """``/ready`` is 503 while the server warms up and 200 after, naming cubes it could not
+    warm; ``/health`` (liveness) is 200 throughout."""
+    from fastapi.testclient import TestClient
+
+    from cubemem.server.app import create_app
+    from cubemem.server.routes.service import Readiness
+
+    with MemoryOS(tmp_path / "m", embedder=embedder) as os_:
+        app = create_app(os_)
+        app.state.readiness = readiness = Readiness(ready=False)
+        client = TestClient(app)
+        assert client.get("/ready").status_code == 503
+        assert client.get("/health").json()["ready"] is False
+        readiness.finish({"cubes": [], "cold": {"old": "built with another embedder"}})
+        answer = client.get("/ready")
+        assert answer.status_code == 200
+        assert answer.json()["cold"] == {"old": "built with another embedder"}
+        assert client.get("/health").json() == {"status": "ok", "version": ANY, "ready": True}

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from cubemem.bench import percentile
 from cubemem.cube import MemCube
 from cubemem.embed import Embedder, SentenceTransformerEmbedder
 from cubemem.errors import InvalidInputError
@@ -89,27 +88,29 @@ class Corpus:
             f"{p(_PLACES)} {p(_TIMES)}."
         )
 
+    def _draw(self) -> tuple[list[str], str, str]:
+        tags = list(self._rng.choice(_TAGS, size=int(self._rng.integers(0, 3)), replace=False))
+        return tags, self.sentence(), self._pick(self.users)
+
     def memories(self, count: int, per_session: int = 20) -> Iterator[MemoryInput]:
         for i in range(count):
-            tags = list(self._rng.choice(_TAGS, size=int(self._rng.integers(0, 3)), replace=False))
+            tags, content, user = self._draw()
             yield MemoryInput(
-                content=self.sentence(),
-                scope=Scope(user=self._pick(self.users), session=f"s{i // per_session}"),
-                tags=tags,
+                content=content, scope=Scope(user=user, session=f"s{i // per_session}"), tags=tags
             )
 
     def skip(self, count: int) -> None:
         """Moves the stream past ``count`` memories (a kept cube already holds them), so the
         questions and later memories are those a fresh build would have reached."""
-        for _ in self.memories(count):
-            pass
+        for _ in range(count):
+            self._draw()
 
     def question(self) -> str:
         p = self._pick
         return f"what did {p(self.names)} {p(_VERBS)} {p(_PLACES)}?"
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -157,102 +158,80 @@ def run_size(
     interleave: int = 0,
     progress: Callable[[str, int], None] | None = None,
     store_url: str = "sqlite",
+    precomputed: bool = False,
 ) -> dict[str, Any]:
-    """Build one cube of ``size`` synthetic memories in the engine ``store_url`` names and
-    measure it.
+    """Build one cube of ``size`` synthetic memories in the engine ``store_url`` names (or
+    reuse the one ``workdir`` keeps), close it, and measure it reopened in a fresh process
+    (``cubemem.bench.scale_open``): how long the open takes until a first search has run,
+    search latency per filter, and that process's RSS.
 
     ``interleave`` rounds of "add one memory, then search" follow the read-only searches, as
     an agent stores a turn and searches before its next call; their latency is reported beside
     the read-only searches of the same run."""
-    corpus = Corpus()
+    from cubemem.bench import scale_open
     from cubemem.settings import Settings
     from cubemem.store import engine_of
 
     engine = engine_of(store_url)
     path = workdir / f"cube-{engine}-{size}"
     built = path.with_suffix(".json")  # kept cubes: how their ingest went, when it ran
-    settings = Settings(store_url=store_url)
+    name = getattr(embedder, "name", None)
     if built.exists():
         record = json.loads(built.read_text(encoding="utf-8"))
-        if record.get("embedder") != getattr(embedder, "name", None):
+        if record.get("embedder") != name:
             raise InvalidInputError(
-                f"{path} was built with {record.get('embedder')!r}, not "
-                f"{getattr(embedder, 'name', None)!r}; use another --keep folder"
+                f"{path} was built with {record.get('embedder')!r}, not {name!r}; use another "
+                "--keep folder"
             )
-        cube = MemCube.open(path, embedder=embedder, settings=settings)
-        if cube.count() != size:
-            raise InvalidInputError(
-                f"{path} holds {cube.count()} memories, not {size}: remove it and its .json"
-            )
-        ingest_s = size / record["ingest_items_per_s"]
-        corpus.skip(size)
         if progress:
             progress("ingest", size)
     else:
-        cube = MemCube.create(path, embedder=embedder, settings=settings)
+        corpus = Corpus()
+        cube = MemCube.create(path, embedder=embedder, settings=Settings(store_url=store_url))
         ingest_s = _ingest(cube, corpus, size, batch, progress)
-        built.write_text(
-            json.dumps(
-                {
-                    "embedder": getattr(embedder, "name", None),
-                    "items": size,
-                    "store": engine,
-                    "ingest_items_per_s": round(size / ingest_s, 1),
-                    "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                }
-            ),
-            encoding="utf-8",
-        )
-
-    start = time.perf_counter()
-    cube.search(corpus.question(), k=10)  # builds the BM25 index once
-    build_vector_index = getattr(cube.maintenance.store, "build_vector_index", None)
-    if build_vector_index is not None and size > cube.maintenance.retrieval.remote_exact_limit:
-        build_vector_index(wait=True)  # PostgreSQL: its HNSW index, built when first needed
-    warmup_s = time.perf_counter() - start
-
-    def timed(filters: dict[str, Any] | None) -> list[float]:
-        return search_times(cube, corpus, filters, queries, progress)
-
-    unfiltered = timed(None)
-    by_user = timed({"user": corpus.users[0]})
-    by_user_tag = timed({"user": corpus.users[1], "tags": [_TAGS[0]]})
-    after_add = []
-    added = []
-    for memory in corpus.memories(interleave):
-        added.append(cube.add(memory).id)
-        question = corpus.question()
         start = time.perf_counter()
-        cube.search(question, k=10)
-        after_add.append((time.perf_counter() - start) * 1000)
-        if progress:
-            progress("search", 1)
-    for id_ in added:  # a kept cube stays at its size for the next run
-        cube.delete(id_, purge=True)
-    timings = [("unfiltered", unfiltered), ("user", by_user), ("user+tag", by_user_tag)]
-    if after_add:
-        timings.append(("after_add", after_add))
-    result: dict[str, Any] = {
+        cube.search(corpus.question(), k=10)  # the index from every row, then its file
+        store = cube.maintenance.store
+        if (
+            hasattr(store, "build_vector_index")
+            and size > cube.maintenance.retrieval.remote_exact_limit
+        ):
+            store.build_vector_index(
+                wait=True
+            )  # PostgreSQL: its HNSW index, built when first needed
+        record = {
+            "embedder": name,
+            "items": size,
+            "store": engine,
+            "ingest_items_per_s": round(size / ingest_s, 1),
+            "index_build_s": round(time.perf_counter() - start, 2),
+            # rows in PostgreSQL are the server's disk, not the cube folder's
+            "disk_bytes_per_item": round(_disk_bytes(path) / size, 1)
+            if engine == "sqlite"
+            else None,
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        cube.close()
+        built.write_text(json.dumps(record), encoding="utf-8")
+    measured = scale_open.measure(
+        path,
+        size=size,
+        store_url=store_url,
+        precomputed=precomputed,
+        queries=queries,
+        interleave=interleave,
+        embedder=None if precomputed else name,
+    )
+    if progress:
+        progress("search", 3 * queries + interleave)
+    return {
         "store": engine,
         "items": size,
-        "ingest_items_per_s": round(size / ingest_s, 1),
-        "index_build_s": round(warmup_s, 2),
-        "search_ms": {
-            name: {"p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)}
-            for name, v in timings
-        },
-        "rss_mb": round(_rss_mb(), 1),
-        # rows in PostgreSQL are the server's disk, not the cube folder's
-        "disk_bytes_per_item": round(_disk_bytes(cube.path) / size, 1)
-        if engine == "sqlite"
-        else None,
+        "ingest_items_per_s": record["ingest_items_per_s"],
+        "index_build_s": record.get("index_build_s"),
+        **measured,
+        "disk_bytes_per_item": record.get("disk_bytes_per_item"),
     }
-    if after_add:
-        result["after_add_vs_read_only_p95"] = round(
-            percentile(after_add, 95) / percentile(unfiltered, 95), 2
-        )
-    cube.close()
-    return result
 
 
 def run(
@@ -291,103 +270,14 @@ def run(
                         interleave=interleave,
                         progress=progress,
                         store_url=store_url,
+                        precomputed=precomputed,
                     )
                 )
     return {
         "benchmark": "scale",
         "embedder": "precomputed random unit vectors" if precomputed else "all-MiniLM-L6-v2",
         "queries": queries,
-        "sizes": results,
-    }
-
-
-def run_queue(
-    count: int,
-    *,
-    queue_url: str,
-    embedder: Embedder,
-    workdir: Path,
-    progress: Callable[[str, int], None] | None = None,
-) -> dict[str, Any]:
-    """Background ingestion through ``queue_url`` beside inline batched ingest, one run.
-
-    Each background ``add`` carries one memory (as a web request would); its latency is the
-    acknowledgement (durable enqueue). Indexed items/s runs from the first acknowledgement to
-    the last item stored, with the producer and the worker sharing the machine; drained items/s
-    is the workers alone on the same tasks queued beforehand. The inline baseline adds the same
-    memories in batches of the scheduler's ``task_batch``. Inline and drained are each the best
-    of two interleaved runs.
-    """
-    from cubemem.settings import Settings
-
-    settings = Settings(queue_url=queue_url)
-    memories = list(Corpus().memories(count))
-
-    def inline_once(n: int) -> float:
-        cube = MemCube.create(workdir / f"inline-{count}-{n}", embedder=embedder, settings=settings)
-        start = time.perf_counter()
-        for first in range(0, count, settings.task_batch):
-            chunk = memories[first : first + settings.task_batch]
-            cube.add(chunk)
-            if progress:
-                progress("inline", len(chunk))
-        elapsed = time.perf_counter() - start
-        cube.close()
-        return elapsed
-
-    def drained_once(n: int) -> float:
-        """The workers alone: the same single-item tasks queued first, then drained."""
-        idle = settings.model_copy(update={"workers": 0})
-        cube = MemCube.create(workdir / f"drained-{count}-{n}", embedder=embedder, settings=idle)
-        for memory in memories:
-            cube.add(memory, wait=False)
-        cube.scheduler.workers = settings.workers
-        start = time.perf_counter()
-        cube.scheduler.start()
-        cube.scheduler.wait(timeout=3600)
-        elapsed = time.perf_counter() - start
-        if progress:
-            progress("drain", count)
-        cube.close()
-        return elapsed
-
-    # best of two, interleaved, so a noisy neighbour hurts neither side more than the other
-    inline_s, drain_s = inline_once(0), drained_once(0)
-    inline_s, drain_s = min(inline_s, inline_once(1)), min(drain_s, drained_once(1))
-
-    cube = MemCube.create(workdir / f"queued-{count}", embedder=embedder, settings=settings)
-    cube.scheduler.start()
-    latencies, ids = [], []
-    start = time.perf_counter()
-    for memory in memories:
-        t0 = time.perf_counter()
-        ids.append(cube.add(memory, wait=False))
-        latencies.append((time.perf_counter() - t0) * 1000)
-        if progress:
-            progress("ack", 1)
-    acked_s = time.perf_counter() - start
-    if not cube.scheduler.wait(ids, timeout=3600):
-        raise RuntimeError("the scheduler did not store every item within an hour")
-    indexed_s = time.perf_counter() - start
-    stored = cube.count()
-    cube.close()
-    indexed_per_s = count / indexed_s
-    inline_per_s = count / inline_s
-    return {
-        "queue": "redis" if queue_url.startswith(("redis", "unix")) else queue_url,
-        "items": count,
-        "stored": stored,
-        "ack_ms": {
-            "p50": round(percentile(latencies, 50), 3),
-            "p95": round(percentile(latencies, 95), 3),
-            "p99": round(percentile(latencies, 99), 3),
-        },
-        "acked_per_s": round(count / acked_s),
-        "indexed_per_s": round(indexed_per_s),
-        "inline_batched_per_s": round(inline_per_s),
-        "indexed_vs_inline": round(indexed_per_s / inline_per_s, 2),
-        "drained_per_s": round(count / drain_s),
-        "drained_vs_inline": round(count / drain_s / inline_per_s, 2),
+        "results": results,
     }
 
 

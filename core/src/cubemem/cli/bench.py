@@ -162,17 +162,18 @@ def bench_scale(
         )
     table = Table(title=f"scale ({report['embedder']}, {queries} queries per filter)")
     for column in (
-        "store", "items", "ingest/s", "index build s", "p50 ms", "p95 ms", "p95 user",
+        "store", "items", "ingest/s", "index build s", "open s", "p50 ms", "p95 ms", "p95 user",
         "p95 user+tag", "p95 after add", "RSS MB", "disk B/item",
     ):  # fmt: skip
         table.add_column(column, justify="right")
-    for r in report["sizes"]:
+    for r in report["results"]:
         ms = r["search_ms"]
         table.add_row(
             r["store"],
             f"{r['items']:,}",
             f"{r['ingest_items_per_s']:,}",
             str(r["index_build_s"]),
+            str(r["open_s"]),
             str(ms["unfiltered"]["p50"]),
             str(ms["unfiltered"]["p95"]),
             str(ms["user"]["p95"]),
@@ -335,7 +336,7 @@ def _missing_activation() -> None:
 
 
 def _bench_queue(sizes: list[int], queue: str, precomputed: bool, json_out: Path | None) -> None:
-    from cubemem.bench import scale
+    from cubemem.bench import scale, scale_queue
     from cubemem.embed import SentenceTransformerEmbedder
 
     embedder = scale.RandomEmbedder() if precomputed else SentenceTransformerEmbedder()
@@ -345,7 +346,7 @@ def _bench_queue(sizes: list[int], queue: str, precomputed: bool, json_out: Path
         for size in sizes:
             results.append(
                 _run(
-                    lambda size=size: scale.run_queue(
+                    lambda size=size: scale_queue.run_queue(
                         size,
                         queue_url=queue,
                         embedder=embedder,

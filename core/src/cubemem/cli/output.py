@@ -34,7 +34,7 @@ def emit(value: Any, as_json: bool, human: str | None = None) -> None:
         console.print_json(json.dumps(value, default=str, ensure_ascii=False))
 
 
-def warm_up(what: str, warm: Any) -> None:
+def warm_up(what: str, warm: Any) -> Any:
     """``warm()`` (a ``MemoryOS.warm`` or a cube's ``maintenance.warm``) before serving, with
     a line on stderr before and after (stdout may be a protocol: MCP over stdio)."""
     import time
@@ -45,6 +45,7 @@ def warm_up(what: str, warm: Any) -> None:
     for name, why in done.get("cold", {}).items():
         err_console.print(f"[yellow]not warmed:[/] cube {name!r}: {why}", highlight=False)
     err_console.print(f"{what}: ready in {time.perf_counter() - started:.1f} s", highlight=False)
+    return done
 
 
 def fail(message: str) -> NoReturn:

@@ -29,6 +29,7 @@ from cubemem.os import MemoryOS
 from cubemem.server.bodies import MAX_BODY_BYTES
 from cubemem.server.plumbing import Allowance, BodyLimit, install_error_handlers
 from cubemem.server.routes import ROUTERS
+from cubemem.server.routes.service import Readiness
 from cubemem.server.ui import install_ui
 from cubemem.settings import Settings
 
@@ -52,6 +53,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout_s=settings.request_timeout_s)
     app.state.os = os_
     app.state.allowance = Allowance(settings.rate_limit_per_minute, settings.max_waits_per_agent)
+    app.state.readiness = Readiness()  # ``cubemem serve`` replaces it while it warms up
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +48,7 @@ def serve(
     from cubemem.cli.root import BY, OPERATOR, show_operator_key
     from cubemem.errors import InvalidInputError
     from cubemem.server.app import create_app
+    from cubemem.server.routes.service import Readiness
 
     os_ = MemoryOS(data)
     operators = [a.name for a in os_.access.agents() if a.operator and a.name != BY]
@@ -74,9 +76,17 @@ def serve(
             "API keys never cross the network in clear",
             highlight=False,
         )
+    app = create_app(os_)
+    app.state.readiness = readiness = Readiness(ready=False)
+    # answer at once (/health, /ready: 503) and warm meanwhile; /ready turns 200 when done
+    warming = threading.Thread(
+        target=lambda: readiness.finish(warm_up("cubemem serve", os_.warm)),
+        name="cubemem-warm-up",
+        daemon=True,
+    )
     try:
-        warm_up("cubemem serve", os_.warm)
-        uvicorn.run(create_app(os_), host=host, port=port, log_level=log_level)
+        warming.start()
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         os_.close()
 

@@ -288,9 +288,18 @@ class EmbeddedStore(SQLiteLinks, IndexUpkeep):
         return stack_vectors(self._by_ids(sql, ids))
 
     def touch(self, ids: Sequence[str], at: datetime) -> None:
+        """Usage counters are advisory: their commit does not wait for the disk (as on
+        PostgreSQL, ``synchronous_commit = off``). A power cut may lose the last few counts,
+        never a memory; the next durable commit syncs them too. With a sync, the commit was
+        the slowest part of a search (p95 10 ms of a 29 ms LoCoMo search, one core)."""
         if ids:
-            with self._transaction() as db:
-                db.executemany(TOUCH, [(at.timestamp(), id_) for id_ in ids])
+            with self._lock:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with self._transaction() as db:
+                        db.executemany(TOUCH, [(at.timestamp(), id_) for id_ in ids])
+                finally:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def purge(self, ids: Sequence[str]) -> None:
         if not ids:

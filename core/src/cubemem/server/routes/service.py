@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import threading
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from cubemem import __version__
 from cubemem.access import Agent
@@ -13,11 +18,49 @@ from cubemem.server.plumbing import OS, Caller, Operator
 router = APIRouter()
 
 
+class Readiness:
+    """Whether the server's warm-up (the embedder, every cube's search index) has ended: a
+    server answers at once, warms in a thread, and says so on ``/ready``."""
+
+    def __init__(self, *, ready: bool = True) -> None:
+        self._done = threading.Event()
+        self._started = time.monotonic()
+        self.seconds: float | None = None
+        self.cold: dict[str, str] = {}
+        if ready:
+            self.finish({})
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def finish(self, warmed: dict[str, Any] | None) -> None:
+        """The warm-up ended (``MemoryOS.warm``'s answer: the cubes it could not warm)."""
+        self.cold = dict((warmed or {}).get("cold", {}))
+        self.seconds = round(time.monotonic() - self._started, 3)
+        self._done.set()
+
+
 @router.get("/health", tags=["service"])
-async def health() -> dict[str, str]:
+async def health(request: Request) -> dict[str, Any]:
     """Liveness; needs no key. Answered on the event loop itself, never queued behind the
-    worker threads other requests use, so no client can starve it."""
-    return {"status": "ok", "version": __version__}
+    worker threads other requests use, so no client can starve it. ``ready``: as ``/ready``."""
+    return {"status": "ok", "version": __version__, "ready": request.app.state.readiness.ready}
+
+
+@router.get(
+    "/ready",
+    tags=["service"],
+    responses={503: {"description": "Still loading the embedder and the search indexes."}},
+)
+async def ready(request: Request) -> JSONResponse:
+    """Readiness; needs no key: 200 once the embedder and every cube's search index are
+    loaded (a request then costs what every later one does), 503 while they load. ``cold``:
+    cubes that could not be warmed, and why (their requests say so too)."""
+    state: Readiness = request.app.state.readiness
+    if not state.ready:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return JSONResponse({"status": "ready", "seconds": state.seconds, "cold": state.cold})
 
 
 @router.get("/v1/me", tags=["service"], responses=ERRORS)
