@@ -264,3 +264,22 @@ def test_float16_vectors_score_as_float32_does():
     assert np.abs(loaded.scores(query, some) - want[some]).max() < 1e-3
     assert np.argsort(-loaded.scores(query, n=3000))[0] == np.argsort(-want)[0]
     assert loaded.nbytes < vectors.nbytes
+
+
+def test_a_postgresql_cube_reopens_from_its_file_too(tmp_path, embedder, new_postgres_database):
+    """The rows and vectors live in PostgreSQL; the index file in the cube's folder, at the
+    database's revision for the cube; another process's writes arrive by the change feed."""
+    from cubemem.settings import Settings
+
+    settings = Settings(store_url=new_postgres_database())
+    with MemCube.create(tmp_path / "c", embedder=embedder, settings=settings) as cube:
+        fill(cube)
+        before = answers(cube)
+    with MemCube.open(tmp_path / "c", embedder=embedder, settings=settings) as again:
+        assert origin(again) == "file"
+        assert answers(again) == before == rebuilt(again)
+        again.add("Ana moved to Lisbon in May", scope=Scope(user="ana"))
+    with MemCube.open(tmp_path / "c", embedder=embedder, settings=settings) as third:
+        assert origin(third) == "file"
+        assert answers(third) == rebuilt(third)
+        assert third.search("Lisbon May", k=1)[0].content == "Ana moved to Lisbon in May"

@@ -11,12 +11,14 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
+from cubemem.cli.bench_qa import bench_qa
 from cubemem.cli.output import console, int_list, progress, quiet_model_loading
 from cubemem.cli.output import fail as _fail
 from cubemem.cli.output import run as _run
 from cubemem.errors import InvalidInputError
 
 bench_app = typer.Typer(help="Benchmarks: recall and latency.", no_args_is_help=True)
+bench_app.command("qa")(bench_qa)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (and nothing else).")]
 
 
