@@ -46,7 +46,7 @@ def run(items: int, requests: int) -> dict[str, Any]:
         port = _free_port()
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "cubemem.cli", "serve", "--data", str(root), "--port", str(port)],
+            [sys.executable, "-m", "cubemem.cli", "serve", "--data", root, "--port", f"{port}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
