@@ -100,7 +100,7 @@ def test_a_langchain_embeddings_makes_a_cube_and_names_it(tmp_path):
         )
         item = cube.add("Ana keeps bees on the roof")
         (hit,) = cube.search("Ana keeps bees on the roof", k=1)
-        # the index scores float16 copies of the vectors: a cosine is within 1e-3 of exact
+        # the index scores bfloat16 copies of the vectors: a cosine is within 1e-3 of exact
         assert hit.id == item.id and hit.dense_score == pytest.approx(1.0, abs=1e-3)
         assert np.linalg.norm(cube.embedder.embed_query("x")) == pytest.approx(1.0, abs=1e-5)
 

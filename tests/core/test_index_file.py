@@ -243,7 +243,7 @@ def test_another_process_writing_meanwhile_loses_nothing(tmp_path, embedder):
         assert again.count() == len(FACTS) + 2 + 20 + 1
 
 
-def test_float16_vectors_score_as_float32_does():
+def test_bfloat16_vectors_score_as_float32_does():
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((3000, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

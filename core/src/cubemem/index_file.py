@@ -1,6 +1,6 @@
 """The search index persisted beside the store, so a cube opens without rebuilding it.
 
-A ``SearchIndex`` (slots, filter columns, float16 vectors, packed BM25, sessions, the entity
+A ``SearchIndex`` (slots, filter columns, bfloat16 vectors, packed BM25, sessions, the entity
 graph) is what a retriever derives from every row: at 10^6 memories that took about a minute
 at each open. ``save`` writes it to one file in the cube's folder (``search.index``) at the
 store revision it reflects; ``load`` maps it back and the retriever applies the change feed
@@ -42,7 +42,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAGIC = b"CUBEMIDX"
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever the pickled classes or the layout change: older files are rebuilt."""
 NAME = "search.index"
 ALIGN = 64
