@@ -66,29 +66,32 @@ class Cubemem:
         self.cube.close()
 
 
+def mem0_config(workdir: Path, collection: str) -> dict[str, Any]:
+    """mem0 on the offline MiniLM folder and an embedded Qdrant in ``workdir``."""
+    os.environ.setdefault("OPENAI_API_KEY", "unused-with-infer-false")
+    return {
+        "embedder": {
+            "provider": "huggingface",
+            "config": {"model": bundled_model_path(DEFAULT_EMBEDDER)},
+        },
+        "vector_store": {
+            "provider": "qdrant",
+            "config": {
+                "path": str(workdir / "qdrant"),
+                "collection_name": collection,
+                "embedding_model_dims": 384,
+                "on_disk": True,
+            },
+        },
+        "history_db_path": str(workdir / "history.db"),
+    }
+
+
 class Mem0:
     def __init__(self, workdir: Path, embedder: SentenceTransformerEmbedder) -> None:
         from mem0 import Memory
 
-        os.environ.setdefault("OPENAI_API_KEY", "unused-with-infer-false")
-        self.memory = Memory.from_config(
-            {
-                "embedder": {
-                    "provider": "huggingface",
-                    "config": {"model": bundled_model_path(DEFAULT_EMBEDDER)},
-                },
-                "vector_store": {
-                    "provider": "qdrant",
-                    "config": {
-                        "path": str(workdir / "qdrant"),
-                        "collection_name": "locomo",
-                        "embedding_model_dims": 384,
-                        "on_disk": True,
-                    },
-                },
-                "history_db_path": str(workdir / "history.db"),
-            }
-        )
+        self.memory = Memory.from_config(mem0_config(workdir, "locomo"))
 
     def ingest(self, turns, sample):
         for turn in turns:

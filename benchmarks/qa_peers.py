@@ -14,6 +14,7 @@ The peers are in the workspace's ``bench`` dependency group; the library never i
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -29,8 +30,15 @@ os.environ.setdefault("MEM0_TELEMETRY", "False")
 from cubemem import SentenceTransformerEmbedder
 from cubemem.bench import qa, qa_systems
 from cubemem.bench.qa_data import Conversation, Session
-from cubemem.embed import bundled_model_path
-from cubemem.settings import DEFAULT_EMBEDDER
+
+
+def _sibling(name: str) -> Any:
+    """A script beside this one, as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _lines(session: Session) -> list[tuple[str, str]]:
@@ -82,27 +90,9 @@ class Mem0System:
     def open(self, conversation: Conversation, workdir: Path) -> bool:
         from mem0 import Memory
 
-        os.environ.setdefault("OPENAI_API_KEY", "unused-with-infer-false")
         self.folder = workdir / f"mem0-{abs(hash(conversation.id))}"
         shutil.rmtree(self.folder, ignore_errors=True)
-        self.memory = Memory.from_config(
-            {
-                "embedder": {
-                    "provider": "huggingface",
-                    "config": {"model": bundled_model_path(DEFAULT_EMBEDDER)},
-                },
-                "vector_store": {
-                    "provider": "qdrant",
-                    "config": {
-                        "path": str(self.folder / "qdrant"),
-                        "collection_name": "qa",
-                        "embedding_model_dims": 384,
-                        "on_disk": True,
-                    },
-                },
-                "history_db_path": str(self.folder / "history.db"),
-            }
-        )
+        self.memory = Memory.from_config(_sibling("compare_locomo").mem0_config(self.folder, "qa"))
         return False
 
     def add(self, session: Session) -> list[str]:

@@ -186,8 +186,9 @@ def test_the_whole_pipeline_runs_offline_on_a_tiny_local_model(tmp_path, embedde
     assert bad.exit_code == 2 and "dataset" in bad.output
 
 
-def test_a_peer_runs_through_the_same_answerer_and_judge(tmp_path):
-    """LangGraph's store (benchmarks/qa_peers.py) on the same harness, scripted model."""
+@pytest.mark.parametrize("peer", ["LangGraphSystem", "Mem0System"])
+def test_a_peer_runs_through_the_same_answerer_and_judge(tmp_path, peer):
+    """LangGraph's store and mem0 (benchmarks/qa_peers.py) on the same harness."""
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "qa_peers.py"
     spec = importlib.util.spec_from_file_location("qa_peers", path)
     module = importlib.util.module_from_spec(spec)
@@ -196,11 +197,11 @@ def test_a_peer_runs_through_the_same_answerer_and_judge(tmp_path):
     report = qa.run(
         "longmemeval",
         FILES["longmemeval"],
-        module.LangGraphSystem(),
+        getattr(module, peer)(),
         qa.Clients(model, model),
         k=3,
         workdir=tmp_path / "peer",
         checkpoint=tmp_path / "peer.jsonl",
     )
-    assert report["system"] == "langgraph" and report["questions"] == 3
+    assert report["system"] in ("langgraph", "mem0") and report["questions"] == 3
     assert report["by_category"]["single-session-user"]["score"] == 1.0
