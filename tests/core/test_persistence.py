@@ -121,6 +121,20 @@ def test_a_failed_index_write_keeps_the_close_from_vouching(tmp_path, embedder, 
         assert third.maintenance.last_repair.orphans_removed == []
 
 
+def test_sums_of_an_earlier_version_still_vouch_for_the_index(tmp_path, embedder, monkeypatch):
+    """Checksums written before 0.5 (blake2b) are read: the index is trusted, not probed."""
+    from cubemem.store import chroma_files
+
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        item = cube.add("the harbour office moved to Tuesday")
+    index = tmp_path / "c" / "index"
+    (index / SUMS).write_text(json.dumps(chroma_files._blake2b_sums(index)), encoding="utf-8")
+    monkeypatch.setattr(chroma_files.subprocess, "run", lambda *a, **k: 1 / 0)  # no probe
+    with MemCube.open(tmp_path / "c", embedder=embedder) as again:
+        assert again.search("harbour office", k=1)[0].id == item.id
+    assert json.loads((index / SUMS).read_text())["algorithm"] == "crc32"  # rewritten at close
+
+
 CHILD = textwrap.dedent(
     """
     import sys

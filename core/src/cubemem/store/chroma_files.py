@@ -5,6 +5,7 @@ one, and opening it."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -69,14 +70,27 @@ def write_sums(path: Path) -> None:
 
 def vouched(path: Path) -> bool | None:
     """Whether the files match the checksums of the last clean close (None: there are none,
-    or of an older format: after a crash, or from an earlier version)."""
+    after a crash). Sums of earlier versions (blake2b) are still read."""
     try:
         recorded = json.loads((path / SUMS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(recorded, dict) or recorded.get("algorithm") != "crc32":
+    if not isinstance(recorded, dict):
         return None
-    return bool(recorded == file_sums(path))
+    if "algorithm" not in recorded:  # written by cubemem before 0.5: blake2b per file
+        return recorded == _blake2b_sums(path)
+    return recorded.get("algorithm") == "crc32" and recorded == file_sums(path)
+
+
+def _blake2b_sums(path: Path) -> dict[str, str]:
+    sums = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != SUMS):
+        digest = hashlib.blake2b(digest_size=16)
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        sums[str(file.relative_to(path))] = digest.hexdigest()
+    return sums
 
 
 def index_sound(path: Path, dimension: int) -> bool:
