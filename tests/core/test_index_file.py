@@ -283,3 +283,30 @@ def test_a_postgresql_cube_reopens_from_its_file_too(tmp_path, embedder, new_pos
         assert origin(third) == "file"
         assert answers(third) == rebuilt(third)
         assert third.search("Lisbon May", k=1)[0].content == "Ana moved to Lisbon in May"
+
+
+def test_a_forget_removes_the_file_and_no_older_index_writes_it_again(
+    tmp_path, embedder, monkeypatch
+):
+    """The file and an index's vocabulary hold a memory's words: a forget removes the file,
+    and a process whose index was built before the forget never writes one (the next
+    build from the rows does)."""
+    monkeypatch.setattr(Keeper, "MIN_STALE", 1)
+    with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        fill(cube)
+        cube.add("Ana's passport number is zq7passportowl", scope=Scope(user="ana"))
+        cube.search("passport", k=1)
+    with (
+        MemCube.open(tmp_path / "c", embedder=embedder) as other,
+        MemCube.open(tmp_path / "c", embedder=embedder) as forgetting,
+    ):
+        assert origin(other) == "file"
+        forgetting.forget(user="ana")
+        assert not (tmp_path / "c" / NAME).exists()
+        other.add(["one more", "and another"])  # well behind now: it would write at close
+        assert "zq7passportowl" not in {h.content for h in other.search("passport", k=8)}
+    assert not (tmp_path / "c" / NAME).exists()  # the other's index predates the forget
+    with MemCube.open(tmp_path / "c", embedder=embedder) as again:
+        assert origin(again) == "rows"  # built anew from the rows, then written
+        assert answers(again) == rebuilt(again)
+    assert b"zq7passportowl" not in (tmp_path / "c" / NAME).read_bytes()

@@ -41,7 +41,7 @@ def start_server(
     root: Path, *, port: int | None = None, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``cubemem serve`` on ``root`` in a child process (``env``: extra environment, e.g.
-    ``CUBEMEM_STORE_URL``); returns it once /health answers."""
+    ``CUBEMEM_STORE_URL``); returns it once /ready answers 200 (warmed up)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(root.parent / f"serve-{port}.log", "wb")  # noqa: SIM115 (lives with the process)
@@ -54,19 +54,20 @@ def start_server(
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})},
     )  # fmt: skip
-    deadline = time.monotonic() + 300  # it loads the model before it listens
+    deadline = time.monotonic() + 300  # it listens at once and loads the model meanwhile
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
                 f"cubemem serve exited: {(root.parent / f'serve-{port}.log').read_text()}"
             )
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                 return process, url
         except httpx.TransportError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     process.kill()
-    raise RuntimeError("cubemem serve did not answer /health within 300 s")
+    raise RuntimeError("cubemem serve was not ready within 300 s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

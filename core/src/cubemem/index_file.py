@@ -45,6 +45,8 @@ MAGIC = b"CUBEMIDX"
 FORMAT = 2
 """Bumped whenever the pickled classes or the layout change: older files are rebuilt."""
 NAME = "search.index"
+FORGOTTEN = "search.index.forgotten"
+"""The store revision of the last forget: an index built before it is never written."""
 ALIGN = 64
 INBAND = 1 << 16
 """Arrays smaller than this stay inside the pickle (one block each would cost more)."""
@@ -207,6 +209,8 @@ class Keeper:
         """Rows and purges applied since the file was written (or since a full build)."""
         self.fresh = False
         """Whether the index in memory was built from every row and not yet written."""
+        self.since = -1
+        """The store revision the index in memory was loaded or built from scratch at."""
 
     def load(self, store_revision: int, meta: dict[str, Any]) -> Any | None:
         if self.path is None:
@@ -216,19 +220,43 @@ class Keeper:
         except Refused as why:
             log.info("search index of %s rebuilt from the rows: %s", self.path.parent, why)
             return None
-        self.behind, self.fresh = 0, False
+        self.behind, self.fresh, self.since = 0, False, index.revision
         return index
 
-    def applied(self, changes: int, full: bool) -> None:
+    def applied(self, changes: int, full: bool, revision: int) -> None:
         self.fresh = self.fresh or full
         self.behind += changes
+        if full:
+            self.since = revision
 
     def due(self, size: int) -> bool:
         return self.fresh or self.behind >= max(self.MIN_STALE, self.STALE_SHARE * size)
 
+    def discard(self, revision: int) -> None:
+        """After a forget at store ``revision``: remove the file (it holds the forgotten words)
+        and leave a mark, so that no process whose index was built before the forget (its
+        vocabulary and entity names hold them too) writes one again."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            try:
+                self.path.with_name(FORGOTTEN).write_text(str(revision), encoding="ascii")
+            except OSError as exc:
+                log.warning("could not mark the forget in %s: %s", self.path.parent, exc)
+        self.behind, self.fresh = 0, False
+
+    def _predates_a_forget(self) -> bool:
+        assert self.path is not None
+        try:
+            return int(self.path.with_name(FORGOTTEN).read_text(encoding="ascii")) > self.since
+        except (OSError, ValueError):
+            return False
+
     def save(self, index: Any, meta: dict[str, Any]) -> None:
         """Write the index if it is due (a failure is logged: the file is only a cache)."""
         if self.path is None or not self.path.parent.is_dir() or not self.due(index.size):
+            return
+        if self._predates_a_forget():
+            log.info("search index of %s not saved: built before a forget", self.path.parent)
             return
         try:
             size = save(self.path, index, revision=index.revision, meta=meta)

@@ -11,10 +11,9 @@ Tuesday") is often found by the words of the turn around it:
   query's ideal BM25 score, then each turn inherits a share of its best neighbour's score, so
   evidence next to a strong match rises with it.
 
-Both search only what the filters allow, over a ``SearchIndex`` the change feed keeps current.
-Defaults: chosen leave-one-conversation-out on LoCoMo's dev conversations, short facts ranking
-at least as well as by dense search alone (docs/benchmarks.md).
-"""
+Both search what the filters allow, over a ``SearchIndex`` the change feed keeps current
+(persisted: ``cubemem.index_file``). Defaults: chosen leave-one-conversation-out on LoCoMo's
+dev conversations, short facts at least as well as by dense search (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -334,12 +333,8 @@ class HybridRetriever:
         ``search``), held still while the caller reads them (the entity graph's readers)."""
         with self._lock:
             index = self._current_index()
-            yield (
-                index,
-                index.mask(
-                    filters, now, lambda: self._store.match_ids(filters, now=now), valid_at=valid_at
-                ),
-            )
+            match = lambda: self._store.match_ids(filters, now=now)  # noqa: E731
+            yield index, index.mask(filters, now, match, valid_at=valid_at)
 
     def warm(self) -> None:
         """Load the embedder and bring the index up to date now, so the first search costs
@@ -350,6 +345,13 @@ class HybridRetriever:
         with self._lock:
             index = self._current_index()
             self._keeper.save(index, self._meta())
+
+    def forget(self) -> None:
+        """After a forget: drop the index (its vocabulary holds the forgotten words) and its
+        file; the next search builds both from the rows."""
+        with self._lock:
+            self._index = None
+            self._keeper.discard(self._store.revision())
 
     def close(self) -> None:
         """Write the index to its file if it is well behind (``Keeper``)."""
@@ -391,10 +393,8 @@ class HybridRetriever:
             if cfg.entity_match:
                 match_names(index.graph, self._embedder.embed_documents, cfg.entity_match)
             index.graph.set_links(self._store.entity_links())
-            self._keeper.applied(
-                (rows := len(changes.rows)) + (purged := len(changes.purged)), full
-            )
-            log.debug("index at revision %d: %d rows, %d purged", changes.revision, rows, purged)
+            self._keeper.applied(len(changes.rows) + len(changes.purged), full, changes.revision)
+            log.debug("index at revision %d (%d changes)", changes.revision, self._keeper.behind)
         if full:
             self._keeper.save(index, self._meta())
         return index

@@ -270,7 +270,9 @@ def run(
                 system.close()
             if limit is not None and asked >= limit:
                 break
-    return report(dataset, path, system.name, clients, list(done.values()), k)
+    models = (clients.answer.name, clients.judge.name)
+    prices = (clients.price_in, clients.price_out)
+    return report(dataset, path, system.name, models, prices, list(done.values()), k)
 
 
 def _conversation(

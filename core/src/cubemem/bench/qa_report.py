@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cubemem.bench import percentile
-
-if TYPE_CHECKING:
-    from cubemem.bench.qa import Clients
 
 
 def _ratio(values: list[Any], want: Any) -> float | None:
@@ -22,10 +19,13 @@ def report(
     dataset: str,
     path: Path,
     system: str,
-    clients: Clients,
+    models: tuple[str, str],
+    prices: tuple[float, float],
     records: list[dict[str, Any]],
     k: int,
 ) -> dict[str, Any]:
+    """``models``: the answering and judging models' names; ``prices``: USD per 10^6 prompt
+    and completion tokens (0, 0: no cost)."""
     questions = [r for r in records if r["kind"] == "question"]
     sessions = [r for r in records if r["kind"] == "session"]
     by_category: dict[str, list[bool]] = {}
@@ -46,8 +46,8 @@ def report(
         "dataset": dataset,
         "data": str(path),
         "system": system,
-        "answer_model": clients.answer.name,
-        "judge_model": clients.judge.name,
+        "answer_model": models[0],
+        "judge_model": models[1],
         "k": k,
         "questions": len(questions),
         "score": round(statistics.mean(r["correct"] for r in questions), 4) if questions else None,
@@ -69,8 +69,8 @@ def report(
             **{name: stage(name) for name in ("search", "answer", "judge")},
         },
         "tokens": {"prompt": tokens_in, "completion": tokens_out},
-        "cost_usd": round((tokens_in * clients.price_in + tokens_out * clients.price_out) / 1e6, 4)
-        if (clients.price_in or clients.price_out) and (tokens_in or tokens_out)
+        "cost_usd": round((tokens_in * prices[0] + tokens_out * prices[1]) / 1e6, 4)
+        if any(prices) and (tokens_in or tokens_out)
         else None,
     }
     if dataset == "halumem":

@@ -69,7 +69,7 @@ def reopened(
     """Open the cube at ``path`` (holding ``size`` memories of ``Corpus()``) and measure it."""
     from cubemem import MemCube
     from cubemem.bench import percentile
-    from cubemem.bench.scale import _TAGS, Corpus, RandomEmbedder, rss_mb, search_times
+    from cubemem.bench.corpus import _TAGS, Corpus, RandomEmbedder, rss_mb, search_times
     from cubemem.embed import SentenceTransformerEmbedder
     from cubemem.settings import Settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cubemem.bench import percentile
-from cubemem.bench.scale import Corpus
+from cubemem.bench.corpus import Corpus
 from cubemem.cube import MemCube
 from cubemem.embed import Embedder
 

@@ -79,6 +79,7 @@ def forget(
         )
     if done.ids:
         ctx.store.compact_vectors()  # vectors the index only marked deleted leave its files
+        ctx.retriever.forget()  # and the search index, whose file and vocabulary held them
     if journal is not None:
         journal.unlink(missing_ok=True)
     if ctx.audit is not None and access.current_actor() is None:  # an agent's: audited by it
@@ -134,6 +135,7 @@ def _apply(ctx: Context, done: Forgotten, cited: set[str], *, compact: bool = Tr
     ctx.working.changed(erased, "deleted")
     if erased and compact:
         ctx.store.compact_vectors()  # vectors the index only marked deleted leave its files
+        ctx.retriever.forget()
     for fact in ctx.store.get(done.uncited):
         left = [s for s in fact.provenance.source_ids if s not in cited]
         if left != fact.provenance.source_ids:
