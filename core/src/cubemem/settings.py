@@ -55,11 +55,12 @@ class Settings(BaseSettings):
         "vectors in a Chroma server).",
     )
     pg_index_memory: str = Field(
-        "2GB",
+        "4GB",
         pattern=r"^[1-9][0-9]*(kB|MB|GB)$",
         description="PostgreSQL: maintenance_work_mem for the session that builds the HNSW "
         "index (its own session only; the server's setting is left alone). The graph must fit "
-        "in it or the build slows ~50x: about 2GB per 10^6 vectors of 384 dimensions.",
+        "in it or the build slows ~50x: 2GB held about 10^6 vectors of 384 dimensions, then "
+        "spilled (measured); the memory is taken only as the graph grows.",
     )
     pg_index_workers: int = Field(
         1,

@@ -72,7 +72,7 @@ def open_store(
     *,
     busy_timeout_s: float = 30.0,
     open_index: bool = True,
-    index_build: tuple[str, int] = ("2GB", 1),
+    index_build: tuple[str, int] = ("4GB", 1),
 ) -> MemoryStore:
     """The engine ``url`` names, holding cube ``cube_id`` (whose folder is ``path``);
     ``index_build``: PostgreSQL's ``maintenance_work_mem`` and parallel workers for its HNSW

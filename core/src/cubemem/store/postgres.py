@@ -42,7 +42,7 @@ class PostgresStore:
     """The ``MemoryStore`` protocol for one cube (``cube_id``) in a PostgreSQL database."""
 
     def __init__(
-        self, url: str, cube_id: str, dimension: int, *, index_build: tuple[str, int] = ("2GB", 1)
+        self, url: str, cube_id: str, dimension: int, *, index_build: tuple[str, int] = ("4GB", 1)
     ) -> None:
         self._url = url
         self._index_build = index_build

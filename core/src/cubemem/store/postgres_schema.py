@@ -164,7 +164,7 @@ def index_valid(pool: Any, dims: int) -> bool:
     return bool(row and row[0])
 
 
-def build_index(url: str, dims: int, memory: str = "2GB", workers: int = 1) -> None:
+def build_index(url: str, dims: int, memory: str = "4GB", workers: int = 1) -> None:
     """Build the HNSW index of dimension ``dims`` unless a valid one exists (a build that died
     leaves an invalid index behind: it is dropped and built again). Serialised across
     processes by an advisory lock; on failure searches stay exact scans, and the next large
@@ -218,7 +218,7 @@ def safe_url(url: str) -> str:
 
 
 def ensure_vector_index(
-    url: str, pool: Any, dims: int, *, wait: bool, build: tuple[str, int] = ("2GB", 1)
+    url: str, pool: Any, dims: int, *, wait: bool, build: tuple[str, int] = ("4GB", 1)
 ) -> bool:
     """Whether the HNSW index for ``dims`` is ready; if not, start building it in a thread
     (``CREATE INDEX CONCURRENTLY``; one process per database builds, the others wait for
