@@ -22,7 +22,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -309,10 +309,6 @@ def _conversation(
                     progress(q.id)
     if not reuse:
         system.ingested()
-
-
-def records(checkpoint: Path) -> Iterator[dict[str, Any]]:
-    yield from _done(checkpoint).values()
 
 
 def fresh(workdir: Path, checkpoint: Path) -> None:
