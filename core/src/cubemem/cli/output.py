@@ -34,14 +34,23 @@ def emit(value: Any, as_json: bool, human: str | None = None) -> None:
         console.print_json(json.dumps(value, default=str, ensure_ascii=False))
 
 
-def warm_up(what: str, warm: Any) -> Any:
+def warm_up(what: str, warm: Any, *, fatal: bool = True) -> Any:
     """``warm()`` (a ``MemoryOS.warm`` or a cube's ``maintenance.warm``) before serving, with
-    a line on stderr before and after (stdout may be a protocol: MCP over stdio)."""
+    a line on stderr before and after (stdout may be a protocol: MCP over stdio). A failure
+    is printed; ``fatal`` exits 2, else it is raised (a server warming in a thread)."""
     import time
 
     started = time.perf_counter()
     err_console.print(f"{what}: loading the embedder and search indexes ...", highlight=False)
-    done = run(warm) or {}
+    try:
+        done = warm() or {}
+    except Exception as exc:
+        err_console.print(
+            f"[bold red]{what}: warm-up failed:[/] {exc}", soft_wrap=True, highlight=False
+        )
+        if fatal and isinstance(exc, CubememError):
+            raise typer.Exit(2) from None
+        raise
     for name, why in done.get("cold", {}).items():
         err_console.print(f"[yellow]not warmed:[/] cube {name!r}: {why}", highlight=False)
     err_console.print(f"{what}: ready in {time.perf_counter() - started:.1f} s", highlight=False)

@@ -172,10 +172,10 @@ class SentenceTransformerEmbedder:
         """One text through the model's own preprocessing and modules, without ``encode``'s
         per-call set-up (``eval()`` over every module, length sorting, batching): the same
         vector, bit for bit, about 1 ms sooner — a search embeds one query."""
+        model: Any = self.model  # first: the libraries are imported under the load's lock
         import torch
         from sentence_transformers.util import batch_to_device
 
-        model: Any = self.model
         if model.training:
             model.eval()
         features = batch_to_device(model.preprocess([text]), model.device)

@@ -80,7 +80,8 @@ def serve(
     app.state.readiness = readiness = Readiness(ready=False)
     # answer at once (/health, /ready: 503) and warm meanwhile; /ready turns 200 when done
     warming = threading.Thread(
-        target=lambda: readiness.finish(warm_up("cubemem serve", os_.warm)),
+        target=readiness.run,
+        args=(lambda: warm_up("cubemem serve", os_.warm, fatal=False),),
         name="cubemem-warm-up",
         daemon=True,
     )
