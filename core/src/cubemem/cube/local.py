@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 import cubemem.cube.folder as folder
 import cubemem.cube.operations as op
+import cubemem.cube.queues as queues
 from cubemem.cube.base import BaseCube
 from cubemem.cube.maintenance import Maintenance
 from cubemem.cube.runner import threaded
@@ -371,10 +372,9 @@ def _namespaces(cube: MemCube, o: op.Namespaces) -> list[tuple[str, ...]]:
 @HANDLERS.runs(op.Search, op.Forget, op.Entities, op.Relations, op.Neighbourhood)
 @HANDLERS.runs(op.MergeEntities, op.SplitEntity)
 def _by_name(cube: MemCube, o: Any) -> Any:
-    workers = cube._shared_scheduler or cube._scheduler
-    if isinstance(o, op.Forget) and workers is not None and workers.running:
-        workers.wait(timeout=cube._settings.forget_drain_s)  # queued writes land, then go too
-    module = {op.Search: read, op.Forget: forgetting}.get(type(o), graph)  # the op's function
+    if isinstance(o, op.Forget):  # queued writes, here or elsewhere, go too
+        return queues.forget(cube, o, lambda rest: forgetting.forget(cube._ctx, **rest.arguments()))
+    module = read if isinstance(o, op.Search) else graph  # the op's function
     return getattr(module, o.method)(cube._ctx, **o.arguments())
 
 

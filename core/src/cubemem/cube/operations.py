@@ -256,6 +256,9 @@ class MergeEntities(Operation[Entity]):
     right: ClassVar[Right] = "admin"
     source: str
     target: str
+    fence: Filters | None = None
+    """Set by the agent runner from a scoped grant (not a caller's parameter): only entities
+    of the memories inside it are found; any other is "not found", existing or not."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,6 +268,8 @@ class SplitEntity(Operation[list[Entity]]):
     method: ClassVar[str] = "split_entity"
     right: ClassVar[Right] = "admin"
     entity: str
+    fence: Filters | None = None
+    """As ``MergeEntities.fence``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,6 +314,9 @@ class Forget(Operation[Forgotten]):
     agent: str | None = None
     session: str | None = None
     filters: FiltersLike = None
+    fence: Filters | None = None
+    """Set by the agent runner from a scoped grant (not a caller's parameter): the changes of
+    fact and the derived memories a forget follows stay inside it."""
 
 
 @dataclass(frozen=True, kw_only=True)

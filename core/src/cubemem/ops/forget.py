@@ -35,6 +35,8 @@ from cubemem.ops.write import revise
 
 DERIVED = ("extract", "summary")
 """Sources of memories derived from conversation turns."""
+PROPOSAL = "proposal"
+"""The source of a held change to a memory (``write.propose``): erased with that memory."""
 _ANY_STATUS = [s.value for s in Status]
 
 
@@ -46,24 +48,29 @@ def forget(
     agent: str | None = None,
     session: str | None = None,
     filters: Any = None,
+    fence: Filters | None = None,
     audit: dict[str, Any] | None = None,
 ) -> Forgotten:
-    """``audit``: more detail for the audit record (a retention rule's name)."""
+    """``fence`` (a scoped admin's grant): the changes of fact and derived memories followed
+    stay inside it; a derived memory outside it only loses its citations of what was erased.
+    ``audit``: more detail for the audit record (a retention rule's name)."""
     asked = _asked(ctx, ids, user, agent, session, filters)
     everything = _all(ctx)
-    by_id = {i.id: i for i in everything}
+    inside = _inside(ctx, fence)
+    by_id = {i.id: i for i in everything if inside is None or i.id in inside}
     chosen = _with_lineage(asked, by_id)
     cited = {s for i in chosen.values() for s in (i.provenance.source_ids or [i.id])}
     cited |= set(chosen)
     derived: list[str] = []
     uncited: list[str] = []
     for item in everything:
-        if item.id in chosen or item.provenance.source not in DERIVED:
+        if item.id in chosen or item.provenance.source not in (*DERIVED, PROPOSAL):
             continue
         sources = set(item.provenance.source_ids)
         if not sources & cited:
             continue
-        if sources <= cited:
+        # a held change of an erased memory carries its text (a delete's, verbatim): it goes
+        if (sources <= cited or item.provenance.source == PROPOSAL) and item.id in by_id:
             chosen[item.id] = item
             derived.append(item.id)
         else:
@@ -72,6 +79,9 @@ def forget(
     journal = _journal(ctx, done, cited)
     _apply(ctx, done, cited, compact=False)
     late = _late(ctx, cited, set(done.ids))  # derived while this forget ran (an extraction)
+    if late and fence is not None:
+        now_inside = _inside(ctx, fence) or set()
+        late = [i for i in late if i in now_inside]
     if late:
         ctx.store.purge(late)
         done = done.model_copy(
@@ -205,6 +215,15 @@ def _late(ctx: Context, cited: set[str], erased: set[str]) -> list[str]:
 def _all(ctx: Context) -> list[MemoryItem]:
     every = Filters.parse({"status": _ANY_STATUS, "include_expired": True})
     return ctx.store.get(ctx.store.match_ids(every, now=ctx.clock()))
+
+
+def _inside(ctx: Context, fence: Filters | None) -> set[str] | None:
+    """The ids of every memory inside ``fence`` (any status), or None for no fence."""
+    if fence is None:
+        return None
+    everything = Filters.everything()
+    wide = fence.model_copy(update={"status": everything.status, "include_expired": True})
+    return set(ctx.store.match_ids(wide, now=ctx.clock()))
 
 
 def _with_lineage(asked: list[MemoryItem], by_id: dict[str, MemoryItem]) -> dict[str, MemoryItem]:

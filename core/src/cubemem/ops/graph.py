@@ -226,11 +226,12 @@ def neighbourhood(
         )
 
 
-def merge_entities(ctx: Context, source: str, target: str) -> Entity:
+def merge_entities(ctx: Context, source: str, target: str, fence: Filters | None = None) -> Entity:
     """Resolve ``source`` as ``target`` from now on (the same owner's entities): its names and
-    mentions count as the target's. Kept in the store's log, so ``split_entity`` undoes it."""
+    mentions count as the target's. Kept in the store's log, so ``split_entity`` undoes it.
+    ``fence`` (a scoped admin's grant): only entities of the memories inside it are found."""
     now = ctx.clock()
-    with ctx.retriever.view(Filters.everything(), now) as (index, mask):
+    with ctx.retriever.view(_fenced(fence), now) as (index, mask):
         view = _View(index, mask)
         one, other = view.find(source), view.find(target)
         if one.id == other.id:
@@ -244,17 +245,20 @@ def merge_entities(ctx: Context, source: str, target: str) -> Entity:
     link = EntityLink(action="merge", source=one.id, target=other.id, at=now,
                       by=None if actor is None else actor.agent)  # fmt: skip
     ctx.store.link_entities(link)
-    merged = _current(ctx, other.id)
+    merged = _current(ctx, other.id, fence)
     assert merged is not None  # it was visible a moment ago, and merging hides nothing
     return merged
 
 
-def split_entity(ctx: Context, entity: str) -> list[Entity]:
+def split_entity(ctx: Context, entity: str, fence: Filters | None = None) -> list[Entity]:
     """Undo merges: ``entity`` merged into another is its own again; an entity others were
-    merged into gets them all back. Returns the entities involved, as they now are."""
+    merged into gets them all back. Returns the entities involved, as they now are.
+    ``fence``: as ``merge_entities``."""
     now = ctx.clock()
-    with ctx.retriever.view(Filters.everything(), now) as (index, mask):
+    with ctx.retriever.view(_fenced(fence), now) as (index, mask):
         view = _View(index, mask)
+        if fence is not None:
+            view.find(entity)  # outside the fence: "not found", whether it exists or not
         node = view.graph.nodes.get(view.graph.current(entity)) or view.find(entity)
         merged = view.graph.merged_into(node.id) is not None
         sources = [node.id] if merged else view.graph.members(node.id)[1:]
@@ -268,10 +272,21 @@ def split_entity(ctx: Context, entity: str) -> list[Entity]:
                 action="split", source=source, at=now, by=None if actor is None else actor.agent
             )
         )
-    return [e for e in (_current(ctx, i) for i in dict.fromkeys(involved)) if e is not None]
+    found = (_current(ctx, i, fence) for i in dict.fromkeys(involved))
+    return [e for e in found if e is not None]
 
 
-def _current(ctx: Context, id_: str) -> Entity | None:
-    with ctx.retriever.view(Filters.everything(), ctx.clock()) as (index, mask):
+def _fenced(fence: Filters | None) -> Filters:
+    """Every memory, or every memory inside ``fence`` (any status, expired too)."""
+    everything = Filters.everything()
+    if fence is None:
+        return everything
+    return fence.model_copy(
+        update={"status": everything.status, "include_expired": everything.include_expired}
+    )
+
+
+def _current(ctx: Context, id_: str, fence: Filters | None = None) -> Entity | None:
+    with ctx.retriever.view(_fenced(fence), ctx.clock()) as (index, mask):
         view = _View(index, mask)
         return view.entity(view.graph.nodes[view.graph.root(id_)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cubemem.errors import BackendUnavailableError
@@ -16,6 +16,18 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
 end
 return 0
 """
+
+_SCRUB_ENTRY = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #pending > 0 then
+    return 0
+end
+if redis.call('XDEL', KEYS[1], ARGV[2]) == 1 and ARGV[3] ~= '' then
+    redis.call('XADD', KEYS[1], '*', 'task', ARGV[3])
+end
+return 1
+"""
+"""Drop (or replace by ARGV[3]) a stream entry unless a worker holds it: one atomic step."""
 
 
 class RedisQueue:
@@ -42,6 +54,7 @@ class RedisQueue:
         # Any: redis-py's stubs type replies for bytes and str clients alike; this one decodes.
         self._redis: Any = redis.Redis.from_url(url, decode_responses=True)
         self._move = self._redis.register_script(_MOVE_DUE)
+        self._scrub_entry = self._redis.register_script(_SCRUB_ENTRY)
         try:
             self._redis.xgroup_create(self._stream, self.GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -140,6 +153,43 @@ class RedisQueue:
                 )
                 count += 1
         return count
+
+    def scrub(self, keep: Callable[[Task], Task | str | None]) -> list[str]:
+        held: list[str] = []
+        for entry_id, fields in self._redis.xrange(self._stream):
+            task = self._decode(entry_id, fields)
+            kept = keep(task)
+            if kept is task:
+                continue
+            if kept == "wait":
+                held.append(task.id)
+                continue
+            again = kept.model_dump_json() if isinstance(kept, Task) else ""
+            args = [self.GROUP, entry_id, again]
+            if not self._scrub_entry(keys=[self._stream], args=args):
+                held.append(task.id)  # a worker holds it: the forget waits for it
+        for member in self._redis.zrange(self._delayed, 0, -1, withscores=True):
+            raw, due = member
+            task = Task.model_validate_json(raw)
+            kept = keep(task)
+            if kept is task:
+                continue
+            if kept == "wait":
+                held.append(task.id)
+            elif self._redis.zrem(self._delayed, raw) and isinstance(kept, Task):
+                self._redis.zadd(self._delayed, {kept.model_dump_json(): due})
+        for raw in self._redis.hvals(self._dead):
+            dead = DeadTask.model_validate_json(raw)
+            kept = keep(dead.task)
+            if kept is dead.task or kept == "wait":
+                continue  # a dead letter waits for nobody: it is kept until replayed
+            if kept is None:
+                self._redis.hdel(self._dead, dead.task.id)
+            else:
+                assert isinstance(kept, Task)
+                rewritten = dead.model_copy(update={"task": kept})
+                self._redis.hset(self._dead, dead.task.id, rewritten.model_dump_json())
+        return held
 
     def stats(self) -> QueueStats:
         # one MULTI: a snapshot, so a task moving between the delayed set and the stream is

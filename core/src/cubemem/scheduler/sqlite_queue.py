@@ -8,7 +8,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,36 @@ class SQLiteQueue:
         with self._wakeup:
             self._wakeup.notify_all()
         return count
+
+    def scrub(self, keep: Callable[[Task], Task | str | None]) -> list[str]:
+        now, held, changed = time.time(), [], False
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT id, kind, payload, attempts, created_at, state, lease_until FROM tasks"
+            ).fetchall()
+            for id_, kind, payload, a, c, state, lease_until in rows:
+                task = Task(id=id_, kind=kind, payload=json.loads(payload), attempts=a)
+                task.created_at = c
+                kept = keep(task)
+                if kept is task:
+                    continue
+                if kept == "wait" and state == "dead":
+                    continue  # a dead letter waits for nobody: kept until replayed
+                if kept == "wait" or (state == "leased" and (lease_until or 0) >= now):
+                    held.append(id_)
+                    continue
+                if kept is None:
+                    db.execute("DELETE FROM tasks WHERE id = ?", (id_,))
+                else:
+                    assert isinstance(kept, Task)
+                    db.execute(
+                        "UPDATE tasks SET payload = ? WHERE id = ?", (json.dumps(kept.payload), id_)
+                    )
+                changed = True
+        if changed:  # the old pages' text leaves the write-ahead log too (secure_delete: the file)
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return held
 
     def stats(self) -> QueueStats:
         with self._lock:

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -70,6 +70,12 @@ class TaskQueue(Protocol):
 
     def replay(self, task_ids: Sequence[str] | None = None) -> int:
         """Put dead tasks (all, or these) back on the queue with attempts reset."""
+
+    def scrub(self, keep: Callable[[Task], Task | str | None]) -> list[str]:
+        """Apply ``keep`` to every task: its answer replaces the task's payload, ``None`` drops
+        the task, the task itself leaves it. Tasks a worker holds now are not changed: the ids
+        of those ``keep`` would change, or answered ``"wait"`` for, are returned (a forget
+        waits for them to be stored; ``cubemem.scheduler.scrub``). Dead letters too."""
 
     def stats(self) -> QueueStats: ...
 

@@ -168,8 +168,11 @@ def _reject(cube: AgentCube, o: op.Reject, grant: Grant) -> MemoryItem:
 
 @HANDLERS.runs(op.MergeEntities, op.SplitEntity)
 def _resolve(cube: AgentCube, o: op.MergeEntities | op.SplitEntity, grant: Grant) -> Any:
-    """Entity merges and splits (cube admins): run as the agent, audited."""
+    """Entity merges and splits (cube admins): run as the agent, audited. A scoped admin finds
+    only the entities of the memories its grant covers (any other is "not found")."""
     operation: op.Operation[Any] = o
+    if grant.scope is not None:
+        operation = replace(o, fence=cube._filters(None, grant))
     result = cube.cube.run(operation)
     entities = result if isinstance(result, list) else [result]
     cube._access.record(
@@ -188,6 +191,8 @@ def _forget(cube: AgentCube, o: op.Forget, grant: Grant) -> Any:
     if grant.scope is not None and (o.user or o.agent or o.session or o.filters is not None):
         fitted = access.fit_scope(Scope(user=o.user, agent=o.agent, session=o.session), grant.scope)
         narrowed = replace(o, user=fitted.user, agent=fitted.agent, session=fitted.session)
+    if grant.scope is not None:  # the changes of fact and derived memories it follows, too
+        narrowed = replace(narrowed, fence=cube._filters(None, grant))
     forgotten = cube.cube.run(narrowed)
     cube._access.record(
         cube.agent.name,

@@ -241,9 +241,10 @@ class MemoryStore(Protocol):
         ...
 
     def compact_vectors(self) -> None:
-        """Make the vectors of purged rows leave the vector index's files (an index that only
-        marks deletions is rebuilt from the rows); a forget calls it. Engines whose index
-        is compacted by their own maintenance (PostgreSQL's VACUUM) do nothing."""
+        """Make purged rows and their vectors leave the files (the embedded engine vacuums
+        its SQLite file; an index that only marks deletions is rebuilt from the rows); a
+        forget calls it. Engines compacted by their own maintenance (PostgreSQL's VACUUM)
+        do nothing."""
         ...
 
     def revision(self) -> int:

@@ -113,7 +113,8 @@ class ChromaServerStore(EmbeddedStore):
 
     def compact_vectors(self) -> None:
         """A Chroma server compacts its own files; its collection is shared by every process
-        and is not rebuilt from here (docs/governance.md)."""
+        and is not rebuilt from here (docs/governance.md). The rows' file is vacuumed."""
+        self.vacuum_rows()
 
     def drop_index(self) -> None:
         """Delete this cube's collection on the server (the rows keep every vector)."""

@@ -27,6 +27,7 @@ class IndexUpkeep:
     """What the process that owns the index does to keep it equal to the rows."""
 
     _path: Path
+    _db: sqlite3.Connection
     _lock: threading.RLock
     _index: ChromaIndex
     _embed_fn: EmbedFn | None
@@ -75,10 +76,22 @@ class IndexUpkeep:
                     )
                 applied += len(rows)
 
+    def vacuum_rows(self) -> None:
+        """Rewrite the rows' database into fresh pages (``VACUUM``) and empty its write-ahead
+        log: ``secure_delete`` overwrites a deleted row, but copies that b-tree rebalancing
+        left in pages' free space survived it (issue 43: whole forgotten rows, readable)."""
+        try:
+            with self._lock:  # waits out another process's write (busy_timeout), as any write
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:  # another process holds the file too long
+            log.warning("could not vacuum %s after a forget: %s", self._path, exc)
+
     def compact_vectors(self) -> None:
         """Chroma's HNSW files keep a deleted vector (only marked deleted) until they are
         rebuilt: the owner rebuilds the index from the rows' vectors now; a follower asks the
-        owner to, at its next sync (or the next open)."""
+        owner to, at its next sync (or the next open). The rows' file is vacuumed first."""
+        self.vacuum_rows()
         with self._lock:
             if self._index.owned:
                 self._rebuild_index()
