@@ -45,9 +45,9 @@ def test_a_forget_waits_for_a_write_a_worker_holds_or_says_so(tmp_path, embedder
         team.add("bob's held note", scope={"user": "bob"}, wait=False)
         (held,) = os_.scheduler.queue.claim("elsewhere:1:1", 10, 600, 0)  # another worker's
         quick = Settings(workers=0, forget_drain_s=0.3)
-    with MemCube.open(tmp_path / "root" / "team", embedder=embedder, settings=quick) as alone:
-        with pytest.raises(CubeBusyError, match="being stored by a worker"):
-            alone.forget(user="bob")
+    alone = MemCube.open(tmp_path / "root" / "team", embedder=embedder, settings=quick)
+    with alone, pytest.raises(CubeBusyError, match="being stored by a worker"):
+        alone.forget(user="bob")
     assert held.kind is TaskKind.ADD
 
 
