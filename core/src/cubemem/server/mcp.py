@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
 
 from cubemem.cube import BaseCube, SharedCube
 from cubemem.errors import CubememError, PermissionDeniedError
@@ -151,7 +152,7 @@ def build_mcp(
         cube_name: str | None = None,
         k: int = 5,
         user: str | None = None,
-        min_score: float | None = None,
+        min_score: Annotated[float | None, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = None,
         as_of: str | None = None,
         known_at: str | None = None,
     ) -> dict[str, Any]:
