@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -221,7 +222,9 @@ class MemCube(BaseCube):
         self, items: list[MemoryItem], single: bool, wait: bool, key: str | None, progress: Any
     ) -> Any:
         if key is not None:
-            items, done = create.idempotent(self._ctx, items, key)
+            items, done = create.idempotent(
+                self._ctx, items, key, partial(queues.queued_items, self)
+            )
             if done:
                 return _shaped(items, single, wait)
         if not wait:

@@ -8,13 +8,13 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from cubemem.model import Filters
+from cubemem.model import Filters, MemoryItem
 from cubemem.model.governance import Forgotten
 from cubemem.ops import inputs
 from cubemem.scheduler import open_queue, scrub
-from cubemem.scheduler.queue import TaskQueue
+from cubemem.scheduler.queue import Task, TaskKind, TaskQueue
 from cubemem.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +61,26 @@ def before_forget(cube: MemCube, o: op.Forget) -> set[str]:
         for queue in opened:
             queue.close()
     return dropped
+
+
+def queued_items(cube: MemCube, ids: list[str]) -> list[MemoryItem]:
+    """The items of these ids in a background write acknowledged but not stored yet (an
+    idempotency key's first call, say), from every queue that holds the cube's writes."""
+    wanted, found = set(ids), list[dict[str, Any]]()
+
+    def look(task: Task) -> Task:
+        if task.kind is TaskKind.ADD and task.payload.get("cube") in (None, cube.id):
+            found.extend(i for i in task.payload.get("items") or [] if i.get("id") in wanted)
+        return task
+
+    held, opened = _queues(cube)
+    try:
+        for queue in (*held, *opened):
+            queue.scrub(look)  # changes nothing: ``look`` keeps every task
+    finally:
+        for queue in opened:
+            queue.close()
+    return [MemoryItem.model_validate(i) for i in found]
 
 
 def _queues(cube: MemCube) -> tuple[list[TaskQueue], list[TaskQueue]]:

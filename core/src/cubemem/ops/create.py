@@ -4,7 +4,7 @@ idempotency key derives."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -185,9 +185,15 @@ def new_turns(
     ]
 
 
-def idempotent(ctx: Context, items: list[MemoryItem], key: str) -> tuple[list[MemoryItem], bool]:
+def idempotent(
+    ctx: Context,
+    items: list[MemoryItem],
+    key: str,
+    queued: Callable[[list[str]], list[MemoryItem]] | None = None,
+) -> tuple[list[MemoryItem], bool]:
     """``items`` with ids derived from ``key`` (the same on every retry), and whether a call
-    with that key already stored them (then the stored items are returned)."""
+    with that key already stored or queued them (then those items are returned). ``queued``:
+    the items of these ids acknowledged but not stored yet (a background write's)."""
     limits.text(key, "idempotency_key", max_chars=limits.MAX_ID_CHARS)
     if not key.strip():
         raise InvalidInputError("idempotency_key is empty; give a key unique to this call")
@@ -196,6 +202,9 @@ def idempotent(ctx: Context, items: list[MemoryItem], key: str) -> tuple[list[Me
         for n, item in enumerate(items)
     ]
     stored = {i.id: i for i in ctx.store.get([i.id for i in keyed])}
+    if queued is not None and len(stored) < len(keyed):  # other content under it: a 409 too
+        waiting = queued([i.id for i in keyed if i.id not in stored])
+        stored = {i.id: i for i in waiting} | stored
     if not stored:
         return keyed, False
     same = all(_first(ctx, stored[i.id]) == (i.content, i.scope) for i in keyed if i.id in stored)
