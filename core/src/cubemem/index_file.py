@@ -215,6 +215,7 @@ class Keeper:
     def load(self, store_revision: int, meta: dict[str, Any]) -> Any | None:
         if self.path is None:
             return None
+        self.remove_partial(dead_only=True)
         try:
             index, _ = load(self.path, store_revision=store_revision, meta=meta)
         except Refused as why:
@@ -238,11 +239,23 @@ class Keeper:
         vocabulary and entity names hold them too) writes one again."""
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+            self.remove_partial(dead_only=False)  # a killed writer's half file holds them too
             try:
                 self.path.with_name(FORGOTTEN).write_text(str(revision), encoding="ascii")
             except OSError as exc:
                 log.warning("could not mark the forget in %s: %s", self.path.parent, exc)
         self.behind, self.fresh = 0, False
+
+    def remove_partial(self, *, dead_only: bool) -> None:
+        """Remove the temporary files of writes that never finished (``NAME.<pid>.<hex>.tmp``,
+        left by a process killed before its rename): those of processes no longer running,
+        or (after a forget) every one — a writer still running then fails and logs it."""
+        assert self.path is not None
+        for tmp in self.path.parent.glob(f"{NAME}.*.tmp"):
+            pid = tmp.name.removeprefix(f"{NAME}.").split(".")[0]
+            if dead_only and pid.isdigit() and _running(int(pid)):
+                continue
+            tmp.unlink(missing_ok=True)
 
     def _predates_a_forget(self) -> bool:
         assert self.path is not None
@@ -265,3 +278,13 @@ class Keeper:
             return
         self.behind, self.fresh = 0, False
         log.debug("saved the search index of %s (%d bytes)", self.path.parent, size)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -157,8 +157,11 @@ class HybridRetriever:
         config: RetrievalConfig | None = None,
         *,
         folder: Path | None = None,
+        cube_id: str | None = None,
     ) -> None:
-        """``folder``: where the index is persisted (``cubemem.index_file``; None: never)."""
+        """``folder``: where the index is persisted (``cubemem.index_file``; None: never);
+        ``cube_id``: named in the file, so another cube's file is refused."""
+        self._cube_id = cube_id
         self._store = store
         self._embedder = embedder
         self.config = config or RetrievalConfig()
@@ -363,6 +366,7 @@ class HybridRetriever:
         """What a persisted index must have been built with to be loaded."""
         cfg = self.config
         return {
+            "cube": self._cube_id,
             "embedder": self._embedder.name,
             "dimension": self._embedder.dimension,
             "neighbours": cfg.lexical_neighbours,

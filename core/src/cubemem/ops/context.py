@@ -98,7 +98,7 @@ class Context:
             store=store,
             embedder=embedder,
             settings=settings,
-            retriever=HybridRetriever(store, embedder, folder=folder),
+            retriever=HybridRetriever(store, embedder, folder=folder, cube_id=cube_id),
             working=WorkingMemory(settings.working_memory_size),
         )
 
