@@ -76,6 +76,9 @@ _CARD = re.compile(r"(?<![\d-])[2-6]\d{3}(?:[ -]?\d){9,15}(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_MARKER = re.compile(
+    r"\[(?:API_KEY|EMAIL|IBAN|CARD|NATIONAL_ID|IP|PHONE)(?::[0-9a-f]{12})?\]"
+)  # what a redaction wrote
 _IDS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), "stdnum.us.ssn"),
     (re.compile(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), "nino"),
@@ -194,44 +197,65 @@ class Redactor:
 
     def find(self, text: str) -> list[Finding]:
         """What the policy redacts in ``text``, without overlaps (the first detector wins:
-        a key before an e-mail, a card before a phone number)."""
-        taken: list[Finding] = []
+        a key before an e-mail, a card before a phone number). What an earlier redaction
+        wrote (``[EMAIL]``, ``[PHONE:1f3a9c0e2b7d]``) is never found again: redacting twice
+        changes nothing."""
+        taken: list[Finding] = [
+            Finding("api_key", m.start(), m.end()) for m in _MARKER.finditer(text)
+        ]
+        marks = len(taken)
         for detector in [*self._detectors, *self._extra]:
             for found in detector(text):
                 if self.policy.action(found.kind) == "off":
                     continue
                 if all(found.end <= t.start or found.start >= t.end for t in taken):
                     taken.append(found)
-        return sorted(taken, key=lambda f: f.start)
+        return sorted(taken[marks:], key=lambda f: f.start)
 
     def text(self, text: str, counts: Counter[str] | None = None) -> str:
         """``text`` with what the policy names masked, dropped or hashed."""
+        joined = self._rewritten(text, counts, identifier=False)
+        if joined is text or "drop" not in self.policy.actions():
+            return joined
+        return re.sub(r"[ \t]{2,}", " ", joined)
+
+    def identifier(self, text: str, counts: Counter[str] | None = None) -> str:
+        """``text`` used as a name (a user, a session, a speaker, a key, a namespace label, a
+        metadata key) with what the policy redacts always hashed, whatever its action says
+        (``off`` aside): masked or dropped, two users would become one, and a lookup by the
+        same name finds what was stored under it."""
+        return self._rewritten(text, counts, identifier=True)
+
+    def value(self, value: Any, counts: Counter[str] | None = None) -> Any:
+        """Every string inside a JSON value (metadata, a keyed value) redacted: its keys as
+        identifiers, its strings as text."""
+        if isinstance(value, str):
+            return self.text(value, counts)
+        if isinstance(value, list | tuple):
+            return [self.value(v, counts) for v in value]
+        if isinstance(value, dict):
+            return {
+                self.identifier(k, counts) if isinstance(k, str) else k: self.value(v, counts)
+                for k, v in value.items()
+            }
+        return value
+
+    def _rewritten(self, text: str, counts: Counter[str] | None, *, identifier: bool) -> str:
         found = self.find(text) if text else []
         if not found:
             return text
         out, at = [], 0
         for f in found:
             out.append(text[at : f.start])
-            out.append(self._replacement(f.kind, text[f.start : f.end]))
+            out.append(self._replacement(f.kind, text[f.start : f.end], identifier))
             at = f.end
             if counts is not None:
                 counts[f.kind] += 1
         out.append(text[at:])
-        joined = "".join(out)
-        return re.sub(r"[ \t]{2,}", " ", joined) if "drop" in self.policy.actions() else joined
+        return "".join(out)
 
-    def value(self, value: Any, counts: Counter[str] | None = None) -> Any:
-        """Every string inside a JSON value (metadata), redacted."""
-        if isinstance(value, str):
-            return self.text(value, counts)
-        if isinstance(value, list):
-            return [self.value(v, counts) for v in value]
-        if isinstance(value, dict):
-            return {k: self.value(v, counts) for k, v in value.items()}
-        return value
-
-    def _replacement(self, kind: PiiKind, value: str) -> str:
-        action = self.policy.action(kind)
+    def _replacement(self, kind: PiiKind, value: str, identifier: bool = False) -> str:
+        action = "hash" if identifier else self.policy.action(kind)
         label = kind.upper()
         if action == "drop":
             return ""

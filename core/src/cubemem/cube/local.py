@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 import cubemem.cube.folder as folder
 import cubemem.cube.operations as op
 import cubemem.cube.queues as queues
+import cubemem.ops.redaction as redaction
 from cubemem.cube.base import BaseCube
 from cubemem.cube.maintenance import Maintenance
 from cubemem.cube.runner import threaded
@@ -207,7 +208,10 @@ class MemCube(BaseCube):
 
     # -- running --------------------------------------------------------------------------
     def run(self, operation: op.Operation[R]) -> R:
-        """Run one operation on this cube's context."""
+        """Run one operation on this cube's context (the names it is given written as a
+        redaction policy stores them; a forget matches both forms, ``ops.forget``)."""
+        if not isinstance(operation, op.Forget):
+            operation = redaction.identified(self._ctx, operation)
         return cast(R, HANDLERS.of(operation)(self, operation))
 
     def _enqueue(self, items: Sequence[MemoryItem]) -> list[str]:

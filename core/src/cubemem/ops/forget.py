@@ -29,7 +29,7 @@ from cubemem import access
 from cubemem.errors import InvalidInputError, NotFoundError
 from cubemem.model import Filters, MemoryItem, Status
 from cubemem.model.governance import Forgotten
-from cubemem.ops import inputs
+from cubemem.ops import inputs, redaction
 from cubemem.ops.context import Context
 from cubemem.ops.write import revise
 
@@ -196,6 +196,10 @@ def _asked(
         given.setdefault("status", _ANY_STATUS)
         given.setdefault("include_expired", True)
         matched = ctx.store.match_ids(Filters.parse(given), now=ctx.clock())
+        named = redaction.identified_filters(ctx, given)  # names as a redaction stores them
+        if named != given:  # ... and as they were stored before the cube had a policy
+            again = ctx.store.match_ids(Filters.parse(named), now=ctx.clock())
+            matched = sorted({*matched, *again})
         found += ctx.store.get(matched)
     return found
 

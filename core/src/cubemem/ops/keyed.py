@@ -51,7 +51,7 @@ def put(
         "ttl": inputs.ttl(ttl),
     }
     fields = redacted_fields(ctx, fields)  # before anything is made of it
-    content = fields["content"]
+    content, labels, key = fields["content"], fields["namespace"], fields["key"]
     id_ = address_id(labels, key)
     vectors: dict[str, Embedding] = {}
     for attempt in range(MAX_RETRIES):

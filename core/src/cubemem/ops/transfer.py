@@ -9,6 +9,7 @@ from cubemem.manifest import Manifest
 from cubemem.model import Filters, MemoryItem
 from cubemem.ops.context import Context
 from cubemem.ops.read import iterate
+from cubemem.ops.redaction import redacted
 from cubemem.ops.write import insert
 
 
@@ -21,13 +22,14 @@ def export(ctx: Context, manifest: Manifest, path: Path) -> Path:
 
 def copy_into(source: Context, target: Context) -> list[MemoryItem]:
     """Every memory of ``source`` (with its history) into ``target``, each remembering the cube
-    it came from; memories already there are skipped."""
+    it came from and redacted by ``target``'s policy; memories already there are skipped."""
 
     def recube(item: MemoryItem) -> MemoryItem:
         provenance = item.provenance.model_copy(
             update={"origin_cube": item.provenance.origin_cube or source.cube_id}
         )
-        return item.model_copy(update={"cube": target.cube_id, "provenance": provenance})
+        moved = item.model_copy(update={"cube": target.cube_id, "provenance": provenance})
+        return redacted(target, moved)
 
     items, versions = [], []
     for item in iterate(source, Filters.everything()):

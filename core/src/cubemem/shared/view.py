@@ -103,6 +103,7 @@ class AgentCube(SharedCube):
         (writes: stamped, fenced, held for review where the policy says), audit it."""
         handler = HANDLERS.of(operation)
         right = Right(op.needs(operation))
+        operation = redaction.identified(self._cube._ctx, operation)  # names as stored
         if right is Right.READ:
             return cast(R, handler(self, operation, self._grant(right)))
         with self._acting(right) as grant, redaction.counting() as redacted:
@@ -115,7 +116,9 @@ class AgentCube(SharedCube):
     def _grant(self, right: Right) -> Grant:
         """The agent's grant for ``right`` on this cube (read now), or the typed refusal."""
         self._agent = self._identity.current()
-        return self._access.check(self._agent, self.name, right)
+        grant = self._access.check(self._agent, self.name, right)
+        named = redaction.identified_scope(self._cube._ctx, grant.scope)  # as the cube stores
+        return grant if named is grant.scope else grant.model_copy(update={"scope": named})
 
     @contextmanager
     def _acting(self, right: Right = Right.WRITE) -> Iterator[Grant]:
