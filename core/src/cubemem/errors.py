@@ -108,6 +108,13 @@ class RateLimitedError(BackendUnavailableError):
         self.retry_after = retry_after
 
 
+class HeldLimitError(RateLimitedError):
+    """The agent already has ``Settings.max_held_per_agent`` writes held for review in the cube
+    (quarantined memories and proposed changes): nothing was written. An admin approves or
+    rejects some (``cube.approve``, ``cube.reject``, the inspector's review page) before it
+    writes more that would be held (HTTP 429)."""
+
+
 class BackpressureError(BackendUnavailableError):
     """A cube's background queue is at ``Settings.max_queue_depth``: the write was not
     queued. Retry later, write with ``wait=True``, or run more workers (HTTP 503)."""

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         description="Background tasks a cube may have waiting; a write with wait=False beyond "
         "it raises BackpressureError instead of queueing.",
     )
+    max_held_per_agent: int = Field(
+        1000,
+        gt=0,
+        description="Writes one agent may have held for review in a cube (quarantined memories "
+        "and proposed changes); a write that would hold more raises HeldLimitError.",
+    )
     rate_limit_per_minute: int = Field(
         6000, gt=0, description="Requests one agent may make to a server per minute."
     )

@@ -231,6 +231,7 @@ class MemCube(BaseCube):
             )
             if done:
                 return _shaped(items, single, wait)
+        create.room_for_held(self._ctx, items)
         if not wait:
             self._enqueue(items)
         else:

@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from cubemem import access, limits
-from cubemem.errors import ConflictError, InvalidInputError
+from cubemem.errors import ConflictError, HeldLimitError, InvalidInputError
 from cubemem.model import (
+    Filters,
     MemoryInput,
     MemoryItem,
     Message,
@@ -127,6 +128,31 @@ def screened(actor: access.Actor, item: MemoryItem) -> MemoryItem:
         metadata[access.FLAG_KEY] = "; ".join(reasons)
     status = Status.QUARANTINED if reasons or actor.quarantine else Status.ACTIVE
     return item.model_copy(update={"status": status, "metadata": metadata})
+
+
+def room_for_held(ctx: Context, items: Sequence[MemoryItem]) -> None:
+    """Refuse (``HeldLimitError``) a write by an agent that would leave it more than
+    ``Settings.max_held_per_agent`` memories and proposed changes held for review in the cube:
+    a low-trust agent cannot flood the review queue. Called before anything is queued or
+    stored; writes no agent makes are never held."""
+    actor = access.current_actor()
+    adding = sum(1 for i in items if i.status is Status.QUARANTINED)
+    if actor is None or not adding:
+        return
+    cap = ctx.settings.max_held_per_agent
+    held, offset, page = 0, 0, 2000
+    wanted = Filters(status=[Status.QUARANTINED], include_expired=True)
+    while batch := ctx.store.select(wanted, now=ctx.clock(), limit=page, offset=offset):
+        held += sum(1 for i in batch if (i.changed_by or i.provenance.author_agent) == actor.agent)
+        offset += page
+    if held + adding > cap:
+        raise HeldLimitError(
+            f"agent {actor.agent!r} has {held} writes held for review in this cube and "
+            f"{adding} more would pass the cap of {cap} (Settings.max_held_per_agent); nothing "
+            "was written. An admin approves or rejects held writes first (cube.approve, "
+            "cube.reject, the inspector's review page)",
+            retry_after=60.0,
+        )
 
 
 def new_items(

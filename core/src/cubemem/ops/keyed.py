@@ -19,7 +19,7 @@ from cubemem.errors import ConflictError, InvalidInputError
 from cubemem.model import Filters, MemoryItem, MetadataValue, Status, address_id, validate_content
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
-from cubemem.ops.create import new_item, screened
+from cubemem.ops.create import new_item, room_for_held, screened
 from cubemem.ops.redaction import redacted_fields
 from cubemem.ops.write import MAX_RETRIES, backoff, held, insert, propose, reindex, revised
 from cubemem.store.base import Embedding
@@ -68,6 +68,7 @@ def put(
             if actor is not None:  # screened with its value and namespace in place
                 item = screened(actor, item)
             limits.item(item, ctx.settings.max_content_bytes)
+            room_for_held(ctx, [item])
             if insert(ctx, [item]):
                 return item
             backoff(attempt)  # another writer created it first: write over it as a new version

@@ -33,7 +33,7 @@ from cubemem.model import (
 )
 from cubemem.ops import inputs
 from cubemem.ops.context import Context
-from cubemem.ops.create import flags, screened
+from cubemem.ops.create import flags, room_for_held, screened
 from cubemem.ops.redaction import redacted
 from cubemem.store.base import Embedding
 
@@ -181,6 +181,7 @@ def propose(ctx: Context, old: MemoryItem, new: MemoryItem, reasons: list[str]) 
     except ValidationError as exc:
         raise InvalidInputError(f"invalid update: {exc.errors()[0]['msg']}") from None
     proposal = screened(actor, proposal).model_copy(update={"status": Status.QUARANTINED})
+    room_for_held(ctx, [proposal])
     insert(ctx, [limits.item(proposal, ctx.settings.max_content_bytes)])
     return proposal
 

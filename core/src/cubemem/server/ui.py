@@ -240,9 +240,15 @@ def _diff(old: MemoryItem, new: MemoryItem) -> list[str]:
 
 
 @router.get("/cubes/{name}/review")
-def review(request: Request, name: str, you: Seen) -> HTMLResponse:
-    held = you.cube(name).quarantined(limit=PAGE)
-    return page(request, "review.html", you=you, cube=name, held=held)
+def review(request: Request, name: str, you: Seen, offset: int = 0) -> HTMLResponse:
+    offset = max(0, offset)
+    held = you.cube(name).quarantined(limit=PAGE + 1, offset=offset)
+    more = offset + PAGE if len(held) > PAGE else None
+    back = max(0, offset - PAGE) if offset else None
+    return page(
+        request, "review.html", you=you, cube=name, held=held[:PAGE], more=more, back=back,
+        offset=offset,
+    )  # fmt: skip
 
 
 @router.post("/cubes/{name}/review/{id}/{verdict}")
