@@ -173,3 +173,50 @@ def test_one_huge_line_is_refused_without_holding_it(archive, tmp_path):
     assert "refused" in done.stdout and "line 1 is over" in done.stdout, done.stdout + done.stderr
     grew = int(done.stdout.split("grew_kib")[1])
     assert grew < 150 * 1024, f"reading grew the process by {grew} KiB"
+
+
+def _read_in_a_child(path: Path) -> tuple[str, int]:
+    """``archive.read`` of ``path`` in a fresh process (default limits): what it printed and
+    how much its peak memory grew, KiB."""
+    child = (
+        "import resource, sys\n"
+        "from cubemem import InvalidArchiveError, archive\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        f"    archive.read(sys.argv[1], max_bytes={1 << 30}, max_content_bytes={1 << 20})\n"
+        "except InvalidArchiveError as exc:\n"
+        "    print('refused', exc)\n"
+        "print('grew_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child, str(path)], capture_output=True, text=True, timeout=300
+    )
+    return done.stdout + done.stderr, int(done.stdout.split("grew_kib")[1])
+
+
+def test_a_manifest_bomb_is_refused_at_the_manifests_own_bound(archive, tmp_path):
+    """A ``manifest.json`` that inflates to 256 MiB (well inside the 1 GiB archive cap) is
+    refused once it passes the manifest's bound, without holding it."""
+    manifest = json.loads(members(archive)["manifest.json"])
+    padded = json.dumps(manifest)[:-1].encode() + b', "pad": "' + b" " * (256 << 20) + b'"}'
+    bomb = rewrite(archive, tmp_path / "manifest_bomb.zip", manifest_json=padded)
+    assert bomb.stat().st_size < (2 << 20)
+    said, grew = _read_in_a_child(bomb)
+    assert "refused" in said and "manifest.json inflates past" in said, said
+    assert grew < 100 * 1024, f"reading grew the process by {grew} KiB"
+
+
+@pytest.mark.parametrize("filler", [b"\n", b" \n", b"{}\n"])
+def test_a_member_of_blank_or_short_lines_is_refused_at_its_first_line(archive, tmp_path, filler):
+    """A ``memories.jsonl`` of 64 MiB of empty (or too short) lines: refused at the first such
+    line, not read line by line to its end."""
+    good = members(archive)["memories.jsonl"]
+    bomb = rewrite(
+        archive, tmp_path / "lines.zip", memories_jsonl=filler * ((64 << 20) // len(filler)) + good
+    )
+    said, _ = _read_in_a_child(bomb)
+    assert "refused" in said and "memories.jsonl line 1 is" in said, said
+    with_blank = rewrite(archive, tmp_path / "one_blank.zip", versions_jsonl=b"\n")
+    with pytest.raises(InvalidArchiveError, match=r"versions\.jsonl line 1 is blank"):
+        MemCube.import_(with_blank, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()

@@ -36,6 +36,8 @@ MEMORIES = "memories.jsonl"
 VERSIONS = "versions.jsonl"
 MEMBERS = (MANIFEST, MEMORIES, VERSIONS)
 CHUNK = 1 << 20
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few KiB: its settings, policies, embedder
+SHORTEST_RECORD = 128  # bytes: no memory's JSON line is shorter (it names its id, cube, times)
 
 
 def write(
@@ -93,7 +95,7 @@ def read(
                     f"{path} holds members a cubemem archive does not: {unknown[:5]} "
                     "(or a member twice)"
                 )
-            raw_manifest = _member(zf, MANIFEST, path, budget)
+            raw_manifest = _member(zf, MANIFEST, path, budget, MAX_MANIFEST_BYTES)
             manifest = parse_manifest(json.loads(raw_manifest), where=f"{path}:{MANIFEST}")
             longest = 6 * max_content_bytes + (1 << 20)  # JSON escapes, metadata, versions
             items = _records(_lines(zf, MEMORIES, path, budget, longest), path, MEMORIES)
@@ -119,22 +121,28 @@ def read(
     return manifest, items, versions
 
 
-def _member(zf: zipfile.ZipFile, name: str, path: Path, budget: list[int]) -> bytes:
-    """A member's bytes, decompressed a chunk at a time within the remaining budget."""
+def _member(zf: zipfile.ZipFile, name: str, path: Path, budget: list[int], most: int) -> bytes:
+    """A member's bytes, decompressed a chunk at a time within the remaining budget and the
+    member's own bound (``most`` bytes)."""
     info = zf.getinfo(name)
-    if info.file_size > budget[0]:
-        raise _too_big(path, name)
-    parts = []
+    if info.file_size > min(budget[0], most):
+        raise _too_big(path, name, most)
+    parts, size = [], 0
     with zf.open(info) as fh:
-        while chunk := fh.read(CHUNK):
+        while chunk := fh.read(min(CHUNK, most + 1 - size)):
             budget[0] -= len(chunk)
-            if budget[0] < 0:
-                raise _too_big(path, name)
+            size += len(chunk)
+            if budget[0] < 0 or size > most:
+                raise _too_big(path, name, most)
             parts.append(chunk)
     return b"".join(parts)
 
 
-def _too_big(path: Path, name: str) -> InvalidArchiveError:
+def _too_big(path: Path, name: str, most: int | None = None) -> InvalidArchiveError:
+    if most is not None and name == MANIFEST:
+        return InvalidArchiveError(
+            f"{path}:{name} inflates past {most} bytes; no cube's manifest is that large"
+        )
     return InvalidArchiveError(
         f"{path}:{name} inflates past the archive limit (Settings.max_archive_bytes, "
         "CUBEMEM_MAX_ARCHIVE_BYTES); raise it if the archive is trusted"
@@ -145,7 +153,9 @@ def _lines(
     zf: zipfile.ZipFile, name: str, path: Path, budget: list[int], longest: int
 ) -> Iterator[tuple[int, bytes]]:
     """A member's lines, numbered, decompressed as they are read: never more than one line
-    (at most ``longest`` bytes) in memory, and never past the remaining budget."""
+    (at most ``longest`` bytes) in memory, never past the remaining budget, never a line
+    shorter than a record (a blank one included: a member of empty lines would otherwise cost
+    a pass per byte), so at most budget / ``SHORTEST_RECORD`` lines are ever read."""
     info = zf.getinfo(name)
     if info.file_size > budget[0]:
         raise _too_big(path, name)
@@ -161,14 +171,18 @@ def _lines(
                     f"{path}:{name} line {number} is over {longest} bytes; no memory of this "
                     "cube's limits is that long"
                 )
+            if len(line) < SHORTEST_RECORD:
+                what = "blank" if not line.strip() else f"{len(line)} bytes"
+                raise InvalidArchiveError(
+                    f"{path}:{name} line {number} is {what}; every line of a cubemem archive "
+                    f"is one memory's record (at least {SHORTEST_RECORD} bytes)"
+                )
             yield number, line
 
 
 def _records(lines: Iterator[tuple[int, bytes]], path: Path, member: str) -> list[MemoryItem]:
     out = []
     for number, line in lines:
-        if not line.strip():
-            continue
         try:
             out.append(MemoryItem.model_validate_json(line))
         except ValidationError as exc:
