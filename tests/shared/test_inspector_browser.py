@@ -62,6 +62,8 @@ def test_the_inspector_in_a_browser(team, page, tmp_path):
     held = intern.add("The office moves to Porto in May", wait=True)
 
     _login(page, url, key)
+    header = "getComputedStyle(document.querySelector('header')).backgroundColor"
+    assert page.evaluate(header) == "rgb(35, 50, 74)"  # the stylesheet passes the page's CSP
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=shots / "inspector-cubes.png")
     page.click(f"a[href='/ui/cubes/{team.cube}']")

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         6000, gt=0, description="Requests one agent may make to a server per minute."
     )
+    login_attempts_per_minute: int = Field(
+        10, gt=0, description="Inspector logins one client address may try a minute."
+    )
     max_waits_per_agent: int = Field(
         8, gt=0, description="Long polls (/wait) one agent may keep open on a server at once."
     )

@@ -27,6 +27,7 @@ from fastapi_offline import FastAPIOffline
 from cubemem import __version__, errors
 from cubemem.os import MemoryOS
 from cubemem.server.bodies import MAX_BODY_BYTES
+from cubemem.server.headers import Headers
 from cubemem.server.plumbing import Allowance, BodyLimit, install_error_handlers
 from cubemem.server.routes import ROUTERS
 from cubemem.server.routes.service import Readiness
@@ -51,6 +52,7 @@ def create_app(
     )
     settings = os_.settings if os_ is not None else Settings()
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout_s=settings.request_timeout_s)
+    app.add_middleware(Headers)  # relative redirects; the inspector's page headers
     app.state.os = os_
     app.state.allowance = Allowance(settings.rate_limit_per_minute, settings.max_waits_per_agent)
     app.state.readiness = Readiness()  # ``cubemem serve`` replaces it while it warms up

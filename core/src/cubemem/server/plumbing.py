@@ -107,18 +107,21 @@ class Allowance:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._parked: dict[str, int] = {}
 
-    def take(self, agent: str) -> None:
+    def take(
+        self, agent: str, *, spend: bool = True, what: str = "requests a minute for this agent"
+    ) -> None:
+        """One request of ``agent``'s (``spend=False``: only check that one is left)."""
         now = time.monotonic()
         with self._lock:
             tokens, at = self._buckets.get(agent, (float(self.per_minute), now))
             tokens = min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60)
             if tokens < 1:
                 raise errors.RateLimitedError(
-                    f"over {self.per_minute} requests a minute for this agent; retry in "
+                    f"over {self.per_minute} {what}; retry in "
                     f"{(1 - tokens) * 60 / self.per_minute:.1f} s",
                     retry_after=(1 - tokens) * 60 / self.per_minute,
                 )
-            self._buckets[agent] = (tokens - 1, now)
+            self._buckets[agent] = (tokens - spend, now)
 
     @contextmanager
     def parked(self, agent: str) -> Iterator[None]:

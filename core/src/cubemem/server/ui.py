@@ -29,7 +29,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cubemem import errors
 from cubemem.model import MemoryItem
-from cubemem.server.plumbing import cube_of
+from cubemem.server.plumbing import Allowance, allowance, cube_of
+from cubemem.settings import Settings
 from cubemem.shared import AgentCube, AgentOS
 
 COOKIE = "cubemem_ui"
@@ -96,6 +97,7 @@ def visitor(request: Request) -> Visitor:
     if me is None:  # the key was rotated or the agent disabled since the login
         _sessions(request).close(request.cookies.get(COOKIE))
         raise LoginNeeded
+    allowance(request).take(me.agent.id)  # pages count against the agent's rate, as the API
     return Visitor(me, csrf)
 
 
@@ -133,8 +135,10 @@ def login(
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not secrets.compare_digest(csrf, expected):
         raise errors.PermissionDeniedError("the login form's CSRF token is missing or wrong")
+    _attempt(request, failed=False)
     me = request.app.state.os.authenticate(key.strip()) if key.strip() else None
     if me is None:
+        _attempt(request, failed=True)
         return login_form(request, error="unknown or disabled key")
     return _logged_in(request, key.strip())
 
@@ -142,11 +146,22 @@ def login(
 @router.get("/login/once")
 def login_once(request: Request, token: str = "") -> Response:
     """The one-time link ``cubemem ui`` prints: a session for its operator, once."""
+    _attempt(request, failed=False)
     with _ONCE_LOCK:
         key = request.app.state.ui_once.pop(token, None) if token else None
     if key is None or request.app.state.os.authenticate(key) is None:
+        _attempt(request, failed=True)
         return login_form(request, error="this login link was used already, or is unknown")
     return _logged_in(request, key)
+
+
+def _attempt(request: Request, *, failed: bool) -> None:
+    """Failed logins are counted per client address (``Settings.login_attempts_per_minute``),
+    and past the count every attempt is refused (429) until the minute refills: keys cannot
+    be guessed at speed."""
+    client = request.client.host if request.client is not None else "?"
+    logins = cast(Allowance, request.app.state.ui_logins)
+    logins.take(client, spend=failed, what="failed logins a minute from this address")
 
 
 def one_time_login(app: FastAPI, key: str) -> str:
@@ -375,6 +390,8 @@ def rotate_key(request: Request, agent: str, you: Posted) -> HTMLResponse:
 def install_ui(app: FastAPI) -> None:
     """Mount the inspector on ``app``: its routes, sessions and error pages."""
     app.state.ui_sessions = Sessions()
+    settings = app.state.os.settings if app.state.os is not None else Settings()
+    app.state.ui_logins = Allowance(settings.login_attempts_per_minute, 1)
     app.state.ui_once = {}
     app.include_router(router)
 
