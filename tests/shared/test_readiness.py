@@ -98,6 +98,7 @@ def test_serve_turns_ready_when_a_write_arrives_during_the_warm_up(server_folder
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()  # it exited: say why
             try:
                 httpx.get(f"{url}/health", timeout=1)
                 break
