@@ -61,6 +61,32 @@ def test_add_messages_keeps_speaker_session_time_and_source_ids(cube):
     assert answer.lexical_score is not None and answer.lexical_score > 0
 
 
+def test_add_messages_stores_a_message_id_once(tmp_path, embedder):
+    """A message sent again (a retried call, a re-run quickstart, another process) is the same
+    memory: by message id within its user, agent and session; without an id, a new one."""
+    path = tmp_path / "cube"
+    with MemCube.create(path, embedder=embedder) as cube:
+        first = cube.add_messages(TURNS, session="s1")
+        again = cube.add_messages(
+            [*TURNS, {"speaker": "Ben", "text": "Sure", "id": "D1:4"}], session="s1"
+        )
+        assert [i.id for i in again[:3]] == [i.id for i in first]
+        queued = cube.add_messages(TURNS[:1], session="s1", wait=False)
+        assert queued == [first[0].id]
+        other = cube.add_messages(TURNS[:1], session="s2")  # another session: another memory
+        assert other[0].id != first[0].id
+        ana = cube.add_messages(TURNS[:1], session="s1", scope={"user": "ana"})
+        assert ana[0].id != first[0].id
+        cube.add_messages([{"speaker": "Ana", "text": "no id"}] * 2, session="s1")
+        with pytest.raises(InvalidInputError, match="appears twice"):
+            cube.add_messages([TURNS[0], TURNS[0]], session="s3")
+        assert cube.scheduler.wait(timeout=30)
+        assert cube.count() == 4 + 1 + 1 + 2
+    with MemCube.open(path, embedder=embedder) as reopened:  # another process's retry
+        reopened.add_messages(TURNS, session="s1")
+        assert reopened.count() == 8
+
+
 def test_filters_narrow_the_searched_subset(cube):
     cube.add("Ana likes green tea", scope={"user": "ana"}, tags=["food"])
     cube.add("Ben likes green tea", scope={"user": "ben"}, tags=["food", "drink"])

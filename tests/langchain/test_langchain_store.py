@@ -6,7 +6,7 @@ TTL (the reference store has none), versions and undoable deletes.
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from langgraph.store.base import BaseStore, Item, SearchItem
@@ -184,27 +184,46 @@ def test_reference_store_has_no_ttl(lc_embeddings):
         InMemoryStore().put(("a",), "k", {"text": "v"}, ttl=1)
 
 
-def test_ttl_expires_and_reads_refresh(memcube_store):
-    ns = ("session",)
-    memcube_store.put(ns, "short", {"text": "a passing thought"}, ttl=1.5 / 60)
-    memcube_store.put(ns, "kept", {"text": "a refreshed thought"}, ttl=1.5 / 60)
-    memcube_store.put(ns, "forever", {"text": "no ttl"})
-    time.sleep(0.9)
-    assert memcube_store.get(ns, "kept") is not None  # refreshes: 1.5 s from now
-    assert memcube_store.get(ns, "short", refresh_ttl=False) is not None
-    time.sleep(0.9)
-    assert memcube_store.get(ns, "short") is None
-    assert memcube_store.get(ns, "kept", refresh_ttl=False) is not None
-    assert set(keys(memcube_store.search(ns))) == {"kept", "forever"}
-    assert memcube_store.search(ns, query="thought", filter={"text": "a passing thought"}) == []
+class Clock:
+    """The cube's clock, moved by the test (TTLs are read against it, never the wall)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_ttl_expires_and_reads_refresh(tmp_path, embedder):
+    clock = Clock()
+    with MemCube.create(tmp_path / "cube", embedder=embedder) as cube:
+        cube.maintenance.context.clock = clock
+        store = MemCubeStore(cube, fields=["text"])
+        ns = ("session",)
+        store.put(ns, "short", {"text": "a passing thought"}, ttl=1.5 / 60)
+        store.put(ns, "kept", {"text": "a refreshed thought"}, ttl=1.5 / 60)
+        store.put(ns, "forever", {"text": "no ttl"})
+        clock.advance(0.9)
+        assert store.get(ns, "kept") is not None  # refreshes: 1.5 s from now
+        assert store.get(ns, "short", refresh_ttl=False) is not None
+        clock.advance(0.9)
+        assert store.get(ns, "short") is None
+        assert store.get(ns, "kept", refresh_ttl=False) is not None
+        assert set(keys(store.search(ns))) == {"kept", "forever"}
+        assert store.search(ns, query="thought", filter={"text": "a passing thought"}) == []
 
 
 def test_default_ttl_from_config(tmp_path, embedder):
+    clock = Clock()
     with MemCube.create(tmp_path / "c", embedder=embedder) as cube:
+        cube.maintenance.context.clock = clock
         store = MemCubeStore(cube, ttl={"default_ttl": 0.5 / 60, "refresh_on_read": False})
         store.put(("a",), "k", {"text": "v"})
         assert store.get(("a",), "k") is not None
-        time.sleep(0.7)
+        clock.advance(0.7)
         assert store.get(("a",), "k") is None
 
 

@@ -284,6 +284,14 @@ def _add_messages(cube: MemCube, o: op.AddMessages) -> Any:
         tags=o.tags,
         metadata=o.metadata,
     )
+    known = {i.id: i for i in cube._ctx.store.get([i.id for i in items])}  # by message id
+    if known and o.idempotency_key is None:  # a message stored before is not stored again
+        fresh = [i for i in items if i.id not in known]
+        if fresh:
+            cube._write(fresh, False, o.wait, None, None)
+        if o.progress is not None:
+            o.progress(len(items))
+        return [known.get(i.id, i) for i in items] if o.wait else [i.id for i in items]
     return cube._write(items, False, o.wait, o.idempotency_key, o.progress)
 
 

@@ -38,6 +38,14 @@ class Operation(Generic[R]):
         """The fields as keyword arguments (the method's parameters)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def parameters(self) -> dict[str, Any]:
+        """The fields a caller gives (what a remote request sends): ``arguments`` without
+        those the agent runner sets (a scoped grant's ``fence``)."""
+        return {k: v for k, v in self.arguments().items() if k not in _RUNNER_SET}
+
+
+_RUNNER_SET = frozenset({"fence"})
+
 
 # -- writing ----------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cubemem.model import Filters, MemoryItem
 from cubemem.model.governance import Forgotten
@@ -19,7 +19,24 @@ from cubemem.settings import Settings
 
 if TYPE_CHECKING:
     from cubemem.cube import operations as op
-    from cubemem.cube.local import MemCube
+    from cubemem.ops.context import Context
+    from cubemem.scheduler import Scheduler
+
+
+class MemCube(Protocol):
+    """What this module reads of a ``cubemem.cube.local.MemCube`` (which imports it)."""
+
+    _ctx: Context
+    _settings: Settings
+    _scheduler: Scheduler | None
+    _shared_scheduler: Scheduler | None
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
+
 
 ROOT_MANIFEST = "memoryos.json"
 

@@ -4,6 +4,8 @@ idempotency key derives."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -185,13 +187,19 @@ def new_turns(
     tags: Sequence[str] | None = None,
     metadata: dict[str, MetadataValue] | None = None,
 ) -> list[MemoryItem]:
-    """Conversation turns as raw memories: speaker, time and message id kept."""
+    """Conversation turns as raw memories: speaker, time and message id kept. A turn with a
+    message id gets the memory id ``turn_id(scope, message id)``: the same message sent again
+    is the same memory (``MemCube.add_messages`` stores it once)."""
     turns = [validate_model(Message, m) for m in inputs.as_list(messages, "messages")]
+    ids = [t.id for t in turns if t.id]
+    if len(ids) != len(set(ids)):
+        twice = next(i for i in ids if ids.count(i) > 1)
+        raise InvalidInputError(f"message id {twice!r} appears twice in one call; ids are unique")
     base = inputs.scope(scope)
     session_scope = base.model_copy(update={"session": session}) if session else base
     when = inputs.timestamp(timestamp)
     base_tags, base_metadata = inputs.tags(tags), inputs.metadata(metadata)
-    return [
+    made = [
         new_item(
             ctx,
             MemoryInput(
@@ -209,6 +217,20 @@ def new_turns(
         )
         for turn in turns
     ]
+    return [
+        item.model_copy(update={"id": turn_id(item.scope, turn.id)}) if turn.id else item
+        for item, turn in zip(made, turns, strict=True)
+    ]
+
+
+_TURN_NAMESPACE = uuid.UUID("6f1d3c2a-8b4e-4f7a-9c05-d2e8a1b37f60")
+
+
+def turn_id(scope: Scope, message_id: str) -> str:
+    """The memory id of message ``message_id`` in ``scope`` (its user, agent and session):
+    the same in every process and on every retry."""
+    owner = [scope.user, scope.agent, scope.session, message_id]
+    return uuid.uuid5(_TURN_NAMESPACE, json.dumps(owner)).hex
 
 
 def idempotent(

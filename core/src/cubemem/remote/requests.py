@@ -117,7 +117,7 @@ def _update(base: str, o: op.Update) -> Call:
 
 @REQUESTS.runs(op.Forget)
 def _forget(base: str, o: op.Forget) -> Call:
-    body = o.arguments() | {
+    body = o.parameters() | {
         "ids": None if o.ids is None else list(o.ids),
         "filters": None if o.filters is None else filters_json(o.filters),
     }
@@ -219,7 +219,7 @@ def _search(base: str, o: op.Search) -> Call:
 
 @REQUESTS.runs(op.Entities, op.Relations, op.Neighbourhood)
 def _graph(base: str, o: op.Entities | op.Relations | op.Neighbourhood) -> Call:
-    body = o.arguments() | {"filters": filters_json(o.filters), "as_of": time_json(o.as_of)}
+    body = o.parameters() | {"filters": filters_json(o.filters), "as_of": time_json(o.as_of)}
     parse: Callable[[Any], Any]
     if isinstance(o, op.Entities):
         parse = _ENTITIES.validate_python
@@ -234,10 +234,10 @@ def _graph(base: str, o: op.Entities | op.Relations | op.Neighbourhood) -> Call:
 def _resolve(base: str, o: op.MergeEntities | op.SplitEntity) -> Call:
     if isinstance(o, op.MergeEntities):
         return Call(
-            "POST", f"{base}/entities/merge", json=o.arguments(), parse=Entity.model_validate
+            "POST", f"{base}/entities/merge", json=o.parameters(), parse=Entity.model_validate
         )
     return Call(
-        "POST", f"{base}/entities/split", json=o.arguments(), parse=_ENTITIES.validate_python
+        "POST", f"{base}/entities/split", json=o.parameters(), parse=_ENTITIES.validate_python
     )
 
 
