@@ -23,6 +23,8 @@ KEYS = [
     "search_ms",
     "ingest_items_per_s",
     "graph_off",
+    "recall_by_ability",
+    "prompt",
     "tokens_per_question",
 ]
 
@@ -74,6 +76,28 @@ def test_cli_report_on_one_conversation(tmp_path, embedder, mode):
     assert report["search_ms"]["p50"] > 0 and report["ingest_items_per_s"] > 0
     tokens = report["tokens_per_question"]
     assert 0 < tokens["1"] <= tokens["5"] <= tokens["10"]
+    shown = report["prompt"]  # what the middleware's defaults would inject
+    assert shown["k"] == 5 and 0 <= shown["mean_injected"] <= 5
+    assert 0 <= shown["injected_recall"] <= recall["10"] and 0 <= shown["precision"] <= 1
+    assert 0 <= shown["relevance_auc"] <= 1 and set(shown["by_category"]) == {"1", "2", "3", "4"}
+
+
+def test_prompt_figures_by_hand():
+    """Two questions, the middleware's reading of their results (k=2, min_score=0.5)."""
+    from cubemem.bench import prompt
+
+    one = prompt.Asked(frozenset({"D1:1"}), [(["D1:1"], 0.9), (["D1:2"], 0.6), (["D1:3"], 0.2)], 4)
+    two = prompt.Asked(frozenset({"D2:1", "D2:2"}), [(["D2:9"], 0.4), (["D2:1"], 0.3)], 1)
+    lost = prompt.Asked(frozenset(), [(["D1:2"], 0.7), (["D1:3"], 0.1)])
+    shown = prompt.report([one, two], [lost], [], k=2, min_score=0.5)
+    assert shown["injected_recall"] == 0.5  # 1 of 1, then 0 of 2
+    assert shown["mean_injected"] == 1.0 and shown["precision"] == 0.5
+    assert shown["nothing_injected"] == 0.5
+    assert shown["abstention"] == {"questions": 1, "mean_injected": 1.0, "anything_injected": 1.0}
+    assert shown["other_conversation"] == {}
+    # positives 0.9, 0.3; negatives 0.6, 0.2, 0.4, 0.7, 0.1: 0.9 beats all 5, 0.3 beats 2
+    assert shown["relevance_auc"] == round(7 / 10, 4)
+    assert prompt.auc([0.5], [0.5]) == 0.5 and prompt.auc([], [0.1]) is None
 
 
 @pytest.mark.slow

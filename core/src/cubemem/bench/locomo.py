@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from cubemem.bench import percentile
+from cubemem.bench import percentile, prompt
 from cubemem.cube import MemCube
 from cubemem.embed import Embedder
 from cubemem.errors import InvalidInputError
@@ -41,6 +41,8 @@ class Question:
     text: str
     evidence: frozenset[str]
     category: int
+    ability: str | None = None
+    """BEAM's ability (information_extraction, abstention, ...); None on LoCoMo."""
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -125,8 +127,17 @@ def questions(sample: dict[str, Any]) -> list[Question]:
     for qa in sample["qa"]:
         evidence = frozenset(_ID.findall(" ".join(map(str, qa.get("evidence", [])))))
         if qa.get("category") in CATEGORIES and evidence:
-            out.append(Question(qa["question"], evidence, qa["category"]))
+            out.append(Question(qa["question"], evidence, qa["category"], qa.get("ability")))
     return out
+
+
+def abstentions(sample: dict[str, Any]) -> list[Question]:
+    """Questions about things never said (BEAM's ``abstention``): nothing to find."""
+    return [
+        Question(qa["question"], frozenset(), 5, "abstention")
+        for qa in sample["qa"]
+        if qa.get("ability") == "abstention"
+    ]
 
 
 def ingest(cube: MemCube, sample: dict[str, Any], mode: Mode) -> int:
@@ -174,6 +185,8 @@ def run(
     ks = sorted(set(ks))
     per_question: list[tuple[int, dict[int, float]]] = []
     graph_off: list[tuple[int, dict[int, float]]] = []
+    asked: list[prompt.Asked] = []
+    empty: dict[str, list[prompt.Asked]] = {"abstention": [], "elsewhere": []}
     latencies: list[float] = []
     tokens: list[list[int]] = []
     ingested, ingest_seconds = 0, 0.0
@@ -189,20 +202,42 @@ def run(
             ingest_seconds += time.perf_counter() - start
             if progress:
                 progress("ingested", index)
+            depth = max(ks[-1], prompt.AUC_DEPTH)
             for q in questions(sample):
                 start = time.perf_counter()
-                hits = cube.search(q.text, k=ks[-1])
+                hits = cube.search(q.text, k=depth)
                 latencies.append((time.perf_counter() - start) * 1000)
                 ids = [h.provenance.source_ids for h in hits]
                 tokens.append([len(h.content) // 4 + 1 for h in hits])
                 per_question.append((q.category, {k: recall_at(ids, q.evidence, k) for k in ks}))
                 graph_off.append((q.category, _without_graph(cube, q, ks)))
+                asked.append(_asked(q, hits))
                 if progress:
                     progress("question", index)
+            empty["abstention"] += [
+                _asked(q, cube.search(q.text, k=depth)) for q in abstentions(sample)
+            ]
+            if len(data) > 1:  # another conversation's questions: people this cube never met
+                other = questions(data[(index + 1) % len(data)])[:OTHER_QUESTIONS]
+                empty["elsewhere"] += [_asked(q, cube.search(q.text, k=depth)) for q in other]
             cube.close()
     report = _report(mode, chosen, ks, per_question, latencies, ingested, ingest_seconds)
     off = _report(mode, chosen, ks, graph_off, [], 0, 0.0)
     report["graph_off"] = {key: off[key] for key in ("recall", "recall_by_category")}
+    abilities = sorted({q.ability for q in asked if q.ability})
+    report["recall_by_ability"] = {
+        b: {
+            str(k): round(
+                statistics.fmean(
+                    recall_at(_sources(a), a.evidence, k) for a in asked if a.ability == b
+                ),
+                4,
+            )
+            for k in ks
+        }
+        for b in abilities
+    }
+    report["prompt"] = prompt.report(asked, empty["abstention"], empty["elsewhere"])
     report["tokens_per_question"] = {
         str(k): round(statistics.fmean(sum(t[:k]) for t in tokens), 1) if tokens else 0.0
         for k in ks
@@ -218,6 +253,19 @@ def run(
             "uncited_share": round(usage["uncited"] / max(1, usage["facts"]), 4),
         }
     return report
+
+
+OTHER_QUESTIONS = 30
+"""Questions of the next conversation asked of each cube (nothing to find there)."""
+
+
+def _asked(q: Question, hits: Sequence[Any]) -> prompt.Asked:
+    results = [(list(h.provenance.source_ids), h.relevance) for h in hits]
+    return prompt.Asked(q.evidence, results, q.category, q.ability)
+
+
+def _sources(a: prompt.Asked) -> list[list[str]]:
+    return [sources for sources, _ in a.results]
 
 
 def _without_graph(cube: MemCube, q: Question, ks: Sequence[int]) -> dict[int, float]:

@@ -82,6 +82,18 @@ def bench_locomo(
         name = locomo.CATEGORY_NAMES[int(category)]
         table.add_row(f"{category} {name}, graph off", *(f"{v:.3f}" for v in row.values()))
     console.print(table)
+    p = report["prompt"]
+    nothing = [
+        f"{name} {p[key]['mean_injected']}"
+        for key, name in (("abstention", "abstention"), ("other_conversation", "other cube"))
+        if p[key]
+    ]
+    console.print(
+        f"prompt (k={p['k']}, min_score={p['min_score']}): injected recall "
+        f"{p['injected_recall']}, {p['mean_injected']} injected, precision {p['precision']}, "
+        f"nothing injected {p['nothing_injected']}; nothing to find, mean injected: "
+        f"{', '.join(nothing) or '-'}; relevance AUC {p['relevance_auc']}"
+    )
     console.print(
         f"search p50 {report['search_ms']['p50']} ms, p95 {report['search_ms']['p95']} ms; "
         f"ingest {report['ingest_items_per_s']} items/s"
