@@ -361,6 +361,71 @@ def stores() -> str | None:
     return out
 
 
+def prompt() -> str | None:
+    """Both dev files side by side: recall, then what the middleware's defaults inject."""
+    files = [("LoCoMo", _load("prompt_locomo.json")), ("BEAM", _load("prompt_beam.json"))]
+    files = [(name, r) for name, r in files if r]
+    if not files:
+        return None
+    rows: list[list[Any]] = []
+    for label, key in (
+        ("R@1 / R@5 / R@10", None),
+        ("evidence injected (recall)", "injected_recall"),
+        ("memories injected", "mean_injected"),
+        ("precision (injected citing evidence)", "precision"),
+        ("questions with nothing injected", "nothing_injected"),
+        ("another conversation's questions: injected", "other_conversation"),
+        ("abstention questions: injected", "abstention"),
+        ("relevance AUC", "relevance_auc"),
+    ):
+        row: list[Any] = [label]
+        for _, r in files:
+            p = r["prompt"]
+            if key is None:
+                row.append(" / ".join(f"{r['recall'][k]:.3f}" for k in ("1", "5", "10")))
+            elif key in ("other_conversation", "abstention"):
+                row.append(p[key].get("mean_injected", "–") if p[key] else "–")
+            else:
+                row.append(p[key])
+        rows.append(row)
+    first = files[0][1]["prompt"]
+    head = f"k={first['k']}, min_score={first['min_score']}: "
+    out = head + "\n\n" + _table(["", *(n for n, _ in files)], rows)
+    curve = [
+        [
+            "min_score",
+            *(f"{n}: recall / memories / precision / other / abstention" for n, _ in files),
+        ]
+    ]
+    for i, point in enumerate(files[0][1]["prompt"]["curve"]):
+        row = [point["min_score"]]
+        for _, r in files:
+            c = r["prompt"]["curve"][i]
+            row.append(
+                f"{c['injected_recall']} / {c['mean_injected']} / {c['precision']} / "
+                f"{c['other_injected']} / {c['abstention_injected'] or '–'}"
+            )
+        curve.append(row)
+    return out + "\n\n" + _table(curve[0], curve[1:])
+
+
+def chat_signals() -> str | None:
+    report = _load("chat_signals.json")
+    if not report:
+        return None
+    abilities = sorted({a for v in report.values() for a in v["recall_10_by_ability"]})
+    rows = [
+        [
+            name,
+            *_recall(v["recall"]),
+            *(f"{v['recall_10_by_ability'].get(a, 0):.2f}" for a in abilities),
+        ]
+        for name, v in report.items()
+    ]
+    names = [a.replace("_", " ") for a in abilities]
+    return _table(["BEAM dev", "R@1", "R@5", "R@10", *(f"R@10 {n}" for n in names)], rows)
+
+
 def render(text: str) -> str:
     for name, section in (
         ("locomo", locomo),
@@ -376,6 +441,8 @@ def render(text: str) -> str:
         ("queue", queue),
         ("activation", activation),
         ("parametric", parametric),
+        ("prompt", prompt),
+        ("chat_signals", chat_signals),
     ):
         if f"<!-- {name}:begin -->" not in text:
             continue

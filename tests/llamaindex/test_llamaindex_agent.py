@@ -114,20 +114,20 @@ async def test_sync_tool_calls(cube):
 
 
 async def test_agent_with_memcube_memory_recalls_across_sessions(cube):
-    llm, received = scripted_llm("Nice, noted.", "You live in Porto.")
+    llm, received = scripted_llm("Nice, noted.", "You moved to Porto.")
     agent = FunctionAgent(tools=[], llm=llm, system_prompt="You are helpful.")
     first = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s1")
     await run(agent, "I just moved to Porto", memory=first)
     assert cube.scheduler.wait(timeout=60)  # put stores through the scheduler
     second = MemCubeMemory.from_defaults(cube=cube, user_id="ana", session_id="s2")
-    answer, _ = await run(agent, "Which city do I live in now?", memory=second)
-    assert answer == "You live in Porto."
+    answer, _ = await run(agent, "Which city did I move to?", memory=second)
+    assert answer == "You moved to Porto."
     assert "I just moved to Porto" in system_texts(received[-1])
     assert cube.scheduler.wait(timeout=60)
     assert [m.content for m in cube.list({"user": "ana"})] == [
         "I just moved to Porto",
-        "Which city do I live in now?",
-    ]  # "Nice, noted." is chatter; "You live in Porto." repeats what memory holds
+        "Which city did I move to?",
+    ]  # "Nice, noted." is chatter; "You moved to Porto." repeats what memory holds
 
 
 async def test_the_question_being_answered_is_not_a_search_hit(cube):

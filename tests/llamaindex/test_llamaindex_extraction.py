@@ -95,11 +95,9 @@ def test_memcube_memory_rewrites_the_question_with_the_llm(cube):
     for text in ["Ana is vegetarian", "Ana's favourite colour is green"]:
         cube.add(text, scope={"user": "ana"})
     question = "What should I cook tonight, given my diet?"
-    plain = MemCubeMemory.from_defaults(cube=cube, user_id="ana", min_score=0.35)
+    plain = MemCubeMemory.from_defaults(cube=cube, user_id="ana", min_score=0.1)
     assert "Ana is vegetarian" not in str(plain.get(input=question))
     llm, received = scripted_llm(call("Queries", queries=["diet", "vegetarian or vegan"]))
-    expanded = MemCubeMemory.from_defaults(
-        cube=cube, user_id="ana", min_score=0.35, query_model=llm
-    )
+    expanded = MemCubeMemory.from_defaults(cube=cube, user_id="ana", min_score=0.1, query_model=llm)
     assert "Ana is vegetarian" in str(expanded.get(input=question))
     assert question in str(received[0])  # the LLM was asked about the question

@@ -26,8 +26,13 @@ KINDS: tuple[Kind, ...] = ("person", "place", "organisation", "thing")
 WORDS = re.compile(r"[^\W\d_][\w'’.-]*|\d+", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 _POSSESSIVE = re.compile(r"(?:'s|’s|'|’)$")
-NOT_NAMES = frozenset(
-    """i i'm i've i'd i'll im ive me my mine we us our you your yours he him his she her hers
+ROLES = frozenset({"user", "human", "assistant", "ai", "bot", "model", "system", "tool"})
+"""Chat roles: who said a turn of a user–assistant conversation. Never a name or an entity."""
+USER_ROLES = frozenset({"user", "human"})
+
+NOT_NAMES = (
+    frozenset(
+        """i i'm i've i'd i'll im ive me my mine we us our you your yours he him his she her hers
     they them their it its it's this that these those there here what when where why how who
     which whose the a an and but or so if then yes no not oh ah wow hey hi hello thanks thank
     okay ok yeah yep nope sure well also just really great good nice awesome cool sounds lol
@@ -36,6 +41,8 @@ NOT_NAMES = frozenset(
     congratulations happy merry dear mr mrs ms dr st january february march april june july
     august september october november december monday tuesday wednesday thursday friday
     saturday sunday""".split()
+    )
+    | ROLES
 )
 _PLACE_BEFORE = frozenset("in to from at near visit visited visiting toward towards".split())
 _ORG_WORDS = frozenset(

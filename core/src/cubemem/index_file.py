@@ -42,7 +42,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAGIC = b"CUBEMIDX"
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever the pickled classes or the layout change: older files are rebuilt."""
 NAME = "search.index"
 FORGOTTEN = "search.index.forgotten"

@@ -61,6 +61,10 @@ def _stopwords() -> frozenset[str]:
     return frozenset(module.STOPWORDS_EN_PLUS)
 
 
+COVERAGE_DOCUMENTS = 500
+"""The fewest documents ``BM25Index.coverage`` weighs words as if it held."""
+
+
 class BM25Index:
     """Documents in slots ``0..size-1``; see the module docstring."""
 
@@ -202,6 +206,40 @@ class BM25Index:
             df = 0.0 if term is None else float(self._df[term])
             total += float(np.log(1 + (n - df + 0.5) / (df + 0.5))) if df > 0 else rare
         return total / (1 + K1)
+
+    def terms_of(self, slot: int) -> frozenset[int]:
+        """The terms of the document in ``slot`` (empty: none)."""
+        if slot in self._delta:
+            return frozenset(self._delta[slot][0].tolist())
+        if slot < self._rows and self._valid[slot]:
+            return frozenset(
+                self._raw_terms[self._raw_ptr[slot] : self._raw_ptr[slot + 1]].tolist()
+            )
+        return frozenset()
+
+    def coverage(self, tokens: Sequence[str], held: Sequence[frozenset[int]]) -> list[float]:
+        """For each set of terms in ``held``, the share of the query's weight it holds: the
+        idf of each distinct query term it contains over the idf of them all (a term the
+        index has never seen counts as the rarest, as in ``ideal``), in [0, 1]. The idf is
+        taken as if the index held at least ``COVERAGE_DOCUMENTS`` documents: in a cube of a
+        handful of memories every word is rare or everywhere, and a share would say more
+        about the cube's size than about the memory."""
+        n = max(self.documents, COVERAGE_DOCUMENTS)
+        rare = float(np.log(1 + (n + 0.5) / 0.5))
+        weights: dict[int, float] = {}
+        total = 0.0
+        for token in dict.fromkeys(tokens):
+            term = self.vocab.get(token)
+            df = 0.0 if term is None else float(self._df[term])
+            weight = float(np.log(1 + (n - df + 0.5) / (df + 0.5))) if df > 0 else rare
+            total += weight
+            if term is not None and df > 0:
+                weights[term] = weight
+        if total <= 0:
+            return [0.0] * len(held)
+        return [
+            min(1.0, sum(w for t, w in weights.items() if t in terms) / total) for terms in held
+        ]
 
     def scores(self, tokens: Sequence[str], size: int) -> np.ndarray:
         """BM25 of every slot below ``size`` for the query ``tokens`` (0: no match)."""

@@ -18,16 +18,14 @@ _TAG = re.compile(r"<(/?)(memories)", re.I)
 _LABEL = re.compile(r"[{\uff5b\ufe5b\u2774\u2983](?=\s*by\b)", re.I)
 """The opening of cubemem's provenance label (``{by planner, trust 0.3}``) in text an agent
 wrote: shown as ``(by`` so no memory or speaker can forge the label of another."""
-DEFAULT_MIN_SCORE = 0.15
-"""The relevance a memory needs before an adapter puts it into a prompt unasked, calibrated on
-three sets with the default MiniLM (``benchmarks/relevance.py``, docs/concepts.md): every right
-answer in the top 10 of the fact set and of a LoCoMo conversation scores at least 0.3, but a
-question an inference step away ("what should I cook, given my diet?" against "Ana is
-vegetarian", 0.18) scores far lower. At 0.15, 85% of the written inference questions get their
-memory into the top 5 (55% at 0.2, 95% at 0.1), while results for questions nothing answers
-are kept 80% / 65% / 45% of the time (facts / LoCoMo / inference set; 75% / 50% / 33% at 0.2):
-relevance separates the unrelated poorly at any threshold that keeps inferences, so the
-threshold stays low and the ranking does the rest. ``min_score=None`` injects the top k."""
+DEFAULT_MIN_SCORE = 0.05
+"""The relevance a memory needs before an adapter puts it into a prompt unasked. Relevance is
+a calibrated chance that the memory is what the question asks for (``retrieve.relevance``),
+so 0.05 is "one in twenty": chosen on the precision/recall curve of both dev files (LoCoMo's
+conversations and BEAM's user–assistant chats; ``cubemem bench locomo``, its ``prompt.curve``,
+docs/benchmarks.md) as the highest threshold that keeps most of the evidence the top five
+hold, while a question about something the cube never heard of injects well under one
+memory on average. ``min_score=None`` injects the top k."""
 
 
 def render_memory(item: MemoryItem, *, with_id: bool = False) -> str:

@@ -18,12 +18,14 @@ dev conversations, short facts at least as well as by dense search (docs/benchma
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +107,26 @@ class RetrievalConfig:
     in that window — or up to ``time_slack_days`` after it, when it was told — gain this."""
     time_slack_days: float = 14.0
 
+    assistant_factor: float = 0.85
+    """In a user–assistant conversation an assistant's turn scores × this: what the user said
+    about themselves and their work is the memory, the assistant's answer its context."""
+    chat: tuple[tuple[str, float], ...] = (
+        ("entity_weight", 0.0),
+        ("lexical_weight", 0.1),
+        ("neighbour_share", 0.0),
+        ("second_neighbour_share", 0.0),
+        ("session_share", 0.0),
+    )
+    """Where most of the searched memories are turns of user–assistant conversations (their
+    speakers are chat roles, ``entities.ROLES``), these knobs (name, value) replace the ones
+    above: the signals measured on conversations between people are gated by what the cube
+    holds (docs/benchmarks.md)."""
+
     def __post_init__(self) -> None:
+        knobs = {f.name for f in fields(self)} - {"chat"}
+        unknown = [name for name, _ in self.chat if name not in knobs]
+        if unknown:
+            raise InvalidInputError(f"chat names knobs RetrievalConfig does not have: {unknown}")
         if self.fusion not in ("score", "rrf"):
             raise InvalidInputError(f"fusion must be 'score' or 'rrf', got {self.fusion!r}")
         if self.lexical_scale not in ("ideal", "top"):
@@ -126,24 +147,35 @@ class Hit:
     lexical: float | None
     """BM25 score as a share of the query's ideal score, in [0, 1] (None: no query terms)."""
     relevance: float
-    """``relevance(dense, lexical)``: how well the memory itself matches the query, in [0, 1]."""
+    """``relevance(...)``: how likely the memory itself is what the query asks for, in [0, 1]."""
     time: float = 0.0  # what the time words added to ``score``
     entity: float = 0.0  # what the entity graph added
+    own: float = 0.0  # the share of the query's words in the memory's own text
+    assistant: bool = False  # an assistant's turn of a user–assistant chat
 
 
-def relevance(dense: float | None, lexical: float | None) -> float:
-    """How well a memory matches a query on its own, in [0, 1]: the better of its cosine
-    (negative counts as 0) and its BM25 share of the query's ideal score.
+RELEVANCE = (-6.354, 6.654, 4.85, -4.028, -1.958)
+"""The calibration of ``relevance``: intercept, cosine, own-word share, their product, an
+assistant's turn. Fitted by logistic regression on the top ten results of every question of
+both dev files (LoCoMo's conversations and BEAM's user–assistant chats, weighted equally;
+evidence against the rest, questions with nothing to find included):
+``benchmarks/fit_relevance.py`` refits them (docs/benchmarks.md, "Relevance")."""
 
-    Unlike the fused score it does not depend on what else is in the cube, so a threshold
-    means the same in a cube of ten memories and of a million; a turn ranked high only for its
-    neighbour keeps a low relevance of its own (docs/concepts.md, "Relevance")."""
-    best = 0.0
-    if dense is not None:
-        best = max(best, min(1.0, dense))
-    if lexical is not None:
-        best = max(best, min(1.0, lexical))
-    return round(best, 6)
+
+def relevance(dense: float | None, own: float | None, assistant: bool = False) -> float:
+    """How likely a memory is to be what a query asks for, from its own match alone, in
+    [0, 1]: its cosine with the query (negative counts as 0), the share of the query's
+    words (by idf) in its own text, and whether it is an assistant's turn of a chat.
+
+    Calibrated on two kinds of conversation, so a threshold means the same in both; it never
+    depends on the memory's neighbours, its session, the entity graph or what else is in the
+    cube — those reorder results (``score``) but never lift it (docs/concepts.md,
+    "Relevance")."""
+    cosine = 0.0 if dense is None else max(0.0, min(1.0, dense))
+    share = 0.0 if own is None else max(0.0, min(1.0, own))
+    a, b, c, d, e = RELEVANCE
+    z = a + b * cosine + c * share + d * cosine * share + e * assistant
+    return round(1.0 / (1.0 + math.exp(-z)), 6)
 
 
 class HybridRetriever:
@@ -190,10 +222,8 @@ class HybridRetriever:
         vector = None
         if cfg.dense_weight:
             vector = np.asarray(self._embedder.embed_query(query), dtype=np.float32)
-        dense_pool, lexical_pool = max(cfg.dense_pool, 2 * k), max(cfg.lexical_pool, 2 * k)
         with self._lock:
             index = self._current_index()
-            tokens = index.tokenize(query) if cfg.lexical_weight else []
             mask = index.mask(
                 filters,
                 now,
@@ -205,6 +235,12 @@ class HybridRetriever:
             allowed = int(mask.sum())
             if not allowed:
                 return []
+            role, chat = index.roles(mask)
+            if cfg.chat and chat >= 0.5:  # mostly user–assistant turns: the chat knobs
+                knobs: dict[str, Any] = dict(cfg.chat)
+                cfg = replace(cfg, **knobs)
+            dense_pool, lexical_pool = max(cfg.dense_pool, 2 * k), max(cfg.lexical_pool, 2 * k)
+            tokens = index.tokenize(query) if cfg.lexical_weight else []
             lexical = index.lexical_top(tokens, mask, lexical_pool) if tokens else []
             scale = lexical[0][1] if lexical else 1.0
             ideal = index.lexical.ideal(tokens) if lexical else 1.0
@@ -232,7 +268,7 @@ class HybridRetriever:
                     for slot, score in ((slots.get(id_, -1), score) for id_, score in hits)
                     if 0 <= slot < len(mask) and mask[slot]
                 ][:dense_pool]
-            fused = self._fuse(dense, lexical, scale)
+            fused = self._fuse(cfg, dense, lexical, scale)
             f0 = dict(fused)  # then + time words (f1), + the graph (f2): each signal's part
             if cfg.time_weight and (span := timewords.window(query, now)) is not None:
                 index.boost_window(
@@ -257,24 +293,35 @@ class HybridRetriever:
                 )
             f2 = dict(fused)
             if cfg.neighbour_share or cfg.second_neighbour_share or cfg.session_share:
-                fused = self._spread(fused, index, mask)
+                fused = self._spread(cfg, fused, index, mask)
+            if cfg.assistant_factor != 1.0 and chat:
+                for slot in fused:
+                    if role[slot] == 2:
+                        fused[slot] *= cfg.assistant_factor
             ids = index.ids
             best = sorted(fused.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:k]
             lexical_scores = dict(lexical)
             cosines = {} if vector is None else index.similarity(vector, [s for s, _ in best])
+            words = tokens or index.tokenize(query)
+            own = index.own_share(words, [s for s, _ in best])
             found = []
             for slot, s in best:
                 cosine = cosines.get(slot)
                 bm25 = lexical_scores.get(slot, 0.0) if tokens else None
                 share = None if bm25 is None else min(1.0, bm25 / ideal)
                 t, e = f1.get(slot, 0) - f0.get(slot, 0), f2.get(slot, 0) - f1.get(slot, 0)
-                found.append(Hit(ids[slot], s, cosine, share, relevance(cosine, share), t, e))
+                said = bool(role[slot] == 2)
+                mine = relevance(cosine, own[slot], said)
+                found.append(Hit(ids[slot], s, cosine, share, mine, t, e, own[slot], said))
             return found
 
+    @staticmethod
     def _fuse(
-        self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], scale: float
+        cfg: RetrievalConfig,
+        dense: list[tuple[int, float]],
+        lexical: list[tuple[int, float]],
+        scale: float,
     ) -> dict[int, float]:
-        cfg = self.config
         fused: dict[int, float] = {}
         if cfg.fusion == "score":
             # Scores, not ranks: a fact whose cosine stands far above the rest keeps its lead,
@@ -294,12 +341,12 @@ class HybridRetriever:
             fused[slot] = fused.get(slot, 0.0) + weight / (RRF_K + rank + 1)
         return fused
 
+    @staticmethod
     def _spread(
-        self, fused: dict[int, float], index: SearchIndex, mask: np.ndarray
+        cfg: RetrievalConfig, fused: dict[int, float], index: SearchIndex, mask: np.ndarray
     ) -> dict[int, float]:
         """Conversation turns gain shares of their neighbours' and their session's scores
         (other memories have neither and keep their score)."""
-        cfg = self.config
         targets = set(fused)
         for slot in fused:
             targets.update(n for n in index.neighbours(slot) if mask[n])

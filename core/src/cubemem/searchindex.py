@@ -19,6 +19,7 @@ from datetime import datetime
 
 import numpy as np
 
+from cubemem.entities import ROLES, USER_ROLES
 from cubemem.graph import EntityGraph
 from cubemem.index_vectors import Vectors
 from cubemem.lexical import BM25Index
@@ -74,6 +75,11 @@ class SearchIndex:
         self._valid_from = _Column(np.float64, -np.inf)
         self._valid_to = _Column(np.float64, np.inf)
         self._has_vector = _Column(bool, False)
+        self._speaker = _Column(np.int32, -1)
+        """A turn's speaker (a code of ``_codes``): own-word shares leave its name out."""
+        self._role = _Column(np.int8, 0)
+        """A conversation turn's chat role: 1 the user's, 2 an assistant's, 0 a person's or
+        not a turn (``entities.ROLES``)."""
         self._vectors: Vectors | None = None
         self.lexical = BM25Index()
         self.graph = EntityGraph()
@@ -169,6 +175,8 @@ class SearchIndex:
             self._valid_from,
             self._valid_to,
             self._has_vector,
+            self._speaker,
+            self._role,
         )
 
     def _code(self, value: str | None) -> int:
@@ -181,6 +189,10 @@ class SearchIndex:
 
     def _set_row(self, slot: int, row: IndexRow) -> None:
         self._present.data[slot] = True
+        turn = row.source == "message"
+        self._speaker.data[slot] = self._code(row.speaker) if turn else -1
+        said = (row.speaker or "").strip().casefold() if turn else ""
+        self._role.data[slot] = 0 if said not in ROLES else 1 if said in USER_ROLES else 2
         self._status.data[slot] = self._code(row.status)
         self._kind.data[slot] = self._code(row.kind)
         self._user.data[slot] = self._code(row.user)
@@ -252,6 +264,28 @@ class SearchIndex:
             for n in self.neighbours(slot):
                 tokens.extend(self._said.get(n, ()))
         return tokens
+
+    def own_share(self, tokens: Sequence[str], slots: Sequence[int]) -> dict[int, float]:
+        """How much of the query each memory's own words hold (``BM25Index.coverage``): a
+        turn's own text — not its speaker's name, nor the neighbours it is indexed with."""
+        vocab = self.lexical.vocab
+        names = {code: name for name, code in self._codes.items()}
+        held = []
+        for s in slots:
+            if s not in self._said:
+                held.append(self.lexical.terms_of(s))
+                continue
+            speaker = names.get(int(self._speaker.data[s]))  # said first: "speaker: text"
+            skip = len(self.tokenize(f"{speaker}:")) if speaker else 0
+            held.append(frozenset(vocab[t] for t in self._said[s][skip:] if t in vocab))
+        return dict(zip(slots, self.lexical.coverage(tokens, held), strict=True))
+
+    def roles(self, mask: np.ndarray) -> tuple[np.ndarray, float]:
+        """Each slot's chat role (``_role``), and the share of the allowed slots that are
+        turns of a user–assistant conversation."""
+        role = self._role.data[: len(mask)]
+        allowed = int(mask.sum())
+        return role, float((role[mask] > 0).sum() / allowed) if allowed else 0.0
 
     def boost_window(
         self, fused: dict[int, float], mask: np.ndarray, start: datetime, end: datetime, w: float

@@ -24,6 +24,7 @@ from cubemem.errors import InvalidInputError
 from cubemem.extract import LLMExtractor
 from cubemem.llm import ChatClient
 from cubemem.model import MemoryInput, Scope
+from cubemem.retrieve import RetrievalConfig
 
 Mode = Literal["raw", "observations", "both", "llm"]
 MODES = ("raw", "observations", "both", "llm")
@@ -164,8 +165,10 @@ def run(
     embedder: Embedder | None = None,
     progress: Callable[[str, int], None] | None = None,
     llm: ChatClient | None = None,
+    retrieval: RetrievalConfig | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark; returns the JSON report (schema in docs/benchmarks.md).
+    ``retrieval``: the knobs every cube searches with (default: the shipped ones).
 
     ``mode="llm"`` needs ``llm``, the chat model the extractor uses; its report adds the
     extraction cost (calls, tokens, seconds per turn) and the facts that cite no evidence.
@@ -197,6 +200,8 @@ def run(
             embedder = cube.embedder  # load the model once, reuse it for every cube
             cube.maintenance.context.clock = _clock(asked_at(sample))
             cube.maintenance.extractor = extractor
+            if retrieval is not None:
+                cube.maintenance.retrieval = retrieval
             start = time.perf_counter()
             ingested += ingest(cube, sample, mode)
             ingest_seconds += time.perf_counter() - start

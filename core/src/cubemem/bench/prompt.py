@@ -24,6 +24,8 @@ from cubemem.render import DEFAULT_MIN_SCORE
 PROMPT_K = 5
 """The middleware's default ``k``."""
 AUC_DEPTH = 10
+CURVE = (0.0, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5)
+"""The thresholds of the precision/recall curve the default ``min_score`` is chosen on."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,15 @@ def report(
     abilities = sorted({a.ability for a in asked if a.ability})
     by_ability = {b: own([a for a in asked if a.ability == b], k, min_score) for b in abilities}
     value = auc(positives, negatives)
+    curve = [
+        {
+            "min_score": t,
+            **own(asked, k, t),
+            "abstention_injected": nothing_to_find(abstention, k, t).get("mean_injected"),
+            "other_injected": nothing_to_find(elsewhere, k, t).get("mean_injected"),
+        }
+        for t in CURVE
+    ]
     return {
         "k": k,
         "min_score": min_score,
@@ -114,4 +125,5 @@ def report(
         "abstention": nothing_to_find(abstention, k, min_score),
         "other_conversation": nothing_to_find(elsewhere, k, min_score),
         "relevance_auc": None if value is None else round(value, 4),
+        "curve": curve,
     }

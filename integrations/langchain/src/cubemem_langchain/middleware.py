@@ -49,7 +49,7 @@ class MemCubeMiddleware(AgentMiddleware):
             them per run from ``runtime.context`` (e.g. a multi-user server).
         k: How many memories to retrieve per model call.
         min_score: Only memories whose relevance (0 to 1) reaches this are recalled (default
-            ``DEFAULT_MIN_SCORE``, 0.15; ``None`` recalls the top ``k`` however unrelated).
+            ``DEFAULT_MIN_SCORE``, 0.05; ``None`` recalls the top ``k`` however unrelated).
         max_chars: Budget for the memory block in the system prompt.
         store_roles: Message types stored after a turn (``"human"``, ``"ai"``, ``"tool"``,
             ``"system"``); empty to only recall.
