@@ -76,9 +76,10 @@ def main(folder: Path) -> None:
     # The middleware stored thread 1's turn in the background; let the scheduler finish it.
     cube.scheduler.wait(timeout=60)
     # A new thread has no chat history; the middleware recalls the memory into the prompt.
-    # Recall injects memories whose relevance reaches 0.2 (MemCubeMiddleware(min_score=...)):
-    # "Which dessert should I order?" alone is an inference step away from the allergy (0.09).
-    print("thread 2:", ask("Which dessert should I order, given my allergies?", "thread-2"))
+    # Recall injects memories whose relevance reaches 0.05 (MemCubeMiddleware(min_score=...)),
+    # a calibrated chance: "given my peanut allergy" brings the allergy in (0.06), while
+    # "Which dessert should I order?" alone is an inference step away from it (far below).
+    print("thread 2:", ask("Which dessert should I order, given my peanut allergy?", "thread-2"))
     print("system prompt the model received in thread 2:")
     print(model.last_system_prompt)
     cube.close()
