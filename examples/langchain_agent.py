@@ -77,8 +77,8 @@ def main(folder: Path) -> None:
     cube.scheduler.wait(timeout=60)
     # A new thread has no chat history; the middleware recalls the memory into the prompt.
     # Recall injects memories whose relevance reaches 0.05 (MemCubeMiddleware(min_score=...)),
-    # a calibrated chance: "given my peanut allergy" brings the allergy in (0.06), while
-    # "Which dessert should I order?" alone is an inference step away from it (far below).
+    # a calibrated chance: "given my peanut allergy" brings the allergy in, while "Which
+    # dessert should I order?" alone is an inference step away from it (far below).
     print("thread 2:", ask("Which dessert should I order, given my peanut allergy?", "thread-2"))
     print("system prompt the model received in thread 2:")
     print(model.last_system_prompt)

@@ -157,21 +157,8 @@ def test_one_huge_line_is_refused_without_holding_it(archive, tmp_path):
     (measured in a child process, so nothing else in the suite counts)."""
     line = b'{"content": "' + b"x" * (256 << 20)
     huge = rewrite(archive, tmp_path / "huge.zip", memories_jsonl=line)
-    child = (
-        "import resource, sys\n"
-        "from cubemem import InvalidArchiveError, archive\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "try:\n"
-        f"    archive.read(sys.argv[1], max_bytes={1 << 30}, max_content_bytes={1 << 20})\n"
-        "except InvalidArchiveError as exc:\n"
-        "    print('refused', exc)\n"
-        "print('grew_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", child, str(huge)], capture_output=True, text=True, timeout=300
-    )
-    assert "refused" in done.stdout and "line 1 is over" in done.stdout, done.stdout + done.stderr
-    grew = int(done.stdout.split("grew_kib")[1])
+    said, grew = _read_in_a_child(huge)
+    assert "refused" in said and "line 1 is over" in said, said
     assert grew < 150 * 1024, f"reading grew the process by {grew} KiB"
 
 

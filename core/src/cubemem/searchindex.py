@@ -65,6 +65,7 @@ class SearchIndex:
         self.ids: list[str] = []
         self.slots: dict[str, int] = {}
         self._codes: dict[str, int] = {}
+        self._named: list[str] = []  # code -> value (``_codes`` reversed)
         self._present = _Column(bool, False)
         self._status = _Column(np.int32, -1)
         self._kind = _Column(np.int32, -1)
@@ -185,6 +186,7 @@ class SearchIndex:
         code = self._codes.get(value)
         if code is None:
             code = self._codes[value] = len(self._codes)
+            self._named.append(value)
         return code
 
     def _set_row(self, slot: int, row: IndexRow) -> None:
@@ -269,13 +271,13 @@ class SearchIndex:
         """How much of the query each memory's own words hold (``BM25Index.coverage``): a
         turn's own text — not its speaker's name, nor the neighbours it is indexed with."""
         vocab = self.lexical.vocab
-        names = {code: name for name, code in self._codes.items()}
         held = []
         for s in slots:
             if s not in self._said:
                 held.append(self.lexical.terms_of(s))
                 continue
-            speaker = names.get(int(self._speaker.data[s]))  # said first: "speaker: text"
+            code = int(self._speaker.data[s])
+            speaker = self._named[code] if code >= 0 else None  # said first: "speaker: text"
             skip = len(self.tokenize(f"{speaker}:")) if speaker else 0
             held.append(frozenset(vocab[t] for t in self._said[s][skip:] if t in vocab))
         return dict(zip(slots, self.lexical.coverage(tokens, held), strict=True))
